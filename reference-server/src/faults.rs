@@ -1,0 +1,212 @@
+//! Test-only fault switches: each one makes the reference server break exactly one rule, so the
+//! conformance checker can be shown to catch it. All faults are deterministic (no randomness).
+//!
+//! Spec syntax (`--fault SPEC`, repeatable): `drop-broadcast=F`, `leak-to-non-member`,
+//! `omit-time`, `error-on-wrong-event`, `duplicate-broadcast`.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// One deliberate misbehaviour of the reference server.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fault {
+    /// Skip every round(1/F)-th room broadcast entirely (counted per room); F in 0..=1.
+    DropBroadcast(f64),
+    /// Also send every room broadcast to one connected socket that is not a member of the room.
+    LeakToNonMember,
+    /// Room broadcasts lack their `time` field.
+    OmitTime,
+    /// Errors caused by an `action` request are emitted on the `message` event instead.
+    ErrorOnWrongEvent,
+    /// Every room broadcast is emitted twice.
+    DuplicateBroadcast,
+}
+
+/// Why a `--fault` spec was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FaultParseError {
+    #[error(
+        "unknown fault {0:?} (known: drop-broadcast=F, leak-to-non-member, omit-time, \
+         error-on-wrong-event, duplicate-broadcast)"
+    )]
+    Unknown(String),
+    #[error("fault {0} takes no value")]
+    UnexpectedValue(String),
+    #[error("fault drop-broadcast needs a fraction, as in drop-broadcast=0.2")]
+    MissingValue,
+    #[error("drop-broadcast fraction {0:?} is not a number between 0 and 1")]
+    BadFraction(String),
+}
+
+impl FromStr for Fault {
+    type Err = FaultParseError;
+
+    fn from_str(spec: &str) -> Result<Self, Self::Err> {
+        let spec = spec.trim();
+        let (name, value) = match spec.split_once('=') {
+            Some((n, v)) => (n.trim(), Some(v.trim())),
+            None => (spec, None),
+        };
+        let bare = |fault: Fault| match value {
+            None => Ok(fault),
+            Some(_) => Err(FaultParseError::UnexpectedValue(name.to_string())),
+        };
+        match name {
+            "drop-broadcast" => {
+                let v = value.ok_or(FaultParseError::MissingValue)?;
+                let f: f64 = v
+                    .parse()
+                    .map_err(|_| FaultParseError::BadFraction(v.to_string()))?;
+                if !(0.0..=1.0).contains(&f) {
+                    return Err(FaultParseError::BadFraction(v.to_string()));
+                }
+                Ok(Fault::DropBroadcast(f))
+            }
+            "leak-to-non-member" => bare(Fault::LeakToNonMember),
+            "omit-time" => bare(Fault::OmitTime),
+            "error-on-wrong-event" => bare(Fault::ErrorOnWrongEvent),
+            "duplicate-broadcast" => bare(Fault::DuplicateBroadcast),
+            _ => Err(FaultParseError::Unknown(spec.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::DropBroadcast(x) => write!(f, "drop-broadcast={x}"),
+            Fault::LeakToNonMember => f.write_str("leak-to-non-member"),
+            Fault::OmitTime => f.write_str("omit-time"),
+            Fault::ErrorOnWrongEvent => f.write_str("error-on-wrong-event"),
+            Fault::DuplicateBroadcast => f.write_str("duplicate-broadcast"),
+        }
+    }
+}
+
+/// The faults of one server folded into flags, for cheap checks on the hot path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FaultSet {
+    /// Drop the n-th broadcast of a room when `n % period == 0`; `None` drops nothing.
+    pub drop_period: Option<u64>,
+    pub leak_to_non_member: bool,
+    pub omit_time: bool,
+    pub error_on_wrong_event: bool,
+    pub duplicate_broadcast: bool,
+}
+
+impl FaultSet {
+    pub fn new(faults: &[Fault]) -> FaultSet {
+        let mut set = FaultSet::default();
+        for fault in faults {
+            match *fault {
+                Fault::DropBroadcast(f) => set.drop_period = drop_period(f),
+                Fault::LeakToNonMember => set.leak_to_non_member = true,
+                Fault::OmitTime => set.omit_time = true,
+                Fault::ErrorOnWrongEvent => set.error_on_wrong_event = true,
+                Fault::DuplicateBroadcast => set.duplicate_broadcast = true,
+            }
+        }
+        set
+    }
+
+    /// True when the `n`-th (1-based) broadcast of a room must be dropped.
+    pub fn drops(&self, n: u64) -> bool {
+        matches!(self.drop_period, Some(p) if n % p == 0)
+    }
+}
+
+/// round(1/F): F = 0.2 drops every 5th broadcast, 0.5 every 2nd, 1 all of them, 0 none.
+fn drop_period(fraction: f64) -> Option<u64> {
+    if fraction.is_nan() || fraction <= 0.0 {
+        return None;
+    }
+    // fraction <= 1, so the period is at least 1; clamp in case of rounding surprises.
+    Some(((1.0 / fraction).round() as u64).max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_fault() {
+        assert_eq!(
+            "drop-broadcast=0.2".parse::<Fault>(),
+            Ok(Fault::DropBroadcast(0.2))
+        );
+        assert_eq!("leak-to-non-member".parse(), Ok(Fault::LeakToNonMember));
+        assert_eq!("omit-time".parse(), Ok(Fault::OmitTime));
+        assert_eq!("error-on-wrong-event".parse(), Ok(Fault::ErrorOnWrongEvent));
+        assert_eq!(
+            " duplicate-broadcast ".parse(),
+            Ok(Fault::DuplicateBroadcast)
+        );
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for spec in [
+            "drop-broadcast=0.25",
+            "leak-to-non-member",
+            "omit-time",
+            "error-on-wrong-event",
+            "duplicate-broadcast",
+        ] {
+            let fault: Fault = spec.parse().unwrap();
+            assert_eq!(fault.to_string(), spec);
+            assert_eq!(fault.to_string().parse::<Fault>().unwrap(), fault);
+        }
+    }
+
+    #[test]
+    fn rejects_bad_specs() {
+        assert_eq!(
+            "drop-broadcast".parse::<Fault>(),
+            Err(FaultParseError::MissingValue)
+        );
+        for bad in [
+            "drop-broadcast=1.5",
+            "drop-broadcast=-0.1",
+            "drop-broadcast=x",
+        ] {
+            assert!(
+                matches!(bad.parse::<Fault>(), Err(FaultParseError::BadFraction(_))),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            "omit-time=1".parse::<Fault>(),
+            Err(FaultParseError::UnexpectedValue(_))
+        ));
+        assert!(matches!(
+            "explode".parse::<Fault>(),
+            Err(FaultParseError::Unknown(_))
+        ));
+        assert!(matches!(
+            "".parse::<Fault>(),
+            Err(FaultParseError::Unknown(_))
+        ));
+    }
+
+    #[test]
+    fn drop_period_is_round_one_over_f() {
+        let period = |f| FaultSet::new(&[Fault::DropBroadcast(f)]).drop_period;
+        assert_eq!(period(0.2), Some(5));
+        assert_eq!(period(0.5), Some(2));
+        assert_eq!(period(0.3), Some(3));
+        assert_eq!(period(1.0), Some(1));
+        assert_eq!(period(0.0), None);
+        let set = FaultSet::new(&[Fault::DropBroadcast(0.5)]);
+        let dropped = (1..=10).filter(|&n| set.drops(n)).count();
+        assert_eq!(dropped, 5);
+        assert!(!FaultSet::default().drops(1));
+    }
+
+    #[test]
+    fn fault_set_folds_flags() {
+        let set = FaultSet::new(&[Fault::OmitTime, Fault::DuplicateBroadcast]);
+        assert!(set.omit_time && set.duplicate_broadcast);
+        assert!(!set.leak_to_non_member && !set.error_on_wrong_event);
+        assert_eq!(set.drop_period, None);
+    }
+}

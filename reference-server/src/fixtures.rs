@@ -1,0 +1,204 @@
+//! Users, tokens and rooms: the fixture data both the reference server and the driver read.
+//!
+//! The users file is the interface between roomrig and any server under test: it states each
+//! user's id, name, token and room, so the driver can authenticate against a foreign server and
+//! the oracle knows who must receive what even from a server that never sends `last_data`.
+//! Only the data format is shared; the oracle's rules live in the driver and never call into
+//! the server.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// One user of the fixture.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub user_id: u64,
+    pub username: String,
+    pub token: String,
+    /// The dorm room this user belongs to (`dorm`); dialects without fixed rooms leave it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room_id: Option<u64>,
+}
+
+/// One room of the fixture.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Room {
+    pub room_id: u64,
+    pub room_name: String,
+    pub owner_id: u64,
+    /// Capacity: 2 or 4 in `dorm`.
+    pub room_size: u32,
+    #[serde(default)]
+    pub notice: String,
+}
+
+/// The whole fixture: what a users file holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fixtures {
+    pub users: Vec<User>,
+    #[serde(default)]
+    pub rooms: Vec<Room>,
+}
+
+/// Why a users file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum FixtureError {
+    #[error("cannot read users file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("users file {path}: line {line}, column {column}: {message}")]
+    Parse {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("users file {path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl Fixtures {
+    /// Deterministic fixture: `count` users filling rooms of `room_size` in order.
+    ///
+    /// User `i` (1-based) has id `i`, name `user{i}`, token `t{splitmix64(i):016x}` and room
+    /// `(i - 1) / room_size + 1`; room `r` is named `room{r}` and owned by its first user. The
+    /// README documents this so another implementation can generate the same users.
+    pub fn generate(count: u64, room_size: u32) -> Fixtures {
+        let size = u64::from(room_size.max(1));
+        let users = (1..=count)
+            .map(|i| User {
+                user_id: i,
+                username: format!("user{i}"),
+                token: format!("t{:016x}", splitmix64(i)),
+                room_id: Some((i - 1) / size + 1),
+            })
+            .collect();
+        let rooms = (1..=count.div_ceil(size))
+            .map(|r| Room {
+                room_id: r,
+                room_name: format!("room{r}"),
+                owner_id: (r - 1) * size + 1,
+                room_size,
+                notice: String::new(),
+            })
+            .collect();
+        Fixtures { users, rooms }
+    }
+
+    /// Reads a users file (JSON) and checks that it is consistent.
+    pub fn load(path: &Path) -> Result<Fixtures, FixtureError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| FixtureError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let fixtures: Fixtures = serde_json::from_str(&text).map_err(|e| FixtureError::Parse {
+            path: shown.clone(),
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        })?;
+        fixtures
+            .validate()
+            .map_err(|message| FixtureError::Invalid {
+                path: shown,
+                message,
+            })?;
+        Ok(fixtures)
+    }
+
+    /// Writes the fixture as a users file (pretty JSON).
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(path, text)
+    }
+
+    /// Unique ids, names and tokens; every user's room exists and no room is over capacity.
+    pub fn validate(&self) -> Result<(), String> {
+        use std::collections::{HashMap, HashSet};
+        let mut ids = HashSet::new();
+        let mut names = HashSet::new();
+        let mut tokens = HashSet::new();
+        for u in &self.users {
+            if !ids.insert(u.user_id) {
+                return Err(format!("user_id {} appears twice", u.user_id));
+            }
+            if !names.insert(u.username.as_str()) {
+                return Err(format!("username {:?} appears twice", u.username));
+            }
+            if !tokens.insert(u.token.as_str()) {
+                return Err(format!("the token of user {} is not unique", u.user_id));
+            }
+        }
+        let rooms: HashMap<u64, &Room> = self.rooms.iter().map(|r| (r.room_id, r)).collect();
+        let mut occupancy: HashMap<u64, u32> = HashMap::new();
+        for u in &self.users {
+            if let Some(room_id) = u.room_id {
+                let Some(room) = rooms.get(&room_id) else {
+                    return Err(format!(
+                        "user {} is in room {room_id}, which the file does not list",
+                        u.user_id
+                    ));
+                };
+                let n = occupancy.entry(room_id).or_default();
+                *n += 1;
+                if *n > room.room_size {
+                    return Err(format!(
+                        "room {room_id} has more users than its room_size {}",
+                        room.room_size
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn user_by_token(&self, token: &str) -> Option<&User> {
+        self.users.iter().find(|u| u.token == token)
+    }
+}
+
+/// SplitMix64: a tiny, fully specified mixer, so other implementations can derive the same tokens.
+pub fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_fixture_fills_rooms_in_order() {
+        let f = Fixtures::generate(10, 4);
+        assert_eq!(f.users.len(), 10);
+        assert_eq!(f.rooms.len(), 3);
+        assert_eq!(f.users[3].room_id, Some(1));
+        assert_eq!(f.users[4].room_id, Some(2));
+        assert_eq!(f.rooms[1].owner_id, 5);
+        assert!(f.validate().is_ok());
+        assert_eq!(f, Fixtures::generate(10, 4), "generation is deterministic");
+    }
+
+    #[test]
+    fn overfull_room_is_rejected() {
+        let mut f = Fixtures::generate(4, 2);
+        f.users[2].room_id = Some(1);
+        assert!(f.validate().unwrap_err().contains("room_size"));
+    }
+
+    #[test]
+    fn parse_error_names_line_and_column() {
+        let dir = std::env::temp_dir().join(format!("rr-fixture-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("users.json");
+        std::fs::write(&path, "{\n  \"users\": [\n    {\"user_id\": \"x\"}\n  ]\n}").unwrap();
+        let err = Fixtures::load(&path).unwrap_err().to_string();
+        assert!(err.contains("line 3"), "{err}");
+    }
+}

@@ -1,0 +1,73 @@
+//! Synchronous ("inline") socketioxide handlers, which keep each socket's events in order.
+//!
+//! # Why not plain `socket.on(event, async |..| ..)`?
+//!
+//! In socketioxide 0.18 every message handler is async, and its `MessageHandler::call` (run
+//! synchronously by the socket's reader: the websocket read loop, or the loop over the packets
+//! of one polling POST) only runs the extractors and then `tokio::spawn`s the handler future. Two
+//! events sent back to back by one client therefore become two independent tasks; on the
+//! multi-threaded runtime they may run in either order, so a `join_room` immediately followed by
+//! `message` can be answered "not in room". The same holds for the disconnect handler, which is
+//! spawned too.
+//!
+//! `MessageHandler` and `DisconnectHandler` are public, non-sealed traits whose `call` is
+//! synchronous. Implementing them for our own wrapper runs the dialect's code right inside
+//! `call`, i.e. on the reader of that socket, in arrival order, with no task per event. The
+//! dialect code must therefore never block: it only takes short `std::sync::Mutex` locks and
+//! emits with `SocketRef::emit`, which queues the packet on the socket's bounded channel without
+//! awaiting (a full channel drops the packet for that one slow client).
+//!
+//! A second socketioxide ordering pitfall: the namespace's connect handler is also spawned, and
+//! only *after* the CONNECT packet has been queued to the client; handlers registered there can
+//! miss the first events of a fast client. Register handlers in a connect *middleware* instead,
+//! which is awaited before CONNECT is sent (see `dorm::install`).
+
+use std::sync::Arc;
+
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::{SocketRef, TryData};
+use socketioxide::handler::{DisconnectHandler, FromMessageParts as _, MessageHandler, Value};
+use socketioxide::socket::{DisconnectReason, Socket};
+use socketioxide::ParserError;
+
+/// The first argument of an event, as JSON, or why it could not be read (no argument, binary
+/// data that is not JSON...). Further arguments are ignored.
+pub type EventData = Result<serde_json::Value, ParserError>;
+
+/// Marker type that keeps our `MessageHandler`/`DisconnectHandler` impls apart from
+/// socketioxide's blanket impls for async closures.
+pub enum InlineMarker {}
+
+/// A message or disconnect handler that runs synchronously in socketioxide's dispatch path.
+pub struct Inline<F>(pub F);
+
+impl<A, F> MessageHandler<A, InlineMarker> for Inline<F>
+where
+    A: Adapter,
+    F: Fn(SocketRef<A>, EventData) + Send + Sync + 'static,
+{
+    fn call(&self, s: Arc<Socket<A>>, mut v: Value, ack_id: Option<i64>) {
+        // TryData never fails: a payload that does not decode is handed over as an Err.
+        let data = match TryData::<serde_json::Value>::from_message_parts(&s, &mut v, &ack_id) {
+            Ok(TryData(data)) => data,
+            Err(never) => match never {},
+        };
+        (self.0)(SocketRef::from(s), data);
+    }
+}
+
+impl<A, F> DisconnectHandler<A, InlineMarker> for Inline<F>
+where
+    A: Adapter,
+    F: Fn(SocketRef<A>, DisconnectReason) + Send + Sync + 'static,
+{
+    fn call_with_defer(
+        &self,
+        s: Arc<Socket<A>>,
+        reason: DisconnectReason,
+        defer: fn(Arc<Socket<A>>),
+    ) {
+        (self.0)(SocketRef::from(s.clone()), reason);
+        defer(s);
+    }
+}

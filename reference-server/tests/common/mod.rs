@@ -1,0 +1,255 @@
+//! Shared helpers of the reference-server integration tests: a server on its own runtime, a
+//! rust_socketio (EIO4) test client and a raw websocket client for hand-written frames.
+#![allow(dead_code)]
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use reference_server::faults::Fault;
+use reference_server::fixtures::Fixtures;
+use reference_server::{start, Dialect, RunningServer, ServerConfig};
+use rust_socketio::{ClientBuilder, Event, Payload, TransportType};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+
+pub const WAIT: Duration = Duration::from_secs(3);
+
+/// A reference server on a private 2-worker runtime, so that tests may block freely.
+pub struct TestServer {
+    pub url: String,
+    pub fixtures: Fixtures,
+    server: Option<RunningServer>,
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl TestServer {
+    /// Dorm server on 127.0.0.1:0 with `users` generated users in rooms of `room_size`.
+    pub fn dorm(users: u64, room_size: u32, faults: Vec<Fault>) -> TestServer {
+        let fixtures = Fixtures::generate(users, room_size);
+        let mut config = ServerConfig::new(
+            Dialect::Dorm,
+            "127.0.0.1:0".parse().unwrap(),
+            fixtures.clone(),
+        );
+        config.faults = faults;
+        TestServer::start(config)
+    }
+
+    pub fn start(config: ServerConfig) -> TestServer {
+        let fixtures = config.fixtures.clone();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = rt.block_on(start(config)).expect("server starts");
+        TestServer {
+            url: server.url(),
+            fixtures,
+            server: Some(server),
+            rt: Some(rt),
+        }
+    }
+
+    pub fn token(&self, user_id: u64) -> String {
+        self.fixtures
+            .users
+            .iter()
+            .find(|u| u.user_id == user_id)
+            .unwrap()
+            .token
+            .clone()
+    }
+
+    /// Runs `fut` on the server's runtime (for async test clients).
+    pub fn block_on<F: std::future::Future>(&self, fut: F) -> F::Output {
+        self.rt.as_ref().unwrap().block_on(fut)
+    }
+
+    pub fn ws_url(&self, eio: u8) -> String {
+        format!(
+            "{}/socket.io/?EIO={eio}&transport=websocket",
+            self.url.replacen("http://", "ws://", 1)
+        )
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let (Some(rt), Some(server)) = (self.rt.take(), self.server.take()) {
+            rt.block_on(server.shutdown());
+            rt.shutdown_timeout(Duration::from_secs(1));
+        }
+    }
+}
+
+/// A rust_socketio client whose received events are queued for the test to inspect.
+pub struct SioClient {
+    client: rust_socketio::client::Client,
+    rx: mpsc::Receiver<(String, Value)>,
+}
+
+impl SioClient {
+    pub fn connect(url: &str) -> SioClient {
+        SioClient::connect_with(url, TransportType::Websocket)
+    }
+
+    /// Connects and waits until the namespace is connected (rust_socketio's `connect()` returns
+    /// before CONNECT is answered, and events emitted earlier may be dropped by the server).
+    pub fn connect_with(url: &str, transport: TransportType) -> SioClient {
+        let (tx, rx) = mpsc::channel();
+        let (open_tx, open_rx) = mpsc::channel();
+        let client = ClientBuilder::new(url)
+            .transport_type(transport)
+            .reconnect(false)
+            .on(Event::Connect, move |_, _| {
+                open_tx.send(()).ok();
+            })
+            .on_any(move |event, payload, _| {
+                let value = match payload {
+                    Payload::Text(mut values) if !values.is_empty() => values.swap_remove(0),
+                    other => Value::String(format!("{other:?}")),
+                };
+                tx.send((String::from(event), value)).ok();
+            })
+            .connect()
+            .expect("rust_socketio connects");
+        open_rx
+            .recv_timeout(WAIT)
+            .expect("namespace connected in time");
+        SioClient { client, rx }
+    }
+
+    pub fn emit(&self, event: &str, data: Value) {
+        self.client.emit(event, data).expect("emit");
+    }
+
+    pub fn recv(&self, timeout: Duration) -> Option<(String, Value)> {
+        self.rx.recv_timeout(timeout).ok()
+    }
+
+    /// The next event, which must be `event`.
+    pub fn expect(&self, event: &str) -> Value {
+        match self.recv(WAIT) {
+            Some((name, value)) if name == event => value,
+            Some((name, value)) => panic!("expected {event}, got {name} {value}"),
+            None => panic!("expected {event}, got nothing within {WAIT:?}"),
+        }
+    }
+
+    /// Everything that arrives within `window`.
+    pub fn drain(&self, window: Duration) -> Vec<(String, Value)> {
+        let deadline = Instant::now() + window;
+        let mut out = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.rx.recv_timeout(left) {
+                Ok(ev) => out.push(ev),
+                Err(_) => break,
+            }
+        }
+        out
+    }
+
+    /// Joins with `token` and returns `last_data`.
+    pub fn join(&self, token: &str) -> Value {
+        self.emit("join_room", serde_json::json!({ "token": token }));
+        self.expect("last_data")
+    }
+
+    pub fn disconnect(&self) {
+        self.client.disconnect().ok();
+    }
+}
+
+/// A raw Engine.IO websocket connection, to send arbitrary frames.
+pub struct RawWs {
+    pub ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    pub eio: u8,
+}
+
+impl RawWs {
+    /// Opens the websocket and reads the Engine.IO OPEN packet (`0{...}`).
+    pub async fn open(url: &str, eio: u8) -> (RawWs, Value) {
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("websocket connects");
+        let mut raw = RawWs { ws, eio };
+        let open = raw.next_text(WAIT).await.expect("open packet");
+        let handshake = open.strip_prefix('0').expect("OPEN packet starts with 0");
+        (raw, serde_json::from_str(handshake).unwrap())
+    }
+
+    /// EIO4: opens and connects namespace `/` (sends `40`, waits for `40{"sid":...}`).
+    pub async fn connect_v4(url: &str) -> RawWs {
+        let (mut raw, _) = RawWs::open(url, 4).await;
+        raw.send("40").await;
+        let connect = raw.next_text(WAIT).await.expect("CONNECT answer");
+        assert!(connect.starts_with("40{"), "{connect}");
+        raw
+    }
+
+    pub async fn send(&mut self, frame: &str) {
+        self.ws
+            .send(Message::text(frame.to_string()))
+            .await
+            .expect("send frame");
+    }
+
+    /// Sends a frame; false if the connection is gone.
+    pub async fn try_send(&mut self, frame: &str) -> bool {
+        self.ws.send(Message::text(frame.to_string())).await.is_ok()
+    }
+
+    /// Next text frame within `timeout`, answering EIO4 pings on the way (engineioxide sends the
+    /// first one right after the handshake); `None` on timeout or close.
+    pub async fn next_text(&mut self, timeout: Duration) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .ok()??;
+            match msg {
+                Ok(Message::Text(t)) if t.as_str() == "2" && self.eio == 4 => {
+                    if !self.try_send("3").await {
+                        return None;
+                    }
+                }
+                Ok(Message::Text(t)) => return Some(t.as_str().to_string()),
+                Ok(Message::Close(_)) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Next Socket.IO EVENT (`42[...]`) as (event, first argument).
+    pub async fn next_event(&mut self, timeout: Duration) -> Option<(String, Value)> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.checked_duration_since(tokio::time::Instant::now())?;
+            let text = self.next_text(left).await?;
+            if let Some(json) = text.strip_prefix("42") {
+                let v: Vec<Value> = serde_json::from_str(json).expect("event is a JSON array");
+                let name = v[0].as_str().unwrap().to_string();
+                return Some((name, v.get(1).cloned().unwrap_or(Value::Null)));
+            }
+        }
+    }
+
+    /// Emits `event` with one JSON argument.
+    pub async fn emit(&mut self, event: &str, data: &Value) {
+        let frame = format!("42{}", serde_json::json!([event, data]));
+        self.send(&frame).await;
+    }
+}
+
+/// True for `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+pub fn is_rfc3339_millis_utc(v: &Value) -> bool {
+    let Some(s) = v.as_str() else { return false };
+    s.len() == 24
+        && s.ends_with('Z')
+        && s.as_bytes()[19] == b'.'
+        && chrono::DateTime::parse_from_rfc3339(s).is_ok()
+}

@@ -1,0 +1,154 @@
+//! The `roomrig` command line: `run` drives a scenario, `serve` runs the reference server.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::driver::{self, RunError, RunOptions};
+use crate::exit::Exit;
+use crate::report;
+use crate::scenario::Scenario;
+
+#[derive(Parser, Debug)]
+#[command(name = "roomrig", version, about = "Load-testing and conformance harness for real-time room protocols over Socket.IO and WebSocket")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a scenario against a target (or the embedded reference server) and report.
+    Run(RunArgs),
+    /// Run the bundled reference server on its own.
+    Serve(reference_server::ServeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// The scenario file (YAML).
+    pub scenario: PathBuf,
+    /// Drive this server (http://host:port) instead of the scenario's target or the embedded server.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Override the scenario's seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Users file (JSON) to use instead of the scenario's users.
+    #[arg(long)]
+    pub users: Option<PathBuf>,
+    /// Write summary.json and histograms.hlog into this directory [default: reports/<run-id>].
+    #[arg(long)]
+    pub report_dir: Option<PathBuf>,
+    /// SHOULD violations fail the run too.
+    #[arg(long)]
+    pub strict: bool,
+    /// No live progress view.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// The run is invalid if the p99 lateness of sends behind their schedule exceeds this (ms).
+    #[arg(long, default_value_t = 100)]
+    pub max_lateness_ms: u64,
+    /// Test-only: break the embedded reference server in one way (e.g. drop-broadcast=0.2).
+    #[arg(long, hide = true)]
+    pub server_fault: Vec<String>,
+}
+
+/// Parses the command line, runs, and returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { Exit::Usage.code() } else { Exit::Pass.code() };
+        }
+    };
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return Exit::Internal.code();
+        }
+    };
+    match cli.command {
+        Command::Run(args) => runtime.block_on(run(args)),
+        Command::Serve(args) => match runtime.block_on(reference_server::serve_cli(args)) {
+            Ok(()) => Exit::Pass.code(),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                Exit::Usage.code()
+            }
+        },
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ROOMRIG_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn run(args: RunArgs) -> i32 {
+    let scenario = match Scenario::load(&args.scenario) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Usage.code();
+        }
+    };
+    let opts = RunOptions {
+        target: args.target.clone(),
+        seed: args.seed,
+        users_file: args.users.clone(),
+        server_faults: args.server_fault.clone(),
+        progress: !args.no_progress,
+        max_lateness: Duration::from_millis(args.max_lateness_ms),
+    };
+    let name = scenario.name.clone();
+    let result = match driver::run(scenario, opts).await {
+        Ok(r) => r,
+        Err(e @ RunError::Unreachable { .. }) => {
+            eprintln!("error: {e}");
+            return Exit::Unreachable.code();
+        }
+        Err(RunError::Setup(msg)) => {
+            eprintln!("error: {msg}");
+            return Exit::Usage.code();
+        }
+    };
+    let run_id = format!(
+        "{}-{}-s{}",
+        result.started_at.format("%Y%m%d-%H%M%S"),
+        sanitize(&name),
+        result.seed
+    );
+    let summary = report::summarize(&result, &args.scenario, &run_id, args.strict);
+    print!("{}", report::console(&summary));
+    let dir = args
+        .report_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("reports").join(&run_id));
+    match report::write_files(&summary, &result, &dir) {
+        Ok(paths) => {
+            for p in paths {
+                println!("wrote {}", p.display());
+            }
+            summary.verdict.exit_code
+        }
+        Err(e) => {
+            eprintln!("error: cannot write the report into {}: {e}", dir.display());
+            Exit::Internal.code()
+        }
+    }
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect()
+}

@@ -1,0 +1,218 @@
+//! `dorm` (seed 000): dorm-room life game. Every request carries `{token}`; members of a room
+//! receive each `message` and `action` broadcast, the sender included; errors come back on the
+//! request's own event as `{error}`.
+
+use std::collections::BTreeMap;
+
+use rand::Rng;
+use serde_json::{json, Value};
+
+use super::{
+    content_id, no_params, Attribution, Delivery, DialectSpec, Effect, EventSpec, OpContext,
+    OpSpec, Request,
+};
+use crate::oracle::shape::{Field, Ty};
+
+const ROOMMATE: &[Field] = &[
+    Field::req("username", Ty::Str),
+    Field::req("user_id", Ty::Id),
+    Field::req("action", Ty::ActionCode),
+    Field::req("join_time", Ty::Time),
+];
+
+pub static SPEC: DialectSpec = DialectSpec {
+    name: "dorm",
+    events: &[
+        EventSpec {
+            name: "last_data",
+            shape: Ty::Obj(&[
+                Field::req(
+                    "current_user_data",
+                    Ty::Obj(&[Field::req("user_id", Ty::Id), Field::req("username", Ty::Str)]),
+                ),
+                Field::req(
+                    "room_data",
+                    Ty::Obj(&[
+                        Field::req("room_id", Ty::Id),
+                        Field::req("room_name", Ty::Str),
+                        Field::req("owner_id", Ty::Id),
+                        Field::req("room_size", Ty::Int),
+                        Field::req("count", Ty::Int),
+                        Field::req("create_time", Ty::Time),
+                        Field::req("notice", Ty::StrOrNull),
+                    ]),
+                ),
+                Field::req("roommates_data", Ty::Arr(&Ty::Obj(ROOMMATE))),
+            ]),
+            delivery: Delivery::Requester,
+            forbidden: &[],
+            attribution: Attribution::Reply,
+        },
+        EventSpec {
+            name: "message",
+            shape: Ty::Obj(&[
+                Field::req("user_id", Ty::Id),
+                Field::req("message", Ty::Str),
+                Field::req("time", Ty::Time),
+            ]),
+            delivery: Delivery::RoomInclSender,
+            // The seed echoes the sender's token to the room; that leaks a credential.
+            forbidden: &["token"],
+            attribution: Attribution::ContentId {
+                field: "message",
+                sender_field: "user_id",
+            },
+        },
+        EventSpec {
+            name: "action",
+            shape: Ty::Obj(&[
+                Field::req("user_id", Ty::Id),
+                Field::req("action", Ty::ActionCode),
+                Field::req("time", Ty::Time),
+            ]),
+            delivery: Delivery::RoomInclSender,
+            forbidden: &["token"],
+            attribution: Attribution::SenderFifo {
+                sender_field: "user_id",
+                value_field: "action",
+            },
+        },
+    ],
+    ops: &[
+        OpSpec {
+            name: "join_room",
+            summary: "join the user's dorm room; the server answers last_data",
+            check_params: no_params,
+            build: |ctx, _, _| Request {
+                event: "join_room",
+                args: vec![json!({ "token": ctx.token })],
+                effect: Effect::Join { reply: "last_data" },
+            },
+        },
+        OpSpec {
+            name: "leave_room",
+            summary: "leave the room; no reply on success",
+            check_params: no_params,
+            build: |ctx, _, _| Request {
+                event: "leave_room",
+                args: vec![json!({ "token": ctx.token })],
+                effect: Effect::Leave,
+            },
+        },
+        OpSpec {
+            name: "message",
+            summary: "chat message to the room: {size: bytes} (default 32)",
+            check_params: check_message,
+            build: build_message,
+        },
+        OpSpec {
+            name: "action",
+            summary: "set an action: \"00\"..\"09\", null (cancel), random, or an invalid code",
+            check_params: check_action,
+            build: build_action,
+        },
+    ],
+    error_shape: Ty::Obj(&[Field::req("error", Ty::Str)]),
+    check_reply,
+};
+
+/// `last_data` must describe the joiner and a room that contains it, with `count` members.
+fn check_reply(event: &str, payload: &Value, ctx: &OpContext) -> Result<(), String> {
+    if event != "last_data" {
+        return Ok(());
+    }
+    let me = &payload["current_user_data"]["user_id"];
+    if !same_id(me, ctx.user_id) {
+        return Err(format!("current_user_data.user_id is {me}, the joiner is {}", ctx.user_id));
+    }
+    let mates = payload["roommates_data"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    if !mates.iter().any(|m| same_id(&m["user_id"], ctx.user_id)) {
+        return Err(format!("roommates_data does not list the joiner {}", ctx.user_id));
+    }
+    let count = &payload["room_data"]["count"];
+    if count.as_u64() != Some(mates.len() as u64) {
+        return Err(format!("room_data.count is {count}, roommates_data lists {}", mates.len()));
+    }
+    Ok(())
+}
+
+/// Ids may be numbers or strings on the wire; `7` and `"7"` are the same user.
+pub fn same_id(v: &Value, id: u64) -> bool {
+    match v {
+        Value::Number(n) => n.as_u64() == Some(id),
+        Value::String(s) => s.parse::<u64>().ok() == Some(id),
+        _ => false,
+    }
+}
+
+/// The action codes of the seed: 00 snacks … 09 desk; `null` cancels.
+pub fn is_valid_action(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.len() == 2 && s.starts_with('0') && s.as_bytes()[1].is_ascii_digit(),
+        _ => false,
+    }
+}
+
+fn check_message(p: &BTreeMap<String, Value>) -> Result<(), String> {
+    for (k, v) in p {
+        match k.as_str() {
+            "size" => {
+                let n = v.as_u64().ok_or("`size` must be a whole number of bytes")?;
+                if !(16..=65536).contains(&n) {
+                    return Err("`size` must be between 16 and 65536 bytes".into());
+                }
+            }
+            other => return Err(format!("unknown parameter `{other}`; expected `size`")),
+        }
+    }
+    Ok(())
+}
+
+fn build_message(ctx: &OpContext, p: &BTreeMap<String, Value>, _: &mut dyn rand::RngCore) -> Request {
+    let size = p.get("size").and_then(Value::as_u64).unwrap_or(32) as usize;
+    Request {
+        event: "message",
+        args: vec![json!({ "token": ctx.token, "message": content_id(ctx.client, ctx.seq, size) })],
+        effect: Effect::Broadcast {
+            event: "message",
+            seq: Some(ctx.seq),
+            value: None,
+        },
+    }
+}
+
+fn check_action(p: &BTreeMap<String, Value>) -> Result<(), String> {
+    for k in p.keys() {
+        if k != "value" {
+            return Err(format!(
+                "unknown parameter `{k}`; write `action: \"05\"`, `action: null` or `action: random`"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn build_action(ctx: &OpContext, p: &BTreeMap<String, Value>, rng: &mut dyn rand::RngCore) -> Request {
+    let value = match p.get("value") {
+        None => Value::Null,
+        Some(Value::String(s)) if s == "random" => {
+            Value::String(format!("0{}", rng.random_range(0..10)))
+        }
+        Some(v) => v.clone(),
+    };
+    let effect = if is_valid_action(&value) {
+        Effect::Broadcast {
+            event: "action",
+            seq: None,
+            value: Some(value.clone()),
+        }
+    } else {
+        Effect::Error
+    };
+    Request {
+        event: "action",
+        args: vec![json!({ "token": ctx.token, "action": value })],
+        effect,
+    }
+}

@@ -1,0 +1,332 @@
+//! The driver: plans the open-loop schedule, starts the embedded reference server when the
+//! scenario names no target, runs every simulated client, and gathers what the oracle and the
+//! histograms saw into a [`RunResult`]. Presenting it is the report module's job.
+
+mod progress;
+mod vu;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use reference_server::fixtures::Fixtures;
+use tokio::time::Instant;
+
+use crate::client::{ClientConfig, Connection};
+use crate::dialect::{self, DialectSpec};
+use crate::metrics::{Metrics, Pair};
+use crate::oracle::{Micros, Oracle, RuleTally};
+use crate::scenario::{Scenario, UsersSpec};
+use crate::resources::Usage;
+use crate::schedule;
+
+/// A monotonically updated counter shown live and in the report.
+#[derive(Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn dec(&self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Live counters of a run.
+#[derive(Default)]
+pub struct Counters {
+    pub planned: Counter,
+    pub connecting: Counter,
+    pub connected: Counter,
+    pub active: Counter,
+    pub connect_errors: Counter,
+    pub sent: Counter,
+    pub received: Counter,
+    pub unexpected_closes: Counter,
+}
+
+/// A user as the driver needs it.
+pub struct UserInfo {
+    pub user_id: u64,
+    pub username: String,
+    pub token: String,
+    pub room: Option<u64>,
+}
+
+/// What every client task of a run shares.
+pub struct Shared {
+    pub scenario: Arc<Scenario>,
+    pub spec: &'static DialectSpec,
+    pub target: String,
+    pub client_config: ClientConfig,
+    pub users: Vec<UserInfo>,
+    pub by_user_id: HashMap<u64, u32>,
+    pub oracle: Oracle,
+    pub metrics: Metrics,
+    pub counters: Counters,
+    pub start: Instant,
+    pub stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Shared {
+    /// Microseconds since the start of the run.
+    pub fn now(&self) -> Micros {
+        self.micros_of(Instant::now())
+    }
+    pub fn micros_of(&self, at: Instant) -> Micros {
+        at.saturating_duration_since(self.start).as_micros() as u64
+    }
+    pub fn instant_of(&self, at: Micros) -> Instant {
+        self.start + Duration::from_micros(at.min(u64::MAX / 4))
+    }
+}
+
+/// How to run a scenario, beyond the scenario itself.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Overrides the scenario's target.
+    pub target: Option<String>,
+    /// Overrides the scenario's seed.
+    pub seed: Option<u64>,
+    /// Overrides the scenario's users with a users file.
+    pub users_file: Option<std::path::PathBuf>,
+    /// Test-only defects of the embedded reference server (`--server-fault`).
+    pub server_faults: Vec<String>,
+    /// Show the live progress view.
+    pub progress: bool,
+    /// A run whose send lateness p99 exceeds this is invalid (the generator fell behind).
+    pub max_lateness: Duration,
+}
+
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("target {target} is unreachable or does not speak Socket.IO (EIO={eio}): {reason}")]
+    Unreachable {
+        target: String,
+        eio: String,
+        reason: String,
+    },
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Everything a run measured, ready for reports.
+pub struct RunResult {
+    pub scenario: Arc<Scenario>,
+    pub target: String,
+    pub embedded: bool,
+    pub seed: u64,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub duration: Duration,
+    pub interrupted: bool,
+    pub planned_clients: u64,
+    pub users_available: u64,
+    pub connected: u64,
+    pub connect_errors: u64,
+    pub unexpected_closes: u64,
+    pub sent: u64,
+    pub received: u64,
+    pub metrics: BTreeMap<&'static str, Pair>,
+    pub violations: BTreeMap<String, RuleTally>,
+    pub max_lateness: Duration,
+    /// The process's resource use before the first client and at the end.
+    pub usage_before: Usage,
+    pub usage_after: Usage,
+}
+
+/// Loads the users a scenario names.
+pub fn load_fixtures(scenario: &Scenario, users_file: Option<&std::path::Path>) -> Result<Fixtures, RunError> {
+    match (users_file, &scenario.users) {
+        (Some(path), _) => Fixtures::load(path).map_err(|e| RunError::Setup(e.to_string())),
+        (None, UsersSpec::File(path)) => {
+            Fixtures::load(path).map_err(|e| RunError::Setup(e.to_string()))
+        }
+        (None, UsersSpec::Generate { count, room_size }) => Ok(Fixtures::generate(*count, *room_size)),
+    }
+}
+
+/// Runs a scenario to the end (or to Ctrl-C) and returns what it measured.
+pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunError> {
+    let mut scenario = scenario;
+    if let Some(seed) = opts.seed {
+        scenario.seed = seed;
+    }
+    let scenario = Arc::new(scenario);
+    let fixtures = load_fixtures(&scenario, opts.users_file.as_deref())?;
+    let spec = dialect::spec(&scenario.dialect.0);
+
+    // The target: a given server, or the embedded reference server on a free loopback port.
+    let explicit_target = opts.target.clone().or_else(|| scenario.target.clone());
+    let embedded = match &explicit_target {
+        Some(_) => None,
+        None => Some(start_embedded(&scenario, &fixtures, &opts.server_faults).await?),
+    };
+    let target = explicit_target.unwrap_or_else(|| embedded.as_ref().expect("embedded").url());
+
+    let client_config = ClientConfig {
+        eio: scenario.eio,
+        ..ClientConfig::default()
+    };
+    preflight(&target, &client_config).await?;
+
+    let users: Vec<UserInfo> = fixtures
+        .users
+        .iter()
+        .map(|u| UserInfo {
+            user_id: u.user_id,
+            username: u.username.clone(),
+            token: u.token.clone(),
+            room: u.room_id,
+        })
+        .collect();
+    let by_user_id = users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (u.user_id, i as u32))
+        .collect();
+    let arrivals = schedule::arrivals(&scenario, users.len());
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let shared = Arc::new(Shared {
+        spec,
+        target: target.clone(),
+        client_config,
+        oracle: Oracle::new(
+            spec.name,
+            scenario.deadline().as_micros() as u64,
+            users.iter().map(|u| u.username.clone()).collect(),
+        ),
+        users,
+        by_user_id,
+        metrics: Metrics::new(workers * 2),
+        counters: Counters::default(),
+        // A short lead so the first arrivals are not late before the tasks exist.
+        start: Instant::now() + Duration::from_millis(50),
+        stop: tokio::sync::watch::channel(false).0,
+        scenario: scenario.clone(),
+    });
+    shared.counters.planned.0.store(arrivals.len() as u64, Ordering::Relaxed);
+    let started_at = chrono::Utc::now();
+    let planned = arrivals.len() as u64;
+    let schedule_end = arrivals.last().map_or(Duration::ZERO, |a| a.at);
+
+    let usage_before = Usage::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for arrival in arrivals {
+        tasks.spawn(vu::run(shared.clone(), arrival));
+    }
+    let sweeper = tokio::spawn(sweep_loop(shared.clone()));
+    let progress = opts
+        .progress
+        .then(|| tokio::spawn(progress::show(shared.clone(), schedule_end)));
+
+    let interrupted = Arc::new(AtomicBool::new(false));
+    {
+        let all_done = async { while tasks.join_next().await.is_some() {} };
+        tokio::pin!(all_done);
+        tokio::select! {
+            _ = &mut all_done => {}
+            _ = tokio::signal::ctrl_c() => {
+                interrupted.store(true, Ordering::Relaxed);
+                shared.stop.send_replace(true);
+                // Clients close their connections; give them a moment, then stop waiting.
+                let _ = tokio::time::timeout(Duration::from_secs(3), &mut all_done).await;
+            }
+        }
+    }
+    tasks.abort_all();
+    sweeper.abort();
+    // Everything still in flight is now either received or missing.
+    shared.oracle.sweep_and_report(Micros::MAX);
+    if let Some(p) = progress {
+        p.abort();
+        let _ = p.await;
+    }
+    let duration = shared.start.elapsed();
+    let usage_after = Usage::now();
+    if let Some(server) = embedded {
+        server.shutdown().await;
+    }
+
+    let c = &shared.counters;
+    Ok(RunResult {
+        scenario: scenario.clone(),
+        target,
+        embedded: scenario.target.is_none() && opts.target.is_none(),
+        seed: scenario.seed,
+        started_at,
+        duration,
+        interrupted: interrupted.load(Ordering::Relaxed),
+        planned_clients: planned,
+        users_available: fixtures.users.len() as u64,
+        connected: c.connected.get(),
+        connect_errors: c.connect_errors.get(),
+        unexpected_closes: c.unexpected_closes.get(),
+        sent: c.sent.get(),
+        received: c.received.get(),
+        metrics: shared.metrics.merged(),
+        violations: shared.oracle.tallies(),
+        max_lateness: opts.max_lateness,
+        usage_before,
+        usage_after,
+    })
+}
+
+async fn start_embedded(
+    scenario: &Scenario,
+    fixtures: &Fixtures,
+    faults: &[String],
+) -> Result<reference_server::RunningServer, RunError> {
+    let dialect = scenario
+        .dialect
+        .0
+        .parse::<reference_server::Dialect>()
+        .map_err(|e| RunError::Setup(format!("embedded server: {e}")))?;
+    let mut config = reference_server::ServerConfig::new(
+        dialect,
+        "127.0.0.1:0".parse().expect("loopback address"),
+        fixtures.clone(),
+    );
+    config.ping_interval = scenario.server.ping_interval.0;
+    config.ping_timeout = scenario.server.ping_timeout.0;
+    config.faults = faults
+        .iter()
+        .map(|f| f.parse().map_err(|e| RunError::Setup(format!("--server-fault {f}: {e}"))))
+        .collect::<Result<_, _>>()?;
+    reference_server::start(config)
+        .await
+        .map_err(|e| RunError::Setup(format!("cannot start the embedded reference server: {e}")))
+}
+
+/// One connection before the load, so an unreachable or non-speaking target fails fast.
+async fn preflight(target: &str, config: &ClientConfig) -> Result<(), RunError> {
+    let config = ClientConfig {
+        connect_timeout: Duration::from_secs(5),
+        ..config.clone()
+    };
+    match Connection::connect(target, &config).await {
+        Ok(conn) => {
+            conn.close().await;
+            Ok(())
+        }
+        Err(e) => Err(RunError::Unreachable {
+            target: target.to_string(),
+            eio: config.eio.to_string(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// Declares broadcasts missing as their deadline passes, so memory stays bounded.
+async fn sweep_loop(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tick.tick().await;
+        shared.oracle.sweep_and_report(shared.now());
+    }
+}

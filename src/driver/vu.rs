@@ -1,0 +1,786 @@
+//! One simulated client (a virtual user): connects at its intended arrival time, runs its
+//! group's flow on the open-loop schedule, and hands every received event to the oracle.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::Value;
+
+use super::Shared;
+use crate::client::{CloseReason, Connection, Incoming};
+use crate::dialect::{dorm::same_id, Attribution, Effect, OpContext};
+use crate::oracle::rules::Check;
+use crate::oracle::shape::{self, Problem};
+use crate::oracle::{ClientId, Micros, Receipt, RoomKey};
+use crate::scenario::{Step, Think};
+use crate::schedule::{client_rng, Arrival};
+
+/// A request whose reply or error has not come yet.
+struct Pending {
+    kind: PendingKind,
+    /// The request's event name.
+    request: &'static str,
+    intended: Micros,
+    sent: Micros,
+    due: Micros,
+}
+
+#[derive(PartialEq)]
+enum PendingKind {
+    /// A reply event (e.g. `last_data`) must come.
+    Reply { event: &'static str, room: Option<RoomKey> },
+    /// An error must come on the request's own event.
+    Error,
+}
+
+/// Position in a (possibly nested) flow.
+struct Frame<'a> {
+    steps: &'a [Step],
+    pc: usize,
+    remaining: Option<u32>,
+    until: Option<Micros>,
+}
+
+/// What the client is waiting for before its next step.
+struct Waiting {
+    event: String,
+    until: Micros,
+}
+
+/// Runs one client to the end of its flow (or until the run stops).
+pub async fn run(shared: Arc<Shared>, arrival: Arrival) {
+    let mut stop = shared.stop.subscribe();
+    let start_at = shared.start + arrival.at;
+    tokio::select! {
+        _ = tokio::time::sleep_until(start_at) => {}
+        _ = stopped(&mut stop) => return,
+    }
+    let me = arrival.client;
+    let intended = shared.micros_of(start_at);
+    let begun = shared.now();
+    shared.counters.connecting.inc();
+    let connect = tokio::select! {
+        c = Connection::connect(&shared.target, &shared.client_config) => c,
+        _ = stopped(&mut stop) => { shared.counters.connecting.dec(); return }
+    };
+    shared.counters.connecting.dec();
+    let conn = match connect {
+        Ok(c) => c,
+        Err(e) => {
+            shared.counters.connect_errors.inc();
+            let now = shared.now();
+            shared.oracle.violate(
+                me,
+                "connection",
+                Check::ConnectFailed,
+                now,
+                "a Socket.IO session".into(),
+                e.to_string(),
+            );
+            return;
+        }
+    };
+    let now = shared.now();
+    shared.metrics.record("connect", now - intended, now - begun);
+    shared.counters.connected.inc();
+    shared.counters.active.inc();
+    let mut vu = Vu {
+        me,
+        room: shared.users[me as usize].room,
+        rng: client_rng(shared.scenario.seed, me),
+        conn,
+        shared: shared.clone(),
+        pending: Vec::new(),
+        tolerated_errors: HashMap::new(),
+        last_seq: HashMap::new(),
+        received_since_step: Vec::new(),
+        seq: 0,
+        member: false,
+        closed: false,
+    };
+    let flow = &shared.scenario.clients[arrival.group].flow;
+    vu.run_flow(flow, intended, &mut stop).await;
+    shared.counters.active.dec();
+}
+
+struct Vu {
+    me: ClientId,
+    room: Option<RoomKey>,
+    rng: ChaCha8Rng,
+    conn: Connection,
+    shared: Arc<Shared>,
+    pending: Vec<Pending>,
+    /// Errors allowed on an event because its request was sent while not a confirmed member.
+    tolerated_errors: HashMap<&'static str, u32>,
+    /// Highest content sequence seen per sender (order check).
+    last_seq: HashMap<ClientId, u64>,
+    /// Event names received since the current step began (for `expect`).
+    received_since_step: Vec<String>,
+    seq: u64,
+    member: bool,
+    closed: bool,
+}
+
+impl Vu {
+    async fn run_flow(
+        &mut self,
+        flow: &[Step],
+        mut sched: Micros,
+        stop: &mut tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut stack = vec![Frame {
+            steps: flow,
+            pc: 0,
+            remaining: None,
+            until: None,
+        }];
+        let mut waiting: Option<Waiting> = None;
+        loop {
+            if self.closed {
+                return;
+            }
+            // Decide the next step unless an `expect` is still open.
+            if waiting.is_none() {
+                let Some(step) = next_step(&mut stack, sched) else {
+                    break;
+                };
+                match step {
+                    Step::Think(t) => {
+                        sched += self.think(t);
+                        continue;
+                    }
+                    Step::Loop(l) => {
+                        stack.push(Frame {
+                            steps: &l.steps,
+                            pc: 0,
+                            remaining: l.count,
+                            until: l.duration.map(|d| sched + d.0.as_micros() as u64),
+                        });
+                        continue;
+                    }
+                    Step::Expect(e) => {
+                        let now = self.shared.now();
+                        if self.received_since_step.iter().any(|n| *n == e.event) {
+                            sched = sched.max(now);
+                            self.received_since_step.clear();
+                            continue;
+                        }
+                        waiting = Some(Waiting {
+                            event: e.event.clone(),
+                            until: sched.max(now) + e.within.0.as_micros() as u64,
+                        });
+                    }
+                    Step::Op(op) => {
+                        // Wait for the op's intended time while serving the socket.
+                        if !self.serve_until(sched, stop).await {
+                            return;
+                        }
+                        self.perform(op, sched).await;
+                        continue;
+                    }
+                }
+            }
+            // An `expect` is open: serve the socket until it is met or times out.
+            let w = waiting.as_ref().expect("waiting is set");
+            if self.received_since_step.iter().any(|n| *n == w.event) {
+                sched = sched.max(self.shared.now());
+                self.received_since_step.clear();
+                waiting = None;
+                continue;
+            }
+            let now = self.shared.now();
+            if now >= w.until {
+                self.shared.oracle.violate(
+                    self.me,
+                    &w.event,
+                    Check::ExpectMissing,
+                    now,
+                    format!("`{}` by {:.3} ms", w.event, w.until as f64 / 1e3),
+                    "nothing".into(),
+                );
+                sched = w.until;
+                waiting = None;
+                continue;
+            }
+            let until = w.until;
+            if !self.serve_once(until, stop).await {
+                return;
+            }
+        }
+        // The flow is over: give in-flight replies their deadline, then leave cleanly.
+        let settle = self.shared.now() + self.shared.oracle.deadline();
+        while !self.pending.is_empty() && !self.closed {
+            if !self.serve_once(settle, stop).await || self.shared.now() >= settle {
+                break;
+            }
+        }
+        self.expire_pending(Micros::MAX);
+        self.close().await;
+    }
+
+    fn think(&mut self, t: &Think) -> Micros {
+        match *t {
+            Think::Fixed(d) => d.0.as_micros() as u64,
+            Think::Range { min, max } => {
+                let (lo, hi) = (min.0.as_micros() as u64, max.0.as_micros() as u64);
+                if lo == hi {
+                    lo
+                } else {
+                    self.rng.random_range(lo..=hi)
+                }
+            }
+        }
+    }
+
+    /// Serves the socket until the schedule reaches `at`. False if the client is done.
+    async fn serve_until(
+        &mut self,
+        at: Micros,
+        stop: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> bool {
+        while self.shared.now() < at {
+            if !self.serve_once(at, stop).await {
+                return false;
+            }
+        }
+        !self.closed
+    }
+
+    /// Waits for one incoming item or until `at` (or the earliest pending deadline).
+    async fn serve_once(
+        &mut self,
+        at: Micros,
+        stop: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> bool {
+        let wake = self
+            .pending
+            .iter()
+            .map(|p| p.due)
+            .min()
+            .map_or(at, |d| d.min(at));
+        let wake_at = self.shared.instant_of(wake);
+        tokio::select! {
+            biased;
+            _ = stopped(stop) => {
+                self.close().await;
+                return false;
+            }
+            item = self.conn.recv() => {
+                let now = self.shared.now();
+                match item {
+                    Ok(Incoming::Event { name, args, .. }) => self.on_event(name, args, now),
+                    Ok(Incoming::Ack { .. }) => {}
+                    Ok(Incoming::Closed(reason)) => self.on_closed(reason, now),
+                    Err(e) => {
+                        self.shared.oracle.violate(self.me, "connection", Check::Malformed, now,
+                            "a valid Engine.IO/Socket.IO frame".into(), e.to_string());
+                        if matches!(e, crate::client::ClientError::Closed | crate::client::ClientError::Io(_)) {
+                            self.on_closed(CloseReason::Eof, now);
+                        }
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(wake_at) => {}
+        }
+        self.expire_pending(self.shared.now());
+        !self.closed
+    }
+
+    /// Builds, sends and registers one dialect operation.
+    async fn perform(&mut self, op: &crate::scenario::OpStep, intended: Micros) {
+        let shared = self.shared.clone();
+        let user = &shared.users[self.me as usize];
+        let spec = shared.spec.op(&op.op).expect("validated op");
+        let ctx = OpContext {
+            client: self.me,
+            user_id: user.user_id,
+            username: &user.username,
+            token: &user.token,
+            seq: self.seq,
+        };
+        let request = (spec.build)(&ctx, &op.params, &mut self.rng);
+        self.received_since_step.clear();
+        // Register what the request must cause *before* writing it: on loopback the first
+        // receipts can arrive at other clients before this task runs again.
+        let sent = shared.now();
+        let deadline = shared.oracle.deadline();
+        match request.effect {
+            Effect::Join { reply } => {
+                if let Some(room) = self.room {
+                    shared.oracle.join_sent(self.me, room, sent);
+                }
+                self.pending.push(Pending {
+                    kind: PendingKind::Reply {
+                        event: reply,
+                        room: self.room,
+                    },
+                    request: request.event,
+                    intended,
+                    sent,
+                    due: sent + deadline,
+                });
+            }
+            Effect::Leave => {
+                if let Some(room) = self.room {
+                    shared.oracle.left(self.me, room, sent);
+                }
+                if !self.member {
+                    *self.tolerated_errors.entry(request.event).or_default() += 1;
+                }
+                self.member = false;
+            }
+            Effect::Broadcast { event, seq, value } => {
+                if seq.is_some() {
+                    self.seq += 1;
+                }
+                let member = match self.room {
+                    Some(room) => shared
+                        .oracle
+                        .broadcast_sent(self.me, room, event, seq, value, intended, sent),
+                    None => false,
+                };
+                if !member {
+                    // Not (yet) a confirmed member: the server may refuse with an error.
+                    *self.tolerated_errors.entry(request.event).or_default() += 1;
+                }
+            }
+            Effect::Error => self.pending.push(Pending {
+                kind: PendingKind::Error,
+                request: request.event,
+                intended,
+                sent,
+                due: sent + deadline,
+            }),
+        }
+        if let Err(e) = self.conn.emit(request.event, &request.args).await {
+            self.on_closed(CloseReason::Reset(e.to_string()), sent);
+            return;
+        }
+        shared.counters.sent.inc();
+        shared
+            .metrics
+            .record("send.lateness", sent.saturating_sub(intended), 0);
+        let payload = request.args.into_iter().next().unwrap_or(Value::Null);
+        shared
+            .oracle
+            .log(self.me, sent, ">>", request.event.to_string(), payload);
+    }
+
+    /// Judges one received event.
+    fn on_event(&mut self, name: String, mut args: Vec<Value>, now: Micros) {
+        let shared = self.shared.clone();
+        shared.counters.received.inc();
+        let oracle = &shared.oracle;
+        let payload = if args.len() == 1 {
+            args.pop().expect("one arg")
+        } else {
+            Value::Array(args)
+        };
+        let is_error = payload.as_object().is_some_and(|o| o.contains_key("error"));
+        let event = shared.spec.event(&name);
+        match (event, is_error) {
+            (_, true) => self.on_error(&name, &payload, now),
+            (None, false) => oracle.violate(
+                self.me,
+                "unknown-event",
+                Check::Unknown,
+                now,
+                format!("one of the {} events", shared.spec.name),
+                format!("{name} {}", shape::excerpt(&payload)),
+            ),
+            (Some((_, spec)), false) => {
+                let mut problems = Vec::new();
+                shape::check(&payload, &spec.shape, spec.name, &mut problems);
+                for p in problems {
+                    match p {
+                        Problem::Shape(msg) => oracle.violate(
+                            self.me,
+                            spec.name,
+                            Check::Shape,
+                            now,
+                            msg,
+                            shape::excerpt(&payload),
+                        ),
+                        Problem::TimeFormat(msg) => oracle.violate(
+                            self.me,
+                            spec.name,
+                            Check::TimeFormat,
+                            now,
+                            "an RFC 3339 datetime".into(),
+                            msg,
+                        ),
+                    }
+                }
+                for field in spec.forbidden {
+                    if payload.get(field).is_some() {
+                        oracle.violate(
+                            self.me,
+                            spec.name,
+                            Check::Forbidden,
+                            now,
+                            format!("no `{field}` field"),
+                            shape::excerpt(&payload),
+                        );
+                    }
+                }
+                match spec.attribution {
+                    Attribution::Reply => self.on_reply(spec.name, &payload, now),
+                    Attribution::ContentId {
+                        field,
+                        sender_field,
+                    } => self.on_content_broadcast(spec.name, &payload, field, sender_field, now),
+                    Attribution::SenderFifo {
+                        sender_field,
+                        value_field,
+                    } => self.on_fifo_broadcast(spec.name, &payload, sender_field, value_field, now),
+                }
+            }
+        }
+        self.received_since_step.push(name.clone());
+        oracle.log(self.me, now, "<<", name, payload);
+    }
+
+    fn on_reply(&mut self, event: &'static str, payload: &Value, now: Micros) {
+        let shared = self.shared.clone();
+        let Some(i) = self
+            .pending
+            .iter()
+            .position(|p| matches!(p.kind, PendingKind::Reply { event: e, .. } if e == event))
+        else {
+            shared.oracle.violate(
+                self.me,
+                event,
+                Check::ReplyUnsolicited,
+                now,
+                "no reply: this client has no request waiting for one".into(),
+                shape::excerpt(payload),
+            );
+            return;
+        };
+        let p = self.pending.remove(i);
+        let metric = crate::metrics::intern(format!("{}.{}", p.request, event));
+        shared.metrics.record(metric, now - p.intended, now - p.sent);
+        if now > p.due {
+            shared.oracle.violate(
+                self.me,
+                event,
+                Check::Late,
+                now,
+                format!("within {} ms of the request", shared.oracle.deadline() / 1000),
+                format!("after {:.3} ms", (now - p.sent) as f64 / 1e3),
+            );
+        }
+        let user = &shared.users[self.me as usize];
+        let ctx = OpContext {
+            client: self.me,
+            user_id: user.user_id,
+            username: &user.username,
+            token: &user.token,
+            seq: self.seq,
+        };
+        if let Err(msg) = (shared.spec.check_reply)(event, payload, &ctx) {
+            shared.oracle.violate(
+                self.me,
+                event,
+                Check::ReplyContent,
+                now,
+                msg,
+                shape::excerpt(payload),
+            );
+        }
+        if let PendingKind::Reply {
+            room: Some(room), ..
+        } = p.kind
+        {
+            shared.oracle.join_confirmed(self.me, room, now);
+            self.member = true;
+        }
+    }
+
+    fn on_content_broadcast(
+        &mut self,
+        event: &'static str,
+        payload: &Value,
+        field: &str,
+        sender_field: &str,
+        now: Micros,
+    ) {
+        let shared = self.shared.clone();
+        let Some((sender, seq)) = payload
+            .get(field)
+            .and_then(Value::as_str)
+            .and_then(crate::dialect::parse_content_id)
+            .filter(|(s, _)| (*s as usize) < shared.users.len())
+        else {
+            shared.oracle.violate(
+                self.me,
+                event,
+                Check::Unknown,
+                now,
+                format!("`{field}` carrying a roomrig content id"),
+                shape::excerpt(payload),
+            );
+            return;
+        };
+        let sender_user = &shared.users[sender as usize];
+        if !same_id(&payload[sender_field], sender_user.user_id) {
+            shared.oracle.violate(
+                self.me,
+                event,
+                Check::WrongSender,
+                now,
+                format!("{sender_field} {}", sender_user.user_id),
+                shape::excerpt(&payload[sender_field]),
+            );
+        }
+        let last = self.last_seq.entry(sender).or_insert(seq);
+        if seq < *last {
+            shared.oracle.violate(
+                self.me,
+                event,
+                Check::Order,
+                now,
+                format!("sequence after {} from client {sender}", *last),
+                format!("sequence {seq}"),
+            );
+        } else {
+            *last = seq;
+        }
+        let Some(room) = sender_user.room else {
+            return;
+        };
+        let receipt = shared
+            .oracle
+            .broadcast_received(self.me, room, event, sender, Some(seq), None, now);
+        self.on_receipt(event, receipt, payload, now);
+    }
+
+    fn on_fifo_broadcast(
+        &mut self,
+        event: &'static str,
+        payload: &Value,
+        sender_field: &str,
+        value_field: &str,
+        now: Micros,
+    ) {
+        let shared = self.shared.clone();
+        let sender = match &payload[sender_field] {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.parse().ok(),
+            _ => None,
+        }
+        .and_then(|id| shared.by_user_id.get(&id).copied());
+        let Some(sender) = sender else {
+            shared.oracle.violate(
+                self.me,
+                event,
+                Check::Unknown,
+                now,
+                format!("`{sender_field}` naming a user of the run"),
+                shape::excerpt(payload),
+            );
+            return;
+        };
+        let Some(room) = shared.users[sender as usize].room else {
+            return;
+        };
+        let receipt = shared.oracle.broadcast_received(
+            self.me,
+            room,
+            event,
+            sender,
+            None,
+            payload.get(value_field),
+            now,
+        );
+        self.on_receipt(event, receipt, payload, now);
+    }
+
+    fn on_receipt(&mut self, event: &'static str, receipt: Receipt, payload: &Value, now: Micros) {
+        let shared = &self.shared;
+        match receipt {
+            Receipt::Delivered(m) | Receipt::Allowed(m) => {
+                let metric = crate::metrics::intern(format!("{event}.fanout"));
+                shared.metrics.record(metric, now - m.intended, now - m.sent);
+                if m.late && matches!(receipt, Receipt::Delivered(_)) {
+                    shared.oracle.violate(
+                        self.me,
+                        event,
+                        Check::Late,
+                        now,
+                        format!("within {} ms of the send", shared.oracle.deadline() / 1000),
+                        format!("after {:.3} ms", (now - m.sent) as f64 / 1e3),
+                    );
+                }
+            }
+            Receipt::Fault(check, expected) => {
+                shared
+                    .oracle
+                    .violate(self.me, event, check, now, expected, shape::excerpt(payload))
+            }
+        }
+    }
+
+    fn on_error(&mut self, event: &str, payload: &Value, now: Micros) {
+        let shared = self.shared.clone();
+        let mut problems = Vec::new();
+        shape::check(payload, &shared.spec.error_shape, event, &mut problems);
+        for p in problems {
+            if let Problem::Shape(msg) = p {
+                shared.oracle.violate(
+                    self.me,
+                    "error",
+                    Check::Shape,
+                    now,
+                    msg,
+                    shape::excerpt(payload),
+                );
+            }
+        }
+        if let Some(i) = self
+            .pending
+            .iter()
+            .position(|p| p.kind == PendingKind::Error && p.request == event)
+        {
+            let p = self.pending.remove(i);
+            let metric = crate::metrics::intern(format!("{}.error", p.request));
+            shared.metrics.record(metric, now - p.intended, now - p.sent);
+            return;
+        }
+        if let Some(n) = self.tolerated_errors.get_mut(event).filter(|n| **n > 0) {
+            *n -= 1;
+            return;
+        }
+        let scope = shared
+            .spec
+            .ops
+            .iter()
+            .find(|o| o.name == event)
+            .map_or("error", |o| o.name);
+        if let Some(p) = self.pending.iter().find(|p| p.kind == PendingKind::Error) {
+            shared.oracle.violate(
+                self.me,
+                p.request,
+                Check::ErrorWrongEvent,
+                now,
+                format!("the error on `{}`, the event of the request", p.request),
+                format!("{event} {}", shape::excerpt(payload)),
+            );
+        } else if let Some(i) = self
+            .pending
+            .iter()
+            .position(|p| matches!(p.kind, PendingKind::Reply { .. }) && p.request == event)
+        {
+            let p = self.pending.remove(i);
+            shared.oracle.violate(
+                self.me,
+                p.request,
+                Check::ErrorUnexpected,
+                now,
+                "the reply to a valid request".into(),
+                shape::excerpt(payload),
+            );
+        } else {
+            shared.oracle.violate(
+                self.me,
+                scope,
+                Check::ErrorUnexpected,
+                now,
+                format!("no error: every `{event}` this client sent was valid"),
+                shape::excerpt(payload),
+            );
+        }
+    }
+
+    /// Flags replies and errors whose deadline has passed.
+    fn expire_pending(&mut self, now: Micros) {
+        let shared = self.shared.clone();
+        let deadline_ms = shared.oracle.deadline() / 1000;
+        self.pending.retain(|p| {
+            if now < p.due {
+                return true;
+            }
+            let (scope, check, expected) = match p.kind {
+                PendingKind::Reply { event, .. } => (
+                    p.request,
+                    Check::ReplyMissing,
+                    format!("`{event}` within {deadline_ms} ms"),
+                ),
+                PendingKind::Error => (
+                    p.request,
+                    Check::ErrorMissing,
+                    format!("an error on `{}` within {deadline_ms} ms", p.request),
+                ),
+            };
+            shared
+                .oracle
+                .violate(self.me, scope, check, now.min(p.due), expected, "nothing".into());
+            false
+        });
+    }
+
+    fn on_closed(&mut self, reason: CloseReason, now: Micros) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        self.shared.counters.unexpected_closes.inc();
+        if let Some(room) = self.room {
+            self.shared.oracle.left(self.me, room, now);
+        }
+        self.shared.oracle.violate(
+            self.me,
+            "connection",
+            Check::UnexpectedClose,
+            now,
+            "the connection stays open while the client is healthy".into(),
+            format!("{reason:?}"),
+        );
+    }
+
+    async fn close(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        let now = self.shared.now();
+        if let Some(room) = self.room {
+            self.shared.oracle.left(self.me, room, now);
+        }
+        self.conn.close_in_place().await;
+    }
+}
+
+/// Advances the flow to its next step, unwinding finished loops.
+fn next_step<'a>(stack: &mut Vec<Frame<'a>>, sched: Micros) -> Option<&'a Step> {
+    loop {
+        let frame = stack.last_mut()?;
+        if frame.pc < frame.steps.len() {
+            frame.pc += 1;
+            return Some(&frame.steps[frame.pc - 1]);
+        }
+        // End of this frame's steps: iterate the loop again or pop it.
+        let again = stack.len() > 1 && {
+            let f = stack.last_mut().expect("frame");
+            if let Some(n) = f.remaining.as_mut() {
+                *n -= 1;
+            }
+            let count_ok = f.remaining.is_none_or(|n| n > 0);
+            let time_ok = f.until.is_none_or(|u| sched < u);
+            count_ok && time_ok
+        };
+        if again {
+            stack.last_mut().expect("frame").pc = 0;
+        } else {
+            stack.pop();
+        }
+    }
+}
+
+
+/// Resolves once the run is told to stop (Ctrl-C).
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}

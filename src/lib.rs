@@ -1,0 +1,20 @@
+//! roomrig: load-testing and protocol-conformance harness for real-time room protocols.
+//!
+//! `run` replays a YAML [`scenario`] with many simulated clients ([`driver`]) that speak
+//! Engine.IO/Socket.IO themselves ([`client`], [`protocol`]); the [`oracle`] judges every
+//! received event against the [`dialect`]'s table; [`metrics`] keeps the latency histograms;
+//! [`report`] presents a finished run.
+
+pub mod cli;
+pub mod client;
+pub mod dialect;
+pub mod driver;
+pub mod exit;
+pub mod metrics;
+pub mod oracle;
+pub mod protocol;
+pub mod report;
+pub mod resources;
+pub mod scenario;
+pub mod schedule;
+pub mod thresholds;

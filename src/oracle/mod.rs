@@ -1,0 +1,549 @@
+//! The oracle: judges every received event against the dialect's table and a model of the rooms
+//! built from what the clients did (design: ../shared/oracle-notes.md).
+//!
+//! # Membership windows (what a user can predict)
+//! Times are those of the driver's clock. For a broadcast sent at `S` with deadline `D`:
+//! - a client is **required** to receive it if the server had confirmed its join before `S`
+//!   (the join reply had arrived) and it did not leave, close or fault before `S + D`;
+//! - a client **may** receive it if it sent its join before `S + D` and did not leave before
+//!   `S - D` (one deadline of uncertainty on each side, since the server orders requests from
+//!   different sockets as it likes);
+//! - anybody else receiving it is a `non-member` violation.
+//!
+//! A required receipt after `S + D` is `late`; none by `S + 2D` is `missing`.
+
+pub mod rules;
+pub mod shape;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use rules::{Check, Level};
+
+/// Microseconds since the start of the run (one monotonic clock per process).
+pub type Micros = u64;
+/// A room of the dialect (dorm room id).
+pub type RoomKey = u64;
+/// A client's index in the run.
+pub type ClientId = u32;
+
+const SHARDS: usize = 64;
+const EXAMPLES_PER_RULE: usize = 5;
+const TRANSCRIPT_LEN: usize = 16;
+
+/// One recorded violation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Violation {
+    pub rule: String,
+    pub level: Level,
+    pub client: ClientId,
+    pub user: String,
+    pub at_ms: f64,
+    pub expected: String,
+    pub received: String,
+    /// The client's last events, oldest first.
+    pub transcript: Vec<String>,
+}
+
+/// Violations counted per rule, with the first few in full.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct RuleTally {
+    pub level: Option<Level>,
+    pub reason: String,
+    pub count: u64,
+    pub examples: Vec<Violation>,
+}
+
+/// A broadcast on its way to a room.
+struct Broadcast {
+    event: &'static str,
+    sender: ClientId,
+    /// Content attribution: the sender's sequence number.
+    seq: Option<u64>,
+    /// FIFO attribution: the value the receipt must carry.
+    value: Option<Value>,
+    intended: Micros,
+    sent: Micros,
+    required: Vec<ClientId>,
+    received: Vec<ClientId>,
+}
+
+/// A member's interval in a room.
+#[derive(Clone, Copy)]
+struct Membership {
+    client: ClientId,
+    join_sent: Micros,
+    confirmed: Option<Micros>,
+    left: Option<Micros>,
+}
+
+#[derive(Default)]
+struct Room {
+    members: Vec<Membership>,
+    outstanding: VecDeque<Broadcast>,
+}
+
+/// The timing of the send a receipt was matched to.
+#[derive(Debug, Clone, Copy)]
+pub struct Matched {
+    pub intended: Micros,
+    pub sent: Micros,
+    /// Received after the deadline (a `late` violation for a required receiver).
+    pub late: bool,
+}
+
+/// What a receipt turned out to be.
+pub enum Receipt {
+    /// A receipt the client had to get, in time or late.
+    Delivered(Matched),
+    /// A receipt the client was allowed but not required to get (in-flight membership).
+    Allowed(Matched),
+    /// A fault: the check and what was expected.
+    Fault(Check, String),
+}
+
+/// A missing delivery found by [`Oracle::sweep`].
+pub struct MissingDelivery {
+    pub receiver: ClientId,
+    pub event: &'static str,
+    pub sender: ClientId,
+    pub sent: Micros,
+}
+
+/// A ring of a client's last events, for reproducing a violation. Entries keep the parsed
+/// payload and are only rendered to text when a violation needs them.
+#[derive(Default)]
+pub struct Transcript {
+    entries: VecDeque<(Micros, &'static str, String, Value)>,
+}
+
+impl Transcript {
+    pub fn push(&mut self, at: Micros, dir: &'static str, event: String, payload: Value) {
+        if self.entries.len() == TRANSCRIPT_LEN {
+            self.entries.pop_front();
+        }
+        self.entries.push_back((at, dir, event, payload));
+    }
+    pub fn lines(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .map(|(t, dir, event, payload)| {
+                format!("{:>10.3}ms {dir} {event} {}", *t as f64 / 1e3, shape::excerpt(payload))
+            })
+            .collect()
+    }
+}
+
+/// The shared state of the oracle for one run.
+pub struct Oracle {
+    dialect: &'static str,
+    deadline: Micros,
+    rooms: Box<[Mutex<HashMap<RoomKey, Room>>]>,
+    tallies: Mutex<BTreeMap<String, RuleTally>>,
+    transcripts: Box<[Mutex<Transcript>]>,
+    usernames: Vec<String>,
+    must_count: AtomicU64,
+    total_count: AtomicU64,
+}
+
+impl Oracle {
+    /// `usernames[i]` names client `i` in reports.
+    pub fn new(dialect: &'static str, deadline: Micros, usernames: Vec<String>) -> Oracle {
+        Oracle {
+            dialect,
+            deadline,
+            rooms: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            tallies: Mutex::new(BTreeMap::new()),
+            transcripts: (0..usernames.len())
+                .map(|_| Mutex::new(Transcript::default()))
+                .collect(),
+            usernames,
+            must_count: AtomicU64::new(0),
+            total_count: AtomicU64::new(0),
+        }
+    }
+
+    pub fn deadline(&self) -> Micros {
+        self.deadline
+    }
+
+    fn shard(&self, room: RoomKey) -> std::sync::MutexGuard<'_, HashMap<RoomKey, Room>> {
+        lock(&self.rooms[(room as usize) % SHARDS])
+    }
+
+    /// Appends to a client's transcript.
+    pub fn log(&self, client: ClientId, at: Micros, dir: &'static str, event: String, payload: Value) {
+        lock(&self.transcripts[client as usize]).push(at, dir, event, payload);
+    }
+
+    /// A client's transcript as text lines, oldest first.
+    pub fn transcript(&self, client: ClientId) -> Vec<String> {
+        lock(&self.transcripts[client as usize]).lines()
+    }
+
+    /// Records a violation of `check` on `scope` (an event name or `connection`).
+    pub fn violate(
+        &self,
+        client: ClientId,
+        scope: &str,
+        check: Check,
+        at: Micros,
+        expected: String,
+        received: String,
+    ) {
+        let rule = rules::rule_id(self.dialect, scope, check);
+        let level = check.level();
+        self.total_count.fetch_add(1, Ordering::Relaxed);
+        if level == Level::Must {
+            self.must_count.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut tallies = lock(&self.tallies);
+        let tally = tallies.entry(rule.clone()).or_insert_with(|| RuleTally {
+            level: Some(level),
+            reason: check.reason().to_string(),
+            ..RuleTally::default()
+        });
+        tally.count += 1;
+        if tally.examples.len() < EXAMPLES_PER_RULE {
+            let transcript = lock(&self.transcripts[client as usize]).lines();
+            tally.examples.push(Violation {
+                rule,
+                level,
+                client,
+                user: self.usernames[client as usize].clone(),
+                at_ms: at as f64 / 1e3,
+                expected,
+                received,
+                transcript,
+            });
+        }
+    }
+
+    /// Violations so far (all levels).
+    pub fn violation_count(&self) -> u64 {
+        self.total_count.load(Ordering::Relaxed)
+    }
+
+    /// MUST violations so far.
+    pub fn must_count(&self) -> u64 {
+        self.must_count.load(Ordering::Relaxed)
+    }
+
+    /// The tallies by rule id.
+    pub fn tallies(&self) -> BTreeMap<String, RuleTally> {
+        lock(&self.tallies).clone()
+    }
+
+    /// The client sent a join for `room`.
+    pub fn join_sent(&self, client: ClientId, room: RoomKey, at: Micros) {
+        let mut shard = self.shard(room);
+        let r = shard.entry(room).or_default();
+        // A rejoin while still a member keeps the earlier confirmation.
+        if r.members.iter().any(|m| m.client == client && m.left.is_none()) {
+            return;
+        }
+        r.members.push(Membership {
+            client,
+            join_sent: at,
+            confirmed: None,
+            left: None,
+        });
+    }
+
+    /// The server confirmed the client's join (its reply arrived).
+    pub fn join_confirmed(&self, client: ClientId, room: RoomKey, at: Micros) {
+        let mut shard = self.shard(room);
+        let r = shard.entry(room).or_default();
+        if let Some(m) = r
+            .members
+            .iter_mut()
+            .find(|m| m.client == client && m.left.is_none())
+        {
+            m.confirmed.get_or_insert(at);
+        }
+    }
+
+    /// The client left the room, closed, or faulted at `at`: it is excused from broadcasts it
+    /// could no longer be required to receive.
+    pub fn left(&self, client: ClientId, room: RoomKey, at: Micros) {
+        let mut shard = self.shard(room);
+        let Some(r) = shard.get_mut(&room) else {
+            return;
+        };
+        for m in r.members.iter_mut() {
+            if m.client == client && m.left.is_none() {
+                m.left = Some(at);
+            }
+        }
+        let deadline = self.deadline;
+        for b in r.outstanding.iter_mut() {
+            if at < b.sent + deadline {
+                b.required.retain(|&c| c != client);
+            }
+        }
+    }
+
+    /// Is `client` a confirmed, current member of `room`?
+    pub fn is_member(&self, client: ClientId, room: RoomKey) -> bool {
+        let shard = self.shard(room);
+        shard.get(&room).is_some_and(|r| {
+            r.members
+                .iter()
+                .any(|m| m.client == client && m.confirmed.is_some() && m.left.is_none())
+        })
+    }
+
+    /// The client sent a broadcast request; returns false if it was not a confirmed member
+    /// (then the server may answer with an error instead, and nobody is required to get it).
+    #[allow(clippy::too_many_arguments)]
+    pub fn broadcast_sent(
+        &self,
+        sender: ClientId,
+        room: RoomKey,
+        event: &'static str,
+        seq: Option<u64>,
+        value: Option<Value>,
+        intended: Micros,
+        sent: Micros,
+    ) -> bool {
+        let mut shard = self.shard(room);
+        let r = shard.entry(room).or_default();
+        let required: Vec<ClientId> = r
+            .members
+            .iter()
+            .filter(|m| m.left.is_none() && m.confirmed.is_some_and(|c| c <= sent))
+            .map(|m| m.client)
+            .collect();
+        let sender_is_member = required.contains(&sender);
+        r.outstanding.push_back(Broadcast {
+            event,
+            sender,
+            seq,
+            value,
+            intended,
+            sent,
+            required: if sender_is_member {
+                required
+            } else {
+                Vec::new()
+            },
+            received: Vec::new(),
+        });
+        sender_is_member
+    }
+
+    /// A broadcast arrived at `receiver`, attributed to `sender` by content `seq` or FIFO `value`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn broadcast_received(
+        &self,
+        receiver: ClientId,
+        room: RoomKey,
+        event: &'static str,
+        sender: ClientId,
+        seq: Option<u64>,
+        value: Option<&Value>,
+        at: Micros,
+    ) -> Receipt {
+        let deadline = self.deadline;
+        let mut shard = self.shard(room);
+        let Some(r) = shard.get_mut(&room) else {
+            return Receipt::Fault(
+                Check::NonMember,
+                format!("no delivery: this client was never in room {room}"),
+            );
+        };
+        let may_receive = |b: &Broadcast| {
+            b.required.contains(&receiver)
+                || r.members.iter().any(|m| {
+                    m.client == receiver
+                        && m.join_sent <= b.sent + deadline
+                        && m.left.is_none_or(|l| l + deadline >= b.sent)
+                })
+        };
+        let same_send = |b: &Broadcast| b.event == event && b.sender == sender;
+        let found = match seq {
+            Some(seq) => r
+                .outstanding
+                .iter()
+                .position(|b| same_send(b) && b.seq == Some(seq)),
+            // FIFO: the oldest matching send this receiver has not had and may have.
+            None => r.outstanding.iter().position(|b| {
+                same_send(b)
+                    && b.seq.is_none()
+                    && b.value.as_ref() == value
+                    && !b.received.contains(&receiver)
+                    && may_receive(b)
+            }),
+        };
+        let Some(i) = found else {
+            return Receipt::Fault(
+                Check::Unknown,
+                format!("a {event} that client {sender} sent to room {room}, still in flight"),
+            );
+        };
+        let b = &r.outstanding[i];
+        if b.received.contains(&receiver) {
+            return Receipt::Fault(
+                Check::Duplicate,
+                "each broadcast exactly once per member".to_string(),
+            );
+        }
+        let required = b.required.contains(&receiver);
+        if !required && !may_receive(b) {
+            return Receipt::Fault(
+                Check::NonMember,
+                format!("only members of room {room} receive its broadcasts"),
+            );
+        }
+        let b = &mut r.outstanding[i];
+        b.received.push(receiver);
+        let matched = Matched {
+            intended: b.intended,
+            sent: b.sent,
+            late: at > b.sent + deadline,
+        };
+        if required {
+            Receipt::Delivered(matched)
+        } else {
+            Receipt::Allowed(matched)
+        }
+    }
+
+    /// Forgets broadcasts older than twice the deadline, returning the deliveries they missed.
+    /// `now = Micros::MAX` flushes everything (end of run).
+    pub fn sweep(&self, now: Micros) -> Vec<MissingDelivery> {
+        let horizon = 2 * self.deadline;
+        let mut missing = Vec::new();
+        for shard in self.rooms.iter() {
+            let mut shard = lock(shard);
+            for r in shard.values_mut() {
+                while r
+                    .outstanding
+                    .front()
+                    .is_some_and(|b| now == Micros::MAX || b.sent + horizon < now)
+                {
+                    let b = r.outstanding.pop_front().expect("front exists");
+                    for &c in b.required.iter().filter(|c| !b.received.contains(c)) {
+                        missing.push(MissingDelivery {
+                            receiver: c,
+                            event: b.event,
+                            sender: b.sender,
+                            sent: b.sent,
+                        });
+                    }
+                }
+                r.members
+                    .retain(|m| m.left.is_none_or(|l| now != Micros::MAX && l + horizon >= now));
+            }
+        }
+        missing
+    }
+
+    /// Sweeps and records every missing delivery as a violation.
+    pub fn sweep_and_report(&self, now: Micros) {
+        for m in self.sweep(now) {
+            self.violate(
+                m.receiver,
+                m.event,
+                Check::Missing,
+                m.sent + 2 * self.deadline,
+                format!(
+                    "the {} sent by client {} ({}) at {:.3} ms",
+                    m.event,
+                    m.sender,
+                    self.usernames[m.sender as usize],
+                    m.sent as f64 / 1e3
+                ),
+                "nothing".to_string(),
+            );
+        }
+    }
+}
+
+/// Locks a mutex, ignoring poisoning: a panicking client task must not hide the others' results.
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn oracle() -> Oracle {
+        Oracle::new("dorm", 1000, (0..4).map(|i| format!("user{i}")).collect())
+    }
+
+    fn confirmed(o: &Oracle, clients: &[ClientId]) {
+        for &c in clients {
+            o.join_sent(c, 1, 0);
+            o.join_confirmed(c, 1, 10);
+        }
+    }
+
+    #[test]
+    fn every_member_must_receive_once() {
+        let o = oracle();
+        confirmed(&o, &[0, 1, 2]);
+        assert!(o.broadcast_sent(0, 1, "message", Some(1), None, 100, 100));
+        assert!(matches!(
+            o.broadcast_received(1, 1, "message", 0, Some(1), None, 200),
+            Receipt::Delivered(_)
+        ));
+        assert!(matches!(
+            o.broadcast_received(1, 1, "message", 0, Some(1), None, 210),
+            Receipt::Fault(Check::Duplicate, _)
+        ));
+        let missing = o.sweep(100 + 2001);
+        let mut who: Vec<_> = missing.iter().map(|m| m.receiver).collect();
+        who.sort();
+        assert_eq!(who, vec![0, 2]);
+    }
+
+    #[test]
+    fn non_member_is_caught_and_joiner_is_allowed() {
+        let o = oracle();
+        confirmed(&o, &[0, 1]);
+        o.broadcast_sent(0, 1, "message", Some(1), None, 5000, 5000);
+        o.join_sent(2, 1, 5500);
+        assert!(matches!(
+            o.broadcast_received(2, 1, "message", 0, Some(1), None, 5600),
+            Receipt::Allowed(_)
+        ));
+        o.join_sent(3, 2, 0);
+        assert!(matches!(
+            o.broadcast_received(3, 1, "message", 0, Some(1), None, 5600),
+            Receipt::Fault(Check::NonMember, _)
+        ));
+    }
+
+    #[test]
+    fn leaver_is_excused_and_fifo_matches_values() {
+        let o = oracle();
+        confirmed(&o, &[0, 1]);
+        let a = Value::String("05".into());
+        o.broadcast_sent(0, 1, "action", None, Some(a.clone()), 100, 100);
+        o.left(1, 1, 300);
+        assert!(matches!(
+            o.broadcast_received(0, 1, "action", 0, None, Some(&a), 400),
+            Receipt::Delivered(_)
+        ));
+        let late = o.broadcast_received(0, 1, "action", 0, None, Some(&a), 400);
+        assert!(matches!(late, Receipt::Fault(Check::Unknown, _)));
+        assert!(o.sweep(Micros::MAX).is_empty());
+    }
+
+    #[test]
+    fn late_receipt_is_late() {
+        let o = oracle();
+        confirmed(&o, &[0]);
+        o.broadcast_sent(0, 1, "message", Some(9), None, 100, 100);
+        assert!(matches!(
+            o.broadcast_received(0, 1, "message", 0, Some(9), None, 1500),
+            Receipt::Delivered(Matched { late: true, .. })
+        ));
+    }
+}

@@ -1,0 +1,138 @@
+//! The catalogue of checks. A rule id is `<dialect>/<event or scope>/<check>`, e.g.
+//! `dorm/message/missing`; the check part, its level and its reason are fixed here, so ids are
+//! stable and every dialect reports the same kind of fault under the same name.
+
+use serde::Serialize;
+
+/// RFC 2119 levels: MUST fails a run, SHOULD warns (fails with `--strict`), INFO only reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Level {
+    Must,
+    Should,
+    Info,
+}
+
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Level::Must => "MUST",
+            Level::Should => "SHOULD",
+            Level::Info => "INFO",
+        })
+    }
+}
+
+/// What went wrong, independent of dialect and event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Check {
+    Shape,
+    TimeFormat,
+    Forbidden,
+    Missing,
+    Late,
+    Duplicate,
+    NonMember,
+    Unknown,
+    Order,
+    WrongSender,
+    ReplyMissing,
+    ReplyContent,
+    ReplyUnsolicited,
+    ErrorMissing,
+    ErrorWrongEvent,
+    ErrorUnexpected,
+    ExpectMissing,
+    ConnectFailed,
+    UnexpectedClose,
+    Malformed,
+}
+
+impl Check {
+    pub const ALL: &'static [Check] = &[
+        Check::Shape,
+        Check::TimeFormat,
+        Check::Forbidden,
+        Check::Missing,
+        Check::Late,
+        Check::Duplicate,
+        Check::NonMember,
+        Check::Unknown,
+        Check::Order,
+        Check::WrongSender,
+        Check::ReplyMissing,
+        Check::ReplyContent,
+        Check::ReplyUnsolicited,
+        Check::ErrorMissing,
+        Check::ErrorWrongEvent,
+        Check::ErrorUnexpected,
+        Check::ExpectMissing,
+        Check::ConnectFailed,
+        Check::UnexpectedClose,
+        Check::Malformed,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Check::Shape => "shape",
+            Check::TimeFormat => "time-format",
+            Check::Forbidden => "forbidden-field",
+            Check::Missing => "missing",
+            Check::Late => "late",
+            Check::Duplicate => "duplicate",
+            Check::NonMember => "non-member",
+            Check::Unknown => "unknown",
+            Check::Order => "order",
+            Check::WrongSender => "wrong-sender",
+            Check::ReplyMissing => "reply-missing",
+            Check::ReplyContent => "reply-content",
+            Check::ReplyUnsolicited => "reply-unsolicited",
+            Check::ErrorMissing => "error-missing",
+            Check::ErrorWrongEvent => "error-wrong-event",
+            Check::ErrorUnexpected => "error-unexpected",
+            Check::ExpectMissing => "expect-missing",
+            Check::ConnectFailed => "connect-failed",
+            Check::UnexpectedClose => "unexpected-close",
+            Check::Malformed => "malformed",
+        }
+    }
+
+    pub fn level(self) -> Level {
+        match self {
+            Check::TimeFormat => Level::Info,
+            Check::Forbidden => Level::Should,
+            _ => Level::Must,
+        }
+    }
+
+    /// One line: why this is a fault.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Check::Shape => "a required field is missing or has the wrong type",
+            Check::TimeFormat => "a datetime is in the accepted `YYYY-MM-DD HH:MM:SS` form, not RFC 3339",
+            Check::Forbidden => "the payload carries a field it should not (e.g. a credential)",
+            Check::Missing => "a member of the room never received a broadcast (none within twice the deadline)",
+            Check::Late => "a broadcast arrived after the scenario's deadline",
+            Check::Duplicate => "a client received the same broadcast twice",
+            Check::NonMember => "a client that was not a member of the room received its broadcast",
+            Check::Unknown => "a broadcast that matches no send (never sent, wrong room, or altered)",
+            Check::Order => "broadcasts from one sender arrived out of send order",
+            Check::WrongSender => "the broadcast names another user than the one who sent it",
+            Check::ReplyMissing => "a request's reply did not arrive within the deadline",
+            Check::ReplyContent => "a reply's content contradicts the request (e.g. names another user)",
+            Check::ReplyUnsolicited => "a reply arrived that no request of this client asked for",
+            Check::ErrorMissing => "an invalid request got no error on its own event within the deadline",
+            Check::ErrorWrongEvent => "an error arrived on another event than the request that caused it",
+            Check::ErrorUnexpected => "a valid request was answered with an error",
+            Check::ExpectMissing => "an `expect` step of the scenario timed out",
+            Check::ConnectFailed => "the server refused or dropped a connection attempt",
+            Check::UnexpectedClose => "the server closed a healthy client's connection",
+            Check::Malformed => "the server sent a frame that is not valid Engine.IO/Socket.IO",
+        }
+    }
+}
+
+/// A stable rule id: `<dialect>/<scope>/<check>`.
+pub fn rule_id(dialect: &str, scope: &str, check: Check) -> String {
+    format!("{dialect}/{scope}/{}", check.name())
+}

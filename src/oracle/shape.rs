@@ -1,0 +1,183 @@
+//! Payload shapes as data, and the one generic checker that reads them.
+
+use serde_json::Value;
+
+/// The type of a payload value.
+#[derive(Debug, Clone, Copy)]
+pub enum Ty {
+    Str,
+    StrOrNull,
+    Int,
+    /// An id: a non-negative integer or a string.
+    Id,
+    /// A datetime string: RFC 3339 preferred, `YYYY-MM-DD HH:MM:SS[.f]` accepted (INFO).
+    Time,
+    /// A dorm action code: "00".."09" or null.
+    ActionCode,
+    Obj(&'static [Field]),
+    Arr(&'static Ty),
+}
+
+/// A field of an object.
+#[derive(Debug, Clone, Copy)]
+pub struct Field {
+    pub name: &'static str,
+    pub ty: Ty,
+    pub required: bool,
+}
+
+impl Field {
+    pub const fn req(name: &'static str, ty: Ty) -> Field {
+        Field {
+            name,
+            ty,
+            required: true,
+        }
+    }
+}
+
+/// One thing wrong with a payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// MUST: a required field is missing or has the wrong type.
+    Shape(String),
+    /// INFO: a datetime in the accepted non-RFC 3339 form.
+    TimeFormat(String),
+}
+
+/// Checks `value` against `ty`; `path` names the value in messages.
+pub fn check(value: &Value, ty: &Ty, path: &str, out: &mut Vec<Problem>) {
+    let bad = |out: &mut Vec<Problem>, what: &str| {
+        out.push(Problem::Shape(format!(
+            "{path}: expected {what}, got {}",
+            excerpt(value)
+        )))
+    };
+    match ty {
+        Ty::Str => {
+            if !value.is_string() {
+                bad(out, "a string")
+            }
+        }
+        Ty::StrOrNull => {
+            if !(value.is_string() || value.is_null()) {
+                bad(out, "a string or null")
+            }
+        }
+        Ty::Int => {
+            if !(value.is_u64() || value.is_i64()) {
+                bad(out, "an integer")
+            }
+        }
+        Ty::Id => {
+            if !(value.is_u64() || value.as_str().is_some_and(|s| !s.is_empty())) {
+                bad(out, "an id (integer or non-empty string)")
+            }
+        }
+        Ty::Time => match value.as_str() {
+            Some(s) => match time_form(s) {
+                TimeForm::Rfc3339 => {}
+                TimeForm::Accepted => out.push(Problem::TimeFormat(format!(
+                    "{path}: {s:?} is not RFC 3339 (accepted form)"
+                ))),
+                TimeForm::Invalid => bad(out, "a datetime string"),
+            },
+            None => bad(out, "a datetime string"),
+        },
+        Ty::ActionCode => {
+            if !crate::dialect::dorm::is_valid_action(value) {
+                bad(out, "an action code \"00\"..\"09\" or null")
+            }
+        }
+        Ty::Obj(fields) => {
+            let Some(map) = value.as_object() else {
+                return bad(out, "an object");
+            };
+            for f in *fields {
+                match map.get(f.name) {
+                    Some(v) => check(v, &f.ty, &format!("{path}.{}", f.name), out),
+                    None if f.required => out.push(Problem::Shape(format!(
+                        "{path}.{}: required field is missing",
+                        f.name
+                    ))),
+                    None => {}
+                }
+            }
+        }
+        Ty::Arr(item) => {
+            let Some(items) = value.as_array() else {
+                return bad(out, "an array");
+            };
+            for (i, v) in items.iter().enumerate() {
+                check(v, item, &format!("{path}[{i}]"), out);
+            }
+        }
+    }
+}
+
+enum TimeForm {
+    Rfc3339,
+    Accepted,
+    Invalid,
+}
+
+fn time_form(s: &str) -> TimeForm {
+    if chrono::DateTime::parse_from_rfc3339(s).is_ok() {
+        return TimeForm::Rfc3339;
+    }
+    if chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").is_ok() {
+        return TimeForm::Accepted;
+    }
+    TimeForm::Invalid
+}
+
+/// A short rendering of a value for messages.
+pub fn excerpt(v: &Value) -> String {
+    let s = v.to_string();
+    if s.len() > 120 {
+        let mut cut = 117;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        format!("{}...", &s[..cut])
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const MSG: Ty = Ty::Obj(&[
+        Field::req("user_id", Ty::Id),
+        Field::req("message", Ty::Str),
+        Field::req("time", Ty::Time),
+    ]);
+
+    fn problems(v: Value) -> Vec<Problem> {
+        let mut out = Vec::new();
+        check(&v, &MSG, "message", &mut out);
+        out
+    }
+
+    #[test]
+    fn good_payload_has_no_problem() {
+        assert!(problems(json!({"user_id": 1, "message": "hi", "time": "2026-11-22T00:00:00.123Z"})).is_empty());
+    }
+
+    #[test]
+    fn missing_and_wrong_fields_are_named() {
+        let p = problems(json!({"user_id": 1, "message": 5}));
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(matches!(&p[0], Problem::Shape(s) if s.contains("message.message")));
+        assert!(matches!(&p[1], Problem::Shape(s) if s.contains("message.time: required")));
+    }
+
+    #[test]
+    fn accepted_time_form_is_info() {
+        let p = problems(json!({"user_id": "7", "message": "x", "time": "2026-11-22 00:00:00"}));
+        assert!(matches!(&p[..], [Problem::TimeFormat(_)]), "{p:?}");
+    }
+}

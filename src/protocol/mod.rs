@@ -1,0 +1,199 @@
+//! Hand-written Engine.IO / Socket.IO codec for the driver's websocket-only client.
+//!
+//! # Why not `socketioxide-parser-common`?
+//!
+//! socketioxide's parser crates (socketioxide-core, socketioxide-parser-common) can encode and
+//! decode Socket.IO packets, but as a *client* codec they fall short on three points that
+//! matter here:
+//!
+//! - they do not parse the Engine.IO OPEN packet (`0{"sid":…,"pingInterval":…}`), which the
+//!   client needs for the session id and heartbeat timings;
+//! - they reject session ids that are not exactly 16 characters long, while Node's engine.io
+//!   issues 20-character ids, so every Node server would look broken;
+//! - they reject CONNECT_ERROR (`44…`), the packet a server uses to refuse a namespace
+//!   connection, which the client must report as a refusal.
+//!
+//! The codec here is small, borrows from the received frame instead of allocating, and accepts
+//! both protocol generations: Engine.IO v3 / Socket.IO v2 (socket.io 1/2) and Engine.IO v4 /
+//! Socket.IO v5 (socket.io 3/4).
+//!
+//! Decoding never panics: malformed input gives a [`ProtocolError`] that says what was
+//! malformed and carries a short excerpt of the offending text.
+
+pub mod engineio;
+pub mod socketio;
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Engine.IO protocol revision spoken on the wire (`EIO=` query parameter).
+///
+/// - `V3`: socket.io 1.x/2.x. The **client** pings (`2`) every `pingInterval` and the server
+///   answers `3`; the server connects the default namespace unprompted with a bare `40`.
+/// - `V4`: socket.io 3.x/4.x. The **server** pings (`2`) and the client answers `3`; the client
+///   sends `40` and the server answers `40{"sid":…}`.
+///
+/// Serialized as the integers `3` and `4`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "u8", into = "u8")]
+pub enum EioVersion {
+    V3,
+    V4,
+}
+
+impl EioVersion {
+    /// The value of the `EIO=` query parameter.
+    pub fn as_query_value(self) -> &'static str {
+        match self {
+            EioVersion::V3 => "3",
+            EioVersion::V4 => "4",
+        }
+    }
+}
+
+impl TryFrom<u8> for EioVersion {
+    type Error = String;
+    fn try_from(v: u8) -> Result<Self, Self::Error> {
+        match v {
+            3 => Ok(EioVersion::V3),
+            4 => Ok(EioVersion::V4),
+            other => Err(format!(
+                "unsupported Engine.IO version {other} (expected 3 or 4)"
+            )),
+        }
+    }
+}
+
+impl From<EioVersion> for u8 {
+    fn from(v: EioVersion) -> u8 {
+        match v {
+            EioVersion::V3 => 3,
+            EioVersion::V4 => 4,
+        }
+    }
+}
+
+impl fmt::Display for EioVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_query_value())
+    }
+}
+
+impl FromStr for EioVersion {
+    type Err = String;
+    /// Accepts `3`, `4`, `v3`, `v4`, `eio3`, `eio4` (case-insensitive).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim().to_ascii_lowercase();
+        let t = t
+            .strip_prefix("eio")
+            .or_else(|| t.strip_prefix('v'))
+            .unwrap_or(&t);
+        match t {
+            "3" => Ok(EioVersion::V3),
+            "4" => Ok(EioVersion::V4),
+            _ => Err(format!(
+                "unsupported Engine.IO version {s:?} (expected 3 or 4)"
+            )),
+        }
+    }
+}
+
+/// Which protocol layer a packet belongs to (used in error messages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    EngineIo,
+    SocketIo,
+}
+
+impl fmt::Display for Layer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Layer::EngineIo => "Engine.IO",
+            Layer::SocketIo => "Socket.IO",
+        })
+    }
+}
+
+/// A received packet could not be decoded, or uses a feature the driver does not support.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    /// The packet was empty (no type character).
+    #[error("empty {0} packet")]
+    Empty(Layer),
+    /// The packet type character is not one the protocol defines.
+    #[error("unknown {layer} packet type {ty:?} in {excerpt:?}")]
+    UnknownType {
+        layer: Layer,
+        ty: char,
+        excerpt: String,
+    },
+    /// The packet has a known type but its body is malformed.
+    #[error("malformed {what}: {detail} in {excerpt:?}")]
+    Malformed {
+        what: &'static str,
+        detail: String,
+        excerpt: String,
+    },
+    /// A well-formed packet that the driver does not handle (binary attachments).
+    #[error("unsupported {what} in {excerpt:?}")]
+    Unsupported { what: &'static str, excerpt: String },
+}
+
+/// Longest excerpt kept in an error, in characters.
+pub(crate) const EXCERPT_CHARS: usize = 80;
+
+/// A short, char-boundary-safe excerpt of `s` for error messages.
+pub(crate) fn excerpt(s: &str) -> String {
+    match s.char_indices().nth(EXCERPT_CHARS) {
+        None => s.to_owned(),
+        Some((cut, _)) => {
+            let mut e = String::with_capacity(cut + 3);
+            e.push_str(&s[..cut]);
+            e.push('…');
+            e
+        }
+    }
+}
+
+impl ProtocolError {
+    pub(crate) fn malformed(what: &'static str, detail: impl fmt::Display, input: &str) -> Self {
+        ProtocolError::Malformed {
+            what,
+            detail: detail.to_string(),
+            excerpt: excerpt(input),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eio_version_serde_and_display() {
+        assert_eq!(
+            serde_json::from_str::<EioVersion>("3").unwrap(),
+            EioVersion::V3
+        );
+        assert_eq!(
+            serde_json::from_str::<EioVersion>("4").unwrap(),
+            EioVersion::V4
+        );
+        assert!(serde_json::from_str::<EioVersion>("5").is_err());
+        assert!(serde_json::from_str::<EioVersion>("\"4\"").is_err());
+        assert_eq!(serde_json::to_string(&EioVersion::V3).unwrap(), "3");
+        assert_eq!(EioVersion::V4.to_string(), "4");
+        assert_eq!("v3".parse::<EioVersion>().unwrap(), EioVersion::V3);
+        assert_eq!("EIO4".parse::<EioVersion>().unwrap(), EioVersion::V4);
+        assert!("2".parse::<EioVersion>().is_err());
+    }
+
+    #[test]
+    fn excerpt_is_char_safe() {
+        let long: String = "é".repeat(200);
+        let e = excerpt(&long);
+        assert_eq!(e.chars().count(), EXCERPT_CHARS + 1);
+        assert!(e.ends_with('…'));
+        assert_eq!(excerpt("short"), "short");
+    }
+}

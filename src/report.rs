@@ -1,0 +1,428 @@
+//! Reports of a run: the console summary, `summary.json`, and the histograms as an
+//! HdrHistogram interval log (V2, deflate) that other tools and later merges can read.
+//! Measuring and presenting stay apart: everything here reads a finished [`RunResult`].
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::driver::RunResult;
+use crate::exit::Exit;
+use crate::metrics::Summary;
+use crate::oracle::rules::Level;
+use crate::oracle::RuleTally;
+use crate::thresholds::{Outcome, Threshold};
+
+/// The verdict of a run and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    /// `pass`, `violations`, `thresholds`, `invalid` or `interrupted`.
+    pub status: &'static str,
+    pub exit_code: i32,
+    pub reasons: Vec<String>,
+}
+
+/// `summary.json`.
+#[derive(Debug, Serialize)]
+pub struct SummaryFile {
+    pub tool: Tool,
+    pub run_id: String,
+    pub scenario: ScenarioInfo,
+    pub target: TargetInfo,
+    pub started_at: String,
+    pub duration_s: f64,
+    pub interrupted: bool,
+    pub clients: ClientsInfo,
+    pub events: EventsInfo,
+    /// Per metric: `co` (from the intended send time) and `raw` (from the actual send).
+    pub metrics: BTreeMap<String, MetricInfo>,
+    pub violations: ViolationsInfo,
+    pub thresholds: Vec<Outcome>,
+    /// What the roomrig process cost (includes the embedded server when there is one).
+    pub driver: DriverCost,
+    pub verdict: Verdict,
+    /// The command that replays this run (same scenario, same seed).
+    pub replay: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Tool {
+    pub name: &'static str,
+    pub version: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ScenarioInfo {
+    pub name: String,
+    pub path: String,
+    pub dialect: String,
+    pub eio: String,
+    pub seed: u64,
+    pub deadline_ms: f64,
+    /// The scenario as parsed, defaults filled in.
+    pub config: serde_json::Value,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TargetInfo {
+    pub url: String,
+    pub embedded_reference_server: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClientsInfo {
+    pub planned: u64,
+    pub users_available: u64,
+    pub connected: u64,
+    pub connect_errors: u64,
+    pub unexpected_closes: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EventsInfo {
+    pub sent: u64,
+    pub received: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DriverCost {
+    pub cpu_s: f64,
+    pub peak_rss_mb: f64,
+    /// Resident memory added during the run, per connected client.
+    pub rss_per_client_kib: f64,
+    /// CPU microseconds per received (and checked) event.
+    pub cpu_us_per_received_event: f64,
+    pub includes_embedded_server: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MetricInfo {
+    pub co: Summary,
+    pub raw: Summary,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ViolationsInfo {
+    pub total: u64,
+    pub must: u64,
+    pub should: u64,
+    pub info: u64,
+    pub by_rule: BTreeMap<String, RuleTally>,
+}
+
+/// Builds the summary of a finished run. `strict` makes SHOULD violations fail the run.
+pub fn summarize(result: &RunResult, scenario_path: &Path, run_id: &str, strict: bool) -> SummaryFile {
+    let metrics: BTreeMap<String, MetricInfo> = result
+        .metrics
+        .iter()
+        .map(|(name, pair)| {
+            (
+                name.to_string(),
+                MetricInfo {
+                    co: Summary::of(&pair.co),
+                    raw: Summary::of(&pair.raw),
+                },
+            )
+        })
+        .collect();
+    let count_level = |level: Level| -> u64 {
+        result
+            .violations
+            .values()
+            .filter(|t| t.level == Some(level))
+            .map(|t| t.count)
+            .sum()
+    };
+    let (must, should, info) = (
+        count_level(Level::Must),
+        count_level(Level::Should),
+        count_level(Level::Info),
+    );
+    let figures = figures(result, &metrics, must, should);
+    let thresholds: Vec<Outcome> = result
+        .scenario
+        .thresholds
+        .iter()
+        .filter_map(|t| Threshold::parse(t).ok())
+        .map(|t| t.evaluate(&figures))
+        .collect();
+    let verdict = verdict(result, &metrics, must, should, strict, &thresholds);
+    let s = &result.scenario;
+    SummaryFile {
+        tool: Tool {
+            name: "roomrig",
+            version: env!("CARGO_PKG_VERSION"),
+        },
+        run_id: run_id.to_string(),
+        scenario: ScenarioInfo {
+            name: s.name.clone(),
+            path: scenario_path.display().to_string(),
+            dialect: s.dialect.0.clone(),
+            eio: s.eio.to_string(),
+            seed: result.seed,
+            deadline_ms: s.deadline().as_secs_f64() * 1e3,
+            config: serde_json::to_value(&**s).unwrap_or_default(),
+        },
+        target: TargetInfo {
+            url: result.target.clone(),
+            embedded_reference_server: result.embedded,
+        },
+        started_at: result.started_at.to_rfc3339(),
+        duration_s: result.duration.as_secs_f64(),
+        interrupted: result.interrupted,
+        clients: ClientsInfo {
+            planned: result.planned_clients,
+            users_available: result.users_available,
+            connected: result.connected,
+            connect_errors: result.connect_errors,
+            unexpected_closes: result.unexpected_closes,
+        },
+        events: EventsInfo {
+            sent: result.sent,
+            received: result.received,
+        },
+        metrics,
+        violations: ViolationsInfo {
+            total: must + should + info,
+            must,
+            should,
+            info,
+            by_rule: result.violations.clone(),
+        },
+        thresholds,
+        driver: {
+            let cpu = result.usage_after.cpu_s() - result.usage_before.cpu_s();
+            let grown = result.usage_after.peak_rss_bytes.saturating_sub(result.usage_before.rss_bytes);
+            DriverCost {
+                cpu_s: cpu,
+                peak_rss_mb: result.usage_after.peak_rss_bytes as f64 / 1048576.0,
+                rss_per_client_kib: grown as f64 / 1024.0 / result.connected.max(1) as f64,
+                cpu_us_per_received_event: cpu * 1e6 / result.received.max(1) as f64,
+                includes_embedded_server: result.embedded,
+            }
+        },
+        verdict,
+        replay: format!(
+            "roomrig run {} --seed {}{}",
+            scenario_path.display(),
+            result.seed,
+            if result.embedded {
+                String::new()
+            } else {
+                format!(" --target {}", result.target)
+            }
+        ),
+    }
+}
+
+/// The figures thresholds can name: `<metric>.<stat>` (CO-corrected, ms),
+/// `<metric>.raw.<stat>`, `<metric>.count`, `violations`, `violations.must`,
+/// `violations.should`, `connect.errors` (percent of planned clients), `sent`, `received`.
+pub fn figures(
+    result: &RunResult,
+    metrics: &BTreeMap<String, MetricInfo>,
+    must: u64,
+    should: u64,
+) -> BTreeMap<String, f64> {
+    let mut f = BTreeMap::new();
+    for (name, m) in metrics {
+        for (prefix, s) in [(name.clone(), &m.co), (format!("{name}.raw"), &m.raw)] {
+            for (stat, v) in [
+                ("p50", s.p50_ms),
+                ("p90", s.p90_ms),
+                ("p99", s.p99_ms),
+                ("p999", s.p999_ms),
+                ("max", s.max_ms),
+                ("mean", s.mean_ms),
+            ] {
+                f.insert(format!("{prefix}.{stat}"), v);
+            }
+        }
+        f.insert(format!("{name}.count"), m.co.count as f64);
+    }
+    let total: u64 = result.violations.values().map(|t| t.count).sum();
+    f.insert("violations".into(), total as f64);
+    f.insert("violations.must".into(), must as f64);
+    f.insert("violations.should".into(), should as f64);
+    let planned = result.planned_clients.max(1) as f64;
+    f.insert("connect.errors".into(), result.connect_errors as f64 * 100.0 / planned);
+    f.insert("sent".into(), result.sent as f64);
+    f.insert("received".into(), result.received as f64);
+    f
+}
+
+fn verdict(
+    result: &RunResult,
+    metrics: &BTreeMap<String, MetricInfo>,
+    must: u64,
+    should: u64,
+    strict: bool,
+    thresholds: &[Outcome],
+) -> Verdict {
+    let mut reasons = Vec::new();
+    let lateness_p99 = metrics.get("send.lateness").map_or(0.0, |m| m.co.p99_ms);
+    let bound_ms = result.max_lateness.as_secs_f64() * 1e3;
+    let invalid = lateness_p99 > bound_ms;
+    if invalid {
+        reasons.push(format!(
+            "send lateness p99 {lateness_p99:.1} ms exceeds {bound_ms:.0} ms: the generator fell behind its schedule, so latencies describe the generator"
+        ));
+    }
+    if must > 0 {
+        reasons.push(format!("{must} MUST violation(s)"));
+    }
+    if strict && should > 0 {
+        reasons.push(format!("{should} SHOULD violation(s) (--strict)"));
+    }
+    let failed: Vec<&Outcome> = thresholds.iter().filter(|t| !t.passed).collect();
+    for t in &failed {
+        reasons.push(format!(
+            "threshold `{}` failed (actual {})",
+            t.threshold,
+            t.actual.map_or("n/a".to_string(), |a| format!("{a:.3}"))
+        ));
+    }
+    let (status, exit) = if result.interrupted {
+        ("interrupted", Exit::Interrupted)
+    } else if invalid {
+        ("invalid", Exit::InvalidRun)
+    } else if must > 0 || (strict && should > 0) {
+        ("violations", Exit::Violations)
+    } else if !failed.is_empty() {
+        ("thresholds", Exit::Thresholds)
+    } else {
+        ("pass", Exit::Pass)
+    };
+    if result.interrupted {
+        reasons.insert(0, "interrupted (Ctrl-C): the report covers what ran".into());
+    }
+    Verdict {
+        status,
+        exit_code: exit as i32,
+        reasons,
+    }
+}
+
+/// Writes `summary.json` and `histograms.hlog` into `dir`, creating it.
+pub fn write_files(summary: &SummaryFile, result: &RunResult, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let json_path = dir.join("summary.json");
+    let mut json = serde_json::to_vec_pretty(summary).map_err(std::io::Error::other)?;
+    json.push(b'\n');
+    std::fs::write(&json_path, json)?;
+    let hlog_path = dir.join("histograms.hlog");
+    write_hlog(result, &hlog_path)?;
+    Ok(vec![json_path, hlog_path])
+}
+
+/// One interval per metric and variant, tagged `<metric>.co` / `<metric>.raw`, values in µs.
+fn write_hlog(result: &RunResult, path: &Path) -> std::io::Result<()> {
+    use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
+    use hdrhistogram::serialization::V2DeflateSerializer;
+    let mut buf = Vec::new();
+    let mut serializer = V2DeflateSerializer::new();
+    let start: std::time::SystemTime = result.started_at.into();
+    let mut writer = IntervalLogWriterBuilder::new()
+        .add_comment(&format!("roomrig {} run of {}", env!("CARGO_PKG_VERSION"), result.scenario.name))
+        .add_comment("values in microseconds; tags <metric>.co (from intended send) and <metric>.raw")
+        .with_start_time(start)
+        .with_base_time(start)
+        .with_max_value_divisor(1000.0)
+        .begin_log_with(&mut buf, &mut serializer)?;
+    for (name, pair) in &result.metrics {
+        for (variant, h) in [("co", &pair.co), ("raw", &pair.raw)] {
+            let tag = format!("{name}.{variant}");
+            writer
+                .write_histogram(h, std::time::Duration::ZERO, result.duration, Tag::new(&tag))
+                .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+        }
+    }
+    std::fs::File::create(path)?.write_all(&buf)
+}
+
+/// The console summary.
+pub fn console(summary: &SummaryFile) -> String {
+    let mut out = String::new();
+    let s = summary;
+    let _ = writeln!(
+        out,
+        "\nroomrig {} · {} · dialect {} · EIO={} · seed {} · {:.1}s",
+        s.tool.version, s.scenario.name, s.scenario.dialect, s.scenario.eio, s.scenario.seed, s.duration_s
+    );
+    let _ = writeln!(
+        out,
+        "target {}{}",
+        s.target.url,
+        if s.target.embedded_reference_server { " (embedded reference server)" } else { "" }
+    );
+    let _ = writeln!(
+        out,
+        "clients: {} planned, {} connected, {} connect errors, {} closed by the server · events: {} sent, {} received\n",
+        s.clients.planned, s.clients.connected, s.clients.connect_errors, s.clients.unexpected_closes, s.events.sent, s.events.received
+    );
+    let _ = writeln!(
+        out,
+        "{:<26} {:>4} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "metric (ms)", "", "count", "p50", "p90", "p99", "p99.9", "max"
+    );
+    for (name, m) in &s.metrics {
+        for (variant, h) in [("co", &m.co), ("raw", &m.raw)] {
+            if name == "send.lateness" && variant == "raw" {
+                continue;
+            }
+            let _ = writeln!(
+                out,
+                "{:<26} {:>4} {:>9} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
+                name, variant, h.count, h.p50_ms, h.p90_ms, h.p99_ms, h.p999_ms, h.max_ms
+            );
+        }
+    }
+    let d = &s.driver;
+    let _ = writeln!(
+        out,
+        "\nroomrig process{}: {:.2} CPU s, {:.2} µs CPU per received event, peak RSS {:.1} MB ({:.1} KiB per client)",
+        if d.includes_embedded_server { " (with the embedded server)" } else { "" },
+        d.cpu_s, d.cpu_us_per_received_event, d.peak_rss_mb, d.rss_per_client_kib
+    );
+    let v = &s.violations;
+    let _ = writeln!(
+        out,
+        "\nviolations: {} (MUST {}, SHOULD {}, INFO {})",
+        v.total, v.must, v.should, v.info
+    );
+    for (rule, t) in &v.by_rule {
+        let level = t.level.map_or("?".to_string(), |l| l.to_string());
+        let _ = writeln!(out, "  {:<6} {:<40} {:>7}  {}", level, rule, t.count, t.reason);
+        if let Some(e) = t.examples.first() {
+            let _ = writeln!(
+                out,
+                "         e.g. client {} ({}) at {:.3} ms: expected {}; received {}",
+                e.client, e.user, e.at_ms, e.expected, e.received
+            );
+        }
+    }
+    for t in &s.thresholds {
+        let _ = writeln!(
+            out,
+            "threshold {:<40} {}",
+            t.threshold,
+            if t.passed { "ok" } else { "FAILED" }
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nverdict: {} (exit {})",
+        s.verdict.status.to_uppercase(),
+        s.verdict.exit_code
+    );
+    for r in &s.verdict.reasons {
+        let _ = writeln!(out, "  - {r}");
+    }
+    if s.verdict.status != "pass" {
+        let _ = writeln!(out, "replay: {}", s.replay);
+    }
+    out
+}

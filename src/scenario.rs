@@ -1,0 +1,593 @@
+//! The scenario file: what a run does, parsed from YAML with file, line and column in every error.
+//!
+//! Unknown keys are refused (a typo must not silently change a load test), and every check that
+//! can run during parsing does, so the error points at the offending node.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+use crate::dialect;
+use crate::protocol::EioVersion;
+
+/// A parsed, validated scenario.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Shown in reports; defaults to the file name.
+    #[serde(default)]
+    pub name: String,
+    pub dialect: DialectName,
+    /// Engine.IO version: 3 (socket.io 1/2) or 4 (socket.io 3/4).
+    #[serde(default = "default_eio")]
+    pub eio: EioVersion,
+    /// Seeds every random choice of the run: same seed, same schedule of operations.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Server to drive; absent means the embedded reference server on a free loopback port.
+    #[serde(default)]
+    pub target: Option<String>,
+    pub users: UsersSpec,
+    /// Settings of the embedded reference server (ignored with `target`).
+    #[serde(default)]
+    pub server: ServerSettings,
+    /// A broadcast or reply not received within this time is late; twice this, missing.
+    #[serde(default = "default_deadline")]
+    pub deadline: Dur,
+    /// Open-loop arrival of clients.
+    pub phases: Vec<Phase>,
+    /// Client groups: each arriving client picks one by weight and runs its flow.
+    pub clients: Vec<ClientGroup>,
+    /// Pass/fail conditions evaluated at the end of the run, e.g. `message.fanout.p99 < 50ms`.
+    #[serde(default)]
+    pub thresholds: Vec<String>,
+}
+
+fn default_eio() -> EioVersion {
+    EioVersion::V4
+}
+fn default_seed() -> u64 {
+    1
+}
+fn default_deadline() -> Dur {
+    Dur(Duration::from_secs(2))
+}
+
+/// Where the users come from.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum UsersSpec {
+    /// Deterministic users `user1..userN` in rooms of `room_size` (see the README).
+    Generate { count: u64, room_size: u32 },
+    /// A users file (JSON), relative to the scenario file.
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    #[serde(default = "default_ping_interval")]
+    pub ping_interval: Dur,
+    #[serde(default = "default_ping_timeout")]
+    pub ping_timeout: Dur,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            ping_interval: default_ping_interval(),
+            ping_timeout: default_ping_timeout(),
+        }
+    }
+}
+fn default_ping_interval() -> Dur {
+    Dur(Duration::from_secs(25))
+}
+fn default_ping_timeout() -> Dur {
+    Dur(Duration::from_secs(20))
+}
+
+/// One phase of open-loop arrivals: `arrival_rate` clients per second, optionally ramping
+/// linearly to `ramp_to` by the end of the phase. A rate of 0 is a pause.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Phase {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub duration: Dur,
+    pub arrival_rate: f64,
+    #[serde(default)]
+    pub ramp_to: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientGroup {
+    pub name: String,
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    pub flow: Vec<Step>,
+}
+fn default_weight() -> u32 {
+    1
+}
+
+/// One step of a flow. Generic steps are `think`, `loop` and `expect`; every other step names an
+/// operation of the dialect (`join_room`, `message`, …) with optional parameters.
+#[derive(Debug, Clone, Serialize)]
+pub enum Step {
+    Think(Think),
+    Loop(LoopStep),
+    Expect(ExpectStep),
+    Op(OpStep),
+}
+
+/// Pause before the next step: fixed, or uniformly random in `[min, max]` (seeded).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub enum Think {
+    Fixed(Dur),
+    Range { min: Dur, max: Dur },
+}
+
+/// Repeat `steps` `count` times, or until `duration` has passed on the schedule.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoopStep {
+    #[serde(default)]
+    pub count: Option<u32>,
+    #[serde(default)]
+    pub duration: Option<Dur>,
+    pub steps: Vec<Step>,
+}
+
+/// Wait until `event` arrives at this client, at most `within`; a miss is a violation.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectStep {
+    pub event: String,
+    #[serde(default = "default_deadline")]
+    pub within: Dur,
+}
+
+/// A dialect operation with its parameters (checked against the dialect's table).
+#[derive(Debug, Clone, Serialize)]
+pub struct OpStep {
+    pub op: String,
+    pub params: BTreeMap<String, serde_json::Value>,
+}
+
+/// Why a scenario could not be used; `Display` names the file and where.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("cannot read scenario {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid {
+        path: String,
+        line: u64,
+        column: u64,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Semantic { path: String, message: String },
+}
+
+impl Scenario {
+    /// Reads, parses and validates a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let mut scenario = Scenario::parse(&text, &shown)?;
+        if scenario.name.is_empty() {
+            scenario.name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+        }
+        if let UsersSpec::File(file) = &mut scenario.users {
+            if file.is_relative() {
+                if let Some(dir) = path.parent() {
+                    *file = dir.join(&*file);
+                }
+            }
+        }
+        Ok(scenario)
+    }
+
+    /// Parses scenario text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
+        let scenario: Scenario = serde_saphyr::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
+            ScenarioError::Invalid {
+                path: origin.to_string(),
+                line,
+                column,
+                message: first_line(&e.to_string()),
+            }
+        })?;
+        scenario.validate().map_err(|message| ScenarioError::Semantic {
+            path: origin.to_string(),
+            message,
+        })?;
+        Ok(scenario)
+    }
+
+    /// Checks that need the whole file (the dialect's operations, phases, weights).
+    fn validate(&self) -> Result<(), String> {
+        if self.phases.is_empty() {
+            return Err("field `phases`: at least one phase is needed".into());
+        }
+        if self.clients.is_empty() {
+            return Err("field `clients`: at least one client group is needed".into());
+        }
+        if self.clients.iter().all(|g| g.weight == 0) {
+            return Err("field `clients`: every weight is 0, so no client can run".into());
+        }
+        if let UsersSpec::Generate { count, room_size } = self.users {
+            if count == 0 {
+                return Err("field `users.generate.count`: must be at least 1".into());
+            }
+            if room_size == 0 {
+                return Err("field `users.generate.room_size`: must be at least 1".into());
+            }
+        }
+        let spec = dialect::spec(self.dialect.0.as_str());
+        for group in &self.clients {
+            check_steps(&group.flow, spec, &format!("clients[{}].flow", group.name))?;
+        }
+        for t in &self.thresholds {
+            crate::thresholds::Threshold::parse(t)
+                .map_err(|e| format!("field `thresholds`: {t:?}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// The broadcast/reply deadline.
+    pub fn deadline(&self) -> Duration {
+        self.deadline.0
+    }
+}
+
+fn check_steps(steps: &[Step], spec: &dialect::DialectSpec, at: &str) -> Result<(), String> {
+    for (i, step) in steps.iter().enumerate() {
+        match step {
+            Step::Op(op) => {
+                let Some(op_spec) = spec.op(&op.op) else {
+                    let known: Vec<&str> = spec.ops.iter().map(|o| o.name).collect();
+                    return Err(format!(
+                        "{at}[{i}]: `{}` is not an operation of dialect `{}`; expected one of: think, loop, expect, {}",
+                        op.op,
+                        spec.name,
+                        known.join(", ")
+                    ));
+                };
+                (op_spec.check_params)(&op.params)
+                    .map_err(|e| format!("{at}[{i}] ({}): {e}", op.op))?;
+            }
+            Step::Expect(e) => {
+                if !spec.events.iter().any(|ev| ev.name == e.event) {
+                    let known: Vec<&str> = spec.events.iter().map(|ev| ev.name).collect();
+                    return Err(format!(
+                        "{at}[{i}] (expect): `{}` is not an event of dialect `{}`; expected one of: {}",
+                        e.event,
+                        spec.name,
+                        known.join(", ")
+                    ));
+                }
+            }
+            Step::Loop(l) => check_steps(&l.steps, spec, &format!("{at}[{i}].loop.steps"))?,
+            Step::Think(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn first_line(s: &str) -> String {
+    s.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(s)
+        .trim()
+        .to_string()
+}
+
+/// The dialect name, checked against the dialects roomrig knows while parsing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DialectName(pub String);
+
+impl<'de> Deserialize<'de> for DialectName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        if dialect::NAMES.contains(&name.as_str()) {
+            if dialect::IMPLEMENTED.contains(&name.as_str()) {
+                Ok(DialectName(name))
+            } else {
+                Err(de::Error::custom(format!(
+                    "dialect `{name}` is not implemented yet; implemented: {}",
+                    dialect::IMPLEMENTED.join(", ")
+                )))
+            }
+        } else {
+            Err(de::Error::custom(format!(
+                "unknown dialect `{name}`; expected one of: {}",
+                dialect::NAMES.join(", ")
+            )))
+        }
+    }
+}
+
+/// A duration written as `250ms`, `2s`, `1.5s`, `3m`, or a bare number of seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Dur(pub Duration);
+
+impl Dur {
+    pub fn parse(s: &str) -> Result<Dur, String> {
+        let s = s.trim();
+        let split = s
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(s.len());
+        let (num, unit) = s.split_at(split);
+        let value: f64 = num
+            .parse()
+            .map_err(|_| format!("`{s}` is not a duration (expected e.g. 250ms, 2s, 1m)"))?;
+        let secs = match unit.trim() {
+            "" | "s" => value,
+            "ms" => value / 1e3,
+            "us" | "µs" => value / 1e6,
+            "m" | "min" => value * 60.0,
+            "h" => value * 3600.0,
+            other => return Err(format!("unknown duration unit `{other}` in `{s}` (use us, ms, s, m, h)")),
+        };
+        if !secs.is_finite() || secs < 0.0 {
+            return Err(format!("`{s}` is not a valid duration"));
+        }
+        Ok(Dur(Duration::from_secs_f64(secs)))
+    }
+}
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0.as_secs_f64() * 1e3;
+        if ms >= 1000.0 && ms % 1000.0 == 0.0 {
+            write!(f, "{}s", ms / 1000.0)
+        } else {
+            write!(f, "{ms}ms")
+        }
+    }
+}
+
+impl Serialize for Dur {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Dur;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration such as 250ms, 2s or 1m")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Dur, E> {
+                Dur::parse(v).map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Dur, E> {
+                Ok(Dur(Duration::from_secs(v)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Dur, E> {
+                u64::try_from(v)
+                    .map(|v| Dur(Duration::from_secs(v)))
+                    .map_err(|_| E::custom("a duration cannot be negative"))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Dur, E> {
+                Dur::parse(&v.to_string()).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Think {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Range {
+            min: Dur,
+            max: Dur,
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Think;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration (1s) or a range {min: 500ms, max: 2s}")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Think, E> {
+                Dur::parse(v).map(Think::Fixed).map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Think, E> {
+                Ok(Think::Fixed(Dur(Duration::from_secs(v))))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Think, E> {
+                Dur::parse(&v.to_string())
+                    .map(Think::Fixed)
+                    .map_err(E::custom)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Think, A::Error> {
+                let r = Range::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                if r.min > r.max {
+                    return Err(de::Error::custom("think: `min` is greater than `max`"));
+                }
+                Ok(Think::Range {
+                    min: r.min,
+                    max: r.max,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+const GENERIC_STEPS: &str = "think, loop, expect, or an operation of the dialect";
+
+impl<'de> Deserialize<'de> for Step {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Step;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                write!(f, "a step: a name (`join_room`) or a map with one key ({GENERIC_STEPS})")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Step, E> {
+                match v {
+                    "think" | "loop" | "expect" => {
+                        Err(E::custom(format!("step `{v}` needs a value, e.g. `{v}: ...`")))
+                    }
+                    op => Ok(Step::Op(OpStep {
+                        op: op.to_string(),
+                        params: BTreeMap::new(),
+                    })),
+                }
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Step, A::Error> {
+                let Some(key) = map.next_key::<String>()? else {
+                    return Err(de::Error::custom(format!(
+                        "empty step; expected {GENERIC_STEPS}"
+                    )));
+                };
+                let step = match key.as_str() {
+                    "think" => Step::Think(map.next_value()?),
+                    "loop" => {
+                        let l: LoopStep = map.next_value()?;
+                        match (l.count, l.duration) {
+                            (None, None) => {
+                                return Err(de::Error::custom(
+                                    "loop: give `count` or `duration` (or both)",
+                                ))
+                            }
+                            (Some(0), _) => return Err(de::Error::custom("loop: `count` is 0")),
+                            _ => {}
+                        }
+                        if l.steps.is_empty() {
+                            return Err(de::Error::custom("loop: `steps` is empty"));
+                        }
+                        Step::Loop(l)
+                    }
+                    "expect" => Step::Expect(map.next_value()?),
+                    op => {
+                        let value: serde_json::Value = map.next_value()?;
+                        let params = match value {
+                            serde_json::Value::Null => BTreeMap::new(),
+                            serde_json::Value::Object(m) => m.into_iter().collect(),
+                            // `action: "05"` is shorthand for the operation's main parameter.
+                            other => BTreeMap::from([("value".to_string(), other)]),
+                        };
+                        Step::Op(OpStep {
+                            op: op.to_string(),
+                            params,
+                        })
+                    }
+                };
+                if let Some(extra) = map.next_key::<String>()? {
+                    return Err(de::Error::custom(format!(
+                        "a step has one key; `{key}` is followed by `{extra}` (start a new `- ` item)"
+                    )));
+                }
+                Ok(step)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "\
+dialect: dorm
+users:
+  generate: { count: 8, room_size: 4 }
+phases:
+  - { duration: 2s, arrival_rate: 4 }
+clients:
+  - name: talker
+    flow:
+      - join_room
+      - expect: { event: last_data, within: 2s }
+      - loop:
+          count: 3
+          steps:
+            - message: { size: 16 }
+            - think: { min: 100ms, max: 200ms }
+            - action: \"05\"
+      - leave_room
+";
+
+    #[test]
+    fn parses_a_good_scenario() {
+        let s = Scenario::parse(GOOD, "good.yaml").unwrap();
+        assert_eq!(s.eio, EioVersion::V4);
+        assert_eq!(s.clients[0].flow.len(), 4);
+        let Step::Loop(l) = &s.clients[0].flow[2] else {
+            panic!("expected a loop")
+        };
+        assert_eq!(l.count, Some(3));
+        let Step::Op(action) = &l.steps[2] else {
+            panic!("expected an op")
+        };
+        assert_eq!(action.params["value"], serde_json::json!("05"));
+    }
+
+    #[test]
+    fn unknown_field_names_line_and_column() {
+        let bad = GOOD.replace("arrival_rate", "arival_rate");
+        let err = Scenario::parse(&bad, "bad.yaml").unwrap_err().to_string();
+        assert!(err.starts_with("bad.yaml:5:"), "{err}");
+        assert!(err.contains("arival_rate"), "{err}");
+    }
+
+    #[test]
+    fn bad_duration_is_located() {
+        let bad = GOOD.replace("think: { min: 100ms", "think: { min: 100parsecs");
+        let err = Scenario::parse(&bad, "bad.yaml").unwrap_err().to_string();
+        assert!(err.starts_with("bad.yaml:15:"), "{err}");
+        assert!(err.contains("parsecs"), "{err}");
+    }
+
+    #[test]
+    fn unknown_operation_is_refused() {
+        let bad = GOOD.replace("- leave_room", "- dance");
+        let err = Scenario::parse(&bad, "bad.yaml").unwrap_err().to_string();
+        assert!(err.contains("`dance` is not an operation"), "{err}");
+    }
+
+    #[test]
+    fn unknown_dialect_is_located() {
+        let bad = GOOD.replace("dialect: dorm", "dialect: dormm");
+        let err = Scenario::parse(&bad, "bad.yaml").unwrap_err().to_string();
+        assert!(err.starts_with("bad.yaml:1:"), "{err}");
+        assert!(err.contains("unknown dialect"), "{err}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(Dur::parse("250ms").unwrap().0, Duration::from_millis(250));
+        assert_eq!(Dur::parse("1.5s").unwrap().0, Duration::from_millis(1500));
+        assert_eq!(Dur::parse("2m").unwrap().0, Duration::from_secs(120));
+        assert!(Dur::parse("fast").is_err());
+    }
+}

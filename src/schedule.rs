@@ -1,0 +1,137 @@
+//! The open-loop schedule: when each client arrives and which group it runs, fixed by the seed
+//! before any connection is made, so the same seed gives the same run.
+
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::scenario::{Phase, Scenario};
+
+/// One planned client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Arrival {
+    /// Index of the client (and of its user in the fixture).
+    pub client: u32,
+    /// Intended connect time, from the start of the run.
+    pub at: Duration,
+    /// Index of the client group.
+    pub group: usize,
+}
+
+/// Arrival times of all phases, evenly spaced at the phase's (linearly ramping) rate, capped at
+/// `max_clients` (one client per user).
+pub fn arrivals(scenario: &Scenario, max_clients: usize) -> Vec<Arrival> {
+    let mut times = Vec::new();
+    let mut offset = 0.0f64;
+    for phase in &scenario.phases {
+        phase_times(phase, offset, &mut times);
+        offset += phase.duration.0.as_secs_f64();
+    }
+    times.truncate(max_clients);
+    let weights: Vec<u32> = scenario.clients.iter().map(|g| g.weight).collect();
+    let total: u64 = weights.iter().map(|&w| u64::from(w)).sum();
+    let mut rng = client_rng(scenario.seed, u32::MAX);
+    times
+        .into_iter()
+        .enumerate()
+        .map(|(i, at)| {
+            let mut pick = rng.random_range(0..total);
+            let group = weights
+                .iter()
+                .position(|&w| {
+                    if pick < u64::from(w) {
+                        true
+                    } else {
+                        pick -= u64::from(w);
+                        false
+                    }
+                })
+                .expect("pick < total");
+            Arrival {
+                client: i as u32,
+                at: Duration::from_secs_f64(at),
+                group,
+            }
+        })
+        .collect()
+}
+
+/// Arrival k of a phase happens when the integral of its rate reaches k:
+/// N(t) = r0·t + (r1 − r0)·t² / (2D).
+fn phase_times(phase: &Phase, offset: f64, out: &mut Vec<f64>) {
+    let d = phase.duration.0.as_secs_f64();
+    let r0 = phase.arrival_rate.max(0.0);
+    let r1 = phase.ramp_to.unwrap_or(r0).max(0.0);
+    let total = (r0 + r1) / 2.0 * d;
+    let n = total.floor() as u64;
+    let a = (r1 - r0) / (2.0 * d);
+    for k in 0..n {
+        let k = k as f64;
+        let t = if a.abs() < 1e-12 {
+            k / r0
+        } else {
+            // a·t² + r0·t − k = 0, the positive root.
+            (-r0 + (r0 * r0 + 4.0 * a * k).sqrt()) / (2.0 * a)
+        };
+        out.push(offset + t.clamp(0.0, d));
+    }
+}
+
+/// The random stream of one client: seeded by the run's seed and the client index only, so a
+/// client's choices do not depend on how tasks interleave.
+pub fn client_rng(seed: u64, client: u32) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(u64::from(client));
+    rng
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Scenario;
+
+    fn scenario(phases: &str) -> Scenario {
+        Scenario::parse(
+            &format!(
+                "dialect: dorm\nseed: 7\nusers: {{ generate: {{ count: 1000, room_size: 4 }} }}\nphases:\n{phases}\nclients:\n  - {{ name: a, weight: 1, flow: [join_room] }}\n  - {{ name: b, weight: 3, flow: [join_room] }}\n"
+            ),
+            "t.yaml",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn constant_rate_is_evenly_spaced() {
+        let a = arrivals(&scenario("  - { duration: 2s, arrival_rate: 10 }"), 1000);
+        assert_eq!(a.len(), 20);
+        assert_eq!(a[1].at, Duration::from_millis(100));
+        assert_eq!(a[19].at, Duration::from_millis(1900));
+    }
+
+    #[test]
+    fn ramp_counts_the_area_and_phases_follow_each_other() {
+        let a = arrivals(
+            &scenario("  - { duration: 10s, arrival_rate: 0, ramp_to: 20 }\n  - { duration: 1s, arrival_rate: 5 }"),
+            1000,
+        );
+        assert_eq!(a.len(), 100 + 5);
+        assert!(a.windows(2).all(|w| w[0].at <= w[1].at));
+        assert!(a[99].at < Duration::from_secs(10));
+        assert_eq!(a[100].at, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn same_seed_same_schedule_and_weights_hold() {
+        let s = scenario("  - { duration: 100s, arrival_rate: 10 }");
+        let a = arrivals(&s, 1000);
+        assert_eq!(a, arrivals(&s, 1000));
+        let b = a.iter().filter(|x| x.group == 1).count();
+        assert!((650..850).contains(&b), "weight 3 of 4 got {b} of 1000");
+    }
+
+    #[test]
+    fn capped_at_users() {
+        assert_eq!(arrivals(&scenario("  - { duration: 100s, arrival_rate: 10 }"), 30).len(), 30);
+    }
+}

@@ -1,0 +1,182 @@
+//! End-to-end: the `roomrig` binary drives the embedded reference server over real loopback
+//! sockets, and the report says exactly what happened.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/scenarios")
+        .join(name)
+}
+
+struct Outcome {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    summary: Option<Value>,
+}
+
+/// Runs `roomrig run` with a private report directory.
+fn roomrig_run(args: &[&str]) -> Outcome {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_roomrig"))
+        .arg("run")
+        .args(args)
+        .arg("--no-progress")
+        .arg("--report-dir")
+        .arg(dir.path())
+        .output()
+        .expect("roomrig runs");
+    let summary = std::fs::read_to_string(dir.path().join("summary.json"))
+        .ok()
+        .map(|s| serde_json::from_str(&s).expect("summary.json is JSON"));
+    Outcome {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        summary,
+    }
+}
+
+fn rules(summary: &Value) -> Vec<String> {
+    summary["violations"]["by_rule"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+fn exact_run(eio: &str) {
+    let path = scenario("dorm-exact.yaml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("eio: 4", &format!("eio: {eio}"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(format!("dorm-exact-eio{eio}.yaml"));
+    std::fs::write(&file, text).unwrap();
+    let o = roomrig_run(&[file.to_str().unwrap()]);
+    let s = o.summary.as_ref().unwrap_or_else(|| panic!("no summary: {}", o.stderr));
+    assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
+    assert_eq!(s["scenario"]["eio"], eio);
+    assert_eq!(s["clients"]["connected"], 8);
+    assert_eq!(s["events"]["sent"], 48, "{}", o.stdout);
+    assert_eq!(s["events"]["received"], 136, "{}", o.stdout);
+    assert_eq!(s["violations"]["total"], 0, "{}", o.stdout);
+    assert_eq!(s["metrics"]["message.fanout"]["co"]["count"], 96);
+    assert_eq!(s["metrics"]["action.fanout"]["co"]["count"], 32);
+    assert_eq!(s["metrics"]["join_room.last_data"]["co"]["count"], 8);
+    assert_eq!(s["verdict"]["status"], "pass");
+    // CO-corrected latency counts from the intended time, so it is never below the raw one.
+    let co = s["metrics"]["message.fanout"]["co"]["max_ms"].as_f64().unwrap();
+    let raw = s["metrics"]["message.fanout"]["raw"]["max_ms"].as_f64().unwrap();
+    assert!(co >= raw, "co max {co} < raw max {raw}");
+}
+
+#[test]
+fn exact_counts_and_no_violation_eio4() {
+    exact_run("4");
+}
+
+#[test]
+fn exact_counts_and_no_violation_eio3() {
+    exact_run("3");
+}
+
+/// Each test-only defect of the reference server is caught under the matching rule, and the
+/// run exits with the violations code (1).
+#[test]
+fn oracle_catches_each_server_fault() {
+    let cases = [
+        ("drop-broadcast=0.2", "dorm/message/missing"),
+        ("leak-to-non-member", "dorm/message/non-member"),
+        ("omit-time", "dorm/message/shape"),
+        ("error-on-wrong-event", "dorm/action/error-wrong-event"),
+        ("duplicate-broadcast", "dorm/message/duplicate"),
+    ];
+    let path = scenario("dorm-faults.yaml");
+    for (fault, rule) in cases {
+        let o = roomrig_run(&[path.to_str().unwrap(), "--server-fault", fault]);
+        let s = o
+            .summary
+            .as_ref()
+            .unwrap_or_else(|| panic!("{fault}: no summary: {}", o.stderr));
+        assert_eq!(o.code, 1, "{fault}: {}\n{}", o.stdout, o.stderr);
+        assert!(
+            rules(s).iter().any(|r| r == rule),
+            "{fault}: expected rule {rule}, got {:?}",
+            rules(s)
+        );
+        let example = &s["violations"]["by_rule"][rule]["examples"][0];
+        assert!(
+            !example["transcript"].as_array().unwrap().is_empty(),
+            "{fault}: a violation carries the client's transcript"
+        );
+        assert!(o.stdout.contains("replay: roomrig run"), "{fault}");
+    }
+    // The same scenario against the healthy server is clean.
+    let o = roomrig_run(&[path.to_str().unwrap()]);
+    let s = o.summary.as_ref().unwrap();
+    assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
+    assert_eq!(s["violations"]["total"], 0);
+    assert!(s["metrics"]["action.error"]["co"]["count"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn bad_scenario_names_file_line_and_field() {
+    let path = scenario("bad-field.yaml");
+    let o = roomrig_run(&[path.to_str().unwrap()]);
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.summary.is_none(), "nothing runs");
+    assert!(o.stderr.contains("bad-field.yaml:5:"), "{}", o.stderr);
+    assert!(o.stderr.contains("arival_rate"), "{}", o.stderr);
+}
+
+#[test]
+fn missing_scenario_file_is_a_usage_error() {
+    let o = roomrig_run(&["tests/scenarios/no-such-file.yaml"]);
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.contains("no-such-file.yaml"), "{}", o.stderr);
+}
+
+#[test]
+fn unreachable_target_fails_fast_with_its_own_code() {
+    // Bind then drop a listener: the port is closed.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let target = format!("http://127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    let o = roomrig_run(&[
+        scenario("dorm-exact.yaml").to_str().unwrap(),
+        "--target",
+        &target,
+    ]);
+    assert_eq!(o.code, 5, "{}", o.stderr);
+    assert!(o.stderr.contains("unreachable"), "{}", o.stderr);
+    assert!(o.stderr.contains(&target), "{}", o.stderr);
+    assert!(started.elapsed().as_secs() < 10);
+}
+
+#[test]
+fn plain_http_target_is_refused_as_not_socketio() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut s in listener.incoming().flatten().take(4) {
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello");
+        }
+    });
+    let o = roomrig_run(&[
+        scenario("dorm-exact.yaml").to_str().unwrap(),
+        "--target",
+        &format!("http://{addr}"),
+    ]);
+    assert_eq!(o.code, 5, "{}", o.stderr);
+    assert!(o.stderr.contains("does not speak Socket.IO"), "{}", o.stderr);
+}
