@@ -8,10 +8,15 @@ use clap::{Parser, Subcommand};
 use crate::driver::{self, RunError, RunOptions};
 use crate::exit::Exit;
 use crate::report;
+use crate::protocol::EioVersion;
 use crate::scenario::Scenario;
 
 #[derive(Parser, Debug)]
-#[command(name = "roomrig", version, about = "Load-testing and conformance harness for real-time room protocols over Socket.IO and WebSocket")]
+#[command(
+    name = "roomrig",
+    version,
+    about = "Load-testing and conformance harness for real-time room protocols over Socket.IO and WebSocket"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -35,6 +40,9 @@ pub struct RunArgs {
     /// Override the scenario's seed.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Override the scenario's Engine.IO version (3 or 4).
+    #[arg(long, value_parser = parse_eio)]
+    pub eio: Option<EioVersion>,
     /// Users file (JSON) to use instead of the scenario's users.
     #[arg(long)]
     pub users: Option<PathBuf>,
@@ -61,11 +69,18 @@ pub fn main() -> i32 {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { Exit::Usage.code() } else { Exit::Pass.code() };
+            return if e.use_stderr() {
+                Exit::Usage.code()
+            } else {
+                Exit::Pass.code()
+            };
         }
     };
     init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -101,6 +116,10 @@ async fn run(args: RunArgs) -> i32 {
             return Exit::Usage.code();
         }
     };
+    let mut scenario = scenario;
+    if let Some(eio) = args.eio {
+        scenario.eio = eio;
+    }
     let opts = RunOptions {
         target: args.target.clone(),
         seed: args.seed,
@@ -149,6 +168,20 @@ async fn run(args: RunArgs) -> i32 {
 
 fn sanitize(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
+}
+
+fn parse_eio(s: &str) -> Result<EioVersion, String> {
+    match s {
+        "3" => Ok(EioVersion::V3),
+        "4" => Ok(EioVersion::V4),
+        _ => Err(format!("EIO version must be 3 or 4, not {s:?}")),
+    }
 }

@@ -12,8 +12,10 @@
 //!   ping for `pingInterval + pingTimeout` is reported as [`CloseReason::HeartbeatTimeout`]
 //!   (as socket.io-client does).
 //! - Engine.IO v3 (socket.io 1/2): `recv` sends a ping `pingInterval` after the session opened
-//!   and `pingInterval` after each pong; a server that does not answer within `pingTimeout` is
-//!   reported as [`CloseReason::HeartbeatTimeout`]. Dropped stops sending pings.
+//!   and `pingInterval` after each pong; a server that, once pinged, stays silent for
+//!   `pingTimeout` (`pingInterval + pingTimeout` after its last packet, as engine.io-client 3
+//!   counts any packet) is reported as [`CloseReason::HeartbeatTimeout`]. Dropped stops sending
+//!   pings.
 //!
 //! **`recv` must be polled regularly** (typically in a `tokio::select!` loop) for heartbeats to
 //! work; it is cancel-safe.
@@ -115,8 +117,8 @@ pub enum CloseReason {
     Eof,
     /// TCP reset or another transport error.
     Reset(String),
-    /// The client saw no heartbeat from the server in time (EIO3: no pong within pingTimeout;
-    /// EIO4: no ping within pingInterval + pingTimeout).
+    /// The client saw no heartbeat from the server in time (EIO3: pinged server silent for
+    /// pingTimeout; EIO4: no ping within pingInterval + pingTimeout).
     HeartbeatTimeout,
 }
 
@@ -747,6 +749,13 @@ impl Connection {
 
             match Pin::new(&mut self.ws).poll_next(cx) {
                 Poll::Ready(Some(Ok(msg))) => {
+                    if self.pong_deadline.is_some() {
+                        // EIO3, as engine.io-client 3: while a pong is awaited, any packet
+                        // proves the server alive for another interval + timeout (a pong
+                        // queued behind a flood of events is late but not lost).
+                        let alive = Instant::now() + self.ping_interval() + self.ping_timeout();
+                        self.pong_deadline = self.pong_deadline.max(Some(alive));
+                    }
                     if let Some(out) = self.on_message(msg) {
                         if matches!(out, Ok(Incoming::Closed(CloseReason::WebSocketClose(_)))) {
                             // Best effort: push out tungstenite's close reply.

@@ -94,7 +94,13 @@ pub struct Summary {
 impl Summary {
     pub fn of(h: &Histogram<u64>) -> Summary {
         let ms = |us: u64| us as f64 / 1e3;
-        let q = |q: f64| if h.is_empty() { 0.0 } else { ms(h.value_at_quantile(q)) };
+        let q = |q: f64| {
+            if h.is_empty() {
+                0.0
+            } else {
+                ms(h.value_at_quantile(q))
+            }
+        };
         Summary {
             count: h.len(),
             min_ms: if h.is_empty() { 0.0 } else { ms(h.min()) },

@@ -114,7 +114,12 @@ pub struct ViolationsInfo {
 }
 
 /// Builds the summary of a finished run. `strict` makes SHOULD violations fail the run.
-pub fn summarize(result: &RunResult, scenario_path: &Path, run_id: &str, strict: bool) -> SummaryFile {
+pub fn summarize(
+    result: &RunResult,
+    scenario_path: &Path,
+    run_id: &str,
+    strict: bool,
+) -> SummaryFile {
     let metrics: BTreeMap<String, MetricInfo> = result
         .metrics
         .iter()
@@ -195,7 +200,10 @@ pub fn summarize(result: &RunResult, scenario_path: &Path, run_id: &str, strict:
         thresholds,
         driver: {
             let cpu = result.usage_after.cpu_s() - result.usage_before.cpu_s();
-            let grown = result.usage_after.peak_rss_bytes.saturating_sub(result.usage_before.rss_bytes);
+            let grown = result
+                .usage_after
+                .peak_rss_bytes
+                .saturating_sub(result.usage_before.rss_bytes);
             DriverCost {
                 cpu_s: cpu,
                 peak_rss_mb: result.usage_after.peak_rss_bytes as f64 / 1048576.0,
@@ -248,7 +256,10 @@ pub fn figures(
     f.insert("violations.must".into(), must as f64);
     f.insert("violations.should".into(), should as f64);
     let planned = result.planned_clients.max(1) as f64;
-    f.insert("connect.errors".into(), result.connect_errors as f64 * 100.0 / planned);
+    f.insert(
+        "connect.errors".into(),
+        result.connect_errors as f64 * 100.0 / planned,
+    );
     f.insert("sent".into(), result.sent as f64);
     f.insert("received".into(), result.received as f64);
     f
@@ -307,7 +318,11 @@ fn verdict(
 }
 
 /// Writes `summary.json` and `histograms.hlog` into `dir`, creating it.
-pub fn write_files(summary: &SummaryFile, result: &RunResult, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+pub fn write_files(
+    summary: &SummaryFile,
+    result: &RunResult,
+    dir: &Path,
+) -> std::io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
     let json_path = dir.join("summary.json");
     let mut json = serde_json::to_vec_pretty(summary).map_err(std::io::Error::other)?;
@@ -326,8 +341,14 @@ fn write_hlog(result: &RunResult, path: &Path) -> std::io::Result<()> {
     let mut serializer = V2DeflateSerializer::new();
     let start: std::time::SystemTime = result.started_at.into();
     let mut writer = IntervalLogWriterBuilder::new()
-        .add_comment(&format!("roomrig {} run of {}", env!("CARGO_PKG_VERSION"), result.scenario.name))
-        .add_comment("values in microseconds; tags <metric>.co (from intended send) and <metric>.raw")
+        .add_comment(&format!(
+            "roomrig {} run of {}",
+            env!("CARGO_PKG_VERSION"),
+            result.scenario.name
+        ))
+        .add_comment(
+            "values in microseconds; tags <metric>.co (from intended send) and <metric>.raw",
+        )
         .with_start_time(start)
         .with_base_time(start)
         .with_max_value_divisor(1000.0)
@@ -336,7 +357,12 @@ fn write_hlog(result: &RunResult, path: &Path) -> std::io::Result<()> {
         for (variant, h) in [("co", &pair.co), ("raw", &pair.raw)] {
             let tag = format!("{name}.{variant}");
             writer
-                .write_histogram(h, std::time::Duration::ZERO, result.duration, Tag::new(&tag))
+                .write_histogram(
+                    h,
+                    std::time::Duration::ZERO,
+                    result.duration,
+                    Tag::new(&tag),
+                )
                 .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
         }
     }
@@ -350,13 +376,22 @@ pub fn console(summary: &SummaryFile) -> String {
     let _ = writeln!(
         out,
         "\nroomrig {} · {} · dialect {} · EIO={} · seed {} · {:.1}s",
-        s.tool.version, s.scenario.name, s.scenario.dialect, s.scenario.eio, s.scenario.seed, s.duration_s
+        s.tool.version,
+        s.scenario.name,
+        s.scenario.dialect,
+        s.scenario.eio,
+        s.scenario.seed,
+        s.duration_s
     );
     let _ = writeln!(
         out,
         "target {}{}",
         s.target.url,
-        if s.target.embedded_reference_server { " (embedded reference server)" } else { "" }
+        if s.target.embedded_reference_server {
+            " (embedded reference server)"
+        } else {
+            ""
+        }
     );
     let _ = writeln!(
         out,
@@ -395,7 +430,11 @@ pub fn console(summary: &SummaryFile) -> String {
     );
     for (rule, t) in &v.by_rule {
         let level = t.level.map_or("?".to_string(), |l| l.to_string());
-        let _ = writeln!(out, "  {:<6} {:<40} {:>7}  {}", level, rule, t.count, t.reason);
+        let _ = writeln!(
+            out,
+            "  {:<6} {:<40} {:>7}  {}",
+            level, rule, t.count, t.reason
+        );
         if let Some(e) = t.examples.first() {
             let _ = writeln!(
                 out,

@@ -218,10 +218,12 @@ impl Scenario {
                 message: first_line(&e.to_string()),
             }
         })?;
-        scenario.validate().map_err(|message| ScenarioError::Semantic {
-            path: origin.to_string(),
-            message,
-        })?;
+        scenario
+            .validate()
+            .map_err(|message| ScenarioError::Semantic {
+                path: origin.to_string(),
+                message,
+            })?;
         Ok(scenario)
     }
 
@@ -348,7 +350,11 @@ impl Dur {
             "us" | "µs" => value / 1e6,
             "m" | "min" => value * 60.0,
             "h" => value * 3600.0,
-            other => return Err(format!("unknown duration unit `{other}` in `{s}` (use us, ms, s, m, h)")),
+            other => {
+                return Err(format!(
+                    "unknown duration unit `{other}` in `{s}` (use us, ms, s, m, h)"
+                ))
+            }
         };
         if !secs.is_finite() || secs < 0.0 {
             return Err(format!("`{s}` is not a valid duration"));
@@ -449,13 +455,16 @@ impl<'de> Deserialize<'de> for Step {
         impl<'de> Visitor<'de> for V {
             type Value = Step;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                write!(f, "a step: a name (`join_room`) or a map with one key ({GENERIC_STEPS})")
+                write!(
+                    f,
+                    "a step: a name (`join_room`) or a map with one key ({GENERIC_STEPS})"
+                )
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Step, E> {
                 match v {
-                    "think" | "loop" | "expect" => {
-                        Err(E::custom(format!("step `{v}` needs a value, e.g. `{v}: ...`")))
-                    }
+                    "think" | "loop" | "expect" => Err(E::custom(format!(
+                        "step `{v}` needs a value, e.g. `{v}: ...`"
+                    ))),
                     op => Ok(Step::Op(OpStep {
                         op: op.to_string(),
                         params: BTreeMap::new(),

@@ -132,6 +132,9 @@ mod tests {
 
     #[test]
     fn capped_at_users() {
-        assert_eq!(arrivals(&scenario("  - { duration: 100s, arrival_rate: 10 }"), 30).len(), 30);
+        assert_eq!(
+            arrivals(&scenario("  - { duration: 100s, arrival_rate: 10 }"), 30).len(),
+            30
+        );
     }
 }

@@ -35,7 +35,13 @@ pub struct Outcome {
 
 impl Threshold {
     pub fn parse(text: &str) -> Result<Threshold, String> {
-        let ops = [("<=", Op::Le), (">=", Op::Ge), ("==", Op::Eq), ("<", Op::Lt), (">", Op::Gt)];
+        let ops = [
+            ("<=", Op::Le),
+            (">=", Op::Ge),
+            ("==", Op::Eq),
+            ("<", Op::Lt),
+            (">", Op::Gt),
+        ];
         let (pos, sym, op) = ops
             .iter()
             .filter_map(|(sym, op)| text.find(sym).map(|p| (p, *sym, *op)))
@@ -108,7 +114,12 @@ mod tests {
         assert_eq!(Threshold::parse("violations <= 0").unwrap().op, Op::Le);
         assert_eq!(Threshold::parse("connect.errors < 1%").unwrap().limit, 1.0);
         assert_eq!(Threshold::parse("x < 1s").unwrap().limit, 1000.0);
-        assert!(!Threshold::parse("missing.figure < 1").unwrap().evaluate(&f).passed);
+        assert!(
+            !Threshold::parse("missing.figure < 1")
+                .unwrap()
+                .evaluate(&f)
+                .passed
+        );
     }
 
     #[test]

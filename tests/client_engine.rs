@@ -57,7 +57,7 @@ impl Log {
     fn disconnect_of(&self, sid: &str) -> Option<(DisconnectReason, Instant)> {
         self.0.lock().unwrap().iter().find_map(|e| match e {
             ServerEvent::Disconnected { sid: s, reason, at } if s == sid => {
-                Some((reason.clone(), *at))
+                Some((*reason, *at))
             }
             _ => None,
         })
@@ -584,7 +584,8 @@ async fn eio4_refused_namespace() {
 /// recv is cancelled over and over (a competing branch wins whenever recv is pending) while a
 /// burst of frames larger than the 4 KiB read buffer arrives: nothing is lost or reordered.
 async fn recv_is_cancel_safe(eio: EioVersion) {
-    let server = start_server().await;
+    // 8 MB through a debug build may delay heartbeats past the fast test timings.
+    let server = start_server_with(Duration::from_secs(5), Duration::from_secs(5)).await;
     let mut conn = connect_root(&server, eio).await;
     const N: u64 = 400;
     const PAD: usize = 20_000;
@@ -703,6 +704,226 @@ async fn connect_timeout() {
     let r = Connection::connect(&format!("http://{addr}"), &cfg).await;
     assert!(matches!(r, Err(ConnectError::Timeout)), "{r:?}");
     assert!(t0.elapsed() < Duration::from_millis(600));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scripted websocket servers, for what socketioxide cannot be made to do (stay silent, send
+// Node-style or malformed packets).
+
+type ServerWs = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// Accepts one websocket connection and runs `script` on it; returns the base URL and the
+/// request URI the client used.
+// The handshake callback's error type is tungstenite's (a whole HTTP response).
+#[allow(clippy::result_large_err)]
+async fn scripted_server<F, Fut>(script: F) -> (String, tokio::sync::oneshot::Receiver<String>)
+where
+    F: FnOnce(ServerWs) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (uri_tx, uri_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let ws = tokio_tungstenite::accept_hdr_async(tcp, |req: &Request, resp: Response| {
+            uri_tx.send(req.uri().to_string()).ok();
+            Ok(resp)
+        })
+        .await
+        .unwrap();
+        script(ws).await;
+    });
+    (url, uri_rx)
+}
+
+async fn send(ws: &mut ServerWs, text: &str) {
+    use futures_util::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::text(
+        text.to_owned(),
+    ))
+    .await
+    .unwrap();
+}
+
+async fn next_text(ws: &mut ServerWs) -> String {
+    use futures_util::StreamExt;
+    loop {
+        match ws.next().await {
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) => return t.to_string(),
+            Some(Ok(_)) => continue,
+            other => panic!("client went away: {other:?}"),
+        }
+    }
+}
+
+/// Reads frames until the client goes away, recording them.
+async fn drain(mut ws: ServerWs, seen: Arc<Mutex<Vec<String>>>) {
+    use futures_util::StreamExt;
+    while let Some(Ok(m)) = ws.next().await {
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = m {
+            seen.lock().unwrap().push(t.to_string());
+        }
+    }
+}
+
+const NODE_SID: &str = "lv_VI97HAXpY6yYWAAAC"; // 20 characters, as Node's engine.io
+
+#[tokio::test]
+async fn eio3_client_detects_silent_server() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    let (url, uri) = scripted_server(move |mut ws| async move {
+        send(
+            &mut ws,
+            &format!(
+                r#"0{{"sid":"{NODE_SID}","upgrades":[],"pingInterval":200,"pingTimeout":150}}"#
+            ),
+        )
+        .await;
+        send(&mut ws, "40").await;
+        drain(ws, s2).await; // never answers pings
+    })
+    .await;
+    let mut conn = Connection::connect(&url, &config(EioVersion::V3, "/"))
+        .await
+        .unwrap();
+    let t0 = Instant::now();
+    assert_eq!(uri.await.unwrap(), "/socket.io/?EIO=3&transport=websocket");
+    assert_eq!(conn.sid(), NODE_SID);
+    assert_eq!(conn.socket_id(), None);
+    let reason = until_closed(&mut conn, Duration::from_secs(2)).await;
+    let elapsed = t0.elapsed();
+    assert_eq!(reason, CloseReason::HeartbeatTimeout);
+    assert!(
+        elapsed >= Duration::from_millis(340) && elapsed < Duration::from_millis(350) + SLACK,
+        "{elapsed:?}"
+    );
+    assert_eq!(conn.heartbeat_stats().pings_sent, 1);
+    // The client never sent "40" for "/" under EIO3; its only frame was the ping.
+    assert_eq!(*seen.lock().unwrap(), vec!["2".to_owned()]);
+}
+
+#[tokio::test]
+async fn eio4_client_detects_silent_server() {
+    let (url, uri) = scripted_server(|mut ws| async move {
+        send(
+            &mut ws,
+            r#"0{"sid":"AAAAAAAAAAAAAAAA","upgrades":[],"pingInterval":200,"pingTimeout":150,"maxPayload":1000000}"#,
+        )
+        .await;
+        assert_eq!(next_text(&mut ws).await, r#"40{"token":"t"}"#);
+        send(&mut ws, r#"40{"sid":"BBBBBBBBBBBBBBBBBBBB"}"#).await;
+        drain(ws, Arc::default()).await; // never pings
+    })
+    .await;
+    let cfg = ClientConfig {
+        auth: Some(json!({"token": "t"})),
+        path: "/custom/".into(),
+        ..config(EioVersion::V4, "/")
+    };
+    let mut conn = Connection::connect(&format!("{url}/?x=1"), &cfg)
+        .await
+        .unwrap();
+    let t0 = Instant::now();
+    assert_eq!(uri.await.unwrap(), "/custom/?EIO=4&transport=websocket&x=1");
+    assert_eq!(conn.socket_id(), Some("BBBBBBBBBBBBBBBBBBBB"));
+    let reason = until_closed(&mut conn, Duration::from_secs(2)).await;
+    let elapsed = t0.elapsed();
+    assert_eq!(reason, CloseReason::HeartbeatTimeout);
+    assert!(
+        elapsed >= Duration::from_millis(340) && elapsed < Duration::from_millis(350) + SLACK,
+        "{elapsed:?}"
+    );
+}
+
+#[tokio::test]
+async fn node_style_connect_error_with_data() {
+    let (url, _) = scripted_server(|mut ws| async move {
+        send(
+            &mut ws,
+            &format!(
+                r#"0{{"sid":"{NODE_SID}","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}}"#
+            ),
+        )
+        .await;
+        assert_eq!(next_text(&mut ws).await, "40/admin,");
+        send(
+            &mut ws,
+            r#"44/admin,{"message":"bad token","data":{"code":1}}"#,
+        )
+        .await;
+        drain(ws, Arc::default()).await;
+    })
+    .await;
+    match Connection::connect(&url, &config(EioVersion::V4, "/admin")).await {
+        Err(ConnectError::Refused(m)) => assert_eq!(m, r#"bad token (data: {"code":1})"#),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn websocket_but_not_engineio() {
+    let (url, _) = scripted_server(|mut ws| async move {
+        send(&mut ws, "hello").await;
+        drain(ws, Arc::default()).await;
+    })
+    .await;
+    match Connection::connect(&url, &config(EioVersion::V4, "/")).await {
+        Err(ConnectError::NotEngineIo(m)) => assert!(m.contains("hello"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn malformed_frames_are_per_frame_errors() {
+    let (url, _) = scripted_server(|mut ws| async move {
+        send(
+            &mut ws,
+            r#"0{"sid":"AAAAAAAAAAAAAAAA","upgrades":[],"pingInterval":25000,"pingTimeout":20000}"#,
+        )
+        .await;
+        next_text(&mut ws).await;
+        send(&mut ws, "40").await;
+        for f in [
+            "9garbage",
+            "42not json",
+            r#"42[{"no":"name"}]"#,
+            r#"451-["bin",{"_placeholder":true,"num":0}]"#,
+            "6",
+            r#"42/other,["elsewhere"]"#,
+            r#"42["ok",1]"#,
+            "41",
+        ] {
+            send(&mut ws, f).await;
+        }
+        drain(ws, Arc::default()).await;
+    })
+    .await;
+    let mut conn = Connection::connect(&url, &config(EioVersion::V4, "/"))
+        .await
+        .unwrap();
+    let d = Duration::from_secs(2);
+    for _ in 0..4 {
+        match tokio::time::timeout(d, conn.recv()).await.unwrap() {
+            Err(ClientError::Protocol(e)) => eprintln!("rejected: {e}"),
+            other => panic!("expected a protocol error, got {other:?}"),
+        }
+    }
+    // NOOP and other namespaces are skipped; the connection still works.
+    assert_eq!(
+        recv_within(&mut conn, d).await,
+        Incoming::Event {
+            name: "ok".into(),
+            args: vec![json!(1)],
+            ack: None
+        }
+    );
+    assert_eq!(
+        recv_within(&mut conn, d).await,
+        Incoming::Closed(CloseReason::ServerDisconnect)
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

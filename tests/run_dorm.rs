@@ -57,7 +57,10 @@ fn exact_run(eio: &str) {
     let file = dir.path().join(format!("dorm-exact-eio{eio}.yaml"));
     std::fs::write(&file, text).unwrap();
     let o = roomrig_run(&[file.to_str().unwrap()]);
-    let s = o.summary.as_ref().unwrap_or_else(|| panic!("no summary: {}", o.stderr));
+    let s = o
+        .summary
+        .as_ref()
+        .unwrap_or_else(|| panic!("no summary: {}", o.stderr));
     assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
     assert_eq!(s["scenario"]["eio"], eio);
     assert_eq!(s["clients"]["connected"], 8);
@@ -69,8 +72,12 @@ fn exact_run(eio: &str) {
     assert_eq!(s["metrics"]["join_room.last_data"]["co"]["count"], 8);
     assert_eq!(s["verdict"]["status"], "pass");
     // CO-corrected latency counts from the intended time, so it is never below the raw one.
-    let co = s["metrics"]["message.fanout"]["co"]["max_ms"].as_f64().unwrap();
-    let raw = s["metrics"]["message.fanout"]["raw"]["max_ms"].as_f64().unwrap();
+    let co = s["metrics"]["message.fanout"]["co"]["max_ms"]
+        .as_f64()
+        .unwrap();
+    let raw = s["metrics"]["message.fanout"]["raw"]["max_ms"]
+        .as_f64()
+        .unwrap();
     assert!(co >= raw, "co max {co} < raw max {raw}");
 }
 
@@ -120,7 +127,12 @@ fn oracle_catches_each_server_fault() {
     let s = o.summary.as_ref().unwrap();
     assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
     assert_eq!(s["violations"]["total"], 0);
-    assert!(s["metrics"]["action.error"]["co"]["count"].as_u64().unwrap() > 0);
+    assert!(
+        s["metrics"]["action.error"]["co"]["count"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
 }
 
 #[test]
@@ -169,7 +181,9 @@ fn plain_http_target_is_refused_as_not_socketio() {
         for mut s in listener.incoming().flatten().take(4) {
             let mut buf = [0u8; 1024];
             let _ = s.read(&mut buf);
-            let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello");
+            let _ = s.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello",
+            );
         }
     });
     let o = roomrig_run(&[
@@ -178,5 +192,37 @@ fn plain_http_target_is_refused_as_not_socketio() {
         &format!("http://{addr}"),
     ]);
     assert_eq!(o.code, 5, "{}", o.stderr);
-    assert!(o.stderr.contains("does not speak Socket.IO"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("does not speak Socket.IO"),
+        "{}",
+        o.stderr
+    );
+}
+
+/// Ctrl-C (SIGINT) stops the load, and the report of what ran is still written.
+#[test]
+fn interrupt_still_writes_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_roomrig"))
+        .args(["run", "scenarios/dorm-smoke.yaml", "--no-progress", "--report-dir"])
+        .arg(dir.path())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(started.elapsed().as_secs() < 10, "stops promptly");
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    let s: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(s["interrupted"], true);
+    assert_eq!(s["verdict"]["status"], "interrupted");
+    assert!(s["events"]["sent"].as_u64().unwrap() > 0, "the report covers what ran");
+    assert!(s["duration_s"].as_f64().unwrap() < 10.0);
 }

@@ -122,6 +122,15 @@ pub struct RunningServer {
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
 
+impl fmt::Debug for RunningServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunningServer")
+            .field("local_addr", &self.local_addr)
+            .field("running", &self.stop.is_some())
+            .finish()
+    }
+}
+
 impl RunningServer {
     /// The address the server listens on (with the real port when port 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
@@ -183,7 +192,13 @@ impl Drop for RunningServer {
 
 /// Binds `config.listen`, spawns the server on the current tokio runtime and returns once it is
 /// listening.
+///
+/// Fails with `InvalidInput` if the fixtures are inconsistent (see [`Fixtures::validate`]).
 pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
+    config
+        .fixtures
+        .validate()
+        .map_err(|m| std::io::Error::new(std::io::ErrorKind::InvalidInput, m))?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let local_addr = listener.local_addr()?;
 
@@ -409,6 +424,47 @@ mod tests {
         let help = Cli::command().render_long_help().to_string();
         assert!(!help.contains("--fault"), "{help}");
         assert!(help.contains("--generate-users"));
+    }
+
+    #[tokio::test]
+    async fn start_refuses_inconsistent_fixtures() {
+        let mut fixtures = Fixtures::generate(4, 2);
+        fixtures.users[1].token = fixtures.users[0].token.clone();
+        let config = ServerConfig::new(Dialect::Dorm, "127.0.0.1:0".parse().unwrap(), fixtures);
+        let err = start(config).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    }
+
+    #[tokio::test]
+    async fn starts_on_a_free_port_and_shuts_down() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let config = ServerConfig::new(
+            Dialect::Dorm,
+            "0.0.0.0:0".parse().unwrap(),
+            Fixtures::generate(2, 2),
+        );
+        let server = start(config).await.unwrap();
+        let port = server.local_addr().port();
+        assert_ne!(port, 0);
+        assert_eq!(server.url(), format!("http://127.0.0.1:{port}"));
+
+        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut body = String::new();
+        tcp.read_to_string(&mut body).await.unwrap();
+        assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+        assert!(body.contains("dialect dorm"), "{body}");
+
+        tokio::time::timeout(Duration::from_secs(5), server.shutdown())
+            .await
+            .expect("shutdown is quick");
+        assert!(tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err());
     }
 
     #[test]

@@ -28,7 +28,10 @@ pub static SPEC: DialectSpec = DialectSpec {
             shape: Ty::Obj(&[
                 Field::req(
                     "current_user_data",
-                    Ty::Obj(&[Field::req("user_id", Ty::Id), Field::req("username", Ty::Str)]),
+                    Ty::Obj(&[
+                        Field::req("user_id", Ty::Id),
+                        Field::req("username", Ty::Str),
+                    ]),
                 ),
                 Field::req(
                     "room_data",
@@ -123,15 +126,27 @@ fn check_reply(event: &str, payload: &Value, ctx: &OpContext) -> Result<(), Stri
     }
     let me = &payload["current_user_data"]["user_id"];
     if !same_id(me, ctx.user_id) {
-        return Err(format!("current_user_data.user_id is {me}, the joiner is {}", ctx.user_id));
+        return Err(format!(
+            "current_user_data.user_id is {me}, the joiner is {}",
+            ctx.user_id
+        ));
     }
-    let mates = payload["roommates_data"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    let mates = payload["roommates_data"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
     if !mates.iter().any(|m| same_id(&m["user_id"], ctx.user_id)) {
-        return Err(format!("roommates_data does not list the joiner {}", ctx.user_id));
+        return Err(format!(
+            "roommates_data does not list the joiner {}",
+            ctx.user_id
+        ));
     }
     let count = &payload["room_data"]["count"];
     if count.as_u64() != Some(mates.len() as u64) {
-        return Err(format!("room_data.count is {count}, roommates_data lists {}", mates.len()));
+        return Err(format!(
+            "room_data.count is {count}, roommates_data lists {}",
+            mates.len()
+        ));
     }
     Ok(())
 }
@@ -169,7 +184,11 @@ fn check_message(p: &BTreeMap<String, Value>) -> Result<(), String> {
     Ok(())
 }
 
-fn build_message(ctx: &OpContext, p: &BTreeMap<String, Value>, _: &mut dyn rand::RngCore) -> Request {
+fn build_message(
+    ctx: &OpContext,
+    p: &BTreeMap<String, Value>,
+    _: &mut dyn rand::RngCore,
+) -> Request {
     let size = p.get("size").and_then(Value::as_u64).unwrap_or(32) as usize;
     Request {
         event: "message",
@@ -193,7 +212,11 @@ fn check_action(p: &BTreeMap<String, Value>) -> Result<(), String> {
     Ok(())
 }
 
-fn build_action(ctx: &OpContext, p: &BTreeMap<String, Value>, rng: &mut dyn rand::RngCore) -> Request {
+fn build_action(
+    ctx: &OpContext,
+    p: &BTreeMap<String, Value>,
+    rng: &mut dyn rand::RngCore,
+) -> Request {
     let value = match p.get("value") {
         None => Value::Null,
         Some(Value::String(s)) if s == "random" => {

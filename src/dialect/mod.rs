@@ -75,10 +75,16 @@ pub enum Attribution {
     Reply,
     /// The driver writes an id into this string field of the payload (sender, sequence):
     /// duplicates, strays and losses are exact.
-    ContentId { field: &'static str, sender_field: &'static str },
+    ContentId {
+        field: &'static str,
+        sender_field: &'static str,
+    },
     /// The payload carries only the sender and a value: matched per sender in FIFO order on
     /// `value_field` (weaker: a loss and a reorder of equal values look alike).
-    SenderFifo { sender_field: &'static str, value_field: &'static str },
+    SenderFifo {
+        sender_field: &'static str,
+        value_field: &'static str,
+    },
 }
 
 /// What the client knows when it builds a request.
@@ -107,7 +113,11 @@ pub enum Effect {
     Leave,
     /// Broadcast `event` (index in `events`) to the room; `value` is what FIFO attribution
     /// matches on, `seq` what content attribution matches on.
-    Broadcast { event: &'static str, seq: Option<u64>, value: Option<Value> },
+    Broadcast {
+        event: &'static str,
+        seq: Option<u64>,
+        value: Option<Value>,
+    },
     /// The request is invalid: an error must come back on the request's own event.
     Error,
 }

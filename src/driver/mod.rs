@@ -17,8 +17,8 @@ use crate::client::{ClientConfig, Connection};
 use crate::dialect::{self, DialectSpec};
 use crate::metrics::{Metrics, Pair};
 use crate::oracle::{Micros, Oracle, RuleTally};
-use crate::scenario::{Scenario, UsersSpec};
 use crate::resources::Usage;
+use crate::scenario::{Scenario, UsersSpec};
 use crate::schedule;
 
 /// A monotonically updated counter shown live and in the report.
@@ -141,13 +141,18 @@ pub struct RunResult {
 }
 
 /// Loads the users a scenario names.
-pub fn load_fixtures(scenario: &Scenario, users_file: Option<&std::path::Path>) -> Result<Fixtures, RunError> {
+pub fn load_fixtures(
+    scenario: &Scenario,
+    users_file: Option<&std::path::Path>,
+) -> Result<Fixtures, RunError> {
     match (users_file, &scenario.users) {
         (Some(path), _) => Fixtures::load(path).map_err(|e| RunError::Setup(e.to_string())),
         (None, UsersSpec::File(path)) => {
             Fixtures::load(path).map_err(|e| RunError::Setup(e.to_string()))
         }
-        (None, UsersSpec::Generate { count, room_size }) => Ok(Fixtures::generate(*count, *room_size)),
+        (None, UsersSpec::Generate { count, room_size }) => {
+            Ok(Fixtures::generate(*count, *room_size))
+        }
     }
 }
 
@@ -210,7 +215,11 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         stop: tokio::sync::watch::channel(false).0,
         scenario: scenario.clone(),
     });
-    shared.counters.planned.0.store(arrivals.len() as u64, Ordering::Relaxed);
+    shared
+        .counters
+        .planned
+        .0
+        .store(arrivals.len() as u64, Ordering::Relaxed);
     let started_at = chrono::Utc::now();
     let planned = arrivals.len() as u64;
     let schedule_end = arrivals.last().map_or(Duration::ZERO, |a| a.at);
@@ -296,7 +305,10 @@ async fn start_embedded(
     config.ping_timeout = scenario.server.ping_timeout.0;
     config.faults = faults
         .iter()
-        .map(|f| f.parse().map_err(|e| RunError::Setup(format!("--server-fault {f}: {e}"))))
+        .map(|f| {
+            f.parse()
+                .map_err(|e| RunError::Setup(format!("--server-fault {f}: {e}")))
+        })
         .collect::<Result<_, _>>()?;
     reference_server::start(config)
         .await

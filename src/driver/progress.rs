@@ -36,7 +36,11 @@ pub async fn show(shared: Arc<Shared>, schedule_end: Duration) {
             rate(recv, last_recv),
             c.connect_errors.get(),
             shared.oracle.violation_count(),
-            if shared.now() > schedule_end.as_micros() as u64 { "  (draining)" } else { "" },
+            if shared.now() > schedule_end.as_micros() as u64 {
+                "  (draining)"
+            } else {
+                ""
+            },
         ));
         bar.tick();
         (last_sent, last_recv, last_at) = (sent, recv, tokio::time::Instant::now());

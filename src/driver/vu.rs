@@ -30,7 +30,10 @@ struct Pending {
 #[derive(PartialEq)]
 enum PendingKind {
     /// A reply event (e.g. `last_data`) must come.
-    Reply { event: &'static str, room: Option<RoomKey> },
+    Reply {
+        event: &'static str,
+        room: Option<RoomKey>,
+    },
     /// An error must come on the request's own event.
     Error,
 }
@@ -83,7 +86,9 @@ pub async fn run(shared: Arc<Shared>, arrival: Arrival) {
         }
     };
     let now = shared.now();
-    shared.metrics.record("connect", now - intended, now - begun);
+    shared
+        .metrics
+        .record("connect", now - intended, now - begun);
     shared.counters.connected.inc();
     shared.counters.active.inc();
     let mut vu = Vu {
@@ -162,7 +167,7 @@ impl Vu {
                     }
                     Step::Expect(e) => {
                         let now = self.shared.now();
-                        if self.received_since_step.iter().any(|n| *n == e.event) {
+                        if self.received_since_step.contains(&e.event) {
                             sched = sched.max(now);
                             self.received_since_step.clear();
                             continue;
@@ -184,7 +189,7 @@ impl Vu {
             }
             // An `expect` is open: serve the socket until it is met or times out.
             let w = waiting.as_ref().expect("waiting is set");
-            if self.received_since_step.iter().any(|n| *n == w.event) {
+            if self.received_since_step.contains(&w.event) {
                 sched = sched.max(self.shared.now());
                 self.received_since_step.clear();
                 waiting = None;
@@ -434,11 +439,16 @@ impl Vu {
                     Attribution::SenderFifo {
                         sender_field,
                         value_field,
-                    } => self.on_fifo_broadcast(spec.name, &payload, sender_field, value_field, now),
+                    } => {
+                        self.on_fifo_broadcast(spec.name, &payload, sender_field, value_field, now)
+                    }
                 }
             }
         }
-        self.received_since_step.push(name.clone());
+        // Distinct names only: bounded by the dialect's events, not by traffic.
+        if !self.received_since_step.contains(&name) {
+            self.received_since_step.push(name.clone());
+        }
         oracle.log(self.me, now, "<<", name, payload);
     }
 
@@ -461,14 +471,19 @@ impl Vu {
         };
         let p = self.pending.remove(i);
         let metric = crate::metrics::intern(format!("{}.{}", p.request, event));
-        shared.metrics.record(metric, now - p.intended, now - p.sent);
+        shared
+            .metrics
+            .record(metric, now - p.intended, now - p.sent);
         if now > p.due {
             shared.oracle.violate(
                 self.me,
                 event,
                 Check::Late,
                 now,
-                format!("within {} ms of the request", shared.oracle.deadline() / 1000),
+                format!(
+                    "within {} ms of the request",
+                    shared.oracle.deadline() / 1000
+                ),
                 format!("after {:.3} ms", (now - p.sent) as f64 / 1e3),
             );
         }
@@ -551,9 +566,10 @@ impl Vu {
         let Some(room) = sender_user.room else {
             return;
         };
-        let receipt = shared
-            .oracle
-            .broadcast_received(self.me, room, event, sender, Some(seq), None, now);
+        let receipt =
+            shared
+                .oracle
+                .broadcast_received(self.me, room, event, sender, Some(seq), None, now);
         self.on_receipt(event, receipt, payload, now);
     }
 
@@ -603,7 +619,9 @@ impl Vu {
         match receipt {
             Receipt::Delivered(m) | Receipt::Allowed(m) => {
                 let metric = crate::metrics::intern(format!("{event}.fanout"));
-                shared.metrics.record(metric, now - m.intended, now - m.sent);
+                shared
+                    .metrics
+                    .record(metric, now - m.intended, now - m.sent);
                 if m.late && matches!(receipt, Receipt::Delivered(_)) {
                     shared.oracle.violate(
                         self.me,
@@ -615,11 +633,14 @@ impl Vu {
                     );
                 }
             }
-            Receipt::Fault(check, expected) => {
-                shared
-                    .oracle
-                    .violate(self.me, event, check, now, expected, shape::excerpt(payload))
-            }
+            Receipt::Fault(check, expected) => shared.oracle.violate(
+                self.me,
+                event,
+                check,
+                now,
+                expected,
+                shape::excerpt(payload),
+            ),
         }
     }
 
@@ -646,7 +667,9 @@ impl Vu {
         {
             let p = self.pending.remove(i);
             let metric = crate::metrics::intern(format!("{}.error", p.request));
-            shared.metrics.record(metric, now - p.intended, now - p.sent);
+            shared
+                .metrics
+                .record(metric, now - p.intended, now - p.sent);
             return;
         }
         if let Some(n) = self.tolerated_errors.get_mut(event).filter(|n| **n > 0) {
@@ -714,9 +737,14 @@ impl Vu {
                     format!("an error on `{}` within {deadline_ms} ms", p.request),
                 ),
             };
-            shared
-                .oracle
-                .violate(self.me, scope, check, now.min(p.due), expected, "nothing".into());
+            shared.oracle.violate(
+                self.me,
+                scope,
+                check,
+                now.min(p.due),
+                expected,
+                "nothing".into(),
+            );
             false
         });
     }
@@ -778,7 +806,6 @@ fn next_step<'a>(stack: &mut Vec<Frame<'a>>, sched: Micros) -> Option<&'a Step> 
         }
     }
 }
-
 
 /// Resolves once the run is told to stop (Ctrl-C).
 async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {

@@ -132,7 +132,11 @@ impl Transcript {
         self.entries
             .iter()
             .map(|(t, dir, event, payload)| {
-                format!("{:>10.3}ms {dir} {event} {}", *t as f64 / 1e3, shape::excerpt(payload))
+                format!(
+                    "{:>10.3}ms {dir} {event} {}",
+                    *t as f64 / 1e3,
+                    shape::excerpt(payload)
+                )
             })
             .collect()
     }
@@ -176,7 +180,14 @@ impl Oracle {
     }
 
     /// Appends to a client's transcript.
-    pub fn log(&self, client: ClientId, at: Micros, dir: &'static str, event: String, payload: Value) {
+    pub fn log(
+        &self,
+        client: ClientId,
+        at: Micros,
+        dir: &'static str,
+        event: String,
+        payload: Value,
+    ) {
         lock(&self.transcripts[client as usize]).push(at, dir, event, payload);
     }
 
@@ -243,7 +254,10 @@ impl Oracle {
         let mut shard = self.shard(room);
         let r = shard.entry(room).or_default();
         // A rejoin while still a member keeps the earlier confirmation.
-        if r.members.iter().any(|m| m.client == client && m.left.is_none()) {
+        if r.members
+            .iter()
+            .any(|m| m.client == client && m.left.is_none())
+        {
             return;
         }
         r.members.push(Membership {
@@ -436,8 +450,10 @@ impl Oracle {
                         });
                     }
                 }
-                r.members
-                    .retain(|m| m.left.is_none_or(|l| now != Micros::MAX && l + horizon >= now));
+                r.members.retain(|m| {
+                    m.left
+                        .is_none_or(|l| now != Micros::MAX && l + horizon >= now)
+                });
             }
         }
         missing

@@ -109,20 +109,32 @@ impl Check {
     pub fn reason(self) -> &'static str {
         match self {
             Check::Shape => "a required field is missing or has the wrong type",
-            Check::TimeFormat => "a datetime is in the accepted `YYYY-MM-DD HH:MM:SS` form, not RFC 3339",
+            Check::TimeFormat => {
+                "a datetime is in the accepted `YYYY-MM-DD HH:MM:SS` form, not RFC 3339"
+            }
             Check::Forbidden => "the payload carries a field it should not (e.g. a credential)",
-            Check::Missing => "a member of the room never received a broadcast (none within twice the deadline)",
+            Check::Missing => {
+                "a member of the room never received a broadcast (none within twice the deadline)"
+            }
             Check::Late => "a broadcast arrived after the scenario's deadline",
             Check::Duplicate => "a client received the same broadcast twice",
             Check::NonMember => "a client that was not a member of the room received its broadcast",
-            Check::Unknown => "a broadcast that matches no send (never sent, wrong room, or altered)",
+            Check::Unknown => {
+                "a broadcast that matches no send (never sent, wrong room, or altered)"
+            }
             Check::Order => "broadcasts from one sender arrived out of send order",
             Check::WrongSender => "the broadcast names another user than the one who sent it",
             Check::ReplyMissing => "a request's reply did not arrive within the deadline",
-            Check::ReplyContent => "a reply's content contradicts the request (e.g. names another user)",
+            Check::ReplyContent => {
+                "a reply's content contradicts the request (e.g. names another user)"
+            }
             Check::ReplyUnsolicited => "a reply arrived that no request of this client asked for",
-            Check::ErrorMissing => "an invalid request got no error on its own event within the deadline",
-            Check::ErrorWrongEvent => "an error arrived on another event than the request that caused it",
+            Check::ErrorMissing => {
+                "an invalid request got no error on its own event within the deadline"
+            }
+            Check::ErrorWrongEvent => {
+                "an error arrived on another event than the request that caused it"
+            }
             Check::ErrorUnexpected => "a valid request was answered with an error",
             Check::ExpectMissing => "an `expect` step of the scenario timed out",
             Check::ConnectFailed => "the server refused or dropped a connection attempt",

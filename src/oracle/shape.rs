@@ -164,7 +164,10 @@ mod tests {
 
     #[test]
     fn good_payload_has_no_problem() {
-        assert!(problems(json!({"user_id": 1, "message": "hi", "time": "2026-11-22T00:00:00.123Z"})).is_empty());
+        assert!(problems(
+            json!({"user_id": 1, "message": "hi", "time": "2026-11-22T00:00:00.123Z"})
+        )
+        .is_empty());
     }
 
     #[test]

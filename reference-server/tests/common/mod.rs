@@ -151,6 +151,24 @@ impl SioClient {
         out
     }
 
+    /// The next `n` events (waiting up to [`WAIT`] in all), then anything else that arrives
+    /// within `quiet` (to catch surplus events).
+    pub fn take(&self, n: usize, quiet: Duration) -> Vec<(String, Value)> {
+        let deadline = Instant::now() + WAIT;
+        let mut out = Vec::new();
+        while out.len() < n {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                break;
+            };
+            match self.rx.recv_timeout(left) {
+                Ok(ev) => out.push(ev),
+                Err(_) => break,
+            }
+        }
+        out.extend(self.drain(quiet));
+        out
+    }
+
     /// Joins with `token` and returns `last_data`.
     pub fn join(&self, token: &str) -> Value {
         self.emit("join_room", serde_json::json!({ "token": token }));
@@ -173,20 +191,30 @@ pub struct RawWs {
 impl RawWs {
     /// Opens the websocket and reads the Engine.IO OPEN packet (`0{...}`).
     pub async fn open(url: &str, eio: u8) -> (RawWs, Value) {
+        RawWs::open_within(url, eio, WAIT).await
+    }
+
+    /// [`RawWs::open`] with a custom time budget for the OPEN packet.
+    pub async fn open_within(url: &str, eio: u8, wait: Duration) -> (RawWs, Value) {
         let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("websocket connects");
         let mut raw = RawWs { ws, eio };
-        let open = raw.next_text(WAIT).await.expect("open packet");
+        let open = raw.next_text(wait).await.expect("open packet");
         let handshake = open.strip_prefix('0').expect("OPEN packet starts with 0");
         (raw, serde_json::from_str(handshake).unwrap())
     }
 
     /// EIO4: opens and connects namespace `/` (sends `40`, waits for `40{"sid":...}`).
     pub async fn connect_v4(url: &str) -> RawWs {
-        let (mut raw, _) = RawWs::open(url, 4).await;
+        RawWs::connect_v4_within(url, WAIT).await
+    }
+
+    /// [`RawWs::connect_v4`] with a custom time budget for each answer.
+    pub async fn connect_v4_within(url: &str, wait: Duration) -> RawWs {
+        let (mut raw, _) = RawWs::open_within(url, 4, wait).await;
         raw.send("40").await;
-        let connect = raw.next_text(WAIT).await.expect("CONNECT answer");
+        let connect = raw.next_text(wait).await.expect("CONNECT answer");
         assert!(connect.starts_with("40{"), "{connect}");
         raw
     }
