@@ -36,9 +36,22 @@ impl Pair {
     }
 }
 
+/// A metric's name in two static parts, joined with a dot in reports (`message` + `fanout`):
+/// recording never formats or allocates a name.
+pub type MetricKey = (&'static str, &'static str);
+
+/// The report name of a metric key.
+pub fn metric_name((a, b): MetricKey) -> String {
+    if b.is_empty() {
+        a.to_string()
+    } else {
+        format!("{a}.{b}")
+    }
+}
+
 /// All metrics of a run, sharded by worker thread.
 pub struct Metrics {
-    shards: Box<[Mutex<BTreeMap<&'static str, Pair>>]>,
+    shards: Box<[Mutex<BTreeMap<MetricKey, Pair>>]>,
 }
 
 static NEXT_THREAD_SLOT: AtomicUsize = AtomicUsize::new(0);
@@ -58,7 +71,7 @@ impl Metrics {
 
     /// Records one sample in microseconds: from the intended time (`co`) and the actual send
     /// time (`raw`). Values are clamped into the histogram's range.
-    pub fn record(&self, metric: &'static str, co_us: u64, raw_us: u64) {
+    pub fn record(&self, metric: MetricKey, co_us: u64, raw_us: u64) {
         let slot = THREAD_SLOT.with(Cell::get) % self.shards.len();
         let mut shard = lock(&self.shards[slot]);
         let pair = shard.entry(metric).or_insert_with(Pair::new);
@@ -67,11 +80,13 @@ impl Metrics {
     }
 
     /// Every metric merged across shards.
-    pub fn merged(&self) -> BTreeMap<&'static str, Pair> {
-        let mut out: BTreeMap<&'static str, Pair> = BTreeMap::new();
+    pub fn merged(&self) -> BTreeMap<String, Pair> {
+        let mut out: BTreeMap<String, Pair> = BTreeMap::new();
         for shard in self.shards.iter() {
-            for (name, pair) in lock(shard).iter() {
-                out.entry(name).or_insert_with(Pair::new).add(pair);
+            for (key, pair) in lock(shard).iter() {
+                out.entry(metric_name(*key))
+                    .or_insert_with(Pair::new)
+                    .add(pair);
             }
         }
         out
@@ -114,18 +129,6 @@ impl Summary {
     }
 }
 
-/// Metric names are static strings; a run has a handful, so interning by leaking is bounded.
-pub fn intern(name: String) -> &'static str {
-    static NAMES: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
-    let mut names = lock(&NAMES);
-    if let Some(n) = names.iter().find(|n| **n == name) {
-        return n;
-    }
-    let leaked: &'static str = Box::leak(name.into_boxed_str());
-    names.push(leaked);
-    leaked
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,7 +141,7 @@ mod tests {
                 let m = m.clone();
                 std::thread::spawn(move || {
                     for i in 0..1000u64 {
-                        m.record("x", 1000 + i + t, 500 + i);
+                        m.record(("x", ""), 1000 + i + t, 500 + i);
                     }
                 })
             })

@@ -132,7 +132,7 @@ pub struct RunResult {
     pub unexpected_closes: u64,
     pub sent: u64,
     pub received: u64,
-    pub metrics: BTreeMap<&'static str, Pair>,
+    pub metrics: BTreeMap<String, Pair>,
     pub violations: BTreeMap<String, RuleTally>,
     pub max_lateness: Duration,
     /// The process's resource use before the first client and at the end.

@@ -54,11 +54,13 @@ struct Waiting {
 
 /// Runs one client to the end of its flow (or until the run stops).
 pub async fn run(shared: Arc<Shared>, arrival: Arrival) {
-    let mut stop = shared.stop.subscribe();
+    // One stop future per client, polled by every wait: re-creating it per wait would
+    // register and drop a waiter for every received event.
+    let mut stop = stopped(shared.stop.subscribe());
     let start_at = shared.start + arrival.at;
     tokio::select! {
         _ = tokio::time::sleep_until(start_at) => {}
-        _ = stopped(&mut stop) => return,
+        _ = &mut stop => return,
     }
     let me = arrival.client;
     let intended = shared.micros_of(start_at);
@@ -66,7 +68,7 @@ pub async fn run(shared: Arc<Shared>, arrival: Arrival) {
     shared.counters.connecting.inc();
     let connect = tokio::select! {
         c = Connection::connect(&shared.target, &shared.client_config) => c,
-        _ = stopped(&mut stop) => { shared.counters.connecting.dec(); return }
+        _ = &mut stop => { shared.counters.connecting.dec(); return }
     };
     shared.counters.connecting.dec();
     let conn = match connect {
@@ -88,7 +90,7 @@ pub async fn run(shared: Arc<Shared>, arrival: Arrival) {
     let now = shared.now();
     shared
         .metrics
-        .record("connect", now - intended, now - begun);
+        .record(("connect", ""), now - intended, now - begun);
     shared.counters.connected.inc();
     shared.counters.active.inc();
     let mut vu = Vu {
@@ -133,7 +135,7 @@ impl Vu {
         &mut self,
         flow: &[Step],
         mut sched: Micros,
-        stop: &mut tokio::sync::watch::Receiver<bool>,
+        stop: &mut Stop,
     ) {
         let mut stack = vec![Frame {
             steps: flow,
@@ -221,7 +223,10 @@ impl Vu {
                 break;
             }
         }
-        self.expire_pending(Micros::MAX);
+        if !self.closed {
+            // Stopped or closed by the server: pending replies are moot then.
+            self.expire_pending(Micros::MAX);
+        }
         self.close().await;
     }
 
@@ -243,7 +248,7 @@ impl Vu {
     async fn serve_until(
         &mut self,
         at: Micros,
-        stop: &mut tokio::sync::watch::Receiver<bool>,
+        stop: &mut Stop,
     ) -> bool {
         while self.shared.now() < at {
             if !self.serve_once(at, stop).await {
@@ -257,7 +262,7 @@ impl Vu {
     async fn serve_once(
         &mut self,
         at: Micros,
-        stop: &mut tokio::sync::watch::Receiver<bool>,
+        stop: &mut Stop,
     ) -> bool {
         let wake = self
             .pending
@@ -268,7 +273,7 @@ impl Vu {
         let wake_at = self.shared.instant_of(wake);
         tokio::select! {
             biased;
-            _ = stopped(stop) => {
+            _ = &mut *stop => {
                 self.close().await;
                 return false;
             }
@@ -366,11 +371,11 @@ impl Vu {
         shared.counters.sent.inc();
         shared
             .metrics
-            .record("send.lateness", sent.saturating_sub(intended), 0);
+            .record(("send", "lateness"), sent.saturating_sub(intended), 0);
         let payload = request.args.into_iter().next().unwrap_or(Value::Null);
         shared
             .oracle
-            .log(self.me, sent, ">>", request.event.to_string(), payload);
+            .log(self.me, sent, ">>", request.event, &payload);
     }
 
     /// Judges one received event.
@@ -449,7 +454,7 @@ impl Vu {
         if !self.received_since_step.contains(&name) {
             self.received_since_step.push(name.clone());
         }
-        oracle.log(self.me, now, "<<", name, payload);
+        oracle.log(self.me, now, "<<", &name, &payload);
     }
 
     fn on_reply(&mut self, event: &'static str, payload: &Value, now: Micros) {
@@ -470,7 +475,7 @@ impl Vu {
             return;
         };
         let p = self.pending.remove(i);
-        let metric = crate::metrics::intern(format!("{}.{}", p.request, event));
+        let metric = (p.request, event);
         shared
             .metrics
             .record(metric, now - p.intended, now - p.sent);
@@ -618,7 +623,7 @@ impl Vu {
         let shared = &self.shared;
         match receipt {
             Receipt::Delivered(m) | Receipt::Allowed(m) => {
-                let metric = crate::metrics::intern(format!("{event}.fanout"));
+                let metric = (event, "fanout");
                 shared
                     .metrics
                     .record(metric, now - m.intended, now - m.sent);
@@ -666,7 +671,7 @@ impl Vu {
             .position(|p| p.kind == PendingKind::Error && p.request == event)
         {
             let p = self.pending.remove(i);
-            let metric = crate::metrics::intern(format!("{}.error", p.request));
+            let metric = (p.request, "error");
             shared
                 .metrics
                 .record(metric, now - p.intended, now - p.sent);
@@ -807,7 +812,11 @@ fn next_step<'a>(stack: &mut Vec<Frame<'a>>, sched: Micros) -> Option<&'a Step> 
     }
 }
 
-/// Resolves once the run is told to stop (Ctrl-C).
-async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
+/// Resolves once the run is told to stop (Ctrl-C); never polled again after that.
+type Stop = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) -> Stop {
+    Box::pin(async move {
+        let _ = stop.wait_for(|s| *s).await;
+    })
 }

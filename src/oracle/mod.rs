@@ -114,30 +114,40 @@ pub struct MissingDelivery {
     pub sent: Micros,
 }
 
-/// A ring of a client's last events, for reproducing a violation. Entries keep the parsed
-/// payload and are only rendered to text when a violation needs them.
+/// A ring of a client's last events, for reproducing a violation. Payloads are kept as compact
+/// JSON cut at [`TRANSCRIPT_PAYLOAD`] bytes: a parsed `Value` would cost ten times the memory
+/// per client.
 #[derive(Default)]
 pub struct Transcript {
-    entries: VecDeque<(Micros, &'static str, String, Value)>,
+    entries: VecDeque<(Micros, &'static str, Box<str>)>,
 }
 
+/// Bytes of payload a transcript line keeps.
+const TRANSCRIPT_PAYLOAD: usize = 160;
+
 impl Transcript {
-    pub fn push(&mut self, at: Micros, dir: &'static str, event: String, payload: Value) {
+    pub fn push(&mut self, at: Micros, dir: &'static str, event: &str, payload: &Value) {
         if self.entries.len() == TRANSCRIPT_LEN {
             self.entries.pop_front();
         }
-        self.entries.push_back((at, dir, event, payload));
+        let mut line = String::with_capacity(64);
+        line.push_str(event);
+        line.push(' ');
+        line.push_str(&serde_json::to_string(payload).unwrap_or_default());
+        if line.len() > TRANSCRIPT_PAYLOAD {
+            let mut cut = TRANSCRIPT_PAYLOAD;
+            while !line.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            line.truncate(cut);
+            line.push_str("...");
+        }
+        self.entries.push_back((at, dir, line.into_boxed_str()));
     }
     pub fn lines(&self) -> Vec<String> {
         self.entries
             .iter()
-            .map(|(t, dir, event, payload)| {
-                format!(
-                    "{:>10.3}ms {dir} {event} {}",
-                    *t as f64 / 1e3,
-                    shape::excerpt(payload)
-                )
-            })
+            .map(|(t, dir, line)| format!("{:>10.3}ms {dir} {line}", *t as f64 / 1e3))
             .collect()
     }
 }
@@ -185,8 +195,8 @@ impl Oracle {
         client: ClientId,
         at: Micros,
         dir: &'static str,
-        event: String,
-        payload: Value,
+        event: &str,
+        payload: &Value,
     ) {
         lock(&self.transcripts[client as usize]).push(at, dir, event, payload);
     }
@@ -378,12 +388,13 @@ impl Oracle {
                         && m.left.is_none_or(|l| l + deadline >= b.sent)
                 })
         };
-        let same_send = |b: &Broadcast| b.event == event && b.sender == sender;
+        // Cheap integer comparisons first: this scan runs for every receipt.
+        let same_send = |b: &Broadcast| b.sender == sender && b.event == event;
         let found = match seq {
             Some(seq) => r
                 .outstanding
                 .iter()
-                .position(|b| same_send(b) && b.seq == Some(seq)),
+                .position(|b| b.seq == Some(seq) && same_send(b)),
             // FIFO: the oldest matching send this receiver has not had and may have.
             None => r.outstanding.iter().position(|b| {
                 same_send(b)

@@ -45,8 +45,31 @@ pub enum Problem {
     TimeFormat(String),
 }
 
-/// Checks `value` against `ty`; `path` names the value in messages.
-pub fn check(value: &Value, ty: &Ty, path: &str, out: &mut Vec<Problem>) {
+/// Where a value sits in a payload; rendered only when a problem is reported, so a clean
+/// payload is checked without allocating.
+#[derive(Clone, Copy)]
+pub enum Path<'a> {
+    Root(&'a str),
+    Field(&'a Path<'a>, &'static str),
+    Index(&'a Path<'a>, usize),
+}
+
+impl std::fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Path::Root(name) => f.write_str(name),
+            Path::Field(parent, name) => write!(f, "{parent}.{name}"),
+            Path::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
+    }
+}
+
+/// Checks `value` against `ty`; `root` names the value in messages.
+pub fn check(value: &Value, ty: &Ty, root: &str, out: &mut Vec<Problem>) {
+    check_at(value, ty, &Path::Root(root), out)
+}
+
+fn check_at(value: &Value, ty: &Ty, path: &Path<'_>, out: &mut Vec<Problem>) {
     let bad = |out: &mut Vec<Problem>, what: &str| {
         out.push(Problem::Shape(format!(
             "{path}: expected {what}, got {}",
@@ -95,7 +118,7 @@ pub fn check(value: &Value, ty: &Ty, path: &str, out: &mut Vec<Problem>) {
             };
             for f in *fields {
                 match map.get(f.name) {
-                    Some(v) => check(v, &f.ty, &format!("{path}.{}", f.name), out),
+                    Some(v) => check_at(v, &f.ty, &Path::Field(path, f.name), out),
                     None if f.required => out.push(Problem::Shape(format!(
                         "{path}.{}: required field is missing",
                         f.name
@@ -109,7 +132,7 @@ pub fn check(value: &Value, ty: &Ty, path: &str, out: &mut Vec<Problem>) {
                 return bad(out, "an array");
             };
             for (i, v) in items.iter().enumerate() {
-                check(v, item, &format!("{path}[{i}]"), out);
+                check_at(v, item, &Path::Index(path, i), out);
             }
         }
     }
