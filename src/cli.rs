@@ -7,8 +7,8 @@ use clap::{Parser, Subcommand};
 
 use crate::driver::{self, RunError, RunOptions};
 use crate::exit::Exit;
-use crate::report;
 use crate::protocol::EioVersion;
+use crate::report;
 use crate::scenario::Scenario;
 
 #[derive(Parser, Debug)]
@@ -58,6 +58,9 @@ pub struct RunArgs {
     /// The run is invalid if the p99 lateness of sends behind their schedule exceeds this (ms).
     #[arg(long, default_value_t = 100)]
     pub max_lateness_ms: u64,
+    /// Write every client's sequence of operations to ops.log (proves a seed's schedule).
+    #[arg(long)]
+    pub op_log: bool,
     /// Test-only: break the embedded reference server in one way (e.g. drop-broadcast=0.2).
     #[arg(long, hide = true)]
     pub server_fault: Vec<String>,
@@ -127,6 +130,7 @@ async fn run(args: RunArgs) -> i32 {
         server_faults: args.server_fault.clone(),
         progress: !args.no_progress,
         max_lateness: Duration::from_millis(args.max_lateness_ms),
+        op_log: args.op_log,
     };
     let name = scenario.name.clone();
     let result = match driver::run(scenario, opts).await {

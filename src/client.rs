@@ -494,11 +494,7 @@ impl Connection {
         conn.join_namespace(cfg.auth.as_ref()).await?;
         conn.hb_at = Some(match conn.eio {
             EioVersion::V3 => opened_at + conn.ping_interval(),
-            EioVersion::V4 => {
-                Instant::now().max(conn.hb_at.unwrap_or(opened_at))
-                    + conn.ping_interval()
-                    + conn.ping_timeout()
-            }
+            EioVersion::V4 => Instant::now() + conn.ping_interval() + conn.ping_timeout(),
         });
         Ok(conn)
     }
@@ -542,9 +538,6 @@ impl Connection {
             match engineio::decode(&text)? {
                 EioPacket::Ping(_) => {
                     self.stats.pings_received += 1;
-                    if self.eio == EioVersion::V4 {
-                        self.hb_at = Some(Instant::now());
-                    }
                     if self.heartbeat == Heartbeat::Normal {
                         self.ws
                             .send(Message::Text(Utf8Bytes::from_static(engineio::PONG)))

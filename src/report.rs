@@ -330,7 +330,32 @@ pub fn write_files(
     std::fs::write(&json_path, json)?;
     let hlog_path = dir.join("histograms.hlog");
     write_hlog(result, &hlog_path)?;
-    Ok(vec![json_path, hlog_path])
+    let mut written = vec![json_path, hlog_path];
+    if !result.transcripts.is_empty() {
+        let path = dir.join("transcripts.txt");
+        let mut text = String::new();
+        for (client, user, lines) in &result.transcripts {
+            let _ = writeln!(text, "== client {client} ({user})");
+            for l in lines {
+                let _ = writeln!(text, "{l}");
+            }
+            text.push('\n');
+        }
+        std::fs::write(&path, text)?;
+        written.push(path);
+    }
+    if let Some(log) = &result.op_log {
+        let path = dir.join("ops.log");
+        let mut text = String::new();
+        for (client, ops) in log {
+            for (i, op) in ops.iter().enumerate() {
+                let _ = writeln!(text, "client {client} #{i} {op}");
+            }
+        }
+        std::fs::write(&path, text)?;
+        written.push(path);
+    }
+    Ok(written)
 }
 
 /// One interval per metric and variant, tagged `<metric>.co` / `<metric>.raw`, values in µs.

@@ -42,6 +42,15 @@ pub struct Scenario {
     pub phases: Vec<Phase>,
     /// Client groups: each arriving client picks one by weight and runs its flow.
     pub clients: Vec<ClientGroup>,
+    /// Slack allowed to a server closing a dead-heartbeat connection after
+    /// pingInterval + pingTimeout.
+    #[serde(default = "default_heartbeat_grace")]
+    pub heartbeat_grace: Dur,
+    /// The longest a server may take to close a client whose heartbeat stopped. Default: the
+    /// pingInterval + pingTimeout the server advertised in its handshake, plus
+    /// `heartbeat_grace`. State it when a server's advertised values cannot be trusted.
+    #[serde(default)]
+    pub heartbeat_deadline: Option<Dur>,
     /// Pass/fail conditions evaluated at the end of the run, e.g. `message.fanout.p99 < 50ms`.
     #[serde(default)]
     pub thresholds: Vec<String>,
@@ -55,6 +64,9 @@ fn default_seed() -> u64 {
 }
 fn default_deadline() -> Dur {
     Dur(Duration::from_secs(2))
+}
+fn default_heartbeat_grace() -> Dur {
+    Dur(Duration::from_secs(1))
 }
 
 /// Where the users come from.
@@ -124,6 +136,47 @@ pub enum Step {
     Loop(LoopStep),
     Expect(ExpectStep),
     Op(OpStep),
+    Fault(Fault),
+}
+
+/// A client fault: what a dying or misbehaving client does to its connection.
+#[derive(Debug, Clone, Serialize)]
+pub enum Fault {
+    /// Stop the heartbeat but keep the TCP connection open (EIO 4: stop answering the
+    /// server's pings; EIO 3: stop sending pings). The step waits until the server closes the
+    /// connection, which must happen within pingInterval + pingTimeout + `heartbeat_grace`
+    /// and not before pingTimeout.
+    DropHeartbeats,
+    /// End the TCP connection with a reset: no WebSocket close, no Engine.IO close.
+    Vanish,
+    /// Stop reading from the socket for this long while the server keeps sending.
+    Stall(Dur),
+    /// A clean disconnect (Socket.IO, Engine.IO and WebSocket close).
+    Close,
+    /// Connect again as the same user, after a delay.
+    Reconnect(ReconnectStep),
+}
+
+/// `reconnect`: wait `after` (plus up to `jitter`, seeded), connect again; a failed attempt is
+/// retried up to `attempts` times, each wait multiplied by `backoff`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconnectStep {
+    #[serde(default)]
+    pub after: Option<Dur>,
+    #[serde(default)]
+    pub jitter: Option<Dur>,
+    #[serde(default = "default_attempts")]
+    pub attempts: u32,
+    #[serde(default = "default_backoff")]
+    pub backoff: f64,
+}
+
+fn default_attempts() -> u32 {
+    1
+}
+fn default_backoff() -> f64 {
+    2.0
 }
 
 /// Pause before the next step: fixed, or uniformly random in `[min, max]` (seeded).
@@ -270,7 +323,7 @@ fn check_steps(steps: &[Step], spec: &dialect::DialectSpec, at: &str) -> Result<
                 let Some(op_spec) = spec.op(&op.op) else {
                     let known: Vec<&str> = spec.ops.iter().map(|o| o.name).collect();
                     return Err(format!(
-                        "{at}[{i}]: `{}` is not an operation of dialect `{}`; expected one of: think, loop, expect, {}",
+                        "{at}[{i}]: `{}` is not an operation of dialect `{}`; expected one of: think, loop, expect, drop_heartbeats, vanish, stall, close, reconnect, {}",
                         op.op,
                         spec.name,
                         known.join(", ")
@@ -291,7 +344,7 @@ fn check_steps(steps: &[Step], spec: &dialect::DialectSpec, at: &str) -> Result<
                 }
             }
             Step::Loop(l) => check_steps(&l.steps, spec, &format!("{at}[{i}].loop.steps"))?,
-            Step::Think(_) => {}
+            Step::Think(_) | Step::Fault(_) => {}
         }
     }
     Ok(())
@@ -447,7 +500,7 @@ impl<'de> Deserialize<'de> for Think {
     }
 }
 
-const GENERIC_STEPS: &str = "think, loop, expect, or an operation of the dialect";
+const GENERIC_STEPS: &str = "think, loop, expect, drop_heartbeats, vanish, stall, close, reconnect, or an operation of the dialect";
 
 impl<'de> Deserialize<'de> for Step {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -462,9 +515,18 @@ impl<'de> Deserialize<'de> for Step {
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Step, E> {
                 match v {
-                    "think" | "loop" | "expect" => Err(E::custom(format!(
+                    "think" | "loop" | "expect" | "stall" => Err(E::custom(format!(
                         "step `{v}` needs a value, e.g. `{v}: ...`"
                     ))),
+                    "drop_heartbeats" => Ok(Step::Fault(Fault::DropHeartbeats)),
+                    "vanish" => Ok(Step::Fault(Fault::Vanish)),
+                    "close" => Ok(Step::Fault(Fault::Close)),
+                    "reconnect" => Ok(Step::Fault(Fault::Reconnect(ReconnectStep {
+                        after: None,
+                        jitter: None,
+                        attempts: default_attempts(),
+                        backoff: default_backoff(),
+                    }))),
                     op => Ok(Step::Op(OpStep {
                         op: op.to_string(),
                         params: BTreeMap::new(),
@@ -496,6 +558,16 @@ impl<'de> Deserialize<'de> for Step {
                         Step::Loop(l)
                     }
                     "expect" => Step::Expect(map.next_value()?),
+                    "stall" => Step::Fault(Fault::Stall(map.next_value()?)),
+                    "reconnect" => {
+                        let r: ReconnectStep = map.next_value()?;
+                        if r.attempts == 0 || !(1.0..=60.0).contains(&r.backoff) {
+                            return Err(de::Error::custom(
+                                "reconnect: `attempts` must be at least 1 and `backoff` between 1 and 60",
+                            ));
+                        }
+                        Step::Fault(Fault::Reconnect(r))
+                    }
                     op => {
                         let value: serde_json::Value = map.next_value()?;
                         let params = match value {

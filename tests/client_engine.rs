@@ -56,9 +56,7 @@ impl Log {
 
     fn disconnect_of(&self, sid: &str) -> Option<(DisconnectReason, Instant)> {
         self.0.lock().unwrap().iter().find_map(|e| match e {
-            ServerEvent::Disconnected { sid: s, reason, at } if s == sid => {
-                Some((*reason, *at))
-            }
+            ServerEvent::Disconnected { sid: s, reason, at } if s == sid => Some((*reason, *at)),
             _ => None,
         })
     }
@@ -983,14 +981,26 @@ async fn idle_connection_memory() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let port: u16 = std::io::BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|l| l.strip_prefix("PORT=").map(|p| p.trim().parse().unwrap()))
+    let (port_tx, port_rx) = std::sync::mpsc::channel::<u16>();
+    // Keep reading the child's stdout to its end (it prints its test result when it exits).
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            // The harness may print "test memory_server_child ... " on the same line.
+            if let Some((_, p)) = line.split_once("PORT=") {
+                port_tx.send(p.trim().parse().unwrap()).ok();
+            }
+        }
+    });
+    let port = port_rx
+        .recv_timeout(Duration::from_secs(10))
         .expect("child printed no port");
     let url = format!("http://127.0.0.1:{port}");
 
     const N: usize = 2000;
+    let mut held = Vec::new();
     for eio in [EioVersion::V4, EioVersion::V3] {
         let cfg = config(eio, "/");
         // Warm up allocator and runtime.
@@ -1013,11 +1023,13 @@ async fn idle_connection_memory() {
             per / 1024.0,
             std::mem::size_of::<Connection>()
         );
-        for c in conns {
-            c.vanish();
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Kept open during the next round, so that its allocations are not reused.
+        held.push(conns);
+    }
+    for c in held.into_iter().flatten() {
+        c.vanish();
     }
     drop(child.stdin.take());
     let _ = child.wait();
+    reader.join().unwrap();
 }

@@ -204,7 +204,12 @@ fn plain_http_target_is_refused_as_not_socketio() {
 fn interrupt_still_writes_the_report() {
     let dir = tempfile::tempdir().unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_roomrig"))
-        .args(["run", "scenarios/dorm-smoke.yaml", "--no-progress", "--report-dir"])
+        .args([
+            "run",
+            "scenarios/dorm-smoke.yaml",
+            "--no-progress",
+            "--report-dir",
+        ])
         .arg(dir.path())
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdout(std::process::Stdio::piped())
@@ -217,12 +222,20 @@ fn interrupt_still_writes_the_report() {
     let started = std::time::Instant::now();
     let out = child.wait_with_output().unwrap();
     assert!(started.elapsed().as_secs() < 10, "stops promptly");
-    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let s: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("summary.json")).unwrap())
             .unwrap();
     assert_eq!(s["interrupted"], true);
     assert_eq!(s["verdict"]["status"], "interrupted");
-    assert!(s["events"]["sent"].as_u64().unwrap() > 0, "the report covers what ran");
+    assert!(
+        s["events"]["sent"].as_u64().unwrap() > 0,
+        "the report covers what ran"
+    );
     assert!(s["duration_s"].as_f64().unwrap() < 10.0);
 }

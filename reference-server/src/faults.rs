@@ -2,10 +2,15 @@
 //! conformance checker can be shown to catch it. All faults are deterministic (no randomness).
 //!
 //! Spec syntax (`--fault SPEC`, repeatable): `drop-broadcast=F`, `leak-to-non-member`,
-//! `omit-time`, `error-on-wrong-event`, `duplicate-broadcast`.
+//! `omit-time`, `error-on-wrong-event`, `duplicate-broadcast`, `never-timeout`, `no-leave-notice`,
+//! `notify-non-member`.
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
+
+/// The pingTimeout a server with [`Fault::NeverTimeout`] runs with: one day.
+pub const NEVER_TIMEOUT_PING_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// One deliberate misbehaviour of the reference server.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -20,6 +25,12 @@ pub enum Fault {
     ErrorOnWrongEvent,
     /// Every room broadcast is emitted twice.
     DuplicateBroadcast,
+    /// Every dialect: a client that misses heartbeats is never closed (pingTimeout becomes one day).
+    NeverTimeout,
+    /// lobby: on disconnect, the remaining members of the leaver's rooms get no `otherLeftRoom`.
+    NoLeaveNotice,
+    /// lobby: `otherJoinedRoom` also goes to one logged-in socket that is not in the room.
+    NotifyNonMember,
 }
 
 /// Why a `--fault` spec was refused.
@@ -27,7 +38,8 @@ pub enum Fault {
 pub enum FaultParseError {
     #[error(
         "unknown fault {0:?} (known: drop-broadcast=F, leak-to-non-member, omit-time, \
-         error-on-wrong-event, duplicate-broadcast)"
+         error-on-wrong-event, duplicate-broadcast, never-timeout, no-leave-notice, \
+         notify-non-member)"
     )]
     Unknown(String),
     #[error("fault {0} takes no value")]
@@ -66,6 +78,9 @@ impl FromStr for Fault {
             "omit-time" => bare(Fault::OmitTime),
             "error-on-wrong-event" => bare(Fault::ErrorOnWrongEvent),
             "duplicate-broadcast" => bare(Fault::DuplicateBroadcast),
+            "never-timeout" => bare(Fault::NeverTimeout),
+            "no-leave-notice" => bare(Fault::NoLeaveNotice),
+            "notify-non-member" => bare(Fault::NotifyNonMember),
             _ => Err(FaultParseError::Unknown(spec.to_string())),
         }
     }
@@ -79,6 +94,9 @@ impl fmt::Display for Fault {
             Fault::OmitTime => f.write_str("omit-time"),
             Fault::ErrorOnWrongEvent => f.write_str("error-on-wrong-event"),
             Fault::DuplicateBroadcast => f.write_str("duplicate-broadcast"),
+            Fault::NeverTimeout => f.write_str("never-timeout"),
+            Fault::NoLeaveNotice => f.write_str("no-leave-notice"),
+            Fault::NotifyNonMember => f.write_str("notify-non-member"),
         }
     }
 }
@@ -92,6 +110,9 @@ pub struct FaultSet {
     pub omit_time: bool,
     pub error_on_wrong_event: bool,
     pub duplicate_broadcast: bool,
+    pub never_timeout: bool,
+    pub no_leave_notice: bool,
+    pub notify_non_member: bool,
 }
 
 impl FaultSet {
@@ -104,6 +125,9 @@ impl FaultSet {
                 Fault::OmitTime => set.omit_time = true,
                 Fault::ErrorOnWrongEvent => set.error_on_wrong_event = true,
                 Fault::DuplicateBroadcast => set.duplicate_broadcast = true,
+                Fault::NeverTimeout => set.never_timeout = true,
+                Fault::NoLeaveNotice => set.no_leave_notice = true,
+                Fault::NotifyNonMember => set.notify_non_member = true,
             }
         }
         set
@@ -141,6 +165,9 @@ mod tests {
             " duplicate-broadcast ".parse(),
             Ok(Fault::DuplicateBroadcast)
         );
+        assert_eq!("never-timeout".parse(), Ok(Fault::NeverTimeout));
+        assert_eq!("no-leave-notice".parse(), Ok(Fault::NoLeaveNotice));
+        assert_eq!("notify-non-member".parse(), Ok(Fault::NotifyNonMember));
     }
 
     #[test]
@@ -151,6 +178,9 @@ mod tests {
             "omit-time",
             "error-on-wrong-event",
             "duplicate-broadcast",
+            "never-timeout",
+            "no-leave-notice",
+            "notify-non-member",
         ] {
             let fault: Fault = spec.parse().unwrap();
             assert_eq!(fault.to_string(), spec);
@@ -208,5 +238,13 @@ mod tests {
         assert!(set.omit_time && set.duplicate_broadcast);
         assert!(!set.leak_to_non_member && !set.error_on_wrong_event);
         assert_eq!(set.drop_period, None);
+        assert!(!set.never_timeout && !set.no_leave_notice && !set.notify_non_member);
+        let set = FaultSet::new(&[
+            Fault::NeverTimeout,
+            Fault::NoLeaveNotice,
+            Fault::NotifyNonMember,
+        ]);
+        assert!(set.never_timeout && set.no_leave_notice && set.notify_non_member);
+        assert!(!set.omit_time);
     }
 }

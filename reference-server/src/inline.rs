@@ -59,6 +59,46 @@ where
     }
 }
 
+/// Every argument of an event (the event name excluded), as JSON, or why they could not be read
+/// (binary-only payload, JSON that serde_json refuses such as `1e999`). Binary attachments appear
+/// as their `{"_placeholder":true,"num":N}` objects.
+pub type EventArgs = Result<Vec<serde_json::Value>, ParserError>;
+
+/// Like [`Inline`], but hands over ALL positional arguments of the event (for dialects whose
+/// events take several arguments, such as `lobby`).
+pub struct InlineArgs<F>(pub F);
+
+impl<A, F> MessageHandler<A, InlineMarker> for InlineArgs<F>
+where
+    A: Adapter,
+    F: Fn(SocketRef<A>, EventArgs) + Send + Sync + 'static,
+{
+    fn call(&self, s: Arc<Socket<A>>, v: Value, _ack_id: Option<i64>) {
+        let args = all_args(&v);
+        wait_until_connected(&s);
+        (self.0)(SocketRef::from(s), args);
+    }
+}
+
+/// The arguments of an EVENT packet's data. The common parser hands the data over as the raw
+/// JSON array `["event", arg1, arg2, ...]` (binary attachments still as placeholders).
+fn all_args(v: &Value) -> EventArgs {
+    #[derive(Debug, thiserror::Error)]
+    #[error("event data is not a JSON array with an event name")]
+    struct NotAnEventArray;
+
+    let text = v
+        .as_str()
+        .ok_or_else(|| ParserError::new(NotAnEventArray))?;
+    let mut all: Vec<serde_json::Value> =
+        serde_json::from_str(text.as_str()).map_err(ParserError::new)?;
+    if all.is_empty() {
+        return Err(ParserError::new(NotAnEventArray));
+    }
+    all.remove(0);
+    Ok(all)
+}
+
 /// A third socketioxide pitfall: `Namespace::connect` queues CONNECT to the client and only
 /// then marks the socket connected (`set_connected(true)`, no await in between). A fast client
 /// can answer CONNECT with its first event, dispatched on the other worker thread inside that

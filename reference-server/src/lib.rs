@@ -11,6 +11,7 @@ pub mod dorm;
 pub mod faults;
 pub mod fixtures;
 mod inline;
+pub mod lobby;
 
 use std::fmt;
 use std::io::Write as _;
@@ -50,14 +51,17 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub enum Dialect {
     /// Dorm rooms of 2 or 4 (seed 000): join_room, leave_room, message, action.
     Dorm,
+    /// Named rooms and users (seed 004): login, joinRoom, leaveRoom, room/public/private messages.
+    Lobby,
 }
 
 impl Dialect {
-    pub const ALL: [Dialect; 1] = [Dialect::Dorm];
+    pub const ALL: [Dialect; 2] = [Dialect::Dorm, Dialect::Lobby];
 
     pub fn name(self) -> &'static str {
         match self {
             Dialect::Dorm => "dorm",
+            Dialect::Lobby => "lobby",
         }
     }
 }
@@ -70,7 +74,7 @@ impl fmt::Display for Dialect {
 
 /// Error of [`Dialect::from_str`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown dialect {0:?} (known: dorm)")]
+#[error("unknown dialect {0:?} (known: dorm, lobby)")]
 pub struct UnknownDialect(pub String);
 
 impl FromStr for Dialect {
@@ -202,21 +206,30 @@ pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let local_addr = listener.local_addr()?;
 
+    let faults = FaultSet::new(&config.faults);
+    // `never-timeout`: engineioxide cannot switch heartbeat enforcement off, so wait a day for the
+    // pong (EIO4) or the next ping (EIO3). Clients see it as pingTimeout; a day keeps
+    // pingInterval + pingTimeout under JavaScript's setTimeout limit (2^31 - 1 ms).
+    let ping_timeout = if faults.never_timeout {
+        faults::NEVER_TIMEOUT_PING_TIMEOUT
+    } else {
+        config.ping_timeout
+    };
     let (layer, io) = SocketIo::builder()
         .ping_interval(config.ping_interval)
-        .ping_timeout(config.ping_timeout)
+        .ping_timeout(ping_timeout)
         .max_payload(MAX_PAYLOAD_BYTES as u64)
         .ws_max_message_size(MAX_PAYLOAD_BYTES)
         .ws_max_frame_size(MAX_PAYLOAD_BYTES)
         .max_buffer_size(OUTBOUND_BUFFER_PACKETS)
         .build_layer();
 
-    let faults = FaultSet::new(&config.faults);
     match config.dialect {
         Dialect::Dorm => {
             let state = dorm::DormState::new(&config.fixtures, faults, Utc::now());
             dorm::install(&io, Arc::new(state));
         }
+        Dialect::Lobby => lobby::install(&io, Arc::new(lobby::LobbyState::new(faults))),
     }
 
     let dialect = config.dialect;
@@ -371,6 +384,9 @@ mod tests {
     fn dialect_names() {
         assert_eq!("dorm".parse::<Dialect>(), Ok(Dialect::Dorm));
         assert_eq!("DORM".parse::<Dialect>(), Ok(Dialect::Dorm));
+        assert_eq!("lobby".parse::<Dialect>(), Ok(Dialect::Lobby));
+        assert_eq!(Dialect::Lobby.to_string(), "lobby");
+        assert_eq!(serde_json::to_string(&Dialect::Lobby).unwrap(), "\"lobby\"");
         assert!("chat2".parse::<Dialect>().is_err());
         assert_eq!(Dialect::Dorm.to_string(), "dorm");
         assert_eq!(serde_json::to_string(&Dialect::Dorm).unwrap(), "\"dorm\"");

@@ -71,6 +71,8 @@ pub struct Shared {
     pub counters: Counters,
     pub start: Instant,
     pub stop: tokio::sync::watch::Sender<bool>,
+    /// Each client's operations, when the run keeps an operation log (`--op-log`).
+    pub oplog: Option<std::sync::Mutex<OpLog>>,
 }
 
 impl Shared {
@@ -101,6 +103,8 @@ pub struct RunOptions {
     pub progress: bool,
     /// A run whose send lateness p99 exceeds this is invalid (the generator fell behind).
     pub max_lateness: Duration,
+    /// Keep every client's sequence of operations (written as `ops.log`).
+    pub op_log: bool,
 }
 
 /// Why a run could not start.
@@ -138,7 +142,17 @@ pub struct RunResult {
     /// The process's resource use before the first client and at the end.
     pub usage_before: Usage,
     pub usage_after: Usage,
+    /// Per client, in client order: the operations it performed (with `op_log`).
+    pub op_log: Option<OpLog>,
+    /// Transcripts of the clients with violations (at most [`TRANSCRIPTS_KEPT`]).
+    pub transcripts: Vec<(u32, String, Vec<String>)>,
 }
+
+/// Per client: the lines of the operations it performed.
+pub type OpLog = Vec<(u32, Vec<String>)>;
+
+/// How many violating clients' transcripts a report keeps.
+pub const TRANSCRIPTS_KEPT: usize = 200;
 
 /// Loads the users a scenario names.
 pub fn load_fixtures(
@@ -213,6 +227,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         // A short lead so the first arrivals are not late before the tasks exist.
         start: Instant::now() + Duration::from_millis(50),
         stop: tokio::sync::watch::channel(false).0,
+        oplog: opts.op_log.then(|| std::sync::Mutex::new(Vec::new())),
         scenario: scenario.clone(),
     });
     shared
@@ -283,6 +298,23 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         max_lateness: opts.max_lateness,
         usage_before,
         usage_after,
+        op_log: shared.oplog.as_ref().map(|log| {
+            let mut log = std::mem::take(&mut *crate::oracle::lock(log));
+            log.sort_by_key(|(client, _)| *client);
+            log
+        }),
+        transcripts: shared
+            .oracle
+            .violating_clients(TRANSCRIPTS_KEPT)
+            .into_iter()
+            .map(|c| {
+                (
+                    c,
+                    shared.users[c as usize].username.clone(),
+                    shared.oracle.transcript(c),
+                )
+            })
+            .collect(),
     })
 }
 

@@ -9,12 +9,12 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 
 use super::Shared;
-use crate::client::{CloseReason, Connection, Incoming};
+use crate::client::{ClientError, CloseReason, Connection, Heartbeat, Incoming};
 use crate::dialect::{dorm::same_id, Attribution, Effect, OpContext};
 use crate::oracle::rules::Check;
 use crate::oracle::shape::{self, Problem};
 use crate::oracle::{ClientId, Micros, Receipt, RoomKey};
-use crate::scenario::{Step, Think};
+use crate::scenario::{Fault, Step, Think};
 use crate::schedule::{client_rng, Arrival};
 
 /// A request whose reply or error has not come yet.
@@ -64,40 +64,11 @@ pub async fn run(shared: Arc<Shared>, arrival: Arrival) {
     }
     let me = arrival.client;
     let intended = shared.micros_of(start_at);
-    let begun = shared.now();
-    shared.counters.connecting.inc();
-    let connect = tokio::select! {
-        c = Connection::connect(&shared.target, &shared.client_config) => c,
-        _ = &mut stop => { shared.counters.connecting.dec(); return }
-    };
-    shared.counters.connecting.dec();
-    let conn = match connect {
-        Ok(c) => c,
-        Err(e) => {
-            shared.counters.connect_errors.inc();
-            let now = shared.now();
-            shared.oracle.violate(
-                me,
-                "connection",
-                Check::ConnectFailed,
-                now,
-                "a Socket.IO session".into(),
-                e.to_string(),
-            );
-            return;
-        }
-    };
-    let now = shared.now();
-    shared
-        .metrics
-        .record(("connect", ""), now - intended, now - begun);
-    shared.counters.connected.inc();
-    shared.counters.active.inc();
     let mut vu = Vu {
         me,
         room: shared.users[me as usize].room,
         rng: client_rng(shared.scenario.seed, me),
-        conn,
+        conn: None,
         shared: shared.clone(),
         pending: Vec::new(),
         tolerated_errors: HashMap::new(),
@@ -105,18 +76,46 @@ pub async fn run(shared: Arc<Shared>, arrival: Arrival) {
         received_since_step: Vec::new(),
         seq: 0,
         member: false,
-        closed: false,
+        ended: false,
+        closing: Closing::Unexpected,
+        oplog: shared.oplog.is_some().then(Vec::new),
     };
+    if vu
+        .connect(intended, ("connect", ""), &mut stop)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    shared.counters.connected.inc();
     let flow = &shared.scenario.clients[arrival.group].flow;
     vu.run_flow(flow, intended, &mut stop).await;
-    shared.counters.active.dec();
+    if let (Some(log), Some(all)) = (vu.oplog.take(), shared.oplog.as_ref()) {
+        crate::oracle::lock(all).push((me, log));
+    }
+}
+
+/// How a close by the server is judged.
+enum Closing {
+    /// The client is healthy: a close is a violation.
+    Unexpected,
+    /// The client dropped its heartbeat at `since`: the server must close it within
+    /// [`since + earliest`, `since + latest`].
+    HeartbeatDropped {
+        since: Micros,
+        earliest: Micros,
+        latest: Micros,
+    },
+    /// The client stalled: the server may drop a slow consumer.
+    Tolerated,
 }
 
 struct Vu {
     me: ClientId,
     room: Option<RoomKey>,
     rng: ChaCha8Rng,
-    conn: Connection,
+    /// None while disconnected (after `vanish`, `close` or a server close, before `reconnect`).
+    conn: Option<Connection>,
     shared: Arc<Shared>,
     pending: Vec<Pending>,
     /// Errors allowed on an event because its request was sent while not a confirmed member.
@@ -127,16 +126,15 @@ struct Vu {
     received_since_step: Vec<String>,
     seq: u64,
     member: bool,
-    closed: bool,
+    /// The flow cannot go on (stopped, or closed by the server while healthy).
+    ended: bool,
+    closing: Closing,
+    /// The operations performed, when the run keeps an operation log.
+    oplog: Option<Vec<String>>,
 }
 
 impl Vu {
-    async fn run_flow(
-        &mut self,
-        flow: &[Step],
-        mut sched: Micros,
-        stop: &mut Stop,
-    ) {
+    async fn run_flow(&mut self, flow: &[Step], mut sched: Micros, stop: &mut Stop) {
         let mut stack = vec![Frame {
             steps: flow,
             pc: 0,
@@ -145,7 +143,7 @@ impl Vu {
         }];
         let mut waiting: Option<Waiting> = None;
         loop {
-            if self.closed {
+            if self.ended {
                 return;
             }
             // Decide the next step unless an `expect` is still open.
@@ -187,6 +185,16 @@ impl Vu {
                         self.perform(op, sched).await;
                         continue;
                     }
+                    Step::Fault(fault) => {
+                        if !self.serve_until(sched, stop).await {
+                            return;
+                        }
+                        match self.fault(fault, sched, stop).await {
+                            Some(resumed) => sched = sched.max(resumed),
+                            None => return,
+                        }
+                        continue;
+                    }
                 }
             }
             // An `expect` is open: serve the socket until it is met or times out.
@@ -218,20 +226,20 @@ impl Vu {
         }
         // The flow is over: give in-flight replies their deadline, then leave cleanly.
         let settle = self.shared.now() + self.shared.oracle.deadline();
-        while !self.pending.is_empty() && !self.closed {
+        while !self.pending.is_empty() && !self.ended && self.conn.is_some() {
             if !self.serve_once(settle, stop).await || self.shared.now() >= settle {
                 break;
             }
         }
-        if !self.closed {
+        if !self.ended {
             // Stopped or closed by the server: pending replies are moot then.
             self.expire_pending(Micros::MAX);
         }
-        self.close().await;
+        self.disconnect().await;
     }
 
     fn think(&mut self, t: &Think) -> Micros {
-        match *t {
+        let us = match *t {
             Think::Fixed(d) => d.0.as_micros() as u64,
             Think::Range { min, max } => {
                 let (lo, hi) = (min.0.as_micros() as u64, max.0.as_micros() as u64);
@@ -241,29 +249,214 @@ impl Vu {
                     self.rng.random_range(lo..=hi)
                 }
             }
+        };
+        self.note(|| format!("think {:.3}ms", us as f64 / 1e3));
+        us
+    }
+
+    /// Appends to the operation log, when the run keeps one.
+    fn note(&mut self, line: impl FnOnce() -> String) {
+        if let Some(log) = self.oplog.as_mut() {
+            log.push(line());
         }
     }
 
-    /// Serves the socket until the schedule reaches `at`. False if the client is done.
-    async fn serve_until(
+    /// Connects (or reconnects) as this client's user. `Err` ends the client.
+    async fn connect(
         &mut self,
-        at: Micros,
+        intended: Micros,
+        metric: crate::metrics::MetricKey,
         stop: &mut Stop,
-    ) -> bool {
+    ) -> Result<(), ()> {
+        let shared = self.shared.clone();
+        let begun = shared.now();
+        shared.counters.connecting.inc();
+        let connect = tokio::select! {
+            c = Connection::connect(&shared.target, &shared.client_config) => c,
+            _ = &mut *stop => { shared.counters.connecting.dec(); self.ended = true; return Err(()) }
+        };
+        shared.counters.connecting.dec();
+        let now = shared.now();
+        match connect {
+            Ok(conn) => {
+                shared.metrics.record(
+                    metric,
+                    now.saturating_sub(intended),
+                    now.saturating_sub(begun),
+                );
+                shared.counters.active.inc();
+                self.conn = Some(conn);
+                self.closing = Closing::Unexpected;
+                Ok(())
+            }
+            Err(e) => {
+                shared.counters.connect_errors.inc();
+                shared.oracle.violate(
+                    self.me,
+                    "connection",
+                    Check::ConnectFailed,
+                    now,
+                    "a Socket.IO session".into(),
+                    e.to_string(),
+                );
+                Err(())
+            }
+        }
+    }
+
+    /// Performs a client fault; returns the schedule time to resume from, or None if the
+    /// client is done.
+    async fn fault(&mut self, fault: &Fault, intended: Micros, stop: &mut Stop) -> Option<Micros> {
+        let shared = self.shared.clone();
+        let now = shared.now();
+        match fault {
+            Fault::DropHeartbeats => {
+                self.note(|| "drop_heartbeats".into());
+                let Some(conn) = self.conn.as_mut() else {
+                    return Some(now);
+                };
+                conn.set_heartbeat(Heartbeat::Dropped);
+                // EIO 4: a ping may already be on its way, answered by nobody: the earliest
+                // legitimate close is one pingTimeout away. EIO 3: the last ping was sent at
+                // most one interval ago. Either way the latest is interval + timeout + grace.
+                let (interval, timeout) = (
+                    conn.ping_interval().as_micros() as u64,
+                    conn.ping_timeout().as_micros() as u64,
+                );
+                let grace = shared.scenario.heartbeat_grace.0.as_micros() as u64;
+                let earliest = timeout.saturating_sub(grace.min(timeout));
+                let latest = match shared.scenario.heartbeat_deadline {
+                    Some(d) => d.0.as_micros() as u64,
+                    None => interval + timeout + grace,
+                };
+                self.closing = Closing::HeartbeatDropped {
+                    since: now,
+                    earliest,
+                    latest,
+                };
+                while self.conn.is_some() && shared.now() < now + latest {
+                    if !self.serve_once(now + latest, stop).await {
+                        return None;
+                    }
+                }
+                if self.conn.is_some() {
+                    let at = shared.now();
+                    shared.oracle.violate(
+                        self.me,
+                        "connection",
+                        Check::HeartbeatTimeoutMissing,
+                        at,
+                        format!(
+                            "closed within {:.0} ms of the last heartbeat (pingInterval + pingTimeout + grace)",
+                            latest as f64 / 1e3
+                        ),
+                        "still open".into(),
+                    );
+                    self.vanish();
+                }
+                Some(shared.now())
+            }
+            Fault::Vanish => {
+                self.note(|| "vanish".into());
+                self.vanish();
+                Some(now)
+            }
+            Fault::Close => {
+                self.note(|| "close".into());
+                self.disconnect().await;
+                Some(now)
+            }
+            Fault::Stall(d) => {
+                self.note(|| format!("stall {d}"));
+                let until = now + d.0.as_micros() as u64;
+                if let Some(room) = self.room {
+                    shared.oracle.excuse(self.me, room, now, until);
+                }
+                self.closing = Closing::Tolerated;
+                tokio::select! {
+                    _ = tokio::time::sleep_until(shared.instant_of(until)) => {}
+                    _ = &mut *stop => { self.ended = true; self.disconnect().await; return None }
+                }
+                Some(until)
+            }
+            Fault::Reconnect(r) => {
+                if self.conn.is_some() {
+                    // Reconnecting a live connection: a new session replaces it.
+                    self.disconnect().await;
+                }
+                let mut wait = r.after.map_or(0, |d| d.0.as_micros() as u64);
+                let jitter = r.jitter.map_or(0, |d| d.0.as_micros() as u64);
+                let mut at = intended.max(now);
+                for attempt in 1..=r.attempts {
+                    let extra = if jitter > 0 {
+                        self.rng.random_range(0..=jitter)
+                    } else {
+                        0
+                    };
+                    at += wait + extra;
+                    self.note(|| {
+                        format!(
+                            "reconnect attempt {attempt} after {:.3}ms",
+                            (wait + extra) as f64 / 1e3
+                        )
+                    });
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(shared.instant_of(at)) => {}
+                        _ = &mut *stop => { self.ended = true; return None }
+                    }
+                    if self.connect(at, ("reconnect", ""), stop).await.is_ok() {
+                        return Some(shared.now());
+                    }
+                    if self.ended {
+                        return None;
+                    }
+                    wait = ((wait.max(1000)) as f64 * r.backoff) as u64;
+                }
+                self.ended = true;
+                None
+            }
+        }
+    }
+
+    /// Ends the TCP connection with a reset (as a killed process does).
+    fn vanish(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            conn.vanish();
+            self.departed(self.shared.now());
+        }
+    }
+
+    /// Clean disconnect, if connected.
+    async fn disconnect(&mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            self.departed(self.shared.now());
+            conn.close_in_place().await;
+        }
+    }
+
+    /// The connection is gone: the client leaves every room and its pending replies are moot.
+    fn departed(&mut self, at: Micros) {
+        if let Some(room) = self.room {
+            self.shared.oracle.left(self.me, room, at);
+        }
+        self.member = false;
+        self.pending.clear();
+        self.tolerated_errors.clear();
+        self.shared.counters.active.dec();
+    }
+
+    /// Serves the socket until the schedule reaches `at`. False if the client is done.
+    async fn serve_until(&mut self, at: Micros, stop: &mut Stop) -> bool {
         while self.shared.now() < at {
             if !self.serve_once(at, stop).await {
                 return false;
             }
         }
-        !self.closed
+        !self.ended
     }
 
     /// Waits for one incoming item or until `at` (or the earliest pending deadline).
-    async fn serve_once(
-        &mut self,
-        at: Micros,
-        stop: &mut Stop,
-    ) -> bool {
+    async fn serve_once(&mut self, at: Micros, stop: &mut Stop) -> bool {
         let wake = self
             .pending
             .iter()
@@ -271,23 +464,35 @@ impl Vu {
             .min()
             .map_or(at, |d| d.min(at));
         let wake_at = self.shared.instant_of(wake);
+        let Some(conn) = self.conn.as_mut() else {
+            // Disconnected: only time passes.
+            tokio::select! {
+                biased;
+                _ = &mut *stop => { self.ended = true; return false }
+                _ = tokio::time::sleep_until(wake_at) => {}
+            }
+            return !self.ended;
+        };
         tokio::select! {
             biased;
             _ = &mut *stop => {
-                self.close().await;
+                self.ended = true;
+                self.disconnect().await;
                 return false;
             }
-            item = self.conn.recv() => {
+            item = conn.recv() => {
                 let now = self.shared.now();
                 match item {
                     Ok(Incoming::Event { name, args, .. }) => self.on_event(name, args, now),
                     Ok(Incoming::Ack { .. }) => {}
                     Ok(Incoming::Closed(reason)) => self.on_closed(reason, now),
                     Err(e) => {
-                        self.shared.oracle.violate(self.me, "connection", Check::Malformed, now,
-                            "a valid Engine.IO/Socket.IO frame".into(), e.to_string());
-                        if matches!(e, crate::client::ClientError::Closed | crate::client::ClientError::Io(_)) {
-                            self.on_closed(CloseReason::Eof, now);
+                        let closed = matches!(e, ClientError::Closed | ClientError::Io(_));
+                        if closed {
+                            self.on_closed(CloseReason::Reset(e.to_string()), now);
+                        } else {
+                            self.shared.oracle.violate(self.me, "connection", Check::Malformed, now,
+                                "a valid Engine.IO/Socket.IO frame".into(), e.to_string());
                         }
                     }
                 }
@@ -295,7 +500,7 @@ impl Vu {
             _ = tokio::time::sleep_until(wake_at) => {}
         }
         self.expire_pending(self.shared.now());
-        !self.closed
+        !self.ended
     }
 
     /// Builds, sends and registers one dialect operation.
@@ -312,6 +517,17 @@ impl Vu {
         };
         let request = (spec.build)(&ctx, &op.params, &mut self.rng);
         self.received_since_step.clear();
+        self.note(|| {
+            format!(
+                "{} {}",
+                request.event,
+                crate::oracle::shape::excerpt(&request.args.first().cloned().unwrap_or_default())
+            )
+        });
+        if self.conn.is_none() {
+            tracing::warn!(client = self.me, op = %op.op, "operation skipped: the client is disconnected (add a `reconnect` step)");
+            return;
+        }
         // Register what the request must cause *before* writing it: on loopback the first
         // receipts can arrive at other clients before this task runs again.
         let sent = shared.now();
@@ -364,7 +580,8 @@ impl Vu {
                 due: sent + deadline,
             }),
         }
-        if let Err(e) = self.conn.emit(request.event, &request.args).await {
+        let conn = self.conn.as_mut().expect("connected");
+        if let Err(e) = conn.emit(request.event, &request.args).await {
             self.on_closed(CloseReason::Reset(e.to_string()), sent);
             return;
         }
@@ -476,9 +693,11 @@ impl Vu {
         };
         let p = self.pending.remove(i);
         let metric = (p.request, event);
-        shared
-            .metrics
-            .record(metric, now - p.intended, now - p.sent);
+        shared.metrics.record(
+            metric,
+            now.saturating_sub(p.intended),
+            now.saturating_sub(p.sent),
+        );
         if now > p.due {
             shared.oracle.violate(
                 self.me,
@@ -489,7 +708,7 @@ impl Vu {
                     "within {} ms of the request",
                     shared.oracle.deadline() / 1000
                 ),
-                format!("after {:.3} ms", (now - p.sent) as f64 / 1e3),
+                format!("after {:.3} ms", now.saturating_sub(p.sent) as f64 / 1e3),
             );
         }
         let user = &shared.users[self.me as usize];
@@ -624,9 +843,11 @@ impl Vu {
         match receipt {
             Receipt::Delivered(m) | Receipt::Allowed(m) => {
                 let metric = (event, "fanout");
-                shared
-                    .metrics
-                    .record(metric, now - m.intended, now - m.sent);
+                shared.metrics.record(
+                    metric,
+                    now.saturating_sub(m.intended),
+                    now.saturating_sub(m.sent),
+                );
                 if m.late && matches!(receipt, Receipt::Delivered(_)) {
                     shared.oracle.violate(
                         self.me,
@@ -634,10 +855,11 @@ impl Vu {
                         Check::Late,
                         now,
                         format!("within {} ms of the send", shared.oracle.deadline() / 1000),
-                        format!("after {:.3} ms", (now - m.sent) as f64 / 1e3),
+                        format!("after {:.3} ms", now.saturating_sub(m.sent) as f64 / 1e3),
                     );
                 }
             }
+            Receipt::Backlog => {}
             Receipt::Fault(check, expected) => shared.oracle.violate(
                 self.me,
                 event,
@@ -672,9 +894,11 @@ impl Vu {
         {
             let p = self.pending.remove(i);
             let metric = (p.request, "error");
-            shared
-                .metrics
-                .record(metric, now - p.intended, now - p.sent);
+            shared.metrics.record(
+                metric,
+                now.saturating_sub(p.intended),
+                now.saturating_sub(p.sent),
+            );
             return;
         }
         if let Some(n) = self.tolerated_errors.get_mut(event).filter(|n| **n > 0) {
@@ -755,34 +979,60 @@ impl Vu {
     }
 
     fn on_closed(&mut self, reason: CloseReason, now: Micros) {
-        if self.closed {
+        if self.conn.take().is_none() {
             return;
         }
-        self.closed = true;
-        self.shared.counters.unexpected_closes.inc();
-        if let Some(room) = self.room {
-            self.shared.oracle.left(self.me, room, now);
+        self.departed(now);
+        let shared = self.shared.clone();
+        match std::mem::replace(&mut self.closing, Closing::Unexpected) {
+            Closing::HeartbeatDropped {
+                since,
+                earliest,
+                latest,
+            } => {
+                shared
+                    .metrics
+                    .record(("heartbeat", "close"), now - since, now - since);
+                if now < since + earliest {
+                    shared.oracle.violate(
+                        self.me,
+                        "connection",
+                        Check::HeartbeatTimeoutEarly,
+                        now,
+                        format!(
+                            "no close before pingTimeout ({:.0} ms after the heartbeat stopped)",
+                            earliest as f64 / 1e3
+                        ),
+                        format!(
+                            "closed after {:.3} ms ({reason:?})",
+                            (now - since) as f64 / 1e3
+                        ),
+                    );
+                } else if now > since + latest {
+                    shared.oracle.violate(
+                        self.me,
+                        "connection",
+                        Check::HeartbeatTimeoutMissing,
+                        now,
+                        format!("closed within {:.0} ms", latest as f64 / 1e3),
+                        format!("closed after {:.3} ms", (now - since) as f64 / 1e3),
+                    );
+                }
+            }
+            Closing::Tolerated => {}
+            Closing::Unexpected => {
+                self.ended = true;
+                shared.counters.unexpected_closes.inc();
+                shared.oracle.violate(
+                    self.me,
+                    "connection",
+                    Check::UnexpectedClose,
+                    now,
+                    "the connection stays open while the client is healthy".into(),
+                    format!("{reason:?}"),
+                );
+            }
         }
-        self.shared.oracle.violate(
-            self.me,
-            "connection",
-            Check::UnexpectedClose,
-            now,
-            "the connection stays open while the client is healthy".into(),
-            format!("{reason:?}"),
-        );
-    }
-
-    async fn close(&mut self) {
-        if self.closed {
-            return;
-        }
-        self.closed = true;
-        let now = self.shared.now();
-        if let Some(room) = self.room {
-            self.shared.oracle.left(self.me, room, now);
-        }
-        self.conn.close_in_place().await;
     }
 }
 

@@ -79,6 +79,8 @@ struct Membership {
     join_sent: Micros,
     confirmed: Option<Micros>,
     left: Option<Micros>,
+    /// Not required to receive broadcasts sent before this (a stalled reader's backlog).
+    excused_until: Micros,
 }
 
 #[derive(Default)]
@@ -104,6 +106,8 @@ pub enum Receipt {
     Allowed(Matched),
     /// A fault: the check and what was expected.
     Fault(Check, String),
+    /// Read from a stalled client's backlog after the oracle forgot the send: not judged.
+    Backlog,
 }
 
 /// A missing delivery found by [`Oracle::sweep`].
@@ -162,6 +166,8 @@ pub struct Oracle {
     usernames: Vec<String>,
     must_count: AtomicU64,
     total_count: AtomicU64,
+    /// Clients with at least one violation.
+    violators: Mutex<std::collections::HashSet<ClientId>>,
 }
 
 impl Oracle {
@@ -178,6 +184,7 @@ impl Oracle {
             usernames,
             must_count: AtomicU64::new(0),
             total_count: AtomicU64::new(0),
+            violators: Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -222,6 +229,9 @@ impl Oracle {
         if level == Level::Must {
             self.must_count.fetch_add(1, Ordering::Relaxed);
         }
+        {
+            lock(&self.violators).insert(client);
+        }
         let mut tallies = lock(&self.tallies);
         let tally = tallies.entry(rule.clone()).or_insert_with(|| RuleTally {
             level: Some(level),
@@ -254,6 +264,14 @@ impl Oracle {
         self.must_count.load(Ordering::Relaxed)
     }
 
+    /// The `n` lowest-numbered clients that had a violation.
+    pub fn violating_clients(&self, n: usize) -> Vec<ClientId> {
+        let mut all: Vec<ClientId> = lock(&self.violators).iter().copied().collect();
+        all.sort_unstable();
+        all.truncate(n);
+        all
+    }
+
     /// The tallies by rule id.
     pub fn tallies(&self) -> BTreeMap<String, RuleTally> {
         lock(&self.tallies).clone()
@@ -275,6 +293,7 @@ impl Oracle {
             join_sent: at,
             confirmed: None,
             left: None,
+            excused_until: 0,
         });
     }
 
@@ -311,6 +330,29 @@ impl Oracle {
         }
     }
 
+    /// The client stops reading from `from` to `until`: it stays a member (it may receive), but
+    /// is not required to receive what it could only read late (sent before `until` + deadline).
+    pub fn excuse(&self, client: ClientId, room: RoomKey, from: Micros, until: Micros) {
+        let mut shard = self.shard(room);
+        let Some(r) = shard.get_mut(&room) else {
+            return;
+        };
+        let excused_until = until + self.deadline;
+        for m in r
+            .members
+            .iter_mut()
+            .filter(|m| m.client == client && m.left.is_none())
+        {
+            m.excused_until = m.excused_until.max(excused_until);
+        }
+        let deadline = self.deadline;
+        for b in r.outstanding.iter_mut() {
+            if from < b.sent + deadline && !b.received.contains(&client) {
+                b.required.retain(|&c| c != client);
+            }
+        }
+    }
+
     /// Is `client` a confirmed, current member of `room`?
     pub fn is_member(&self, client: ClientId, room: RoomKey) -> bool {
         let shard = self.shard(room);
@@ -339,7 +381,11 @@ impl Oracle {
         let required: Vec<ClientId> = r
             .members
             .iter()
-            .filter(|m| m.left.is_none() && m.confirmed.is_some_and(|c| c <= sent))
+            .filter(|m| {
+                m.left.is_none()
+                    && m.confirmed.is_some_and(|c| c <= sent)
+                    && m.excused_until <= sent
+            })
             .map(|m| m.client)
             .collect();
         let sender_is_member = required.contains(&sender);
@@ -395,16 +441,36 @@ impl Oracle {
                 .outstanding
                 .iter()
                 .position(|b| b.seq == Some(seq) && same_send(b)),
-            // FIFO: the oldest matching send this receiver has not had and may have.
-            None => r.outstanding.iter().position(|b| {
-                same_send(b)
-                    && b.seq.is_none()
-                    && b.value.as_ref() == value
-                    && !b.received.contains(&receiver)
-                    && may_receive(b)
-            }),
+            // FIFO: the oldest matching send this receiver was required to get (and that was
+            // sent before this receipt); failing that, the oldest it was allowed to get. A
+            // send the receiver was only allowed to get (it joined meanwhile) may never come,
+            // so it must not absorb the receipt of a later required one.
+            None => {
+                let candidate = |b: &Broadcast| {
+                    same_send(b)
+                        && b.seq.is_none()
+                        && b.value.as_ref() == value
+                        && b.sent <= at
+                        && !b.received.contains(&receiver)
+                };
+                r.outstanding
+                    .iter()
+                    .position(|b| candidate(b) && b.required.contains(&receiver))
+                    .or_else(|| {
+                        r.outstanding
+                            .iter()
+                            .position(|b| candidate(b) && may_receive(b))
+                    })
+            }
         };
         let Some(i) = found else {
+            // A reader that stalled may read its backlog after the broadcasts were forgotten.
+            let recovering = r.members.iter().any(|m| {
+                m.client == receiver && m.excused_until + 2 * deadline >= at && m.excused_until > 0
+            });
+            if recovering {
+                return Receipt::Backlog;
+            }
             return Receipt::Fault(
                 Check::Unknown,
                 format!("a {event} that client {sender} sent to room {room}, still in flight"),

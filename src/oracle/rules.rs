@@ -45,6 +45,8 @@ pub enum Check {
     ExpectMissing,
     ConnectFailed,
     UnexpectedClose,
+    HeartbeatTimeoutMissing,
+    HeartbeatTimeoutEarly,
     Malformed,
 }
 
@@ -69,6 +71,8 @@ impl Check {
         Check::ExpectMissing,
         Check::ConnectFailed,
         Check::UnexpectedClose,
+        Check::HeartbeatTimeoutMissing,
+        Check::HeartbeatTimeoutEarly,
         Check::Malformed,
     ];
 
@@ -93,6 +97,8 @@ impl Check {
             Check::ExpectMissing => "expect-missing",
             Check::ConnectFailed => "connect-failed",
             Check::UnexpectedClose => "unexpected-close",
+            Check::HeartbeatTimeoutMissing => "heartbeat-timeout-missing",
+            Check::HeartbeatTimeoutEarly => "heartbeat-timeout-early",
             Check::Malformed => "malformed",
         }
     }
@@ -139,6 +145,12 @@ impl Check {
             Check::ExpectMissing => "an `expect` step of the scenario timed out",
             Check::ConnectFailed => "the server refused or dropped a connection attempt",
             Check::UnexpectedClose => "the server closed a healthy client's connection",
+            Check::HeartbeatTimeoutMissing => {
+                "a client whose heartbeat stopped was not closed within pingInterval + pingTimeout + grace"
+            }
+            Check::HeartbeatTimeoutEarly => {
+                "a client whose heartbeat stopped was closed before pingTimeout had passed"
+            }
             Check::Malformed => "the server sent a frame that is not valid Engine.IO/Socket.IO",
         }
     }

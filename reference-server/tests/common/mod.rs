@@ -36,6 +36,28 @@ impl TestServer {
         TestServer::start(config)
     }
 
+    /// Lobby server on 127.0.0.1:0 (no fixtures needed) with the given heartbeat.
+    pub fn lobby_with(
+        ping_interval: Duration,
+        ping_timeout: Duration,
+        faults: Vec<Fault>,
+    ) -> TestServer {
+        let mut config = ServerConfig::new(
+            Dialect::Lobby,
+            "127.0.0.1:0".parse().unwrap(),
+            Fixtures::generate(0, 2),
+        );
+        config.ping_interval = ping_interval;
+        config.ping_timeout = ping_timeout;
+        config.faults = faults;
+        TestServer::start(config)
+    }
+
+    /// Lobby server with Engine.IO's default heartbeat.
+    pub fn lobby(faults: Vec<Fault>) -> TestServer {
+        TestServer::lobby_with(Duration::from_secs(25), Duration::from_secs(20), faults)
+    }
+
     pub fn start(config: ServerConfig) -> TestServer {
         let fixtures = config.fixtures.clone();
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -123,6 +145,11 @@ impl SioClient {
 
     pub fn emit(&self, event: &str, data: Value) {
         self.client.emit(event, data).expect("emit");
+    }
+
+    /// Emits `event` with positional arguments (none, one, or several).
+    pub fn emit_args(&self, event: &str, args: Vec<Value>) {
+        self.client.emit(event, Payload::Text(args)).expect("emit");
     }
 
     pub fn recv(&self, timeout: Duration) -> Option<(String, Value)> {
@@ -280,4 +307,134 @@ pub fn is_rfc3339_millis_utc(v: &Value) -> bool {
         && s.ends_with('Z')
         && s.as_bytes()[19] == b'.'
         && chrono::DateTime::parse_from_rfc3339(s).is_ok()
+}
+
+// ---- the official Node socket.io clients (tests/node at the workspace root) ----
+
+/// `tests/node` of the workspace: the pinned socket.io clients and the scripts that drive them.
+pub fn node_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .join("tests")
+        .join("node")
+}
+
+fn tool_exists(tool: &str) -> bool {
+    match std::process::Command::new(tool)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+    {
+        Ok(_) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => panic!("cannot run {tool}: {e}"),
+    }
+}
+
+/// node_modules is up to date when npm's hidden lockfile is at least as new as package-lock.json.
+fn node_modules_current(dir: &std::path::Path) -> bool {
+    let mtime = |p: std::path::PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let required = ["socket.io-client", "socket.io-client-v2"]
+        .iter()
+        .all(|pkg| {
+            dir.join("node_modules")
+                .join(pkg)
+                .join("package.json")
+                .is_file()
+        });
+    match (
+        mtime(dir.join("node_modules").join(".package-lock.json")),
+        mtime(dir.join("package-lock.json")),
+    ) {
+        (Some(installed), Some(locked)) => required && installed >= locked,
+        _ => false,
+    }
+}
+
+/// Installs the Node clients (`npm ci`) once per test binary when node_modules is missing or
+/// older than the lockfile. `false` means node/npm are not installed (the caller skips).
+pub fn node_clients_ready() -> bool {
+    use std::sync::OnceLock;
+    static SETUP: OnceLock<Result<bool, String>> = OnceLock::new();
+    let setup = SETUP.get_or_init(|| {
+        if !tool_exists("node") || !tool_exists("npm") {
+            return Ok(false);
+        }
+        let dir = node_dir();
+        if !node_modules_current(&dir) {
+            let out = std::process::Command::new("npm")
+                .arg("ci")
+                .arg("--prefix")
+                .arg(&dir)
+                .args(["--no-audit", "--no-fund"])
+                .output()
+                .map_err(|e| format!("cannot run npm ci: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "npm ci --prefix {} failed ({}):\n{}\n{}",
+                    dir.display(),
+                    out.status,
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+        }
+        Ok(true)
+    });
+    match setup {
+        Ok(true) => true,
+        Ok(false) => {
+            eprintln!(
+                "SKIPPED: node and npm are not installed; the Node socket.io client tests need them"
+            );
+            false
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Runs `node tests/node/SCRIPT ARGS...`, which must exit 0 within `deadline` and print a JSON
+/// summary as its last stdout line; returns that summary.
+pub fn run_node_script(script: &str, args: &[&str], deadline: Duration) -> Value {
+    use std::io::Read as _;
+    let path = node_dir().join(script);
+    let mut child = std::process::Command::new("node")
+        .arg(&path)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("node starts");
+    // Drain both pipes on their own threads so that a chatty script cannot block on a full pipe.
+    let read_all = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut out = String::new();
+            pipe.read_to_string(&mut out).ok();
+            out
+        })
+    };
+    let stdout = read_all(Box::new(child.stdout.take().unwrap()));
+    let stderr = read_all(Box::new(child.stderr.take().unwrap()));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > deadline {
+            child.kill().ok();
+            child.wait().ok();
+            panic!("{script} {args:?} still running after {deadline:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    assert!(
+        status.success(),
+        "{script} {args:?} failed ({status}):\n{stderr}\n{stdout}"
+    );
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("summary is not JSON ({e}): {stdout}"))
 }
