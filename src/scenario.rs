@@ -333,7 +333,11 @@ fn check_steps(steps: &[Step], spec: &dialect::DialectSpec, at: &str) -> Result<
                     .map_err(|e| format!("{at}[{i}] ({}): {e}", op.op))?;
             }
             Step::Expect(e) => {
-                if !spec.events.iter().any(|ev| ev.name == e.event) {
+                let channel = match spec.errors {
+                    dialect::ErrorStyle::Channel { event } => event == e.event,
+                    dialect::ErrorStyle::SameEvent { .. } => false,
+                };
+                if !channel && !spec.events.iter().any(|ev| ev.name == e.event) {
                     let known: Vec<&str> = spec.events.iter().map(|ev| ev.name).collect();
                     return Err(format!(
                         "{at}[{i}] (expect): `{}` is not an event of dialect `{}`; expected one of: {}",

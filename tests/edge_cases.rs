@@ -1,44 +1,11 @@
 //! Every scenario in `scenarios/edge-cases/` passes against the reference server, client faults
 //! are judged by the server's reaction, and a seed fixes the schedule of operations and faults.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use serde_json::Value;
-
-struct Outcome {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    dir: tempfile::TempDir,
-}
-
-impl Outcome {
-    fn summary(&self) -> Value {
-        let text = std::fs::read_to_string(self.dir.path().join("summary.json"))
-            .unwrap_or_else(|_| panic!("no summary.json: {}\n{}", self.stdout, self.stderr));
-        serde_json::from_str(&text).unwrap()
-    }
-}
-
-fn roomrig_run(scenario: &Path, extra: &[&str]) -> Outcome {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_roomrig"))
-        .arg("run")
-        .arg(scenario)
-        .args(extra)
-        .arg("--no-progress")
-        .arg("--report-dir")
-        .arg(dir.path())
-        .output()
-        .expect("roomrig runs");
-    Outcome {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        dir,
-    }
-}
+use common::{roomrig_run, serial};
 
 fn edge_case(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -57,9 +24,10 @@ fn every_edge_case_passes_against_the_reference_server() {
     names.sort();
     assert!(names.len() >= 5, "the edge cases are there");
     for path in names {
+        let _serial = serial();
         let o = roomrig_run(&path, &[]);
         assert_eq!(o.code, 0, "{}:\n{}\n{}", path.display(), o.stdout, o.stderr);
-        let s = o.summary();
+        let s = o.report();
         assert_eq!(s["violations"]["total"], 0, "{}", path.display());
         assert!(
             s["events"]["sent"].as_u64().unwrap() > 0,
@@ -74,9 +42,10 @@ fn every_edge_case_passes_against_the_reference_server() {
 #[test]
 fn dropped_heartbeat_is_closed_in_its_window_eio3_and_eio4() {
     for eio in ["3", "4"] {
+        let _serial = serial();
         let o = roomrig_run(&edge_case("dorm-heartbeat-dies.yaml"), &["--eio", eio]);
         assert_eq!(o.code, 0, "EIO {eio}:\n{}\n{}", o.stdout, o.stderr);
-        let s = o.summary();
+        let s = o.report();
         assert_eq!(s["scenario"]["eio"], eio);
         let closes = &s["metrics"]["heartbeat.close"]["co"];
         let dying = closes["count"].as_u64().unwrap();
@@ -104,12 +73,13 @@ fn dropped_heartbeat_is_closed_in_its_window_eio3_and_eio4() {
 /// A server that never times out a dead client is caught with the heartbeat rule.
 #[test]
 fn server_that_never_times_out_is_caught() {
+    let _serial = serial();
     let o = roomrig_run(
         &edge_case("dorm-heartbeat-dies-during-join.yaml"),
         &["--server-fault", "never-timeout"],
     );
     assert_eq!(o.code, 1, "{}\n{}", o.stdout, o.stderr);
-    let s = o.summary();
+    let s = o.report();
     let rule = &s["violations"]["by_rule"]["dorm/connection/heartbeat-timeout-missing"];
     assert_eq!(rule["count"], 8, "{}", o.stdout);
     assert_eq!(rule["level"], "MUST");
@@ -123,6 +93,7 @@ fn server_that_never_times_out_is_caught() {
 fn same_seed_same_operation_log() {
     let path = edge_case("dorm-vanish-mid-broadcast.yaml");
     let log = |seed: &str| {
+        let _serial = serial();
         let o = roomrig_run(&path, &["--op-log", "--seed", seed]);
         assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
         std::fs::read_to_string(o.dir.path().join("ops.log")).unwrap()

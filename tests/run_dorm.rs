@@ -1,44 +1,23 @@
 //! End-to-end: the `roomrig` binary drives the embedded reference server over real loopback
 //! sockets, and the report says exactly what happened.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
 
+use common::{repo_file, serial, Outcome};
+
 fn scenario(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/scenarios")
-        .join(name)
+    repo_file("tests/scenarios").join(name)
 }
 
-struct Outcome {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    summary: Option<Value>,
-}
-
-/// Runs `roomrig run` with a private report directory.
+/// Runs `roomrig run ARGS...` (the scenario first), one load at a time.
 fn roomrig_run(args: &[&str]) -> Outcome {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_roomrig"))
-        .arg("run")
-        .args(args)
-        .arg("--no-progress")
-        .arg("--report-dir")
-        .arg(dir.path())
-        .output()
-        .expect("roomrig runs");
-    let summary = std::fs::read_to_string(dir.path().join("summary.json"))
-        .ok()
-        .map(|s| serde_json::from_str(&s).expect("summary.json is JSON"));
-    Outcome {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        summary,
-    }
+    let _serial = serial();
+    common::roomrig_run(std::path::Path::new(args[0]), &args[1..])
 }
 
 fn rules(summary: &Value) -> Vec<String> {
@@ -50,17 +29,8 @@ fn rules(summary: &Value) -> Vec<String> {
 
 fn exact_run(eio: &str) {
     let path = scenario("dorm-exact.yaml");
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("eio: 4", &format!("eio: {eio}"));
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join(format!("dorm-exact-eio{eio}.yaml"));
-    std::fs::write(&file, text).unwrap();
-    let o = roomrig_run(&[file.to_str().unwrap()]);
-    let s = o
-        .summary
-        .as_ref()
-        .unwrap_or_else(|| panic!("no summary: {}", o.stderr));
+    let o = roomrig_run(&[path.to_str().unwrap(), "--eio", eio]);
+    let s = &o.report();
     assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
     assert_eq!(s["scenario"]["eio"], eio);
     assert_eq!(s["clients"]["connected"], 8);
@@ -105,10 +75,7 @@ fn oracle_catches_each_server_fault() {
     let path = scenario("dorm-faults.yaml");
     for (fault, rule) in cases {
         let o = roomrig_run(&[path.to_str().unwrap(), "--server-fault", fault]);
-        let s = o
-            .summary
-            .as_ref()
-            .unwrap_or_else(|| panic!("{fault}: no summary: {}", o.stderr));
+        let s = &o.report();
         assert_eq!(o.code, 1, "{fault}: {}\n{}", o.stdout, o.stderr);
         assert!(
             rules(s).iter().any(|r| r == rule),
@@ -124,7 +91,7 @@ fn oracle_catches_each_server_fault() {
     }
     // The same scenario against the healthy server is clean.
     let o = roomrig_run(&[path.to_str().unwrap()]);
-    let s = o.summary.as_ref().unwrap();
+    let s = &o.report();
     assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
     assert_eq!(s["violations"]["total"], 0);
     assert!(
@@ -140,7 +107,7 @@ fn bad_scenario_names_file_line_and_field() {
     let path = scenario("bad-field.yaml");
     let o = roomrig_run(&[path.to_str().unwrap()]);
     assert_eq!(o.code, 2, "{}", o.stderr);
-    assert!(o.summary.is_none(), "nothing runs");
+    assert!(o.summary().is_none(), "nothing runs");
     assert!(o.stderr.contains("bad-field.yaml:5:"), "{}", o.stderr);
     assert!(o.stderr.contains("arival_rate"), "{}", o.stderr);
 }

@@ -8,8 +8,8 @@ use rand::Rng;
 use serde_json::{json, Value};
 
 use super::{
-    content_id, no_params, Attribution, Delivery, DialectSpec, Effect, EventSpec, OpContext,
-    OpSpec, Request,
+    content_id, no_params, only_params, Attribution, DialectSpec, Effect, ErrorStyle, EventSpec,
+    OpContext, OpSpec, Precondition, Request, RoomOf, SenderKey,
 };
 use crate::oracle::shape::{Field, Ty};
 
@@ -47,9 +47,9 @@ pub static SPEC: DialectSpec = DialectSpec {
                 ),
                 Field::req("roommates_data", Ty::Arr(&Ty::Obj(ROOMMATE))),
             ]),
-            delivery: Delivery::Requester,
             forbidden: &[],
             attribution: Attribution::Reply,
+            room: RoomOf::SenderHome,
         },
         EventSpec {
             name: "message",
@@ -58,13 +58,13 @@ pub static SPEC: DialectSpec = DialectSpec {
                 Field::req("message", Ty::Str),
                 Field::req("time", Ty::Time),
             ]),
-            delivery: Delivery::RoomInclSender,
             // The seed echoes the sender's token to the room; that leaks a credential.
             forbidden: &["token"],
             attribution: Attribution::ContentId {
                 field: "message",
-                sender_field: "user_id",
+                sender: SenderKey::UserId("user_id"),
             },
+            room: RoomOf::SenderHome,
         },
         EventSpec {
             name: "action",
@@ -73,12 +73,12 @@ pub static SPEC: DialectSpec = DialectSpec {
                 Field::req("action", Ty::ActionCode),
                 Field::req("time", Ty::Time),
             ]),
-            delivery: Delivery::RoomInclSender,
             forbidden: &["token"],
             attribution: Attribution::SenderFifo {
-                sender_field: "user_id",
-                value_field: "action",
+                sender: SenderKey::UserId("user_id"),
+                value_field: Some("action"),
             },
+            room: RoomOf::SenderHome,
         },
     ],
     ops: &[
@@ -89,7 +89,14 @@ pub static SPEC: DialectSpec = DialectSpec {
             build: |ctx, _, _| Request {
                 event: "join_room",
                 args: vec![json!({ "token": ctx.token })],
-                effect: Effect::Join { reply: "last_data" },
+                effects: home(ctx)
+                    .map(|room| Effect::Join {
+                        room,
+                        name: format!("room{room}"),
+                        reply: "last_data",
+                    })
+                    .into_iter()
+                    .collect(),
             },
         },
         OpSpec {
@@ -99,7 +106,10 @@ pub static SPEC: DialectSpec = DialectSpec {
             build: |ctx, _, _| Request {
                 event: "leave_room",
                 args: vec![json!({ "token": ctx.token })],
-                effect: Effect::Leave,
+                effects: home(ctx)
+                    .map(|room| Effect::Leave { room })
+                    .into_iter()
+                    .collect(),
             },
         },
         OpSpec {
@@ -115,9 +125,18 @@ pub static SPEC: DialectSpec = DialectSpec {
             build: build_action,
         },
     ],
+    errors: ErrorStyle::SameEvent { field: "error" },
     error_shape: Ty::Obj(&[Field::req("error", Ty::Str)]),
     check_reply,
+    // A dorm departure is not announced (a notification would be INFO, not a failure).
+    departure: None,
+    uses_everyone: false,
 };
+
+/// The user's fixture room: where every dorm broadcast goes.
+fn home(ctx: &OpContext) -> Option<u64> {
+    ctx.home.map(|(id, _)| id)
+}
 
 /// `last_data` must describe the joiner and a room that contains it, with `count` members.
 fn check_reply(event: &str, payload: &Value, ctx: &OpContext) -> Result<(), String> {
@@ -169,19 +188,20 @@ pub fn is_valid_action(v: &Value) -> bool {
     }
 }
 
-fn check_message(p: &BTreeMap<String, Value>) -> Result<(), String> {
-    for (k, v) in p {
-        match k.as_str() {
-            "size" => {
-                let n = v.as_u64().ok_or("`size` must be a whole number of bytes")?;
-                if !(16..=65536).contains(&n) {
-                    return Err("`size` must be between 16 and 65536 bytes".into());
-                }
-            }
-            other => return Err(format!("unknown parameter `{other}`; expected `size`")),
+/// `size`: bytes of message text, 16..=65536 (room for the content id).
+pub fn check_size(p: &BTreeMap<String, Value>) -> Result<(), String> {
+    if let Some(v) = p.get("size") {
+        let n = v.as_u64().ok_or("`size` must be a whole number of bytes")?;
+        if !(16..=65536).contains(&n) {
+            return Err("`size` must be between 16 and 65536 bytes".into());
         }
     }
     Ok(())
+}
+
+fn check_message(p: &BTreeMap<String, Value>) -> Result<(), String> {
+    only_params(p, &["size"])?;
+    check_size(p)
 }
 
 fn build_message(
@@ -193,23 +213,23 @@ fn build_message(
     Request {
         event: "message",
         args: vec![json!({ "token": ctx.token, "message": content_id(ctx.client, ctx.seq, size) })],
-        effect: Effect::Broadcast {
-            event: "message",
-            seq: Some(ctx.seq),
-            value: None,
-        },
+        effects: home(ctx)
+            .map(|room| Effect::Broadcast {
+                event: "message",
+                room,
+                include_sender: true,
+                unless: Precondition::SenderIsMember,
+                seq: Some(ctx.seq),
+                value: None,
+            })
+            .into_iter()
+            .collect(),
     }
 }
 
 fn check_action(p: &BTreeMap<String, Value>) -> Result<(), String> {
-    for k in p.keys() {
-        if k != "value" {
-            return Err(format!(
-                "unknown parameter `{k}`; write `action: \"05\"`, `action: null` or `action: random`"
-            ));
-        }
-    }
-    Ok(())
+    only_params(p, &["value"])
+        .map_err(|e| format!("{e} (write `action: \"05\"`, `action: null` or `action: random`)"))
 }
 
 fn build_action(
@@ -224,18 +244,24 @@ fn build_action(
         }
         Some(v) => v.clone(),
     };
-    let effect = if is_valid_action(&value) {
-        Effect::Broadcast {
-            event: "action",
-            seq: None,
-            value: Some(value.clone()),
-        }
+    let effects = if is_valid_action(&value) {
+        home(ctx)
+            .map(|room| Effect::Broadcast {
+                event: "action",
+                room,
+                include_sender: true,
+                unless: Precondition::SenderIsMember,
+                seq: None,
+                value: Some(value.clone()),
+            })
+            .into_iter()
+            .collect()
     } else {
-        Effect::Error
+        vec![Effect::Error]
     };
     Request {
         event: "action",
         args: vec![json!({ "token": ctx.token, "action": value })],
-        effect,
+        effects,
     }
 }

@@ -5,17 +5,19 @@
 //! table and a few request builders, never a copy of the checking logic.
 
 pub mod dorm;
+pub mod lobby;
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
 use crate::oracle::shape::Ty;
+use crate::oracle::RoomKey;
 
 /// Every dialect roomrig knows by name (see ../shared/protocols.md).
 pub const NAMES: &[&str] = &["dorm", "chat", "push", "voice", "lobby"];
 /// The dialects whose driver, oracle and reference server exist today.
-pub const IMPLEMENTED: &[&str] = &["dorm"];
+pub const IMPLEMENTED: &[&str] = &["dorm", "lobby"];
 
 /// The whole description of one dialect.
 pub struct DialectSpec {
@@ -24,10 +26,36 @@ pub struct DialectSpec {
     pub events: &'static [EventSpec],
     /// Operations a flow can perform.
     pub ops: &'static [OpSpec],
-    /// The payload every error reply carries on the request's event name.
+    /// Where errors arrive.
+    pub errors: ErrorStyle,
+    /// The payload of an error.
     pub error_shape: Ty,
     /// Content checks of a reply beyond its shape (e.g. `last_data` names the joiner).
     pub check_reply: fn(event: &str, payload: &Value, ctx: &OpContext) -> Result<(), String>,
+    /// What the server must tell the others when a logged-in client departs (close, reset,
+    /// dead heartbeat); `None`: nobody is told.
+    pub departure: Option<Departure>,
+    /// Whether every connection is in the [`EVERYONE`] room (dialects with "every socket"
+    /// broadcasts).
+    pub uses_everyone: bool,
+}
+
+/// Where a dialect's errors arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorStyle {
+    /// On the request's own event, as an object with this field (`{error: "..."}`).
+    SameEvent { field: &'static str },
+    /// On one event for every request (`err`), so an error names no request.
+    Channel { event: &'static str },
+}
+
+/// The notices a departure causes (sender: the departed user).
+#[derive(Debug, Clone, Copy)]
+pub struct Departure {
+    /// Sent to the remaining members of each room the user was in; FIFO value: the room name.
+    pub each_room: Option<&'static str>,
+    /// Then sent to every other connection; FIFO value: none.
+    pub everyone: Option<&'static str>,
 }
 
 impl DialectSpec {
@@ -37,35 +65,82 @@ impl DialectSpec {
     pub fn event(&self, name: &str) -> Option<(usize, &EventSpec)> {
         self.events.iter().enumerate().find(|(_, e)| e.name == name)
     }
+    /// Is `(event, payload)` an error under this dialect's style?
+    pub fn is_error(&self, event: &str, payload: &Value) -> bool {
+        match self.errors {
+            ErrorStyle::SameEvent { field } => {
+                payload.as_object().is_some_and(|o| o.contains_key(field))
+            }
+            ErrorStyle::Channel { event: channel } => event == channel,
+        }
+    }
 }
 
 /// Looks a dialect up by name; only implemented dialects pass scenario parsing.
 pub fn spec(name: &str) -> &'static DialectSpec {
     match name {
         "dorm" => &dorm::SPEC,
+        "lobby" => &lobby::SPEC,
         other => panic!("dialect `{other}` has no spec (scenario parsing should have refused it)"),
     }
+}
+
+/// The room of every connection (for "every socket" deliveries).
+pub const EVERYONE: RoomKey = u64::MAX;
+
+/// The room key of a named room (FNV-1a; the top bit is set so fixture ids never collide).
+pub fn named_room(name: &str) -> RoomKey {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h | (1 << 63)).min(EVERYONE - 1)
+}
+
+/// The room that holds a user's own connections (for "to one user" deliveries).
+pub fn user_room(username: &str) -> RoomKey {
+    named_room(&format!("\0user:{username}"))
 }
 
 /// A server→client event.
 pub struct EventSpec {
     pub name: &'static str,
     pub shape: Ty,
-    /// Who must receive it.
-    pub delivery: Delivery,
-    /// Fields that must not appear (e.g. a credential), with the rule's level.
+    /// Fields that must not appear (e.g. a credential).
     pub forbidden: &'static [&'static str],
     /// How a receipt is matched to the send that caused it.
     pub attribution: Attribution,
+    /// Which room's broadcast a receipt belongs to.
+    pub room: RoomOf,
 }
 
-/// Who must receive an event.
+/// Which room a received broadcast belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivery {
-    /// Only the client whose request caused it (a reply).
-    Requester,
-    /// Every member of the sender's room, the sender included.
-    RoomInclSender,
+pub enum RoomOf {
+    /// The sender's fixture room (dorm: the payload names no room).
+    SenderHome,
+    /// The room named by this payload field.
+    Field(&'static str),
+    /// Every connection.
+    Everyone,
+    /// The receiving user's own room (a private message).
+    ReceiverUser,
+}
+
+/// How the payload names the sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SenderKey {
+    UserId(&'static str),
+    Username(&'static str),
+}
+
+impl SenderKey {
+    pub fn field(self) -> &'static str {
+        match self {
+            SenderKey::UserId(f) | SenderKey::Username(f) => f,
+        }
+    }
 }
 
 /// How a receipt is tied to exactly one send.
@@ -77,13 +152,13 @@ pub enum Attribution {
     /// duplicates, strays and losses are exact.
     ContentId {
         field: &'static str,
-        sender_field: &'static str,
+        sender: SenderKey,
     },
-    /// The payload carries only the sender and a value: matched per sender in FIFO order on
-    /// `value_field` (weaker: a loss and a reorder of equal values look alike).
+    /// The payload carries only the sender and maybe a value: matched per sender in FIFO
+    /// order on `value_field` (weaker: a loss and a reorder of equal values look alike).
     SenderFifo {
-        sender_field: &'static str,
-        value_field: &'static str,
+        sender: SenderKey,
+        value_field: Option<&'static str>,
     },
 }
 
@@ -93,6 +168,10 @@ pub struct OpContext<'a> {
     pub user_id: u64,
     pub username: &'a str,
     pub token: &'a str,
+    /// The user's fixture room and its capacity, if any.
+    pub home: Option<(u64, u32)>,
+    /// The user after this one in the same fixture room (wrapping), for private messages.
+    pub roommate: &'a str,
     /// Per-client sequence number of the next attributable send.
     pub seq: u64,
 }
@@ -101,42 +180,90 @@ pub struct OpContext<'a> {
 pub struct Request {
     pub event: &'static str,
     pub args: Vec<Value>,
-    pub effect: Effect,
+    pub effects: Vec<Effect>,
 }
 
-/// What a valid server must do in reaction to a request.
+/// What a valid server must do in reaction to a request, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    /// Join the user's room; the server confirms with `reply` to the requester.
-    Join { reply: &'static str },
-    /// Leave the room; no reply on success.
-    Leave,
-    /// Broadcast `event` (index in `events`) to the room; `value` is what FIFO attribution
-    /// matches on, `seq` what content attribution matches on.
+    /// Join `room` (named `name`); the server confirms with `reply` to the requester.
+    Join {
+        room: RoomKey,
+        name: String,
+        reply: &'static str,
+    },
+    /// A reply to the requester that changes no membership.
+    Reply { event: &'static str },
+    /// Leave `room`.
+    Leave { room: RoomKey },
+    /// Broadcast `event` to the members of `room`; `seq` is what content attribution matches
+    /// on, `value` what FIFO attribution matches on.
     Broadcast {
         event: &'static str,
+        room: RoomKey,
+        include_sender: bool,
+        /// When the server may refuse with an error instead.
+        unless: Precondition,
         seq: Option<u64>,
         value: Option<Value>,
     },
-    /// The request is invalid: an error must come back on the request's own event.
+    /// The request is invalid: an error must come back.
     Error,
+}
+
+/// What a broadcast request needs; without it the server answers with an error instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precondition {
+    /// Nothing: the server always broadcasts.
+    None,
+    /// The sender is a confirmed member of the room.
+    SenderIsMember,
+    /// The room has a confirmed member (e.g. the target user of a private message).
+    RecipientExists,
 }
 
 /// One operation of a dialect.
 pub struct OpSpec {
     pub name: &'static str,
-    /// One line for `--help`-like listings and errors.
+    /// One line for listings and errors.
     pub summary: &'static str,
     pub check_params: fn(&BTreeMap<String, Value>) -> Result<(), String>,
     pub build: fn(&OpContext, &BTreeMap<String, Value>, &mut dyn rand::RngCore) -> Request,
 }
 
-/// Accepts no parameters.
+/// Accepts no parameters (but the generic `expect_error`).
 pub fn no_params(p: &BTreeMap<String, Value>) -> Result<(), String> {
-    match p.keys().next() {
-        None => Ok(()),
-        Some(k) => Err(format!("takes no parameters, got `{k}`")),
+    only_params(p, &[])
+}
+
+/// Accepts only the named parameters (and the generic `expect_error`).
+pub fn only_params(p: &BTreeMap<String, Value>, known: &[&str]) -> Result<(), String> {
+    for k in p.keys() {
+        if k != EXPECT_ERROR && !known.contains(&k.as_str()) {
+            return Err(if known.is_empty() {
+                format!("takes no parameters, got `{k}`")
+            } else {
+                format!(
+                    "unknown parameter `{k}`; expected one of: {}",
+                    known.join(", ")
+                )
+            });
+        }
     }
+    match p.get(EXPECT_ERROR) {
+        None | Some(Value::Bool(_)) => Ok(()),
+        Some(_) => Err(format!("`{EXPECT_ERROR}` must be true or false")),
+    }
+}
+
+/// Generic operation parameter: the server must refuse this request with an error.
+pub const EXPECT_ERROR: &str = "expect_error";
+
+/// A string parameter with `{room}` (the fixture room id) and `{me}` (the username) filled in.
+pub fn template(p: &BTreeMap<String, Value>, key: &str, default: &str, ctx: &OpContext) -> String {
+    let raw = p.get(key).and_then(Value::as_str).unwrap_or(default);
+    raw.replace("{room}", &ctx.home.map_or(0, |(id, _)| id).to_string())
+        .replace("{me}", ctx.username)
 }
 
 /// Content ids: `rr:<client>:<seq>:` then padding. Parsed back by the oracle.

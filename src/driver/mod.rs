@@ -55,7 +55,11 @@ pub struct UserInfo {
     pub user_id: u64,
     pub username: String,
     pub token: String,
+    /// The fixture room and its capacity.
     pub room: Option<u64>,
+    pub room_size: u32,
+    /// The next user of the same fixture room (wrapping; the user itself when alone).
+    pub roommate: u32,
 }
 
 /// What every client task of a run shares.
@@ -66,6 +70,7 @@ pub struct Shared {
     pub client_config: ClientConfig,
     pub users: Vec<UserInfo>,
     pub by_user_id: HashMap<u64, u32>,
+    pub by_username: HashMap<String, u32>,
     pub oracle: Oracle,
     pub metrics: Metrics,
     pub counters: Counters,
@@ -194,20 +199,16 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
     };
     preflight(&target, &client_config).await?;
 
-    let users: Vec<UserInfo> = fixtures
-        .users
-        .iter()
-        .map(|u| UserInfo {
-            user_id: u.user_id,
-            username: u.username.clone(),
-            token: u.token.clone(),
-            room: u.room_id,
-        })
-        .collect();
+    let users = user_infos(&fixtures);
     let by_user_id = users
         .iter()
         .enumerate()
         .map(|(i, u)| (u.user_id, i as u32))
+        .collect();
+    let by_username = users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (u.username.clone(), i as u32))
         .collect();
     let arrivals = schedule::arrivals(&scenario, users.len());
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -222,6 +223,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         ),
         users,
         by_user_id,
+        by_username,
         metrics: Metrics::new(workers * 2),
         counters: Counters::default(),
         // A short lead so the first arrivals are not late before the tasks exist.
@@ -316,6 +318,47 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
             })
             .collect(),
     })
+}
+
+/// The driver's view of the fixture: each user with its room's capacity and its roommate.
+fn user_infos(fixtures: &Fixtures) -> Vec<UserInfo> {
+    let capacity: HashMap<u64, u32> = fixtures
+        .rooms
+        .iter()
+        .map(|r| (r.room_id, r.room_size))
+        .collect();
+    let mut by_room: HashMap<u64, Vec<u32>> = HashMap::new();
+    for (i, u) in fixtures.users.iter().enumerate() {
+        if let Some(room) = u.room_id {
+            by_room.entry(room).or_default().push(i as u32);
+        }
+    }
+    fixtures
+        .users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            let roommate = u
+                .room_id
+                .and_then(|r| by_room.get(&r))
+                .and_then(|mates| {
+                    let at = mates.iter().position(|&m| m == i as u32)?;
+                    Some(mates[(at + 1) % mates.len()])
+                })
+                .unwrap_or(i as u32);
+            UserInfo {
+                user_id: u.user_id,
+                username: u.username.clone(),
+                token: u.token.clone(),
+                room: u.room_id,
+                room_size: u
+                    .room_id
+                    .and_then(|r| capacity.get(&r).copied())
+                    .unwrap_or(0),
+                roommate,
+            }
+        })
+        .collect()
 }
 
 async fn start_embedded(

@@ -10,10 +10,13 @@ use serde_json::Value;
 
 use super::Shared;
 use crate::client::{ClientError, CloseReason, Connection, Heartbeat, Incoming};
-use crate::dialect::{dorm::same_id, Attribution, Effect, OpContext};
+use crate::dialect::{
+    named_room, user_room, Attribution, Effect, ErrorStyle, EventSpec, OpContext, Precondition,
+    RoomOf, SenderKey, EVERYONE, EXPECT_ERROR,
+};
 use crate::oracle::rules::Check;
 use crate::oracle::shape::{self, Problem};
-use crate::oracle::{ClientId, Micros, Receipt, RoomKey};
+use crate::oracle::{ClientId, Micros, Outgoing, Receipt, RoomKey};
 use crate::scenario::{Fault, Step, Think};
 use crate::schedule::{client_rng, Arrival};
 
@@ -29,12 +32,12 @@ struct Pending {
 
 #[derive(PartialEq)]
 enum PendingKind {
-    /// A reply event (e.g. `last_data`) must come.
+    /// A reply event (e.g. `last_data`) must come; it confirms the join of `joins`.
     Reply {
         event: &'static str,
-        room: Option<RoomKey>,
+        joins: Option<RoomKey>,
     },
-    /// An error must come on the request's own event.
+    /// An error must come (on the request's own event, or on the dialect's error channel).
     Error,
 }
 
@@ -66,7 +69,9 @@ pub async fn run(shared: Arc<Shared>, arrival: Arrival) {
     let intended = shared.micros_of(start_at);
     let mut vu = Vu {
         me,
-        room: shared.users[me as usize].room,
+        joined: Vec::new(),
+        joining: Vec::new(),
+        departure_announced: false,
         rng: client_rng(shared.scenario.seed, me),
         conn: None,
         shared: shared.clone(),
@@ -75,7 +80,6 @@ pub async fn run(shared: Arc<Shared>, arrival: Arrival) {
         last_seq: HashMap::new(),
         received_since_step: Vec::new(),
         seq: 0,
-        member: false,
         ended: false,
         closing: Closing::Unexpected,
         oplog: shared.oplog.is_some().then(Vec::new),
@@ -112,7 +116,12 @@ enum Closing {
 
 struct Vu {
     me: ClientId,
-    room: Option<RoomKey>,
+    /// Rooms whose join the server confirmed, with their names (for departure notices).
+    joined: Vec<(RoomKey, String)>,
+    /// Rooms whose join was sent but not confirmed yet.
+    joining: Vec<(RoomKey, String)>,
+    /// The departure notices were registered already (at the heartbeat drop).
+    departure_announced: bool,
     rng: ChaCha8Rng,
     /// None while disconnected (after `vanish`, `close` or a server close, before `reconnect`).
     conn: Option<Connection>,
@@ -125,7 +134,6 @@ struct Vu {
     /// Event names received since the current step began (for `expect`).
     received_since_step: Vec<String>,
     seq: u64,
-    member: bool,
     /// The flow cannot go on (stopped, or closed by the server while healthy).
     ended: bool,
     closing: Closing,
@@ -286,6 +294,10 @@ impl Vu {
                 );
                 shared.counters.active.inc();
                 self.conn = Some(conn);
+                if shared.spec.uses_everyone {
+                    shared.oracle.join_sent(self.me, EVERYONE, now);
+                    shared.oracle.join_confirmed(self.me, EVERYONE, now);
+                }
                 self.closing = Closing::Unexpected;
                 Ok(())
             }
@@ -334,6 +346,8 @@ impl Vu {
                     earliest,
                     latest,
                 };
+                // The server announces the departure when it notices it, up to `latest` away.
+                self.announce_departure(now, Some(latest + shared.oracle.deadline()));
                 while self.conn.is_some() && shared.now() < now + latest {
                     if !self.serve_once(now + latest, stop).await {
                         return None;
@@ -369,7 +383,7 @@ impl Vu {
             Fault::Stall(d) => {
                 self.note(|| format!("stall {d}"));
                 let until = now + d.0.as_micros() as u64;
-                if let Some(room) = self.room {
+                for &(room, _) in &self.joined {
                     shared.oracle.excuse(self.me, room, now, until);
                 }
                 self.closing = Closing::Tolerated;
@@ -436,13 +450,54 @@ impl Vu {
 
     /// The connection is gone: the client leaves every room and its pending replies are moot.
     fn departed(&mut self, at: Micros) {
-        if let Some(room) = self.room {
+        self.announce_departure(at, None);
+        for (room, _) in self.joined.drain(..).chain(self.joining.drain(..)) {
             self.shared.oracle.left(self.me, room, at);
         }
-        self.member = false;
+        if self.shared.spec.uses_everyone {
+            self.shared.oracle.left(self.me, EVERYONE, at);
+        }
+        self.departure_announced = false;
         self.pending.clear();
         self.tolerated_errors.clear();
         self.shared.counters.active.dec();
+    }
+
+    /// Registers what the server must tell the others about this client's departure (once per
+    /// connection; only for a logged-in client: one whose own user room is confirmed).
+    fn announce_departure(&mut self, at: Micros, deadline: Option<Micros>) {
+        let shared = self.shared.clone();
+        let Some(departure) = shared.spec.departure else {
+            return;
+        };
+        let me = user_room(&shared.users[self.me as usize].username);
+        if self.departure_announced || !self.joined.iter().any(|(r, _)| *r == me) {
+            return;
+        }
+        self.departure_announced = true;
+        let send = |room, event, value| Outgoing {
+            sender: self.me,
+            room,
+            event,
+            include_sender: false,
+            unless: Precondition::None,
+            seq: None,
+            value,
+            intended: at,
+            sent: at,
+            metric: "after-fault",
+            deadline,
+        };
+        if let Some(event) = departure.each_room {
+            for (room, name) in self.joined.iter().filter(|(r, _)| *r != me) {
+                shared
+                    .oracle
+                    .broadcast_sent(send(*room, event, Some(Value::String(name.clone()))));
+            }
+        }
+        if let Some(event) = departure.everyone {
+            shared.oracle.broadcast_sent(send(EVERYONE, event, None));
+        }
     }
 
     /// Serves the socket until the schedule reaches `at`. False if the client is done.
@@ -513,6 +568,8 @@ impl Vu {
             user_id: user.user_id,
             username: &user.username,
             token: &user.token,
+            home: user.room.map(|r| (r, user.room_size)),
+            roommate: &shared.users[user.roommate as usize].username,
             seq: self.seq,
         };
         let request = (spec.build)(&ctx, &op.params, &mut self.rng);
@@ -521,64 +578,94 @@ impl Vu {
             format!(
                 "{} {}",
                 request.event,
-                crate::oracle::shape::excerpt(&request.args.first().cloned().unwrap_or_default())
+                shape::excerpt(&Value::Array(request.args.clone()))
             )
         });
         if self.conn.is_none() {
             tracing::warn!(client = self.me, op = %op.op, "operation skipped: the client is disconnected (add a `reconnect` step)");
             return;
         }
+        // `expect_error: true` turns any operation into one the server must refuse.
+        let effects = if op.params.get(EXPECT_ERROR) == Some(&Value::Bool(true)) {
+            vec![Effect::Error]
+        } else {
+            request.effects
+        };
         // Register what the request must cause *before* writing it: on loopback the first
         // receipts can arrive at other clients before this task runs again.
         let sent = shared.now();
-        let deadline = shared.oracle.deadline();
-        match request.effect {
-            Effect::Join { reply } => {
-                if let Some(room) = self.room {
+        let due = sent + shared.oracle.deadline();
+        let error_key = self.error_key(request.event);
+        for effect in effects {
+            match effect {
+                Effect::Join { room, name, reply } => {
                     shared.oracle.join_sent(self.me, room, sent);
+                    if !self.joining.iter().any(|(r, _)| *r == room) {
+                        self.joining.push((room, name));
+                    }
+                    self.pending.push(Pending {
+                        kind: PendingKind::Reply {
+                            event: reply,
+                            joins: Some(room),
+                        },
+                        request: request.event,
+                        intended,
+                        sent,
+                        due,
+                    });
                 }
-                self.pending.push(Pending {
-                    kind: PendingKind::Reply {
-                        event: reply,
-                        room: self.room,
-                    },
+                Effect::Reply { event } => self.pending.push(Pending {
+                    kind: PendingKind::Reply { event, joins: None },
                     request: request.event,
                     intended,
                     sent,
-                    due: sent + deadline,
-                });
-            }
-            Effect::Leave => {
-                if let Some(room) = self.room {
+                    due,
+                }),
+                Effect::Leave { room } => {
                     shared.oracle.left(self.me, room, sent);
+                    let was_member = self.joined.iter().any(|(r, _)| *r == room);
+                    self.joined.retain(|(r, _)| *r != room);
+                    self.joining.retain(|(r, _)| *r != room);
+                    if !was_member {
+                        *self.tolerated_errors.entry(error_key).or_default() += 1;
+                    }
                 }
-                if !self.member {
-                    *self.tolerated_errors.entry(request.event).or_default() += 1;
+                Effect::Broadcast {
+                    event,
+                    room,
+                    include_sender,
+                    unless,
+                    seq,
+                    value,
+                } => {
+                    if seq.is_some() {
+                        self.seq += 1;
+                    }
+                    let allowed = shared.oracle.broadcast_sent(Outgoing {
+                        sender: self.me,
+                        room,
+                        event,
+                        include_sender,
+                        unless,
+                        seq,
+                        value,
+                        intended,
+                        sent,
+                        metric: "fanout",
+                        deadline: None,
+                    });
+                    if !allowed {
+                        *self.tolerated_errors.entry(error_key).or_default() += 1;
+                    }
                 }
-                self.member = false;
+                Effect::Error => self.pending.push(Pending {
+                    kind: PendingKind::Error,
+                    request: request.event,
+                    intended,
+                    sent,
+                    due,
+                }),
             }
-            Effect::Broadcast { event, seq, value } => {
-                if seq.is_some() {
-                    self.seq += 1;
-                }
-                let member = match self.room {
-                    Some(room) => shared
-                        .oracle
-                        .broadcast_sent(self.me, room, event, seq, value, intended, sent),
-                    None => false,
-                };
-                if !member {
-                    // Not (yet) a confirmed member: the server may refuse with an error.
-                    *self.tolerated_errors.entry(request.event).or_default() += 1;
-                }
-            }
-            Effect::Error => self.pending.push(Pending {
-                kind: PendingKind::Error,
-                request: request.event,
-                intended,
-                sent,
-                due: sent + deadline,
-            }),
         }
         let conn = self.conn.as_mut().expect("connected");
         if let Err(e) = conn.emit(request.event, &request.args).await {
@@ -589,10 +676,21 @@ impl Vu {
         shared
             .metrics
             .record(("send", "lateness"), sent.saturating_sub(intended), 0);
-        let payload = request.args.into_iter().next().unwrap_or(Value::Null);
+        let payload = match request.args.len() {
+            1 => request.args.into_iter().next().unwrap_or_default(),
+            _ => Value::Array(request.args),
+        };
         shared
             .oracle
             .log(self.me, sent, ">>", request.event, &payload);
+    }
+
+    /// The key errors of a request are counted under: its event, or the error channel.
+    fn error_key(&self, request: &'static str) -> &'static str {
+        match self.shared.spec.errors {
+            ErrorStyle::SameEvent { .. } => request,
+            ErrorStyle::Channel { event } => event,
+        }
     }
 
     /// Judges one received event.
@@ -605,67 +703,62 @@ impl Vu {
         } else {
             Value::Array(args)
         };
-        let is_error = payload.as_object().is_some_and(|o| o.contains_key("error"));
-        let event = shared.spec.event(&name);
-        match (event, is_error) {
-            (_, true) => self.on_error(&name, &payload, now),
-            (None, false) => oracle.violate(
+        if shared.spec.is_error(&name, &payload) {
+            self.on_error(&name, &payload, now);
+        } else if let Some((_, spec)) = shared.spec.event(&name) {
+            let mut problems = Vec::new();
+            shape::check(&payload, &spec.shape, spec.name, &mut problems);
+            for p in problems {
+                match p {
+                    Problem::Shape(msg) => oracle.violate(
+                        self.me,
+                        spec.name,
+                        Check::Shape,
+                        now,
+                        msg,
+                        shape::excerpt(&payload),
+                    ),
+                    Problem::TimeFormat(msg) => oracle.violate(
+                        self.me,
+                        spec.name,
+                        Check::TimeFormat,
+                        now,
+                        "an RFC 3339 datetime".into(),
+                        msg,
+                    ),
+                }
+            }
+            for field in spec.forbidden {
+                if payload.get(field).is_some() {
+                    oracle.violate(
+                        self.me,
+                        spec.name,
+                        Check::Forbidden,
+                        now,
+                        format!("no `{field}` field"),
+                        shape::excerpt(&payload),
+                    );
+                }
+            }
+            match spec.attribution {
+                Attribution::Reply => self.on_reply(spec.name, &payload, now),
+                Attribution::ContentId { field, sender } => {
+                    self.on_content_broadcast(spec, &payload, field, sender, now)
+                }
+                Attribution::SenderFifo {
+                    sender,
+                    value_field,
+                } => self.on_fifo_broadcast(spec, &payload, sender, value_field, now),
+            }
+        } else {
+            oracle.violate(
                 self.me,
                 "unknown-event",
                 Check::Unknown,
                 now,
                 format!("one of the {} events", shared.spec.name),
                 format!("{name} {}", shape::excerpt(&payload)),
-            ),
-            (Some((_, spec)), false) => {
-                let mut problems = Vec::new();
-                shape::check(&payload, &spec.shape, spec.name, &mut problems);
-                for p in problems {
-                    match p {
-                        Problem::Shape(msg) => oracle.violate(
-                            self.me,
-                            spec.name,
-                            Check::Shape,
-                            now,
-                            msg,
-                            shape::excerpt(&payload),
-                        ),
-                        Problem::TimeFormat(msg) => oracle.violate(
-                            self.me,
-                            spec.name,
-                            Check::TimeFormat,
-                            now,
-                            "an RFC 3339 datetime".into(),
-                            msg,
-                        ),
-                    }
-                }
-                for field in spec.forbidden {
-                    if payload.get(field).is_some() {
-                        oracle.violate(
-                            self.me,
-                            spec.name,
-                            Check::Forbidden,
-                            now,
-                            format!("no `{field}` field"),
-                            shape::excerpt(&payload),
-                        );
-                    }
-                }
-                match spec.attribution {
-                    Attribution::Reply => self.on_reply(spec.name, &payload, now),
-                    Attribution::ContentId {
-                        field,
-                        sender_field,
-                    } => self.on_content_broadcast(spec.name, &payload, field, sender_field, now),
-                    Attribution::SenderFifo {
-                        sender_field,
-                        value_field,
-                    } => {
-                        self.on_fifo_broadcast(spec.name, &payload, sender_field, value_field, now)
-                    }
-                }
-            }
+            );
         }
         // Distinct names only: bounded by the dialect's events, not by traffic.
         if !self.received_since_step.contains(&name) {
@@ -717,6 +810,8 @@ impl Vu {
             user_id: user.user_id,
             username: &user.username,
             token: &user.token,
+            home: user.room.map(|r| (r, user.room_size)),
+            roommate: "",
             seq: self.seq,
         };
         if let Err(msg) = (shared.spec.check_reply)(event, payload, &ctx) {
@@ -730,23 +825,55 @@ impl Vu {
             );
         }
         if let PendingKind::Reply {
-            room: Some(room), ..
+            joins: Some(room), ..
         } = p.kind
         {
             shared.oracle.join_confirmed(self.me, room, now);
-            self.member = true;
+            if let Some(i) = self.joining.iter().position(|(r, _)| *r == room) {
+                let entry = self.joining.remove(i);
+                if !self.joined.iter().any(|(r, _)| *r == room) {
+                    self.joined.push(entry);
+                }
+            }
+        }
+    }
+
+    /// The client a payload names as the sender.
+    fn sender_of(&self, payload: &Value, key: SenderKey) -> Option<ClientId> {
+        let shared = &self.shared;
+        match key {
+            SenderKey::UserId(f) => match &payload[f] {
+                Value::Number(n) => n.as_u64(),
+                Value::String(s) => s.parse().ok(),
+                _ => None,
+            }
+            .and_then(|id| shared.by_user_id.get(&id).copied()),
+            SenderKey::Username(f) => payload[f]
+                .as_str()
+                .and_then(|n| shared.by_username.get(n).copied()),
+        }
+    }
+
+    /// The room a received broadcast belongs to.
+    fn room_of(&self, spec: &EventSpec, payload: &Value, sender: ClientId) -> Option<RoomKey> {
+        match spec.room {
+            RoomOf::SenderHome => self.shared.users[sender as usize].room,
+            RoomOf::Field(f) => payload[f].as_str().map(named_room),
+            RoomOf::Everyone => Some(EVERYONE),
+            RoomOf::ReceiverUser => Some(user_room(&self.shared.users[self.me as usize].username)),
         }
     }
 
     fn on_content_broadcast(
         &mut self,
-        event: &'static str,
+        spec: &'static EventSpec,
         payload: &Value,
         field: &str,
-        sender_field: &str,
+        sender_key: SenderKey,
         now: Micros,
     ) {
         let shared = self.shared.clone();
+        let event = spec.name;
         let Some((sender, seq)) = payload
             .get(field)
             .and_then(Value::as_str)
@@ -763,15 +890,20 @@ impl Vu {
             );
             return;
         };
-        let sender_user = &shared.users[sender as usize];
-        if !same_id(&payload[sender_field], sender_user.user_id) {
+        if self.sender_of(payload, sender_key) != Some(sender) {
+            let user = &shared.users[sender as usize];
             shared.oracle.violate(
                 self.me,
                 event,
                 Check::WrongSender,
                 now,
-                format!("{sender_field} {}", sender_user.user_id),
-                shape::excerpt(&payload[sender_field]),
+                format!(
+                    "{} naming user {} ({})",
+                    sender_key.field(),
+                    user.user_id,
+                    user.username
+                ),
+                shape::excerpt(&payload[sender_key.field()]),
             );
         }
         let last = self.last_seq.entry(sender).or_insert(seq);
@@ -787,7 +919,7 @@ impl Vu {
         } else {
             *last = seq;
         }
-        let Some(room) = sender_user.room else {
+        let Some(room) = self.room_of(spec, payload, sender) else {
             return;
         };
         let receipt =
@@ -799,31 +931,26 @@ impl Vu {
 
     fn on_fifo_broadcast(
         &mut self,
-        event: &'static str,
+        spec: &'static EventSpec,
         payload: &Value,
-        sender_field: &str,
-        value_field: &str,
+        sender_key: SenderKey,
+        value_field: Option<&str>,
         now: Micros,
     ) {
         let shared = self.shared.clone();
-        let sender = match &payload[sender_field] {
-            Value::Number(n) => n.as_u64(),
-            Value::String(s) => s.parse().ok(),
-            _ => None,
-        }
-        .and_then(|id| shared.by_user_id.get(&id).copied());
-        let Some(sender) = sender else {
+        let event = spec.name;
+        let Some(sender) = self.sender_of(payload, sender_key) else {
             shared.oracle.violate(
                 self.me,
                 event,
                 Check::Unknown,
                 now,
-                format!("`{sender_field}` naming a user of the run"),
+                format!("`{}` naming a user of the run", sender_key.field()),
                 shape::excerpt(payload),
             );
             return;
         };
-        let Some(room) = shared.users[sender as usize].room else {
+        let Some(room) = self.room_of(spec, payload, sender) else {
             return;
         };
         let receipt = shared.oracle.broadcast_received(
@@ -832,7 +959,7 @@ impl Vu {
             event,
             sender,
             None,
-            payload.get(value_field),
+            value_field.and_then(|f| payload.get(f)),
             now,
         );
         self.on_receipt(event, receipt, payload, now);
@@ -842,9 +969,8 @@ impl Vu {
         let shared = &self.shared;
         match receipt {
             Receipt::Delivered(m) | Receipt::Allowed(m) => {
-                let metric = (event, "fanout");
                 shared.metrics.record(
-                    metric,
+                    (event, m.metric),
                     now.saturating_sub(m.intended),
                     now.saturating_sub(m.sent),
                 );
@@ -854,7 +980,7 @@ impl Vu {
                         event,
                         Check::Late,
                         now,
-                        format!("within {} ms of the send", shared.oracle.deadline() / 1000),
+                        "within the deadline of the send".into(),
                         format!("after {:.3} ms", now.saturating_sub(m.sent) as f64 / 1e3),
                     );
                 }
@@ -887,31 +1013,39 @@ impl Vu {
                 );
             }
         }
-        if let Some(i) = self
-            .pending
-            .iter()
-            .position(|p| p.kind == PendingKind::Error && p.request == event)
-        {
+        let channel = matches!(shared.spec.errors, ErrorStyle::Channel { .. });
+        // Which pending request this error answers: on a channel, the oldest that expects one.
+        let answers = |p: &Pending| p.kind == PendingKind::Error && (channel || p.request == event);
+        if let Some(i) = self.pending.iter().position(answers) {
             let p = self.pending.remove(i);
-            let metric = (p.request, "error");
             shared.metrics.record(
-                metric,
+                (p.request, "error"),
                 now.saturating_sub(p.intended),
                 now.saturating_sub(p.sent),
             );
             return;
         }
-        if let Some(n) = self.tolerated_errors.get_mut(event).filter(|n| **n > 0) {
+        let key = if channel {
+            self.error_key("")
+        } else {
+            shared
+                .spec
+                .ops
+                .iter()
+                .map(|o| o.name)
+                .find(|n| *n == event)
+                .unwrap_or("error")
+        };
+        if let Some(n) = self.tolerated_errors.get_mut(key).filter(|n| **n > 0) {
             *n -= 1;
             return;
         }
-        let scope = shared
-            .spec
-            .ops
+        if let Some(p) = self
+            .pending
             .iter()
-            .find(|o| o.name == event)
-            .map_or("error", |o| o.name);
-        if let Some(p) = self.pending.iter().find(|p| p.kind == PendingKind::Error) {
+            .find(|p| p.kind == PendingKind::Error)
+            .filter(|_| !channel)
+        {
             shared.oracle.violate(
                 self.me,
                 p.request,
@@ -920,11 +1054,9 @@ impl Vu {
                 format!("the error on `{}`, the event of the request", p.request),
                 format!("{event} {}", shape::excerpt(payload)),
             );
-        } else if let Some(i) = self
-            .pending
-            .iter()
-            .position(|p| matches!(p.kind, PendingKind::Reply { .. }) && p.request == event)
-        {
+        } else if let Some(i) = self.pending.iter().position(|p| {
+            matches!(p.kind, PendingKind::Reply { .. }) && (channel || p.request == event)
+        }) {
             let p = self.pending.remove(i);
             shared.oracle.violate(
                 self.me,
@@ -937,10 +1069,10 @@ impl Vu {
         } else {
             shared.oracle.violate(
                 self.me,
-                scope,
+                key,
                 Check::ErrorUnexpected,
                 now,
-                format!("no error: every `{event}` this client sent was valid"),
+                format!("no error: every request this client sent on `{event}` was valid"),
                 shape::excerpt(payload),
             );
         }

@@ -24,6 +24,8 @@ use serde_json::Value;
 
 use rules::{Check, Level};
 
+use crate::dialect::Precondition;
+
 /// Microseconds since the start of the run (one monotonic clock per process).
 pub type Micros = u64;
 /// A room of the dialect (dorm room id).
@@ -68,6 +70,9 @@ struct Broadcast {
     value: Option<Value>,
     intended: Micros,
     sent: Micros,
+    /// Receipts after this are late; none by `due + deadline`, missing.
+    due: Micros,
+    metric: &'static str,
     required: Vec<ClientId>,
     received: Vec<ClientId>,
 }
@@ -89,6 +94,27 @@ struct Room {
     outstanding: VecDeque<Broadcast>,
 }
 
+/// A broadcast request, as the oracle registers it.
+pub struct Outgoing {
+    pub sender: ClientId,
+    pub room: RoomKey,
+    pub event: &'static str,
+    /// Whether the sender itself must receive it.
+    pub include_sender: bool,
+    /// When the server may answer with an error instead of broadcasting.
+    pub unless: Precondition,
+    pub seq: Option<u64>,
+    pub value: Option<Value>,
+    pub intended: Micros,
+    pub sent: Micros,
+    /// The second half of the latency metric's name: `fanout` for requests, `after-fault`
+    /// for the notices of a departure.
+    pub metric: &'static str,
+    /// A longer deadline than the run's (e.g. a departure noticed only after a heartbeat
+    /// timeout).
+    pub deadline: Option<Micros>,
+}
+
 /// The timing of the send a receipt was matched to.
 #[derive(Debug, Clone, Copy)]
 pub struct Matched {
@@ -96,6 +122,8 @@ pub struct Matched {
     pub sent: Micros,
     /// Received after the deadline (a `late` violation for a required receiver).
     pub late: bool,
+    /// The latency metric this receipt counts in (`fanout`, `after-fault`).
+    pub metric: &'static str,
 }
 
 /// What a receipt turned out to be.
@@ -322,9 +350,8 @@ impl Oracle {
                 m.left = Some(at);
             }
         }
-        let deadline = self.deadline;
         for b in r.outstanding.iter_mut() {
-            if at < b.sent + deadline {
+            if at < b.due {
                 b.required.retain(|&c| c != client);
             }
         }
@@ -345,9 +372,8 @@ impl Oracle {
         {
             m.excused_until = m.excused_until.max(excused_until);
         }
-        let deadline = self.deadline;
         for b in r.outstanding.iter_mut() {
-            if from < b.sent + deadline && !b.received.contains(&client) {
+            if from < b.due && !b.received.contains(&client) {
                 b.required.retain(|&c| c != client);
             }
         }
@@ -363,47 +389,45 @@ impl Oracle {
         })
     }
 
-    /// The client sent a broadcast request; returns false if it was not a confirmed member
-    /// (then the server may answer with an error instead, and nobody is required to get it).
-    #[allow(clippy::too_many_arguments)]
-    pub fn broadcast_sent(
-        &self,
-        sender: ClientId,
-        room: RoomKey,
-        event: &'static str,
-        seq: Option<u64>,
-        value: Option<Value>,
-        intended: Micros,
-        sent: Micros,
-    ) -> bool {
-        let mut shard = self.shard(room);
-        let r = shard.entry(room).or_default();
+    /// The client sent a request that the server must broadcast to `room`. Returns false if
+    /// the broadcast needs the sender to be a confirmed member and it is not (then the server
+    /// may answer with an error instead, and nobody is required to get it).
+    pub fn broadcast_sent(&self, send: Outgoing) -> bool {
+        let mut shard = self.shard(send.room);
+        let r = shard.entry(send.room).or_default();
         let required: Vec<ClientId> = r
             .members
             .iter()
             .filter(|m| {
                 m.left.is_none()
-                    && m.confirmed.is_some_and(|c| c <= sent)
-                    && m.excused_until <= sent
+                    && m.confirmed.is_some_and(|c| c <= send.sent)
+                    && m.excused_until <= send.sent
+                    && (send.include_sender || m.client != send.sender)
             })
             .map(|m| m.client)
             .collect();
-        let sender_is_member = required.contains(&sender);
+        let allowed = match send.unless {
+            Precondition::None => true,
+            Precondition::SenderIsMember => r.members.iter().any(|m| {
+                m.client == send.sender
+                    && m.left.is_none()
+                    && m.confirmed.is_some_and(|c| c <= send.sent)
+            }),
+            Precondition::RecipientExists => !required.is_empty(),
+        };
         r.outstanding.push_back(Broadcast {
-            event,
-            sender,
-            seq,
-            value,
-            intended,
-            sent,
-            required: if sender_is_member {
-                required
-            } else {
-                Vec::new()
-            },
+            event: send.event,
+            sender: send.sender,
+            seq: send.seq,
+            value: send.value,
+            intended: send.intended,
+            sent: send.sent,
+            due: send.sent + send.deadline.unwrap_or(self.deadline),
+            metric: send.metric,
+            required: if allowed { required } else { Vec::new() },
             received: Vec::new(),
         });
-        sender_is_member
+        allowed
     }
 
     /// A broadcast arrived at `receiver`, attributed to `sender` by content `seq` or FIFO `value`.
@@ -463,6 +487,28 @@ impl Oracle {
                     })
             }
         };
+        // No FIFO match for this receiver, but the send exists: it had it already (a
+        // duplicate), or it was never entitled to it (a non-member).
+        if found.is_none() && seq.is_none() {
+            let mut sends = r.outstanding.iter().filter(|b| {
+                same_send(b) && b.seq.is_none() && b.value.as_ref() == value && b.sent <= at
+            });
+            if let Some(b) = sends.next() {
+                let had_it =
+                    b.received.contains(&receiver) || sends.any(|b| b.received.contains(&receiver));
+                return if had_it {
+                    Receipt::Fault(
+                        Check::Duplicate,
+                        "each broadcast exactly once per member".to_string(),
+                    )
+                } else {
+                    Receipt::Fault(
+                        Check::NonMember,
+                        format!("only members of the room receive its {event}"),
+                    )
+                };
+            }
+        }
         let Some(i) = found else {
             // A reader that stalled may read its backlog after the broadcasts were forgotten.
             let recovering = r.members.iter().any(|m| {
@@ -495,7 +541,8 @@ impl Oracle {
         let matched = Matched {
             intended: b.intended,
             sent: b.sent,
-            late: at > b.sent + deadline,
+            late: at > b.due,
+            metric: b.metric,
         };
         if required {
             Receipt::Delivered(matched)
@@ -515,7 +562,7 @@ impl Oracle {
                 while r
                     .outstanding
                     .front()
-                    .is_some_and(|b| now == Micros::MAX || b.sent + horizon < now)
+                    .is_some_and(|b| now == Micros::MAX || b.due + self.deadline < now)
                 {
                     let b = r.outstanding.pop_front().expect("front exists");
                     for &c in b.required.iter().filter(|c| !b.received.contains(c)) {
@@ -570,6 +617,31 @@ mod tests {
         Oracle::new("dorm", 1000, (0..4).map(|i| format!("user{i}")).collect())
     }
 
+    #[allow(clippy::too_many_arguments)]
+    fn bs(
+        o: &Oracle,
+        sender: ClientId,
+        room: RoomKey,
+        event: &'static str,
+        seq: Option<u64>,
+        value: Option<Value>,
+        at: Micros,
+    ) -> bool {
+        o.broadcast_sent(Outgoing {
+            sender,
+            room,
+            event,
+            include_sender: true,
+            unless: Precondition::SenderIsMember,
+            seq,
+            value,
+            intended: at,
+            sent: at,
+            metric: "fanout",
+            deadline: None,
+        })
+    }
+
     fn confirmed(o: &Oracle, clients: &[ClientId]) {
         for &c in clients {
             o.join_sent(c, 1, 0);
@@ -581,7 +653,7 @@ mod tests {
     fn every_member_must_receive_once() {
         let o = oracle();
         confirmed(&o, &[0, 1, 2]);
-        assert!(o.broadcast_sent(0, 1, "message", Some(1), None, 100, 100));
+        assert!(bs(&o, 0, 1, "message", Some(1), None, 100));
         assert!(matches!(
             o.broadcast_received(1, 1, "message", 0, Some(1), None, 200),
             Receipt::Delivered(_)
@@ -600,7 +672,7 @@ mod tests {
     fn non_member_is_caught_and_joiner_is_allowed() {
         let o = oracle();
         confirmed(&o, &[0, 1]);
-        o.broadcast_sent(0, 1, "message", Some(1), None, 5000, 5000);
+        bs(&o, 0, 1, "message", Some(1), None, 5000);
         o.join_sent(2, 1, 5500);
         assert!(matches!(
             o.broadcast_received(2, 1, "message", 0, Some(1), None, 5600),
@@ -618,22 +690,52 @@ mod tests {
         let o = oracle();
         confirmed(&o, &[0, 1]);
         let a = Value::String("05".into());
-        o.broadcast_sent(0, 1, "action", None, Some(a.clone()), 100, 100);
+        bs(&o, 0, 1, "action", None, Some(a.clone()), 100);
         o.left(1, 1, 300);
         assert!(matches!(
             o.broadcast_received(0, 1, "action", 0, None, Some(&a), 400),
             Receipt::Delivered(_)
         ));
-        let late = o.broadcast_received(0, 1, "action", 0, None, Some(&a), 400);
-        assert!(matches!(late, Receipt::Fault(Check::Unknown, _)));
+        let again = o.broadcast_received(0, 1, "action", 0, None, Some(&a), 400);
+        assert!(matches!(again, Receipt::Fault(Check::Duplicate, _)));
+        let other = Value::String("06".into());
+        let unknown = o.broadcast_received(0, 1, "action", 0, None, Some(&other), 400);
+        assert!(matches!(unknown, Receipt::Fault(Check::Unknown, _)));
         assert!(o.sweep(Micros::MAX).is_empty());
+    }
+
+    /// A send the receiver was only allowed to get (it joined meanwhile) must not absorb the
+    /// receipt of a later send it was required to get.
+    #[test]
+    fn fifo_prefers_the_required_send() {
+        let o = oracle();
+        confirmed(&o, &[0]);
+        let a = Value::String("05".into());
+        o.join_sent(1, 1, 90);
+        bs(&o, 0, 1, "action", None, Some(a.clone()), 100);
+        o.join_confirmed(1, 1, 150);
+        bs(&o, 0, 1, "action", None, Some(a.clone()), 200);
+        assert!(matches!(
+            o.broadcast_received(1, 1, "action", 0, None, Some(&a), 210),
+            Receipt::Delivered(Matched { sent: 200, .. })
+        ));
+        assert!(o.sweep(Micros::MAX).iter().all(|m| m.receiver != 1));
+        // A client of another room receiving the room's FIFO broadcast is a non-member.
+        let o = oracle();
+        confirmed(&o, &[0]);
+        o.join_sent(3, 2, 0);
+        bs(&o, 0, 1, "action", None, Some(a.clone()), 100);
+        assert!(matches!(
+            o.broadcast_received(3, 1, "action", 0, None, Some(&a), 120),
+            Receipt::Fault(Check::NonMember, _)
+        ));
     }
 
     #[test]
     fn late_receipt_is_late() {
         let o = oracle();
         confirmed(&o, &[0]);
-        o.broadcast_sent(0, 1, "message", Some(9), None, 100, 100);
+        bs(&o, 0, 1, "message", Some(9), None, 100);
         assert!(matches!(
             o.broadcast_received(0, 1, "message", 0, Some(9), None, 1500),
             Receipt::Delivered(Matched { late: true, .. })

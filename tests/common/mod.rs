@@ -1,0 +1,73 @@
+//! Shared helpers of the end-to-end tests: run the `roomrig` binary and read its report.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
+
+use serde_json::Value;
+
+/// What one `roomrig run` did.
+pub struct Outcome {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Outcome {
+    /// `summary.json`, if the run wrote one.
+    pub fn summary(&self) -> Option<Value> {
+        let text = std::fs::read_to_string(self.dir.path().join("summary.json")).ok()?;
+        Some(serde_json::from_str(&text).expect("summary.json is JSON"))
+    }
+
+    /// `summary.json`, which the run must have written.
+    pub fn report(&self) -> Value {
+        self.summary()
+            .unwrap_or_else(|| panic!("no summary.json:\n{}\n{}", self.stdout, self.stderr))
+    }
+
+    /// The rule ids with violations.
+    pub fn rules(&self) -> Vec<String> {
+        self.report()["violations"]["by_rule"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn explain(&self) -> String {
+        format!("exit {}\n{}\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+/// Load runs measure time: one at a time per test binary, so they do not disturb each other.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs `roomrig run SCENARIO ARGS... --no-progress` with a private report directory.
+pub fn roomrig_run(scenario: &Path, args: &[&str]) -> Outcome {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_roomrig"))
+        .arg("run")
+        .arg(scenario)
+        .args(args)
+        .arg("--no-progress")
+        .arg("--report-dir")
+        .arg(dir.path())
+        .output()
+        .expect("roomrig runs");
+    Outcome {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        dir,
+    }
+}
+
+/// A file of the repository.
+pub fn repo_file(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
