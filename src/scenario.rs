@@ -197,13 +197,18 @@ pub struct LoopStep {
     pub steps: Vec<Step>,
 }
 
-/// Wait until `event` arrives at this client, at most `within`; a miss is a violation.
+/// Wait until `event` arrives at this client, at most `within`; a miss is a violation. With
+/// `absent: true`, wait `within` and flag the event if it arrives. Every client of the group
+/// runs the step, so in a room-wide flow it is an expectation at every member.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectStep {
     pub event: String,
     #[serde(default = "default_deadline")]
     pub within: Dur,
+    /// The event must *not* arrive within `within` (the step always lasts that long).
+    #[serde(default)]
+    pub absent: bool,
 }
 
 /// A dialect operation with its parameters (checked against the dialect's table).

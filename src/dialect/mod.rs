@@ -251,12 +251,15 @@ pub fn only_params(p: &BTreeMap<String, Value>, known: &[&str]) -> Result<(), St
         }
     }
     match p.get(EXPECT_ERROR) {
-        None | Some(Value::Bool(_)) => Ok(()),
-        Some(_) => Err(format!("`{EXPECT_ERROR}` must be true or false")),
+        None | Some(Value::Bool(_)) | Some(Value::String(_)) => Ok(()),
+        Some(_) => Err(format!(
+            "`{EXPECT_ERROR}` must be true, false, or the error's exact text"
+        )),
     }
 }
 
-/// Generic operation parameter: the server must refuse this request with an error.
+/// Generic operation parameter: the server must refuse this request with an error (`true`), or
+/// with exactly this error text (a string).
 pub const EXPECT_ERROR: &str = "expect_error";
 
 /// A string parameter with `{room}` (the fixture room id) and `{me}` (the username) filled in.

@@ -37,8 +37,9 @@ enum PendingKind {
         event: &'static str,
         joins: Option<RoomKey>,
     },
-    /// An error must come (on the request's own event, or on the dialect's error channel).
-    Error,
+    /// An error must come (on the request's own event, or on the dialect's error channel),
+    /// with this text when given.
+    Error { text: Option<String> },
 }
 
 /// Position in a (possibly nested) flow.
@@ -53,6 +54,8 @@ struct Frame<'a> {
 struct Waiting {
     event: String,
     until: Micros,
+    /// The event must not arrive before `until`.
+    absent: bool,
 }
 
 /// Runs one client to the end of its flow (or until the run stops).
@@ -173,6 +176,16 @@ impl Vu {
                         });
                         continue;
                     }
+                    Step::Expect(e) if e.absent => {
+                        // Only what arrives from now on counts against an absence.
+                        self.received_since_step.clear();
+                        let now = self.shared.now();
+                        waiting = Some(Waiting {
+                            event: e.event.clone(),
+                            until: sched.max(now) + e.within.0.as_micros() as u64,
+                            absent: true,
+                        });
+                    }
                     Step::Expect(e) => {
                         let now = self.shared.now();
                         if self.received_since_step.contains(&e.event) {
@@ -183,6 +196,7 @@ impl Vu {
                         waiting = Some(Waiting {
                             event: e.event.clone(),
                             until: sched.max(now) + e.within.0.as_micros() as u64,
+                            absent: false,
                         });
                     }
                     Step::Op(op) => {
@@ -207,6 +221,30 @@ impl Vu {
             }
             // An `expect` is open: serve the socket until it is met or times out.
             let w = waiting.as_ref().expect("waiting is set");
+            if w.absent {
+                let now = self.shared.now();
+                if self.received_since_step.contains(&w.event) {
+                    self.shared.oracle.violate(
+                        self.me,
+                        &w.event,
+                        Check::ExpectAbsent,
+                        now,
+                        format!("no `{}` before {:.3} ms", w.event, w.until as f64 / 1e3),
+                        format!("`{}` at {:.3} ms", w.event, now as f64 / 1e3),
+                    );
+                    self.received_since_step.clear();
+                }
+                if now >= w.until {
+                    sched = w.until;
+                    waiting = None;
+                    continue;
+                }
+                let until = w.until;
+                if !self.serve_once(until, stop).await {
+                    return;
+                }
+                continue;
+            }
             if self.received_since_step.contains(&w.event) {
                 sched = sched.max(self.shared.now());
                 self.received_since_step.clear();
@@ -586,10 +624,10 @@ impl Vu {
             return;
         }
         // `expect_error: true` turns any operation into one the server must refuse.
-        let effects = if op.params.get(EXPECT_ERROR) == Some(&Value::Bool(true)) {
-            vec![Effect::Error]
-        } else {
-            request.effects
+        let (effects, error_text) = match op.params.get(EXPECT_ERROR) {
+            Some(Value::Bool(true)) => (vec![Effect::Error], None),
+            Some(Value::String(text)) => (vec![Effect::Error], Some(text.clone())),
+            _ => (request.effects, None),
         };
         // Register what the request must cause *before* writing it: on loopback the first
         // receipts can arrive at other clients before this task runs again.
@@ -659,7 +697,9 @@ impl Vu {
                     }
                 }
                 Effect::Error => self.pending.push(Pending {
-                    kind: PendingKind::Error,
+                    kind: PendingKind::Error {
+                        text: error_text.clone(),
+                    },
                     request: request.event,
                     intended,
                     sent,
@@ -1015,9 +1055,27 @@ impl Vu {
         }
         let channel = matches!(shared.spec.errors, ErrorStyle::Channel { .. });
         // Which pending request this error answers: on a channel, the oldest that expects one.
-        let answers = |p: &Pending| p.kind == PendingKind::Error && (channel || p.request == event);
+        let answers = |p: &Pending| {
+            matches!(p.kind, PendingKind::Error { .. }) && (channel || p.request == event)
+        };
         if let Some(i) = self.pending.iter().position(answers) {
             let p = self.pending.remove(i);
+            if let PendingKind::Error { text: Some(want) } = &p.kind {
+                let got = match shared.spec.errors {
+                    ErrorStyle::SameEvent { field } => payload[field].as_str(),
+                    ErrorStyle::Channel { .. } => payload.as_str(),
+                };
+                if got != Some(want.as_str()) {
+                    shared.oracle.violate(
+                        self.me,
+                        p.request,
+                        Check::ErrorContent,
+                        now,
+                        format!("the error {want:?}"),
+                        shape::excerpt(payload),
+                    );
+                }
+            }
             shared.metrics.record(
                 (p.request, "error"),
                 now.saturating_sub(p.intended),
@@ -1043,7 +1101,7 @@ impl Vu {
         if let Some(p) = self
             .pending
             .iter()
-            .find(|p| p.kind == PendingKind::Error)
+            .find(|p| matches!(p.kind, PendingKind::Error { .. }))
             .filter(|_| !channel)
         {
             shared.oracle.violate(
@@ -1092,7 +1150,7 @@ impl Vu {
                     Check::ReplyMissing,
                     format!("`{event}` within {deadline_ms} ms"),
                 ),
-                PendingKind::Error => (
+                PendingKind::Error { .. } => (
                     p.request,
                     Check::ErrorMissing,
                     format!("an error on `{}` within {deadline_ms} ms", p.request),
