@@ -276,8 +276,14 @@ fn verdict(
     let mut reasons = Vec::new();
     let lateness_p99 = metrics.get("send.lateness").map_or(0.0, |m| m.co.p99_ms);
     let bound_ms = result.max_lateness.as_secs_f64() * 1e3;
-    let invalid = lateness_p99 > bound_ms;
-    if invalid {
+    let invalid = lateness_p99 > bound_ms || result.overloaded;
+    if result.overloaded {
+        reasons.push(format!(
+            "stopped early: a send fell more than {:.0} ms behind its schedule (the generator fell behind)",
+            bound_ms * 10.0
+        ));
+    }
+    if invalid && !result.overloaded {
         reasons.push(format!(
             "send lateness p99 {lateness_p99:.1} ms exceeds {bound_ms:.0} ms: the generator fell behind its schedule, so latencies describe the generator"
         ));

@@ -206,3 +206,20 @@ fn interrupt_still_writes_the_report() {
     );
     assert!(s["duration_s"].as_f64().unwrap() < 10.0);
 }
+
+/// A generator starved of CPU gives the invalid-run verdict, not a latency report.
+#[test]
+fn overloaded_generator_is_an_invalid_run() {
+    let o = roomrig_run(&[scenario("dorm-overload.yaml").to_str().unwrap()]);
+    assert_eq!(o.code, 4, "{}\n{}", o.stdout, o.stderr);
+    let s = o.report();
+    assert_eq!(s["verdict"]["status"], "invalid");
+    let reason = s["verdict"]["reasons"][0].as_str().unwrap();
+    assert!(reason.contains("generator fell behind"), "{reason}");
+    assert!(
+        s["metrics"]["send.lateness"]["co"]["p99_ms"]
+            .as_f64()
+            .unwrap()
+            > 100.0
+    );
+}

@@ -87,3 +87,38 @@ fn oracle_catches_each_lobby_fault() {
         );
     }
 }
+
+/// For both Engine.IO versions: a member whose heartbeat dies is closed inside its window and
+/// its room is told (`otherLeftRoom`, then everyone `otherLogedout`); healthy members under the
+/// same load are never closed.
+#[test]
+fn dead_heartbeat_is_closed_and_announced_eio3_and_eio4() {
+    for eio in ["3", "4"] {
+        let _serial = serial();
+        let o = roomrig_run(
+            &repo_file("scenarios/edge-cases/lobby-heartbeat-dies.yaml"),
+            &["--eio", eio],
+        );
+        assert_eq!(o.code, 0, "EIO {eio}: {}", o.explain());
+        let s = o.report();
+        let count = |m: &str| s["metrics"][m]["co"]["count"].as_u64().unwrap_or(0);
+        let dead = count("heartbeat.close");
+        assert!(dead > 0, "EIO {eio}: some members dropped their heartbeat");
+        assert!(
+            count("otherLeftRoom.after-fault") >= dead,
+            "EIO {eio}: rooms were told"
+        );
+        assert!(
+            count("otherLogedout.after-fault") > dead,
+            "EIO {eio}: everyone was told"
+        );
+        let latest = s["metrics"]["otherLeftRoom.after-fault"]["co"]["max_ms"]
+            .as_f64()
+            .unwrap();
+        assert!(
+            latest <= 2500.0 + 1000.0,
+            "EIO {eio}: notice within the window: {latest} ms"
+        );
+        assert_eq!(s["clients"]["unexpected_closes"], 0, "EIO {eio}");
+    }
+}

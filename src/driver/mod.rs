@@ -76,6 +76,10 @@ pub struct Shared {
     pub counters: Counters,
     pub start: Instant,
     pub stop: tokio::sync::watch::Sender<bool>,
+    /// A send later than this behind its schedule aborts the run as invalid.
+    pub abort_lateness: Micros,
+    /// Set when the generator fell hopelessly behind and stopped the run.
+    pub overloaded: AtomicBool,
     /// Each client's operations, when the run keeps an operation log (`--op-log`).
     pub oplog: Option<std::sync::Mutex<OpLog>>,
 }
@@ -134,6 +138,8 @@ pub struct RunResult {
     pub started_at: chrono::DateTime<chrono::Utc>,
     pub duration: Duration,
     pub interrupted: bool,
+    /// The generator fell so far behind that the run was stopped early.
+    pub overloaded: bool,
     pub planned_clients: u64,
     pub users_available: u64,
     pub connected: u64,
@@ -230,6 +236,9 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         start: Instant::now() + Duration::from_millis(50),
         stop: tokio::sync::watch::channel(false).0,
         oplog: opts.op_log.then(|| std::sync::Mutex::new(Vec::new())),
+        // Ten times the invalid-run bound, and at least a second.
+        abort_lateness: (opts.max_lateness.as_micros() as u64 * 10).max(1_000_000),
+        overloaded: AtomicBool::new(false),
         scenario: scenario.clone(),
     });
     shared
@@ -267,8 +276,11 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
     }
     tasks.abort_all();
     sweeper.abort();
-    // Everything still in flight is now either received or missing.
-    shared.oracle.sweep_and_report(Micros::MAX);
+    // Everything still in flight is now either received or missing, unless the generator
+    // stopped the run for falling behind: then what it failed to read is its own fault.
+    if !shared.overloaded.load(Ordering::Relaxed) {
+        shared.oracle.sweep_and_report(Micros::MAX);
+    }
     if let Some(p) = progress {
         p.abort();
         let _ = p.await;
@@ -288,6 +300,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         started_at,
         duration,
         interrupted: interrupted.load(Ordering::Relaxed),
+        overloaded: shared.overloaded.load(Ordering::Relaxed),
         planned_clients: planned,
         users_available: fixtures.users.len() as u64,
         connected: c.connected.get(),

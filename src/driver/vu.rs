@@ -540,12 +540,16 @@ impl Vu {
 
     /// Serves the socket until the schedule reaches `at`. False if the client is done.
     async fn serve_until(&mut self, at: Micros, stop: &mut Stop) -> bool {
-        while self.shared.now() < at {
+        // At least once, even when the schedule is already due: a client behind its schedule
+        // must still read what arrived, or it would only ever send.
+        loop {
             if !self.serve_once(at, stop).await {
                 return false;
             }
+            if self.shared.now() >= at {
+                return !self.ended;
+            }
         }
-        !self.ended
     }
 
     /// Waits for one incoming item or until `at` (or the earliest pending deadline).
@@ -713,9 +717,18 @@ impl Vu {
             return;
         }
         shared.counters.sent.inc();
-        shared
-            .metrics
-            .record(("send", "lateness"), sent.saturating_sub(intended), 0);
+        let lateness = sent.saturating_sub(intended);
+        shared.metrics.record(("send", "lateness"), lateness, 0);
+        if lateness > shared.abort_lateness {
+            // Hopelessly behind its schedule: nothing this run measures from now on describes
+            // the server. Stop everyone; the verdict is `invalid`.
+            if !shared
+                .overloaded
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                shared.stop.send_replace(true);
+            }
+        }
         let payload = match request.args.len() {
             1 => request.args.into_iter().next().unwrap_or_default(),
             _ => Value::Array(request.args),
