@@ -37,7 +37,7 @@ pub async fn show(shared: Arc<Shared>, schedule_end: Duration) {
             c.connect_errors.get(),
             shared.oracle.violation_count(),
             if shared.now() > schedule_end.as_micros() as u64 {
-                "  (draining)"
+                "  (all arrived)"
             } else {
                 ""
             },
