@@ -1,0 +1,307 @@
+//! A client's connection over its life: connecting and reconnecting, the client faults of a
+//! scenario (dropped heartbeat, reset, stall, close), and what a departure must cause.
+
+use rand::Rng;
+use serde_json::Value;
+
+use super::{Closing, Stop, Vu};
+use crate::client::{CloseReason, Connection, Heartbeat};
+use crate::dialect::{user_room, Precondition, EVERYONE};
+use crate::oracle::rules::Check;
+use crate::oracle::{Micros, Outgoing};
+use crate::scenario::Fault;
+
+impl Vu {
+    /// Connects (or reconnects) as this client's user. `Err` ends the client.
+    pub(super) async fn connect(
+        &mut self,
+        intended: Micros,
+        metric: crate::metrics::MetricKey,
+        stop: &mut Stop,
+    ) -> Result<(), ()> {
+        let shared = self.shared.clone();
+        let begun = shared.now();
+        shared.counters.connecting.inc();
+        let connect = tokio::select! {
+            c = Connection::connect(&shared.target, &shared.client_config) => c,
+            _ = &mut *stop => { shared.counters.connecting.dec(); self.ended = true; return Err(()) }
+        };
+        shared.counters.connecting.dec();
+        let now = shared.now();
+        match connect {
+            Ok(conn) => {
+                shared.metrics.record(
+                    metric,
+                    now.saturating_sub(intended),
+                    now.saturating_sub(begun),
+                );
+                shared.counters.active.inc();
+                self.conn = Some(conn);
+                if shared.spec.uses_everyone {
+                    shared.oracle.join_sent(self.me, EVERYONE, now);
+                    shared.oracle.join_confirmed(self.me, EVERYONE, now);
+                }
+                self.closing = Closing::Unexpected;
+                Ok(())
+            }
+            Err(e) => {
+                shared.counters.connect_errors.inc();
+                shared.oracle.violate(
+                    self.me,
+                    "connection",
+                    Check::ConnectFailed,
+                    now,
+                    "a Socket.IO session".into(),
+                    e.to_string(),
+                );
+                Err(())
+            }
+        }
+    }
+
+    /// Performs a client fault; returns the schedule time to resume from, or None if the
+    /// client is done.
+    pub(super) async fn fault(
+        &mut self,
+        fault: &Fault,
+        intended: Micros,
+        stop: &mut Stop,
+    ) -> Option<Micros> {
+        let shared = self.shared.clone();
+        let now = shared.now();
+        match fault {
+            Fault::DropHeartbeats => {
+                self.note(|| "drop_heartbeats".into());
+                let Some(conn) = self.conn.as_mut() else {
+                    return Some(now);
+                };
+                conn.set_heartbeat(Heartbeat::Dropped);
+                // EIO 4: a ping may already be on its way, answered by nobody: the earliest
+                // legitimate close is one pingTimeout away. EIO 3: the last ping was sent at
+                // most one interval ago. Either way the latest is interval + timeout + grace.
+                let (interval, timeout) = (
+                    conn.ping_interval().as_micros() as u64,
+                    conn.ping_timeout().as_micros() as u64,
+                );
+                let grace = shared.scenario.heartbeat_grace.0.as_micros() as u64;
+                let earliest = timeout.saturating_sub(grace.min(timeout));
+                let latest = match shared.scenario.heartbeat_deadline {
+                    Some(d) => d.0.as_micros() as u64,
+                    None => interval + timeout + grace,
+                };
+                self.closing = Closing::HeartbeatDropped {
+                    since: now,
+                    earliest,
+                    latest,
+                };
+                // The server announces the departure when it notices it, up to `latest` away.
+                self.announce_departure(now, Some(latest + shared.oracle.deadline()));
+                while self.conn.is_some() && shared.now() < now + latest {
+                    if !self.serve_once(now + latest, stop).await {
+                        return None;
+                    }
+                }
+                if self.conn.is_some() {
+                    let at = shared.now();
+                    shared.oracle.violate(
+                        self.me,
+                        "connection",
+                        Check::HeartbeatTimeoutMissing,
+                        at,
+                        format!(
+                            "closed within {:.0} ms of the last heartbeat (pingInterval + pingTimeout + grace)",
+                            latest as f64 / 1e3
+                        ),
+                        "still open".into(),
+                    );
+                    self.vanish();
+                }
+                Some(shared.now())
+            }
+            Fault::Vanish => {
+                self.note(|| "vanish".into());
+                self.vanish();
+                Some(now)
+            }
+            Fault::Close => {
+                self.note(|| "close".into());
+                self.disconnect().await;
+                Some(now)
+            }
+            Fault::Stall(d) => {
+                self.note(|| format!("stall {d}"));
+                let until = now + d.0.as_micros() as u64;
+                for &(room, _) in &self.joined {
+                    shared.oracle.excuse(self.me, room, now, until);
+                }
+                self.closing = Closing::Tolerated;
+                tokio::select! {
+                    _ = tokio::time::sleep_until(shared.instant_of(until)) => {}
+                    _ = &mut *stop => { self.ended = true; self.disconnect().await; return None }
+                }
+                Some(until)
+            }
+            Fault::Reconnect(r) => {
+                if self.conn.is_some() {
+                    // Reconnecting a live connection: a new session replaces it.
+                    self.disconnect().await;
+                }
+                let mut wait = r.after.map_or(0, |d| d.0.as_micros() as u64);
+                let jitter = r.jitter.map_or(0, |d| d.0.as_micros() as u64);
+                let mut at = intended.max(now);
+                for attempt in 1..=r.attempts {
+                    let extra = if jitter > 0 {
+                        self.rng.random_range(0..=jitter)
+                    } else {
+                        0
+                    };
+                    at += wait + extra;
+                    self.note(|| {
+                        format!(
+                            "reconnect attempt {attempt} after {:.3}ms",
+                            (wait + extra) as f64 / 1e3
+                        )
+                    });
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(shared.instant_of(at)) => {}
+                        _ = &mut *stop => { self.ended = true; return None }
+                    }
+                    if self.connect(at, ("reconnect", ""), stop).await.is_ok() {
+                        return Some(shared.now());
+                    }
+                    if self.ended {
+                        return None;
+                    }
+                    wait = ((wait.max(1000)) as f64 * r.backoff) as u64;
+                }
+                self.ended = true;
+                None
+            }
+        }
+    }
+
+    /// Ends the TCP connection with a reset (as a killed process does).
+    pub(super) fn vanish(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            conn.vanish();
+            self.departed(self.shared.now());
+        }
+    }
+
+    /// Clean disconnect, if connected.
+    pub(super) async fn disconnect(&mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            self.departed(self.shared.now());
+            conn.close_in_place().await;
+        }
+    }
+
+    /// The connection is gone: the client leaves every room and its pending replies are moot.
+    pub(super) fn departed(&mut self, at: Micros) {
+        self.announce_departure(at, None);
+        for (room, _) in self.joined.drain(..).chain(self.joining.drain(..)) {
+            self.shared.oracle.left(self.me, room, at);
+        }
+        if self.shared.spec.uses_everyone {
+            self.shared.oracle.left(self.me, EVERYONE, at);
+        }
+        self.departure_announced = false;
+        self.pending.clear();
+        self.tolerated_errors.clear();
+        self.shared.counters.active.dec();
+    }
+
+    /// Registers what the server must tell the others about this client's departure (once per
+    /// connection; only for a logged-in client: one whose own user room is confirmed).
+    pub(super) fn announce_departure(&mut self, at: Micros, deadline: Option<Micros>) {
+        let shared = self.shared.clone();
+        let Some(departure) = shared.spec.departure else {
+            return;
+        };
+        let me = user_room(&shared.users[self.me as usize].username);
+        if self.departure_announced || !self.joined.iter().any(|(r, _)| *r == me) {
+            return;
+        }
+        self.departure_announced = true;
+        let send = |room, event, value| Outgoing {
+            sender: self.me,
+            room,
+            event,
+            include_sender: false,
+            unless: Precondition::None,
+            seq: None,
+            value,
+            intended: at,
+            sent: at,
+            metric: "after-fault",
+            deadline,
+        };
+        if let Some(event) = departure.each_room {
+            for (room, name) in self.joined.iter().filter(|(r, _)| *r != me) {
+                shared
+                    .oracle
+                    .broadcast_sent(send(*room, event, Some(Value::String(name.clone()))));
+            }
+        }
+        if let Some(event) = departure.everyone {
+            shared.oracle.broadcast_sent(send(EVERYONE, event, None));
+        }
+    }
+
+    pub(super) fn on_closed(&mut self, reason: CloseReason, now: Micros) {
+        if self.conn.take().is_none() {
+            return;
+        }
+        self.departed(now);
+        let shared = self.shared.clone();
+        match std::mem::replace(&mut self.closing, Closing::Unexpected) {
+            Closing::HeartbeatDropped {
+                since,
+                earliest,
+                latest,
+            } => {
+                shared
+                    .metrics
+                    .record(("heartbeat", "close"), now - since, now - since);
+                if now < since + earliest {
+                    shared.oracle.violate(
+                        self.me,
+                        "connection",
+                        Check::HeartbeatTimeoutEarly,
+                        now,
+                        format!(
+                            "no close before pingTimeout ({:.0} ms after the heartbeat stopped)",
+                            earliest as f64 / 1e3
+                        ),
+                        format!(
+                            "closed after {:.3} ms ({reason:?})",
+                            (now - since) as f64 / 1e3
+                        ),
+                    );
+                } else if now > since + latest {
+                    shared.oracle.violate(
+                        self.me,
+                        "connection",
+                        Check::HeartbeatTimeoutMissing,
+                        now,
+                        format!("closed within {:.0} ms", latest as f64 / 1e3),
+                        format!("closed after {:.3} ms", (now - since) as f64 / 1e3),
+                    );
+                }
+            }
+            Closing::Tolerated => {}
+            Closing::Unexpected => {
+                self.ended = true;
+                shared.counters.unexpected_closes.inc();
+                shared.oracle.violate(
+                    self.me,
+                    "connection",
+                    Check::UnexpectedClose,
+                    now,
+                    "the connection stays open while the client is healthy".into(),
+                    format!("{reason:?}"),
+                );
+            }
+        }
+    }
+}

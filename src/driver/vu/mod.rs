@@ -1,0 +1,552 @@
+//! One simulated client (a virtual user): connects at its intended arrival time, runs its
+//! group's flow on the open-loop schedule, and hands every received event to the oracle.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::Value;
+
+mod judge;
+mod lifecycle;
+
+use super::Shared;
+use crate::client::{ClientError, CloseReason, Connection, Incoming};
+use crate::dialect::{Effect, ErrorStyle, OpContext, EXPECT_ERROR};
+use crate::oracle::rules::Check;
+use crate::oracle::shape;
+use crate::oracle::{ClientId, Micros, Outgoing, RoomKey};
+use crate::scenario::{Step, Think};
+use crate::schedule::{client_rng, Arrival};
+
+/// A request whose reply or error has not come yet.
+struct Pending {
+    kind: PendingKind,
+    /// The request's event name.
+    request: &'static str,
+    intended: Micros,
+    sent: Micros,
+    due: Micros,
+}
+
+#[derive(PartialEq)]
+enum PendingKind {
+    /// A reply event (e.g. `last_data`) must come; it confirms the join of `joins`.
+    Reply {
+        event: &'static str,
+        joins: Option<RoomKey>,
+    },
+    /// An error must come (on the request's own event, or on the dialect's error channel),
+    /// with this text when given.
+    Error { text: Option<String> },
+}
+
+/// Position in a (possibly nested) flow.
+struct Frame<'a> {
+    steps: &'a [Step],
+    pc: usize,
+    remaining: Option<u32>,
+    until: Option<Micros>,
+}
+
+/// What the client is waiting for before its next step.
+struct Waiting {
+    event: String,
+    until: Micros,
+    /// The event must not arrive before `until`.
+    absent: bool,
+}
+
+/// Runs one client to the end of its flow (or until the run stops).
+pub async fn run(shared: Arc<Shared>, arrival: Arrival) {
+    // One stop future per client, polled by every wait: re-creating it per wait would
+    // register and drop a waiter for every received event.
+    let mut stop = stopped(shared.stop.subscribe());
+    let start_at = shared.start + arrival.at;
+    tokio::select! {
+        _ = tokio::time::sleep_until(start_at) => {}
+        _ = &mut stop => return,
+    }
+    let me = arrival.client;
+    let intended = shared.micros_of(start_at);
+    let mut vu = Vu {
+        me,
+        joined: Vec::new(),
+        joining: Vec::new(),
+        departure_announced: false,
+        rng: client_rng(shared.scenario.seed, me),
+        conn: None,
+        shared: shared.clone(),
+        pending: Vec::new(),
+        tolerated_errors: HashMap::new(),
+        last_seq: HashMap::new(),
+        received_since_step: Vec::new(),
+        seq: 0,
+        ended: false,
+        closing: Closing::Unexpected,
+        oplog: shared.oplog.is_some().then(Vec::new),
+    };
+    if vu
+        .connect(intended, ("connect", ""), &mut stop)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    shared.counters.connected.inc();
+    let flow = &shared.scenario.clients[arrival.group].flow;
+    vu.run_flow(flow, intended, &mut stop).await;
+    if let (Some(log), Some(all)) = (vu.oplog.take(), shared.oplog.as_ref()) {
+        crate::oracle::lock(all).push((me, log));
+    }
+}
+
+/// How a close by the server is judged.
+enum Closing {
+    /// The client is healthy: a close is a violation.
+    Unexpected,
+    /// The client dropped its heartbeat at `since`: the server must close it within
+    /// [`since + earliest`, `since + latest`].
+    HeartbeatDropped {
+        since: Micros,
+        earliest: Micros,
+        latest: Micros,
+    },
+    /// The client stalled: the server may drop a slow consumer.
+    Tolerated,
+}
+
+struct Vu {
+    me: ClientId,
+    /// Rooms whose join the server confirmed, with their names (for departure notices).
+    joined: Vec<(RoomKey, String)>,
+    /// Rooms whose join was sent but not confirmed yet.
+    joining: Vec<(RoomKey, String)>,
+    /// The departure notices were registered already (at the heartbeat drop).
+    departure_announced: bool,
+    rng: ChaCha8Rng,
+    /// None while disconnected (after `vanish`, `close` or a server close, before `reconnect`).
+    conn: Option<Connection>,
+    shared: Arc<Shared>,
+    pending: Vec<Pending>,
+    /// Errors allowed on an event because its request was sent while not a confirmed member.
+    tolerated_errors: HashMap<&'static str, u32>,
+    /// Highest content sequence seen per sender (order check).
+    last_seq: HashMap<ClientId, u64>,
+    /// Event names received since the current step began (for `expect`).
+    received_since_step: Vec<String>,
+    seq: u64,
+    /// The flow cannot go on (stopped, or closed by the server while healthy).
+    ended: bool,
+    closing: Closing,
+    /// The operations performed, when the run keeps an operation log.
+    oplog: Option<Vec<String>>,
+}
+
+impl Vu {
+    async fn run_flow(&mut self, flow: &[Step], mut sched: Micros, stop: &mut Stop) {
+        let mut stack = vec![Frame {
+            steps: flow,
+            pc: 0,
+            remaining: None,
+            until: None,
+        }];
+        let mut waiting: Option<Waiting> = None;
+        loop {
+            if self.ended {
+                return;
+            }
+            // Decide the next step unless an `expect` is still open.
+            if waiting.is_none() {
+                let Some(step) = next_step(&mut stack, sched) else {
+                    break;
+                };
+                match step {
+                    Step::Think(t) => {
+                        sched += self.think(t);
+                        continue;
+                    }
+                    Step::Loop(l) => {
+                        stack.push(Frame {
+                            steps: &l.steps,
+                            pc: 0,
+                            remaining: l.count,
+                            until: l.duration.map(|d| sched + d.0.as_micros() as u64),
+                        });
+                        continue;
+                    }
+                    Step::Expect(e) if e.absent => {
+                        // Only what arrives from now on counts against an absence.
+                        self.received_since_step.clear();
+                        let now = self.shared.now();
+                        waiting = Some(Waiting {
+                            event: e.event.clone(),
+                            until: sched.max(now) + e.within.0.as_micros() as u64,
+                            absent: true,
+                        });
+                    }
+                    Step::Expect(e) => {
+                        let now = self.shared.now();
+                        if self.received_since_step.contains(&e.event) {
+                            sched = sched.max(now);
+                            self.received_since_step.clear();
+                            continue;
+                        }
+                        waiting = Some(Waiting {
+                            event: e.event.clone(),
+                            until: sched.max(now) + e.within.0.as_micros() as u64,
+                            absent: false,
+                        });
+                    }
+                    Step::Op(op) => {
+                        // Wait for the op's intended time while serving the socket.
+                        if !self.serve_until(sched, stop).await {
+                            return;
+                        }
+                        self.perform(op, sched).await;
+                        continue;
+                    }
+                    Step::Fault(fault) => {
+                        if !self.serve_until(sched, stop).await {
+                            return;
+                        }
+                        match self.fault(fault, sched, stop).await {
+                            Some(resumed) => sched = sched.max(resumed),
+                            None => return,
+                        }
+                        continue;
+                    }
+                }
+            }
+            // An `expect` is open: serve the socket until it is met or times out.
+            let w = waiting.as_ref().expect("waiting is set");
+            if w.absent {
+                let now = self.shared.now();
+                if self.received_since_step.contains(&w.event) {
+                    self.shared.oracle.violate(
+                        self.me,
+                        &w.event,
+                        Check::ExpectAbsent,
+                        now,
+                        format!("no `{}` before {:.3} ms", w.event, w.until as f64 / 1e3),
+                        format!("`{}` at {:.3} ms", w.event, now as f64 / 1e3),
+                    );
+                    self.received_since_step.clear();
+                }
+                if now >= w.until {
+                    sched = w.until;
+                    waiting = None;
+                    continue;
+                }
+                let until = w.until;
+                if !self.serve_once(until, stop).await {
+                    return;
+                }
+                continue;
+            }
+            if self.received_since_step.contains(&w.event) {
+                sched = sched.max(self.shared.now());
+                self.received_since_step.clear();
+                waiting = None;
+                continue;
+            }
+            let now = self.shared.now();
+            if now >= w.until {
+                self.shared.oracle.violate(
+                    self.me,
+                    &w.event,
+                    Check::ExpectMissing,
+                    now,
+                    format!("`{}` by {:.3} ms", w.event, w.until as f64 / 1e3),
+                    "nothing".into(),
+                );
+                sched = w.until;
+                waiting = None;
+                continue;
+            }
+            let until = w.until;
+            if !self.serve_once(until, stop).await {
+                return;
+            }
+        }
+        // The flow is over: give in-flight replies their deadline, then leave cleanly.
+        let settle = self.shared.now() + self.shared.oracle.deadline();
+        while !self.pending.is_empty() && !self.ended && self.conn.is_some() {
+            if !self.serve_once(settle, stop).await || self.shared.now() >= settle {
+                break;
+            }
+        }
+        if !self.ended {
+            // Stopped or closed by the server: pending replies are moot then.
+            self.expire_pending(Micros::MAX);
+        }
+        self.disconnect().await;
+    }
+
+    fn think(&mut self, t: &Think) -> Micros {
+        let us = match *t {
+            Think::Fixed(d) => d.0.as_micros() as u64,
+            Think::Range { min, max } => {
+                let (lo, hi) = (min.0.as_micros() as u64, max.0.as_micros() as u64);
+                if lo == hi {
+                    lo
+                } else {
+                    self.rng.random_range(lo..=hi)
+                }
+            }
+        };
+        self.note(|| format!("think {:.3}ms", us as f64 / 1e3));
+        us
+    }
+
+    /// Appends to the operation log, when the run keeps one.
+    fn note(&mut self, line: impl FnOnce() -> String) {
+        if let Some(log) = self.oplog.as_mut() {
+            log.push(line());
+        }
+    }
+
+    /// Serves the socket until the schedule reaches `at`. False if the client is done.
+    async fn serve_until(&mut self, at: Micros, stop: &mut Stop) -> bool {
+        // At least once, even when the schedule is already due: a client behind its schedule
+        // must still read what arrived, or it would only ever send.
+        loop {
+            if !self.serve_once(at, stop).await {
+                return false;
+            }
+            if self.shared.now() >= at {
+                return !self.ended;
+            }
+        }
+    }
+
+    /// Waits for one incoming item or until `at` (or the earliest pending deadline).
+    async fn serve_once(&mut self, at: Micros, stop: &mut Stop) -> bool {
+        let wake = self
+            .pending
+            .iter()
+            .map(|p| p.due)
+            .min()
+            .map_or(at, |d| d.min(at));
+        let wake_at = self.shared.instant_of(wake);
+        let Some(conn) = self.conn.as_mut() else {
+            // Disconnected: only time passes.
+            tokio::select! {
+                biased;
+                _ = &mut *stop => { self.ended = true; return false }
+                _ = tokio::time::sleep_until(wake_at) => {}
+            }
+            return !self.ended;
+        };
+        tokio::select! {
+            biased;
+            _ = &mut *stop => {
+                self.ended = true;
+                self.disconnect().await;
+                return false;
+            }
+            item = conn.recv() => {
+                let now = self.shared.now();
+                match item {
+                    Ok(Incoming::Event { name, args, .. }) => self.on_event(name, args, now),
+                    Ok(Incoming::Ack { .. }) => {}
+                    Ok(Incoming::Closed(reason)) => self.on_closed(reason, now),
+                    Err(e) => {
+                        let closed = matches!(e, ClientError::Closed | ClientError::Io(_));
+                        if closed {
+                            self.on_closed(CloseReason::Reset(e.to_string()), now);
+                        } else {
+                            self.shared.oracle.violate(self.me, "connection", Check::Malformed, now,
+                                "a valid Engine.IO/Socket.IO frame".into(), e.to_string());
+                        }
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(wake_at) => {}
+        }
+        self.expire_pending(self.shared.now());
+        !self.ended
+    }
+
+    /// Builds, sends and registers one dialect operation.
+    async fn perform(&mut self, op: &crate::scenario::OpStep, intended: Micros) {
+        let shared = self.shared.clone();
+        let user = &shared.users[self.me as usize];
+        let spec = shared.spec.op(&op.op).expect("validated op");
+        let ctx = OpContext {
+            client: self.me,
+            user_id: user.user_id,
+            username: &user.username,
+            token: &user.token,
+            home: user.room.map(|r| (r, user.room_size)),
+            roommate: &shared.users[user.roommate as usize].username,
+            seq: self.seq,
+        };
+        let request = (spec.build)(&ctx, &op.params, &mut self.rng);
+        self.received_since_step.clear();
+        self.note(|| {
+            format!(
+                "{} {}",
+                request.event,
+                shape::excerpt(&Value::Array(request.args.clone()))
+            )
+        });
+        if self.conn.is_none() {
+            tracing::warn!(client = self.me, op = %op.op, "operation skipped: the client is disconnected (add a `reconnect` step)");
+            return;
+        }
+        // `expect_error: true` turns any operation into one the server must refuse.
+        let (effects, error_text) = match op.params.get(EXPECT_ERROR) {
+            Some(Value::Bool(true)) => (vec![Effect::Error], None),
+            Some(Value::String(text)) => (vec![Effect::Error], Some(text.clone())),
+            _ => (request.effects, None),
+        };
+        // Register what the request must cause *before* writing it: on loopback the first
+        // receipts can arrive at other clients before this task runs again.
+        let sent = shared.now();
+        let due = sent + shared.oracle.deadline();
+        let error_key = self.error_key(request.event);
+        for effect in effects {
+            match effect {
+                Effect::Join { room, name, reply } => {
+                    shared.oracle.join_sent(self.me, room, sent);
+                    if !self.joining.iter().any(|(r, _)| *r == room) {
+                        self.joining.push((room, name));
+                    }
+                    self.pending.push(Pending {
+                        kind: PendingKind::Reply {
+                            event: reply,
+                            joins: Some(room),
+                        },
+                        request: request.event,
+                        intended,
+                        sent,
+                        due,
+                    });
+                }
+                Effect::Reply { event } => self.pending.push(Pending {
+                    kind: PendingKind::Reply { event, joins: None },
+                    request: request.event,
+                    intended,
+                    sent,
+                    due,
+                }),
+                Effect::Leave { room } => {
+                    shared.oracle.left(self.me, room, sent);
+                    let was_member = self.joined.iter().any(|(r, _)| *r == room);
+                    self.joined.retain(|(r, _)| *r != room);
+                    self.joining.retain(|(r, _)| *r != room);
+                    if !was_member {
+                        *self.tolerated_errors.entry(error_key).or_default() += 1;
+                    }
+                }
+                Effect::Broadcast {
+                    event,
+                    room,
+                    include_sender,
+                    unless,
+                    seq,
+                    value,
+                } => {
+                    if seq.is_some() {
+                        self.seq += 1;
+                    }
+                    let allowed = shared.oracle.broadcast_sent(Outgoing {
+                        sender: self.me,
+                        room,
+                        event,
+                        include_sender,
+                        unless,
+                        seq,
+                        value,
+                        intended,
+                        sent,
+                        metric: "fanout",
+                        deadline: None,
+                    });
+                    if !allowed {
+                        *self.tolerated_errors.entry(error_key).or_default() += 1;
+                    }
+                }
+                Effect::Error => self.pending.push(Pending {
+                    kind: PendingKind::Error {
+                        text: error_text.clone(),
+                    },
+                    request: request.event,
+                    intended,
+                    sent,
+                    due,
+                }),
+            }
+        }
+        let conn = self.conn.as_mut().expect("connected");
+        if let Err(e) = conn.emit(request.event, &request.args).await {
+            self.on_closed(CloseReason::Reset(e.to_string()), sent);
+            return;
+        }
+        shared.counters.sent.inc();
+        let lateness = sent.saturating_sub(intended);
+        shared.metrics.record(("send", "lateness"), lateness, 0);
+        if lateness > shared.abort_lateness {
+            // Hopelessly behind its schedule: nothing this run measures from now on describes
+            // the server. Stop everyone; the verdict is `invalid`.
+            if !shared
+                .overloaded
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                shared.stop.send_replace(true);
+            }
+        }
+        let payload = match request.args.len() {
+            1 => request.args.into_iter().next().unwrap_or_default(),
+            _ => Value::Array(request.args),
+        };
+        shared
+            .oracle
+            .log(self.me, sent, ">>", request.event, &payload);
+    }
+
+    /// The key errors of a request are counted under: its event, or the error channel.
+    fn error_key(&self, request: &'static str) -> &'static str {
+        match self.shared.spec.errors {
+            ErrorStyle::SameEvent { .. } => request,
+            ErrorStyle::Channel { event } => event,
+        }
+    }
+}
+
+/// Advances the flow to its next step, unwinding finished loops.
+fn next_step<'a>(stack: &mut Vec<Frame<'a>>, sched: Micros) -> Option<&'a Step> {
+    loop {
+        let frame = stack.last_mut()?;
+        if frame.pc < frame.steps.len() {
+            frame.pc += 1;
+            return Some(&frame.steps[frame.pc - 1]);
+        }
+        // End of this frame's steps: iterate the loop again or pop it.
+        let again = stack.len() > 1 && {
+            let f = stack.last_mut().expect("frame");
+            if let Some(n) = f.remaining.as_mut() {
+                *n -= 1;
+            }
+            let count_ok = f.remaining.is_none_or(|n| n > 0);
+            let time_ok = f.until.is_none_or(|u| sched < u);
+            count_ok && time_ok
+        };
+        if again {
+            stack.last_mut().expect("frame").pc = 0;
+        } else {
+            stack.pop();
+        }
+    }
+}
+
+/// Resolves once the run is told to stop (Ctrl-C); never polled again after that.
+type Stop = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) -> Stop {
+    Box::pin(async move {
+        let _ = stop.wait_for(|s| *s).await;
+    })
+}
