@@ -214,14 +214,19 @@ pub fn summarize(
         },
         verdict,
         replay: format!(
-            "roomrig run {} --seed {}{}",
+            "roomrig run {} --seed {} --eio {}{}{}",
             scenario_path.display(),
             result.seed,
+            s.eio,
             if result.embedded {
                 String::new()
             } else {
                 format!(" --target {}", result.target)
-            }
+            },
+            result
+                .users_file
+                .as_ref()
+                .map_or(String::new(), |f| format!(" --users {}", f.display())),
         ),
     }
 }

@@ -223,3 +223,71 @@ fn overloaded_generator_is_an_invalid_run() {
             > 100.0
     );
 }
+
+/// `roomrig serve` runs the reference server on its own, and `roomrig run --target` drives it
+/// with a users file of its own accounts (ids, names, tokens and rooms the driver was given).
+#[test]
+fn drives_a_separate_server_with_a_users_file() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users.json");
+    let mut list = Vec::new();
+    for i in 0..8u64 {
+        list.push(serde_json::json!({
+            "user_id": 500 + i,
+            "username": format!("resident-{i}"),
+            "token": format!("secret-{}", 7919 * (i + 3)),
+            "room_id": 70 + i / 4,
+        }));
+    }
+    let rooms: Vec<Value> = (0..2u64)
+        .map(|r| serde_json::json!({"room_id": 70 + r, "room_name": format!("A-{r}"), "owner_id": 500 + 4 * r, "room_size": 4}))
+        .collect();
+    std::fs::write(
+        &users,
+        serde_json::to_string(&serde_json::json!({"users": list, "rooms": rooms})).unwrap(),
+    )
+    .unwrap();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_roomrig"))
+        .args([
+            "serve",
+            "--dialect",
+            "dorm",
+            "--listen",
+            "127.0.0.1:0",
+            "--users",
+        ])
+        .arg(&users)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let url = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("first line: {first:?}"))
+        .to_string();
+    let o = roomrig_run(&[
+        scenario("dorm-exact.yaml").to_str().unwrap(),
+        "--target",
+        &url,
+        "--users",
+        users.to_str().unwrap(),
+    ]);
+    server.kill().ok();
+    server.wait().ok();
+    assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
+    let s = o.report();
+    assert_eq!(s["target"]["url"], url.as_str());
+    assert_eq!(s["target"]["embedded_reference_server"], false);
+    assert_eq!(s["events"]["received"], 136);
+    assert_eq!(s["violations"]["total"], 0);
+    let replay = s["replay"].as_str().unwrap();
+    assert!(
+        replay.contains(&format!("--target {url}")) && replay.contains("--users"),
+        "{replay}"
+    );
+}

@@ -140,6 +140,8 @@ pub struct RunResult {
     pub interrupted: bool,
     /// The generator fell so far behind that the run was stopped early.
     pub overloaded: bool,
+    /// The users file given on the command line, if any.
+    pub users_file: Option<std::path::PathBuf>,
     pub planned_clients: u64,
     pub users_available: u64,
     pub connected: u64,
@@ -301,6 +303,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         duration,
         interrupted: interrupted.load(Ordering::Relaxed),
         overloaded: shared.overloaded.load(Ordering::Relaxed),
+        users_file: opts.users_file.clone(),
         planned_clients: planned,
         users_available: fixtures.users.len() as u64,
         connected: c.connected.get(),

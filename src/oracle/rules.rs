@@ -34,6 +34,7 @@ pub enum Check {
     Duplicate,
     NonMember,
     Unknown,
+    UnknownEvent,
     Order,
     WrongSender,
     ReplyMissing,
@@ -62,6 +63,7 @@ impl Check {
         Check::Duplicate,
         Check::NonMember,
         Check::Unknown,
+        Check::UnknownEvent,
         Check::Order,
         Check::WrongSender,
         Check::ReplyMissing,
@@ -90,6 +92,7 @@ impl Check {
             Check::Duplicate => "duplicate",
             Check::NonMember => "non-member",
             Check::Unknown => "unknown",
+            Check::UnknownEvent => "unknown-event",
             Check::Order => "order",
             Check::WrongSender => "wrong-sender",
             Check::ReplyMissing => "reply-missing",
@@ -111,7 +114,7 @@ impl Check {
 
     pub fn level(self) -> Level {
         match self {
-            Check::TimeFormat => Level::Info,
+            Check::TimeFormat | Check::UnknownEvent => Level::Info,
             Check::Forbidden => Level::Should,
             _ => Level::Must,
         }
@@ -133,6 +136,9 @@ impl Check {
             Check::NonMember => "a client that was not a member of the room received its broadcast",
             Check::Unknown => {
                 "a broadcast that matches no send (never sent, wrong room, or altered)"
+            }
+            Check::UnknownEvent => {
+                "an event the dialect does not define (e.g. a notice dorm does not have)"
             }
             Check::Order => "broadcasts from one sender arrived out of send order",
             Check::WrongSender => "the broadcast names another user than the one who sent it",

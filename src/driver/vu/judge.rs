@@ -73,8 +73,8 @@ impl Vu {
         } else {
             oracle.violate(
                 self.me,
-                "unknown-event",
-                Check::Unknown,
+                "connection",
+                Check::UnknownEvent,
                 now,
                 format!("one of the {} events", shared.spec.name),
                 format!("{name} {}", shape::excerpt(&payload)),
