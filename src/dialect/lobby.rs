@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::{
-    content_id, dorm::check_size, named_room, no_params, only_params, template, user_room,
-    Attribution, Departure, DialectSpec, Effect, ErrorStyle, EventSpec, OpContext, OpSpec,
-    Precondition, Request, RoomOf, SenderKey, EVERYONE,
+    content_id, dorm::check_size, named_room, only_params, template, user_room, Attribution,
+    Departure, DialectSpec, Effect, ErrorStyle, EventSpec, OpContext, OpSpec, Precondition,
+    Request, RoomOf, SenderKey, EVERYONE,
 };
 use crate::oracle::shape::{Field, Ty};
 
@@ -94,10 +94,11 @@ pub static SPEC: DialectSpec = DialectSpec {
         OpSpec {
             name: "login",
             summary: "log in with the user's name: logedin to self, otherLogedin to every other socket",
-            check_params: no_params,
-            build: |ctx, _, _| Request {
+            check_params: |p| only_params(p, &["name"]),
+            build: |ctx, p, _| Request {
                 event: "login",
-                args: vec![json!(ctx.username)],
+                // `name` (e.g. "{mate}", a roommate's) is for refusals: with `expect_error`.
+                args: vec![json!(template(p, "name", "{me}", ctx))],
                 effects: vec![
                     Effect::Join {
                         room: user_room(ctx.username),

@@ -262,11 +262,13 @@ pub fn only_params(p: &BTreeMap<String, Value>, known: &[&str]) -> Result<(), St
 /// with exactly this error text (a string).
 pub const EXPECT_ERROR: &str = "expect_error";
 
-/// A string parameter with `{room}` (the fixture room id) and `{me}` (the username) filled in.
+/// A string parameter with `{room}` (the fixture room id), `{me}` (the user name) and `{mate}`
+/// (the next user of the fixture room) filled in.
 pub fn template(p: &BTreeMap<String, Value>, key: &str, default: &str, ctx: &OpContext) -> String {
     let raw = p.get(key).and_then(Value::as_str).unwrap_or(default);
     raw.replace("{room}", &ctx.home.map_or(0, |(id, _)| id).to_string())
         .replace("{me}", ctx.username)
+        .replace("{mate}", ctx.roommate)
 }
 
 /// Content ids: `rr:<client>:<seq>:` then padding. Parsed back by the oracle.

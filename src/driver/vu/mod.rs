@@ -270,7 +270,11 @@ impl Vu {
                 return;
             }
         }
-        // The flow is over: give in-flight replies their deadline, then leave cleanly.
+        // The flow is over: stay until its schedule ends (a trailing `think` keeps the client
+        // connected), give in-flight replies their deadline, then leave cleanly.
+        if !self.serve_until(sched, stop).await {
+            return;
+        }
         let settle = self.shared.now() + self.shared.oracle.deadline();
         while !self.pending.is_empty() && !self.ended && self.conn.is_some() {
             if !self.serve_once(settle, stop).await || self.shared.now() >= settle {
