@@ -13,10 +13,18 @@ use super::{
 };
 use crate::oracle::shape::{Field, Ty};
 
+/// The action codes of the seed: 00 snacks, 01 toilet, 02 shower, 03 wash basin, 04 washing
+/// machine, 05 bed, 06 computer, 07 phone, 08 wardrobe, 09 desk; null cancels.
+const ACTION_CODES: &[&str] = &["00", "01", "02", "03", "04", "05", "06", "07", "08", "09"];
+const ACTION: Ty = Ty::Enum {
+    values: ACTION_CODES,
+    nullable: true,
+};
+
 const ROOMMATE: &[Field] = &[
     Field::req("username", Ty::Str),
     Field::req("user_id", Ty::Id),
-    Field::req("action", Ty::ActionCode),
+    Field::req("action", ACTION),
     Field::req("join_time", Ty::Time),
 ];
 
@@ -70,7 +78,7 @@ pub static SPEC: DialectSpec = DialectSpec {
             name: "action",
             shape: Ty::Obj(&[
                 Field::req("user_id", Ty::Id),
-                Field::req("action", Ty::ActionCode),
+                Field::req("action", ACTION),
                 Field::req("time", Ty::Time),
             ]),
             forbidden: &["token"],
@@ -179,11 +187,11 @@ pub fn same_id(v: &Value, id: u64) -> bool {
     }
 }
 
-/// The action codes of the seed: 00 snacks … 09 desk; `null` cancels.
+/// A valid action code (see [`ACTION_CODES`]) or `null`.
 pub fn is_valid_action(v: &Value) -> bool {
     match v {
         Value::Null => true,
-        Value::String(s) => s.len() == 2 && s.starts_with('0') && s.as_bytes()[1].is_ascii_digit(),
+        Value::String(s) => ACTION_CODES.contains(&s.as_str()),
         _ => false,
     }
 }

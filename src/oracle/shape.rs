@@ -12,8 +12,11 @@ pub enum Ty {
     Id,
     /// A datetime string: RFC 3339 preferred, `YYYY-MM-DD HH:MM:SS[.f]` accepted (INFO).
     Time,
-    /// A dorm action code: "00".."09" or null.
-    ActionCode,
+    /// One of these strings, or null when `nullable`.
+    Enum {
+        values: &'static [&'static str],
+        nullable: bool,
+    },
     Obj(&'static [Field]),
     Arr(&'static Ty),
 }
@@ -107,9 +110,18 @@ fn check_at(value: &Value, ty: &Ty, path: &Path<'_>, out: &mut Vec<Problem>) {
             },
             None => bad(out, "a datetime string"),
         },
-        Ty::ActionCode => {
-            if !crate::dialect::dorm::is_valid_action(value) {
-                bad(out, "an action code \"00\"..\"09\" or null")
+        Ty::Enum { values, nullable } => {
+            let ok = match value {
+                Value::Null => *nullable,
+                Value::String(v) => values.contains(&v.as_str()),
+                _ => false,
+            };
+            if !ok {
+                let mut what = format!("one of {values:?}");
+                if *nullable {
+                    what.push_str(" or null");
+                }
+                bad(out, &what)
             }
         }
         Ty::Obj(fields) => {
