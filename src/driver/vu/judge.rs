@@ -5,8 +5,7 @@ use serde_json::Value;
 
 use super::{Pending, PendingKind, Vu};
 use crate::dialect::{
-    named_room, user_room, Attribution, ErrorStyle, EventSpec, OpContext, RoomOf, SenderKey,
-    EVERYONE,
+    named_room, user_room, Attribution, ErrorStyle, EventSpec, RoomOf, SenderKey, EVERYONE,
 };
 use crate::oracle::rules::Check;
 use crate::oracle::shape::{self, Problem};
@@ -124,16 +123,7 @@ impl Vu {
                 format!("after {:.3} ms", now.saturating_sub(p.sent) as f64 / 1e3),
             );
         }
-        let user = &shared.users[self.me as usize];
-        let ctx = OpContext {
-            client: self.me,
-            user_id: user.user_id,
-            username: &user.username,
-            token: &user.token,
-            home: user.room.map(|r| (r, user.room_size)),
-            roommate: "",
-            seq: self.seq,
-        };
+        let ctx = self.context(&shared);
         if let Err(msg) = (shared.spec.check_reply)(event, payload, &ctx) {
             shared.oracle.violate(
                 self.me,

@@ -373,12 +373,10 @@ impl Vu {
         !self.ended
     }
 
-    /// Builds, sends and registers one dialect operation.
-    async fn perform(&mut self, op: &crate::scenario::OpStep, intended: Micros) {
-        let shared = self.shared.clone();
+    /// What the dialect's request builders and reply checks know about this client.
+    fn context<'a>(&self, shared: &'a Shared) -> OpContext<'a> {
         let user = &shared.users[self.me as usize];
-        let spec = shared.spec.op(&op.op).expect("validated op");
-        let ctx = OpContext {
+        OpContext {
             client: self.me,
             user_id: user.user_id,
             username: &user.username,
@@ -386,7 +384,14 @@ impl Vu {
             home: user.room.map(|r| (r, user.room_size)),
             roommate: &shared.users[user.roommate as usize].username,
             seq: self.seq,
-        };
+        }
+    }
+
+    /// Builds, sends and registers one dialect operation.
+    async fn perform(&mut self, op: &crate::scenario::OpStep, intended: Micros) {
+        let shared = self.shared.clone();
+        let spec = shared.spec.op(&op.op).expect("validated op");
+        let ctx = self.context(&shared);
         let request = (spec.build)(&ctx, &op.params, &mut self.rng);
         self.received_since_step.clear();
         self.note(|| {
