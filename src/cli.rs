@@ -26,8 +26,44 @@ pub struct Cli {
 pub enum Command {
     /// Run a scenario against a target (or the embedded reference server) and report.
     Run(RunArgs),
+    /// Run a dialect's conformance suite against a server (or the embedded one).
+    Check(CheckArgs),
     /// Run the bundled reference server on its own.
     Serve(reference_server::ServeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// The dialect whose suite runs.
+    #[arg(long)]
+    pub dialect: String,
+    /// The server to check (http://host:port); absent: the embedded reference server.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Engine.IO version (3 or 4).
+    #[arg(long, value_parser = parse_eio, default_value = "4")]
+    pub eio: EioVersion,
+    /// Users file of the target's accounts; default: the generated users (`serve --generate-users`).
+    #[arg(long)]
+    pub users: Option<PathBuf>,
+    /// SHOULD violations fail too.
+    #[arg(long)]
+    pub strict: bool,
+    /// Run only these cases (repeatable).
+    #[arg(long = "case", value_name = "ID")]
+    pub cases: Vec<String>,
+    /// Print the cases without running them.
+    #[arg(long)]
+    pub list: bool,
+    /// The longest a server may take to close a client whose heartbeat stopped (ms).
+    #[arg(long, value_name = "MS", default_value_t = 60_000)]
+    pub heartbeat_deadline_ms: u64,
+    /// Write JUnit XML here.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write the results as JSON here.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -92,6 +128,7 @@ pub fn main() -> i32 {
     };
     match cli.command {
         Command::Run(args) => runtime.block_on(run(args)),
+        Command::Check(args) => runtime.block_on(check(args)),
         Command::Serve(args) => match runtime.block_on(reference_server::serve_cli(args)) {
             Ok(()) => Exit::Pass.code(),
             Err(e) => {
@@ -131,6 +168,8 @@ async fn run(args: RunArgs) -> i32 {
         progress: !args.no_progress,
         max_lateness: Duration::from_millis(args.max_lateness_ms),
         op_log: args.op_log,
+        fixtures: None,
+        users_skip: 0,
     };
     let name = scenario.name.clone();
     let result = match driver::run(scenario, opts).await {
@@ -187,5 +226,94 @@ fn parse_eio(s: &str) -> Result<EioVersion, String> {
         "3" => Ok(EioVersion::V3),
         "4" => Ok(EioVersion::V4),
         _ => Err(format!("EIO version must be 3 or 4, not {s:?}")),
+    }
+}
+
+async fn check(args: CheckArgs) -> i32 {
+    use crate::check::{self, Status};
+    let suite = check::suite(&args.dialect);
+    if suite.is_empty() {
+        let known: Vec<&str> = crate::dialect::IMPLEMENTED.to_vec();
+        eprintln!(
+            "error: no conformance suite for dialect `{}`; known: {}",
+            args.dialect,
+            known.join(", ")
+        );
+        return Exit::Usage.code();
+    }
+    let mut cases = suite;
+    if !args.cases.is_empty() {
+        if let Some(unknown) = args
+            .cases
+            .iter()
+            .find(|id| !cases.iter().any(|c| c.id == *id))
+        {
+            eprintln!(
+                "error: no case `{unknown}` in the {} suite (see --list)",
+                args.dialect
+            );
+            return Exit::Usage.code();
+        }
+        cases.retain(|c| args.cases.iter().any(|id| id == c.id));
+    }
+    if args.list {
+        for c in &cases {
+            println!(
+                "{:<44} {:<6} {}  [{}]",
+                c.id,
+                c.level.to_string(),
+                c.description,
+                c.section
+            );
+        }
+        return Exit::Pass.code();
+    }
+    let users = match &args.users {
+        Some(path) => match reference_server::fixtures::Fixtures::load(path) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Exit::Usage.code();
+            }
+        },
+        None => None,
+    };
+    let opts = check::CheckOptions {
+        target: args.target.clone(),
+        eio: args.eio,
+        users,
+        strict: args.strict,
+        heartbeat_deadline: Duration::from_millis(args.heartbeat_deadline_ms),
+    };
+    let results = match check::run(&cases, &opts).await {
+        Ok(r) => r,
+        Err(e @ RunError::Unreachable { .. }) => {
+            eprintln!("error: {e}");
+            return Exit::Unreachable.code();
+        }
+        Err(RunError::Setup(msg)) => {
+            eprintln!("error: {msg}");
+            return Exit::Usage.code();
+        }
+    };
+    print!("{}", check::table(&results));
+    let suite_name = format!("roomrig check {} (EIO={})", args.dialect, args.eio);
+    if let Some(path) = &args.junit {
+        if let Err(e) = std::fs::write(path, check::junit::render(&suite_name, &results)) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return Exit::Internal.code();
+        }
+    }
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&results).unwrap_or_default();
+        if let Err(e) = std::fs::write(path, json) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return Exit::Internal.code();
+        }
+    }
+    if results.iter().any(|r| r.status == Status::Fail) {
+        Exit::Violations.code()
+    } else {
+        Exit::Pass.code()
     }
 }

@@ -5,6 +5,7 @@
 //! received event against the [`dialect`]'s table; [`metrics`] keeps the latency histograms;
 //! [`report`] presents a finished run.
 
+pub mod check;
 pub mod cli;
 pub mod client;
 pub mod dialect;

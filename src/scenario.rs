@@ -42,13 +42,17 @@ pub struct Scenario {
     pub phases: Vec<Phase>,
     /// Client groups: each arriving client picks one by weight and runs its flow.
     pub clients: Vec<ClientGroup>,
+    /// How long a leave (or close) may race a broadcast sent just before it: a member that
+    /// leaves later than this after a broadcast must have received it.
+    #[serde(default = "default_membership_grace")]
+    pub membership_grace: Dur,
     /// Slack allowed to a server closing a dead-heartbeat connection after
     /// pingInterval + pingTimeout.
     #[serde(default = "default_heartbeat_grace")]
     pub heartbeat_grace: Dur,
-    /// The longest a server may take to close a client whose heartbeat stopped. Default: the
-    /// pingInterval + pingTimeout the server advertised in its handshake, plus
-    /// `heartbeat_grace`. State it when a server's advertised values cannot be trusted.
+    /// The longest a server may take to close a client whose heartbeat stopped: caps the
+    /// pingInterval + pingTimeout the server advertised in its handshake plus
+    /// `heartbeat_grace` (state it when a server's advertised values cannot be trusted).
     #[serde(default)]
     pub heartbeat_deadline: Option<Dur>,
     /// Pass/fail conditions evaluated at the end of the run, e.g. `message.fanout.p99 < 50ms`.
@@ -64,6 +68,9 @@ fn default_seed() -> u64 {
 }
 fn default_deadline() -> Dur {
     Dur(Duration::from_secs(2))
+}
+fn default_membership_grace() -> Dur {
+    Dur(Duration::from_millis(250))
 }
 fn default_heartbeat_grace() -> Dur {
     Dur(Duration::from_secs(1))

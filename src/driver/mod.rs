@@ -114,6 +114,11 @@ pub struct RunOptions {
     pub max_lateness: Duration,
     /// Keep every client's sequence of operations (written as `ops.log`).
     pub op_log: bool,
+    /// Use these users instead of the scenario's (the conformance suite shares one fixture
+    /// between its cases).
+    pub fixtures: Option<Fixtures>,
+    /// The driver leaves out the first `users_skip` users (each conformance case gets its own).
+    pub users_skip: usize,
 }
 
 /// Why a run could not start.
@@ -190,7 +195,10 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         scenario.seed = seed;
     }
     let scenario = Arc::new(scenario);
-    let fixtures = load_fixtures(&scenario, opts.users_file.as_deref())?;
+    let fixtures = match &opts.fixtures {
+        Some(f) => f.clone(),
+        None => load_fixtures(&scenario, opts.users_file.as_deref())?,
+    };
     let spec = dialect::spec(&scenario.dialect.0);
 
     // The target: a given server, or the embedded reference server on a free loopback port.
@@ -207,7 +215,14 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
     };
     preflight(&target, &client_config).await?;
 
-    let users = user_infos(&fixtures);
+    let mut users = user_infos(&fixtures);
+    if opts.users_skip > 0 {
+        let skip = opts.users_skip.min(users.len());
+        users.drain(..skip);
+        for u in users.iter_mut() {
+            u.roommate = u.roommate.saturating_sub(skip as u32);
+        }
+    }
     let by_user_id = users
         .iter()
         .enumerate()
@@ -227,6 +242,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         oracle: Oracle::new(
             spec.name,
             scenario.deadline().as_micros() as u64,
+            scenario.membership_grace.0.as_micros() as u64,
             users.iter().map(|u| u.username.clone()).collect(),
         ),
         users,

@@ -4,7 +4,9 @@
 //! # Membership windows (what a user can predict)
 //! Times are those of the driver's clock. For a broadcast sent at `S` with deadline `D`:
 //! - a client is **required** to receive it if the server had confirmed its join before `S`
-//!   (the join reply had arrived) and it did not leave, close or fault before `S + D`;
+//!   (the join reply had arrived) and it did not leave, close or fault before `S + G`, where
+//!   `G` is the scenario's `membership_grace` (default 250 ms, at most `D`): the time within
+//!   which the server may act on the leave before the broadcast;
 //! - a client **may** receive it if it sent its join before `S + D` and did not leave before
 //!   `S - D` (one deadline of uncertainty on each side, since the server orders requests from
 //!   different sockets as it likes);
@@ -72,6 +74,8 @@ struct Broadcast {
     sent: Micros,
     /// Receipts after this are late; none by `due + deadline`, missing.
     due: Micros,
+    /// A member that leaves before this is excused (the server may act on the leave first).
+    excuse_until: Micros,
     metric: &'static str,
     required: Vec<ClientId>,
     received: Vec<ClientId>,
@@ -188,6 +192,8 @@ impl Transcript {
 pub struct Oracle {
     dialect: &'static str,
     deadline: Micros,
+    /// How long a membership change may race a broadcast (see the module docs).
+    grace: Micros,
     rooms: Box<[Mutex<HashMap<RoomKey, Room>>]>,
     tallies: Mutex<BTreeMap<String, RuleTally>>,
     transcripts: Box<[Mutex<Transcript>]>,
@@ -200,10 +206,16 @@ pub struct Oracle {
 
 impl Oracle {
     /// `usernames[i]` names client `i` in reports.
-    pub fn new(dialect: &'static str, deadline: Micros, usernames: Vec<String>) -> Oracle {
+    pub fn new(
+        dialect: &'static str,
+        deadline: Micros,
+        grace: Micros,
+        usernames: Vec<String>,
+    ) -> Oracle {
         Oracle {
             dialect,
             deadline,
+            grace: grace.min(deadline),
             rooms: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             tallies: Mutex::new(BTreeMap::new()),
             transcripts: (0..usernames.len())
@@ -351,7 +363,7 @@ impl Oracle {
             }
         }
         for b in r.outstanding.iter_mut() {
-            if at < b.due {
+            if at < b.excuse_until {
                 b.required.retain(|&c| c != client);
             }
         }
@@ -423,6 +435,13 @@ impl Oracle {
             intended: send.intended,
             sent: send.sent,
             due: send.sent + send.deadline.unwrap_or(self.deadline),
+            // A notice with its own deadline is sent when the server notices the cause, so any
+            // leave before that deadline may come first; a request's broadcast is ordered
+            // against a leave sent `grace` later.
+            excuse_until: match send.deadline {
+                Some(d) => send.sent + d,
+                None => send.sent + self.grace,
+            },
             metric: send.metric,
             required: if allowed { required } else { Vec::new() },
             received: Vec::new(),
@@ -614,7 +633,12 @@ mod tests {
     use super::*;
 
     fn oracle() -> Oracle {
-        Oracle::new("dorm", 1000, (0..4).map(|i| format!("user{i}")).collect())
+        Oracle::new(
+            "dorm",
+            1000,
+            1000,
+            (0..4).map(|i| format!("user{i}")).collect(),
+        )
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -85,9 +85,11 @@ impl Vu {
                 );
                 let grace = shared.scenario.heartbeat_grace.0.as_micros() as u64;
                 let earliest = timeout.saturating_sub(grace.min(timeout));
+                // A stated deadline caps what the server advertised.
+                let advertised = interval + timeout + grace;
                 let latest = match shared.scenario.heartbeat_deadline {
-                    Some(d) => d.0.as_micros() as u64,
-                    None => interval + timeout + grace,
+                    Some(d) => advertised.min(d.0.as_micros() as u64),
+                    None => advertised,
                 };
                 self.closing = Closing::HeartbeatDropped {
                     since: now,

@@ -1,0 +1,303 @@
+//! `roomrig check`: a conformance suite per dialect. Each case is a small built-in scenario
+//! (data, in `src/check/cases/`) tied to a section of the dialect's spec; it runs in isolation
+//! (its own users, and against the embedded server its own server) and passes when the oracle
+//! finds no MUST violation (and, with `--strict`, no SHOULD one).
+
+pub mod junit;
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::driver::{self, RunError, RunOptions};
+use crate::oracle::rules::Level;
+use crate::protocol::EioVersion;
+use crate::scenario::Scenario;
+use reference_server::fixtures::Fixtures;
+
+/// One case of a suite.
+pub struct Case {
+    /// Stable id: `<dialect>/<event>/<what>`.
+    pub id: &'static str,
+    pub level: Level,
+    pub description: &'static str,
+    /// Where the rule comes from.
+    pub section: &'static str,
+    scenario: &'static str,
+}
+
+const fn case(
+    id: &'static str,
+    level: Level,
+    section: &'static str,
+    description: &'static str,
+    scenario: &'static str,
+) -> Case {
+    Case {
+        id,
+        level,
+        description,
+        section,
+        scenario,
+    }
+}
+
+/// The built-in suites.
+pub static CASES: &[Case] = &[
+    case(
+        "dorm/join_room/last-data-to-joiner",
+        Level::Must,
+        "seed 000, join_room",
+        "join_room is answered with last_data naming the joiner, its room and its roommates",
+        include_str!("cases/dorm-join.yaml"),
+    ),
+    case(
+        "dorm/message/broadcast-includes-sender",
+        Level::Must,
+        "seed 000, message",
+        "every member, the sender included, gets each message once, in order, with user_id and time",
+        include_str!("cases/dorm-message.yaml"),
+    ),
+    case(
+        "dorm/action/broadcast-and-cancel",
+        Level::Must,
+        "seed 000, action",
+        "a valid action code and null (cancel) are broadcast to every member",
+        include_str!("cases/dorm-action.yaml"),
+    ),
+    case(
+        "dorm/errors/on-the-requesting-event",
+        Level::Must,
+        "seed 000, errors; protocols.md decisions",
+        "invalid requests (not in a room, bad action code) get {error} on their own event only",
+        include_str!("cases/dorm-errors.yaml"),
+    ),
+    case(
+        "dorm/connection/dead-heartbeat-closed",
+        Level::Must,
+        "protocols.md, Engine.IO heartbeat",
+        "a client that stops its heartbeat is closed within pingInterval + pingTimeout + grace",
+        include_str!("cases/dorm-heartbeat.yaml"),
+    ),
+    case(
+        "lobby/login/announced",
+        Level::Must,
+        "seed 004, Login",
+        "login answers logedin and tells every other socket otherLogedin; a second login is refused",
+        include_str!("cases/lobby-login.yaml"),
+    ),
+    case(
+        "lobby/room/join-message-leave",
+        Level::Must,
+        "seed 004, JoinOrCreateRoom, SendRoomMessage, SendPrivateMessage, LeaveRoom",
+        "room joins, room and private messages and leaves reach exactly who they must",
+        include_str!("cases/lobby-room.yaml"),
+    ),
+    case(
+        "lobby/err/error-strings",
+        Level::Must,
+        "seed 004, GotError",
+        "not logged in, already in room, no such room or not in it, no such user, on err",
+        include_str!("cases/lobby-errors.yaml"),
+    ),
+    case(
+        "lobby/disconnect/announced",
+        Level::Must,
+        "seed 004, Logout / LeaveRoom on disconnect",
+        "a vanished user's rooms get otherLeftRoom, every other socket otherLogedout",
+        include_str!("cases/lobby-departure.yaml"),
+    ),
+];
+
+/// The cases of a dialect, in suite order.
+pub fn suite(dialect: &str) -> Vec<&'static Case> {
+    CASES
+        .iter()
+        .filter(|c| c.id.split('/').next() == Some(dialect))
+        .collect()
+}
+
+/// How a case ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Fail,
+    /// Only SHOULD violations (a failure with `--strict`).
+    Warn,
+    Skipped,
+}
+
+/// One case's verdict with its first evidence.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseResult {
+    pub id: &'static str,
+    pub level: Level,
+    pub description: &'static str,
+    pub section: &'static str,
+    pub status: Status,
+    pub seconds: f64,
+    /// Rule ids violated, with counts.
+    pub violations: Vec<(String, u64)>,
+    /// The first violation in full: expected vs received and the client's transcript.
+    pub evidence: Option<crate::oracle::Violation>,
+    /// Why the case was skipped.
+    pub reason: Option<String>,
+}
+
+/// What `check` needs besides the case list.
+pub struct CheckOptions {
+    pub target: Option<String>,
+    pub eio: EioVersion,
+    pub users: Option<Fixtures>,
+    pub strict: bool,
+    /// Caps the heartbeat window a server advertises (a server that never closes a dead
+    /// client would otherwise make the case wait as long as it claims).
+    pub heartbeat_deadline: Duration,
+}
+
+/// Runs the cases one after the other; an unreachable target ends the suite.
+pub async fn run(
+    cases: &[&'static Case],
+    opts: &CheckOptions,
+) -> Result<Vec<CaseResult>, RunError> {
+    let mut results = Vec::new();
+    let mut skip = 0usize;
+    for case in cases {
+        let started = std::time::Instant::now();
+        let mut scenario = Scenario::parse(case.scenario, case.id)
+            .unwrap_or_else(|e| panic!("built-in case {} does not parse: {e}", case.id));
+        scenario.eio = opts.eio;
+        scenario.name = case.id.replace('/', "_");
+        // Against the embedded server: a fast heartbeat, so dead clients are closed quickly.
+        scenario.server.ping_interval = crate::scenario::Dur(Duration::from_secs(1));
+        scenario.server.ping_timeout = crate::scenario::Dur(Duration::from_secs(1));
+        if opts.target.is_some() {
+            scenario.heartbeat_deadline = Some(crate::scenario::Dur(opts.heartbeat_deadline));
+        }
+        let needed = match scenario.users {
+            crate::scenario::UsersSpec::Generate { count, .. } => count as usize,
+            crate::scenario::UsersSpec::File(_) => 0,
+        };
+        // A foreign server shares one fixture: each case takes the next users.
+        let (fixtures, users_skip) = match (&opts.users, &opts.target) {
+            (Some(f), _) => (Some(f.clone()), skip),
+            (None, Some(_)) => (Some(Fixtures::generate(4096, 4)), skip),
+            (None, None) => (None, 0),
+        };
+        if let Some(f) = &fixtures {
+            if f.users.len() < users_skip + needed {
+                results.push(CaseResult {
+                    id: case.id,
+                    level: case.level,
+                    description: case.description,
+                    section: case.section,
+                    status: Status::Skipped,
+                    seconds: 0.0,
+                    violations: Vec::new(),
+                    evidence: None,
+                    reason: Some(format!(
+                        "needs {needed} more users than the users file has left ({} of {})",
+                        f.users.len().saturating_sub(users_skip),
+                        f.users.len()
+                    )),
+                });
+                continue;
+            }
+        }
+        skip += needed;
+        let outcome = driver::run(
+            scenario,
+            RunOptions {
+                target: opts.target.clone(),
+                progress: false,
+                max_lateness: Duration::from_millis(500),
+                fixtures,
+                users_skip,
+                ..RunOptions::default()
+            },
+        )
+        .await?;
+        let mut violations: Vec<(String, u64)> = Vec::new();
+        let mut worst = None;
+        let mut evidence = None;
+        for (rule, tally) in &outcome.violations {
+            let level = tally.level.unwrap_or(Level::Info);
+            if level == Level::Info {
+                continue;
+            }
+            violations.push((rule.clone(), tally.count));
+            if worst.is_none_or(|w| level < w) {
+                worst = Some(level);
+                evidence = tally.examples.first().cloned();
+            }
+        }
+        let status = match worst {
+            None => Status::Pass,
+            Some(Level::Must) => Status::Fail,
+            Some(_) if opts.strict => Status::Fail,
+            Some(_) => Status::Warn,
+        };
+        results.push(CaseResult {
+            id: case.id,
+            level: case.level,
+            description: case.description,
+            section: case.section,
+            status,
+            seconds: started.elapsed().as_secs_f64(),
+            violations,
+            evidence,
+            reason: None,
+        });
+    }
+    Ok(results)
+}
+
+/// The console table.
+pub fn table(results: &[CaseResult]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for r in results {
+        let status = match r.status {
+            Status::Pass => "pass",
+            Status::Fail => "FAIL",
+            Status::Warn => "warn",
+            Status::Skipped => "skip",
+        };
+        let _ = writeln!(
+            out,
+            "{status:<5} {:<6} {:<44} {:>6.1}s  {}",
+            r.level.to_string(),
+            r.id,
+            r.seconds,
+            r.description
+        );
+        for (rule, n) in &r.violations {
+            let _ = writeln!(out, "        {rule} x{n}");
+        }
+        if let Some(e) = &r.evidence {
+            let _ = writeln!(
+                out,
+                "        client {} ({}): expected {}; received {}",
+                e.client, e.user, e.expected, e.received
+            );
+            for line in e.transcript.iter().rev().take(6).rev() {
+                let _ = writeln!(out, "          {line}");
+            }
+        }
+        if let Some(reason) = &r.reason {
+            let _ = writeln!(out, "        skipped: {reason}");
+        }
+    }
+    let count = |s: Status| results.iter().filter(|r| r.status == s).count();
+    let _ = writeln!(
+        out,
+        "\n{} cases: {} passed, {} failed, {} warned, {} skipped",
+        results.len(),
+        count(Status::Pass),
+        count(Status::Fail),
+        count(Status::Warn),
+        count(Status::Skipped)
+    );
+    out
+}

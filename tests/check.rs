@@ -1,0 +1,192 @@
+//! `roomrig check`: the healthy reference server passes every case of every suite, each defect
+//! fails the case it breaks with the documented exit code, and a missing target fails fast.
+
+mod common;
+
+use std::io::BufRead as _;
+use std::process::{Child, Command, Stdio};
+
+use common::serial;
+
+struct Checked {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    junit: String,
+    json: serde_json::Value,
+}
+
+fn roomrig_check(args: &[&str]) -> Checked {
+    let dir = tempfile::tempdir().unwrap();
+    let (junit, json) = (dir.path().join("junit.xml"), dir.path().join("check.json"));
+    let out = Command::new(env!("CARGO_BIN_EXE_roomrig"))
+        .arg("check")
+        .args(args)
+        .arg("--junit")
+        .arg(&junit)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    Checked {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        junit: std::fs::read_to_string(&junit).unwrap_or_default(),
+        json: std::fs::read_to_string(&json)
+            .ok()
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default(),
+    }
+}
+
+/// `roomrig serve` in its own process; killed on drop.
+struct Served(Child, String);
+
+impl Served {
+    fn start(args: &[&str]) -> Served {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_roomrig"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--ping-interval-ms",
+                "500",
+                "--ping-timeout-ms",
+                "500",
+            ])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap()
+            .to_string();
+        Served(child, url)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
+fn status_of<'a>(c: &'a Checked, id: &str) -> &'a str {
+    c.json
+        .as_array()
+        .and_then(|cases| cases.iter().find(|r| r["id"] == id))
+        .and_then(|r| r["status"].as_str())
+        .unwrap_or("absent")
+}
+
+#[test]
+fn healthy_reference_server_passes_every_case_eio3_and_eio4() {
+    for dialect in ["dorm", "lobby"] {
+        for eio in ["3", "4"] {
+            let _serial = serial();
+            let c = roomrig_check(&["--dialect", dialect, "--eio", eio]);
+            assert_eq!(
+                c.code, 0,
+                "{dialect} EIO {eio}:\n{}\n{}",
+                c.stdout, c.stderr
+            );
+            let cases = c.json.as_array().unwrap();
+            assert!(cases.len() >= 4, "{dialect}: a real suite");
+            assert!(cases.iter().all(|r| r["status"] == "pass"), "{}", c.stdout);
+            assert!(c
+                .junit
+                .contains(&format!("tests=\"{}\" failures=\"0\"", cases.len())));
+        }
+    }
+}
+
+#[test]
+fn each_defect_fails_its_case() {
+    let cases = [
+        (
+            "dorm",
+            "drop-broadcast=0.5",
+            "dorm/message/broadcast-includes-sender",
+        ),
+        (
+            "dorm",
+            "error-on-wrong-event",
+            "dorm/errors/on-the-requesting-event",
+        ),
+        (
+            "dorm",
+            "never-timeout",
+            "dorm/connection/dead-heartbeat-closed",
+        ),
+        ("lobby", "no-leave-notice", "lobby/disconnect/announced"),
+        (
+            "lobby",
+            "notify-non-member",
+            "lobby/room/join-message-leave",
+        ),
+    ];
+    for (dialect, fault, case) in cases {
+        let _serial = serial();
+        let server = Served::start(&["--dialect", dialect, "--fault", fault]);
+        let c = roomrig_check(&[
+            "--dialect",
+            dialect,
+            "--target",
+            &server.1,
+            "--heartbeat-deadline-ms",
+            "3000",
+        ]);
+        assert_eq!(c.code, 1, "{fault}:\n{}\n{}", c.stdout, c.stderr);
+        assert_eq!(status_of(&c, case), "fail", "{fault}:\n{}", c.stdout);
+        assert!(c.junit.contains(&format!("name=\"{case}\"")), "{fault}");
+        assert!(
+            c.junit.contains("<failure"),
+            "{fault}: JUnit shows the failure"
+        );
+    }
+    // The same server without a defect passes as a foreign target too.
+    let _serial = serial();
+    let server = Served::start(&["--dialect", "dorm"]);
+    let c = roomrig_check(&["--dialect", "dorm", "--target", &server.1]);
+    assert_eq!(c.code, 0, "{}\n{}", c.stdout, c.stderr);
+}
+
+#[test]
+fn missing_or_non_socketio_target_fails_fast() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let started = std::time::Instant::now();
+    let c = roomrig_check(&[
+        "--dialect",
+        "dorm",
+        "--target",
+        &format!("http://127.0.0.1:{port}"),
+    ]);
+    assert_eq!(c.code, 5, "{}", c.stderr);
+    assert!(c.stderr.contains("unreachable"), "{}", c.stderr);
+    assert!(started.elapsed().as_secs() < 10);
+}
+
+#[test]
+fn list_and_usage_errors() {
+    let c = roomrig_check(&["--dialect", "lobby", "--list"]);
+    assert_eq!(c.code, 0);
+    assert!(c.stdout.contains("lobby/err/error-strings"), "{}", c.stdout);
+    assert_eq!(roomrig_check(&["--dialect", "nope"]).code, 2);
+    assert_eq!(
+        roomrig_check(&["--dialect", "dorm", "--case", "dorm/none"]).code,
+        2
+    );
+}
