@@ -94,6 +94,9 @@ pub struct RunArgs {
     /// The run is invalid if the p99 lateness of sends behind their schedule exceeds this (ms).
     #[arg(long, default_value_t = 100)]
     pub max_lateness_ms: u64,
+    /// Also write JUnit XML here (conformance, valid run, each threshold).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
     /// Write every client's sequence of operations to ops.log (proves a seed's schedule).
     #[arg(long)]
     pub op_log: bool,
@@ -195,6 +198,16 @@ async fn run(args: RunArgs) -> i32 {
         .report_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from("reports").join(&run_id));
+    if let Some(path) = &args.junit {
+        let xml = crate::junit::render(
+            &format!("roomrig run {name}"),
+            &report::junit_cases(&summary),
+        );
+        if let Err(e) = std::fs::write(path, xml) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return Exit::Internal.code();
+        }
+    }
     match report::write_files(&summary, &result, &dir) {
         Ok(paths) => {
             for p in paths {
@@ -299,7 +312,10 @@ async fn check(args: CheckArgs) -> i32 {
     print!("{}", check::table(&results));
     let suite_name = format!("roomrig check {} (EIO={})", args.dialect, args.eio);
     if let Some(path) = &args.junit {
-        if let Err(e) = std::fs::write(path, check::junit::render(&suite_name, &results)) {
+        if let Err(e) = std::fs::write(
+            path,
+            crate::junit::render(&suite_name, &check::junit_cases(&results)),
+        ) {
             eprintln!("error: cannot write {}: {e}", path.display());
             return Exit::Internal.code();
         }

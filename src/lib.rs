@@ -11,6 +11,7 @@ pub mod client;
 pub mod dialect;
 pub mod driver;
 pub mod exit;
+pub mod junit;
 pub mod metrics;
 pub mod oracle;
 pub mod protocol;

@@ -405,6 +405,79 @@ fn write_hlog(result: &RunResult, path: &Path) -> std::io::Result<()> {
     std::fs::File::create(path)?.write_all(&buf)
 }
 
+/// The run as JUnit test cases: `conformance` (the oracle's verdict), `valid-run` (the
+/// generator kept its schedule) and one `threshold: ...` per threshold.
+pub fn junit_cases(summary: &SummaryFile) -> Vec<crate::junit::TestCase> {
+    use crate::junit::{Outcome, TestCase};
+    let v = &summary.violations;
+    let mut body = String::new();
+    for (rule, t) in &v.by_rule {
+        let level = t.level.map_or("?".to_string(), |l| l.to_string());
+        let _ = writeln!(body, "{level} {rule} x{}: {}", t.count, t.reason);
+        if let Some(e) = t.examples.first() {
+            let _ = writeln!(
+                body,
+                "  client {} ({}): expected {}; received {}",
+                e.client, e.user, e.expected, e.received
+            );
+        }
+    }
+    let failed_rules: Vec<&str> = v
+        .by_rule
+        .iter()
+        .filter(|(_, t)| t.level == Some(Level::Must))
+        .map(|(rule, _)| rule.as_str())
+        .collect();
+    let conformance = if summary.verdict.status == "violations" {
+        Outcome::Fail {
+            kind: "violations".into(),
+            message: failed_rules.join(", "),
+            body,
+        }
+    } else if v.total > 0 {
+        Outcome::Warn { body }
+    } else {
+        Outcome::Pass
+    };
+    let mut cases = vec![TestCase {
+        name: "conformance".into(),
+        seconds: summary.duration_s,
+        outcome: conformance,
+    }];
+    cases.push(TestCase {
+        name: "valid-run".into(),
+        seconds: 0.0,
+        outcome: if summary.verdict.status == "invalid" {
+            Outcome::Fail {
+                kind: "invalid".into(),
+                message: "the generator fell behind its schedule".into(),
+                body: summary.verdict.reasons.join("\n"),
+            }
+        } else {
+            Outcome::Pass
+        },
+    });
+    for t in &summary.thresholds {
+        cases.push(TestCase {
+            name: format!("threshold: {}", t.threshold),
+            seconds: 0.0,
+            outcome: if t.passed {
+                Outcome::Pass
+            } else {
+                Outcome::Fail {
+                    kind: "threshold".into(),
+                    message: format!(
+                        "actual {}",
+                        t.actual.map_or("n/a".to_string(), |a| format!("{a:.3}"))
+                    ),
+                    body: t.threshold.clone(),
+                }
+            },
+        });
+    }
+    cases
+}
+
 /// The console summary.
 pub fn console(summary: &SummaryFile) -> String {
     let mut out = String::new();

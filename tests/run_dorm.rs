@@ -291,3 +291,33 @@ fn drives_a_separate_server_with_a_users_file() {
         "{replay}"
     );
 }
+
+/// A conforming run that misses a threshold exits 3, and the JUnit output names the threshold.
+#[test]
+fn failed_threshold_has_its_own_exit_code_and_junit_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("run.xml");
+    let o = roomrig_run(&[
+        scenario("dorm-threshold.yaml").to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
+    assert_eq!(o.code, 3, "{}\n{}", o.stdout, o.stderr);
+    let s = o.report();
+    assert_eq!(s["verdict"]["status"], "thresholds");
+    let outcomes = s["thresholds"].as_array().unwrap();
+    assert_eq!(outcomes.len(), 3);
+    assert_eq!(outcomes[0]["passed"], true);
+    assert_eq!(outcomes[1]["passed"], false);
+    assert_eq!(
+        outcomes[2]["passed"], true,
+        "16 deliveries: 4 messages x 4 members"
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("tests=\"5\" failures=\"1\""), "{xml}");
+    assert!(
+        xml.contains("name=\"threshold: message.fanout.p99 &lt; 1us\" time=\"0.000\"><failure"),
+        "{xml}"
+    );
+    assert!(xml.contains("name=\"conformance\""), "{xml}");
+}

@@ -3,8 +3,6 @@
 //! (its own users, and against the embedded server its own server) and passes when the oracle
 //! finds no MUST violation (and, with `--strict`, no SHOULD one).
 
-pub mod junit;
-
 use std::time::Duration;
 
 use serde::Serialize;
@@ -251,6 +249,48 @@ pub async fn run(
         });
     }
     Ok(results)
+}
+
+/// The results as JUnit test cases.
+pub fn junit_cases(results: &[CaseResult]) -> Vec<crate::junit::TestCase> {
+    use crate::junit::{Outcome, TestCase};
+    results
+        .iter()
+        .map(|r| {
+            let mut body = format!("{} ({}): {}\n", r.id, r.level, r.description);
+            if let Some(e) = &r.evidence {
+                body.push_str(&format!(
+                    "client {} ({}): expected {}; received {}\n",
+                    e.client, e.user, e.expected, e.received
+                ));
+                for line in &e.transcript {
+                    body.push_str(&format!("  {line}\n"));
+                }
+            }
+            let rules: Vec<String> = r
+                .violations
+                .iter()
+                .map(|(rule, n)| format!("{rule} x{n}"))
+                .collect();
+            let outcome = match r.status {
+                Status::Pass => Outcome::Pass,
+                Status::Fail => Outcome::Fail {
+                    kind: r.level.to_string(),
+                    message: rules.join(", "),
+                    body,
+                },
+                Status::Warn => Outcome::Warn { body },
+                Status::Skipped => Outcome::Skip {
+                    reason: r.reason.clone().unwrap_or_else(|| "skipped".into()),
+                },
+            };
+            TestCase {
+                name: r.id.to_string(),
+                seconds: r.seconds,
+                outcome,
+            }
+        })
+        .collect()
 }
 
 /// The console table.
