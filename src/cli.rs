@@ -177,14 +177,7 @@ async fn run(args: RunArgs) -> i32 {
     let name = scenario.name.clone();
     let result = match driver::run(scenario, opts).await {
         Ok(r) => r,
-        Err(e @ RunError::Unreachable { .. }) => {
-            eprintln!("error: {e}");
-            return Exit::Unreachable.code();
-        }
-        Err(RunError::Setup(msg)) => {
-            eprintln!("error: {msg}");
-            return Exit::Usage.code();
-        }
+        Err(e) => return run_error(e),
     };
     let run_id = format!(
         "{}-{}-s{}",
@@ -203,9 +196,8 @@ async fn run(args: RunArgs) -> i32 {
             &format!("roomrig run {name}"),
             &report::junit_cases(&summary),
         );
-        if let Err(e) = std::fs::write(path, xml) {
-            eprintln!("error: cannot write {}: {e}", path.display());
-            return Exit::Internal.code();
+        if let Err(code) = write_output(path, xml) {
+            return code;
         }
     }
     match report::write_files(&summary, &result, &dir) {
@@ -300,31 +292,20 @@ async fn check(args: CheckArgs) -> i32 {
     };
     let results = match check::run(&cases, &opts).await {
         Ok(r) => r,
-        Err(e @ RunError::Unreachable { .. }) => {
-            eprintln!("error: {e}");
-            return Exit::Unreachable.code();
-        }
-        Err(RunError::Setup(msg)) => {
-            eprintln!("error: {msg}");
-            return Exit::Usage.code();
-        }
+        Err(e) => return run_error(e),
     };
     print!("{}", check::table(&results));
     let suite_name = format!("roomrig check {} (EIO={})", args.dialect, args.eio);
     if let Some(path) = &args.junit {
-        if let Err(e) = std::fs::write(
-            path,
-            crate::junit::render(&suite_name, &check::junit_cases(&results)),
-        ) {
-            eprintln!("error: cannot write {}: {e}", path.display());
-            return Exit::Internal.code();
+        let xml = crate::junit::render(&suite_name, &check::junit_cases(&results));
+        if let Err(code) = write_output(path, xml) {
+            return code;
         }
     }
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&results).unwrap_or_default();
-        if let Err(e) = std::fs::write(path, json) {
-            eprintln!("error: cannot write {}: {e}", path.display());
-            return Exit::Internal.code();
+        if let Err(code) = write_output(path, json) {
+            return code;
         }
     }
     if results.iter().any(|r| r.status == Status::Fail) {
@@ -332,4 +313,21 @@ async fn check(args: CheckArgs) -> i32 {
     } else {
         Exit::Pass.code()
     }
+}
+
+/// Reports why a run could not start and gives its exit code.
+fn run_error(e: RunError) -> i32 {
+    eprintln!("error: {e}");
+    match e {
+        RunError::Unreachable { .. } => Exit::Unreachable.code(),
+        RunError::Setup(_) => Exit::Usage.code(),
+    }
+}
+
+/// Writes an output file; a failure is reported and is an internal error.
+fn write_output(path: &std::path::Path, contents: String) -> Result<(), i32> {
+    std::fs::write(path, contents).map_err(|e| {
+        eprintln!("error: cannot write {}: {e}", path.display());
+        Exit::Internal.code()
+    })
 }
