@@ -3,10 +3,9 @@
 
 mod common;
 
-use std::io::BufRead as _;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-use common::serial;
+use common::{serial, Served};
 
 struct Checked {
     code: i32,
@@ -40,44 +39,11 @@ fn roomrig_check(args: &[&str]) -> Checked {
     }
 }
 
-/// `roomrig serve` in its own process; killed on drop.
-struct Served(Child, String);
-
-impl Served {
-    fn start(args: &[&str]) -> Served {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_roomrig"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--ping-interval-ms",
-                "500",
-                "--ping-timeout-ms",
-                "500",
-            ])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap()
-            .to_string();
-        Served(child, url)
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.0.kill().ok();
-        self.0.wait().ok();
-    }
+/// The reference server in its own process, with a fast heartbeat.
+fn served(args: &[&str]) -> Served {
+    let mut all = vec!["--ping-interval-ms", "500", "--ping-timeout-ms", "500"];
+    all.extend_from_slice(args);
+    Served::start(&all)
 }
 
 fn status_of<'a>(c: &'a Checked, id: &str) -> &'a str {
@@ -136,12 +102,12 @@ fn each_defect_fails_its_case() {
     ];
     for (dialect, fault, case) in cases {
         let _serial = serial();
-        let server = Served::start(&["--dialect", dialect, "--fault", fault]);
+        let server = served(&["--dialect", dialect, "--fault", fault]);
         let c = roomrig_check(&[
             "--dialect",
             dialect,
             "--target",
-            &server.1,
+            &server.url,
             "--heartbeat-deadline-ms",
             "3000",
         ]);
@@ -155,8 +121,8 @@ fn each_defect_fails_its_case() {
     }
     // The same server without a defect passes as a foreign target too.
     let _serial = serial();
-    let server = Served::start(&["--dialect", "dorm"]);
-    let c = roomrig_check(&["--dialect", "dorm", "--target", &server.1]);
+    let server = served(&["--dialect", "dorm"]);
+    let c = roomrig_check(&["--dialect", "dorm", "--target", &server.url]);
     assert_eq!(c.code, 0, "{}\n{}", c.stdout, c.stderr);
 }
 

@@ -228,7 +228,6 @@ fn overloaded_generator_is_an_invalid_run() {
 /// with a users file of its own accounts (ids, names, tokens and rooms the driver was given).
 #[test]
 fn drives_a_separate_server_with_a_users_file() {
-    use std::io::BufRead as _;
     let dir = tempfile::tempdir().unwrap();
     let users = dir.path().join("users.json");
     let mut list = Vec::new();
@@ -248,28 +247,8 @@ fn drives_a_separate_server_with_a_users_file() {
         serde_json::to_string(&serde_json::json!({"users": list, "rooms": rooms})).unwrap(),
     )
     .unwrap();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_roomrig"))
-        .args([
-            "serve",
-            "--dialect",
-            "dorm",
-            "--listen",
-            "127.0.0.1:0",
-            "--users",
-        ])
-        .arg(&users)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    std::io::BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let url = first
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("first line: {first:?}"))
-        .to_string();
+    let server = common::Served::start(&["--dialect", "dorm", "--users", users.to_str().unwrap()]);
+    let url = server.url.clone();
     let o = roomrig_run(&[
         scenario("dorm-exact.yaml").to_str().unwrap(),
         "--target",
@@ -277,8 +256,7 @@ fn drives_a_separate_server_with_a_users_file() {
         "--users",
         users.to_str().unwrap(),
     ]);
-    server.kill().ok();
-    server.wait().ok();
+    drop(server);
     assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
     let s = o.report();
     assert_eq!(s["target"]["url"], url.as_str());
