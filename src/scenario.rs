@@ -129,6 +129,11 @@ pub struct ClientGroup {
     pub name: String,
     #[serde(default = "default_weight")]
     pub weight: u32,
+    /// Exactly this many clients run the group: the earliest arrivals go to counted groups,
+    /// in file order, before any arrival is picked by weight (so a case can say "client 0 is
+    /// the hostile one, its roommates are bystanders").
+    #[serde(default)]
+    pub count: Option<u32>,
     pub flow: Vec<Step>,
 }
 fn default_weight() -> u32 {
@@ -144,6 +149,29 @@ pub enum Step {
     Expect(ExpectStep),
     Op(OpStep),
     Fault(Fault),
+    Send(SendStep),
+}
+
+/// `send`: an arbitrary event (`event` + `args`) or a raw Engine.IO/Socket.IO text frame
+/// (`frame`), for hostile and malformed input. Strings may use the templates of operation
+/// parameters plus `{token}`, `{user:N}`, `{sid:N}` (client N's name and Socket.IO id) and
+/// `{pad:N}` (N characters). Without `expect_error` or `lenient`, the server must ignore it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendStep {
+    #[serde(default)]
+    pub event: Option<String>,
+    #[serde(default)]
+    pub args: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub frame: Option<String>,
+    /// The server must answer with an error (`true`), or with exactly this text.
+    #[serde(default)]
+    pub expect_error: Option<serde_json::Value>,
+    /// The server may answer anything or close this connection; from then on only what the
+    /// other clients see is judged.
+    #[serde(default)]
+    pub lenient: bool,
 }
 
 /// A client fault: what a dying or misbehaving client does to its connection.
@@ -300,8 +328,18 @@ impl Scenario {
         if self.clients.is_empty() {
             return Err("field `clients`: at least one client group is needed".into());
         }
-        if self.clients.iter().all(|g| g.weight == 0) {
+        if self
+            .clients
+            .iter()
+            .all(|g| g.weight == 0 && g.count.is_none())
+        {
             return Err("field `clients`: every weight is 0, so no client can run".into());
+        }
+        if let Some(g) = self.clients.iter().find(|g| g.count == Some(0)) {
+            return Err(format!(
+                "field `clients[{}].count`: must be at least 1",
+                g.name
+            ));
         }
         if let UsersSpec::Generate { count, room_size } = self.users {
             if count == 0 {
@@ -335,7 +373,7 @@ fn check_steps(steps: &[Step], spec: &dialect::DialectSpec, at: &str) -> Result<
                 let Some(op_spec) = spec.op(&op.op) else {
                     let known: Vec<&str> = spec.ops.iter().map(|o| o.name).collect();
                     return Err(format!(
-                        "{at}[{i}]: `{}` is not an operation of dialect `{}`; expected one of: think, loop, expect, drop_heartbeats, vanish, stall, close, reconnect, {}",
+                        "{at}[{i}]: `{}` is not an operation of dialect `{}`; expected one of: think, loop, expect, send, drop_heartbeats, vanish, stall, close, reconnect, {}",
                         op.op,
                         spec.name,
                         known.join(", ")
@@ -360,7 +398,7 @@ fn check_steps(steps: &[Step], spec: &dialect::DialectSpec, at: &str) -> Result<
                 }
             }
             Step::Loop(l) => check_steps(&l.steps, spec, &format!("{at}[{i}].loop.steps"))?,
-            Step::Think(_) | Step::Fault(_) => {}
+            Step::Think(_) | Step::Fault(_) | Step::Send(_) => {}
         }
     }
     Ok(())
@@ -516,7 +554,38 @@ impl<'de> Deserialize<'de> for Think {
     }
 }
 
-const GENERIC_STEPS: &str = "think, loop, expect, drop_heartbeats, vanish, stall, close, reconnect, or an operation of the dialect";
+impl SendStep {
+    fn validate(&self) -> Result<(), String> {
+        match (&self.event, &self.frame) {
+            (Some(_), Some(_)) | (None, None) => {
+                return Err("send: give either `event` (with `args`) or `frame`".into())
+            }
+            (None, Some(_)) if !self.args.is_empty() => {
+                return Err("send: `args` go with `event`, not with a raw `frame`".into())
+            }
+            (None, Some(_)) if self.expect_error.is_some() => {
+                return Err(
+                    "send: a raw `frame` names no event to answer on; use `lenient: true`".into(),
+                )
+            }
+            _ => {}
+        }
+        match &self.expect_error {
+            None | Some(serde_json::Value::String(_)) | Some(serde_json::Value::Bool(_)) => {}
+            Some(_) => {
+                return Err(
+                    "send: `expect_error` must be true, false, or the error's exact text".into(),
+                )
+            }
+        }
+        if self.lenient && self.expect_error.is_some() {
+            return Err("send: `expect_error` and `lenient` exclude each other".into());
+        }
+        Ok(())
+    }
+}
+
+const GENERIC_STEPS: &str = "think, loop, expect, send, drop_heartbeats, vanish, stall, close, reconnect, or an operation of the dialect";
 
 impl<'de> Deserialize<'de> for Step {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -531,7 +600,7 @@ impl<'de> Deserialize<'de> for Step {
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Step, E> {
                 match v {
-                    "think" | "loop" | "expect" | "stall" => Err(E::custom(format!(
+                    "think" | "loop" | "expect" | "stall" | "send" => Err(E::custom(format!(
                         "step `{v}` needs a value, e.g. `{v}: ...`"
                     ))),
                     "drop_heartbeats" => Ok(Step::Fault(Fault::DropHeartbeats)),
@@ -574,6 +643,11 @@ impl<'de> Deserialize<'de> for Step {
                         Step::Loop(l)
                     }
                     "expect" => Step::Expect(map.next_value()?),
+                    "send" => {
+                        let send: SendStep = map.next_value()?;
+                        send.validate().map_err(de::Error::custom)?;
+                        Step::Send(send)
+                    }
                     "stall" => Step::Fault(Fault::Stall(map.next_value()?)),
                     "reconnect" => {
                         let r: ReconnectStep = map.next_value()?;
@@ -678,6 +752,57 @@ clients:
         let err = Scenario::parse(&bad, "bad.yaml").unwrap_err().to_string();
         assert!(err.starts_with("bad.yaml:1:"), "{err}");
         assert!(err.contains("unknown dialect"), "{err}");
+    }
+
+    #[test]
+    fn send_steps_are_validated() {
+        let with = |step: &str| GOOD.replace("- leave_room", step);
+        let ok = Scenario::parse(
+            &with("- send: { event: join_room, args: [ { token: \"{pad:10}\" } ], expect_error: true }"),
+            "s.yaml",
+        )
+        .unwrap();
+        assert!(matches!(ok.clients[0].flow[3], Step::Send(_)));
+        Scenario::parse(&with("- send: { frame: \"42[\", lenient: true }"), "s.yaml").unwrap();
+        for (bad, why) in [
+            ("- send: { args: [] }", "either `event`"),
+            ("- send: { event: a, frame: \"4\" }", "either `event`"),
+            (
+                "- send: { frame: \"4\", args: [1] }",
+                "`args` go with `event`",
+            ),
+            (
+                "- send: { frame: \"4\", expect_error: true }",
+                "names no event",
+            ),
+            (
+                "- send: { event: a, expect_error: true, lenient: true }",
+                "exclude each other",
+            ),
+            ("- send: { event: a, expect_error: 5 }", "must be true"),
+            (
+                "- join_room: { lenient: true, expect_error: true }",
+                "exclude each other",
+            ),
+        ] {
+            let err = Scenario::parse(&with(bad), "s.yaml")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(why), "{bad}: {err}");
+            assert!(err.starts_with("s.yaml"), "{err}");
+        }
+    }
+
+    #[test]
+    fn counted_groups_are_validated() {
+        let bad = GOOD.replace("  - name: talker\n", "  - name: talker\n    count: 0\n");
+        let err = Scenario::parse(&bad, "c.yaml").unwrap_err().to_string();
+        assert!(err.contains("count`: must be at least 1"), "{err}");
+        let good = GOOD.replace("  - name: talker\n", "  - name: talker\n    count: 2\n");
+        assert_eq!(
+            Scenario::parse(&good, "c.yaml").unwrap().clients[0].count,
+            Some(2)
+        );
     }
 
     #[test]

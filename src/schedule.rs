@@ -28,26 +28,46 @@ pub fn arrivals(scenario: &Scenario, max_clients: usize) -> Vec<Arrival> {
         phase_times(phase, offset, &mut times);
         offset += phase.duration.0.as_secs_f64();
     }
-    times.truncate(max_clients);
-    let weights: Vec<u32> = scenario.clients.iter().map(|g| g.weight).collect();
+    // Counted groups take the earliest arrivals, in file order; the rest pick by weight.
+    let counted: Vec<usize> = scenario
+        .clients
+        .iter()
+        .enumerate()
+        .flat_map(|(g, group)| std::iter::repeat_n(g, group.count.unwrap_or(0) as usize))
+        .collect();
+    let weights: Vec<u32> = scenario
+        .clients
+        .iter()
+        .map(|g| if g.count.is_some() { 0 } else { g.weight })
+        .collect();
     let total: u64 = weights.iter().map(|&w| u64::from(w)).sum();
+    if total == 0 {
+        // Only counted groups: nobody else arrives.
+        times.truncate(counted.len());
+    }
+    times.truncate(max_clients);
     let mut rng = client_rng(scenario.seed, u32::MAX);
     times
         .into_iter()
         .enumerate()
         .map(|(i, at)| {
-            let mut pick = rng.random_range(0..total);
-            let group = weights
-                .iter()
-                .position(|&w| {
-                    if pick < u64::from(w) {
-                        true
-                    } else {
-                        pick -= u64::from(w);
-                        false
-                    }
-                })
-                .expect("pick < total");
+            let group = match counted.get(i) {
+                Some(&g) => g,
+                None => {
+                    let mut pick = rng.random_range(0..total);
+                    weights
+                        .iter()
+                        .position(|&w| {
+                            if pick < u64::from(w) {
+                                true
+                            } else {
+                                pick -= u64::from(w);
+                                false
+                            }
+                        })
+                        .expect("pick < total")
+                }
+            };
             Arrival {
                 client: i as u32,
                 at: Duration::from_secs_f64(at),
@@ -128,6 +148,22 @@ mod tests {
         assert_eq!(a, arrivals(&s, 1000));
         let b = a.iter().filter(|x| x.group == 1).count();
         assert!((650..850).contains(&b), "weight 3 of 4 got {b} of 1000");
+    }
+
+    #[test]
+    fn counted_groups_take_the_first_arrivals() {
+        let mut s = scenario("  - { duration: 1s, arrival_rate: 20 }");
+        s.clients[1].count = Some(2);
+        let a = super::arrivals(&s, 1000);
+        assert_eq!(a.len(), 20);
+        assert_eq!(a[0].group, 1);
+        assert_eq!(a[1].group, 1);
+        assert!(a[2..].iter().all(|x| x.group == 0));
+        // Only counted groups: the arrivals stop at their sum.
+        s.clients[0].count = Some(3);
+        let a = super::arrivals(&s, 1000);
+        let groups: Vec<usize> = a.iter().map(|x| x.group).collect();
+        assert_eq!(groups, vec![0, 0, 0, 1, 1]);
     }
 
     #[test]

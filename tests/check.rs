@@ -75,32 +75,74 @@ fn healthy_reference_server_passes_every_case_eio3_and_eio4() {
     }
 }
 
+/// Each defect class of the issue: (dialect, server fault, the case that must fail, a rule
+/// that must be among its violations).
+const DEFECTS: &[(&str, &str, &str, &str)] = &[
+    (
+        "dorm",
+        "drop-broadcast=0.5",
+        "dorm/message/broadcast-includes-sender",
+        "dorm/message/missing",
+    ),
+    (
+        "dorm",
+        "duplicate-broadcast",
+        "dorm/message/broadcast-includes-sender",
+        "dorm/message/duplicate",
+    ),
+    (
+        "dorm",
+        "reorder-broadcast",
+        "dorm/message/broadcast-includes-sender",
+        "dorm/message/order",
+    ),
+    (
+        "dorm",
+        "leak-to-non-member",
+        "dorm/message/broadcast-includes-sender",
+        "dorm/message/non-member",
+    ),
+    (
+        "dorm",
+        "wrong-field-type",
+        "dorm/message/broadcast-includes-sender",
+        "dorm/message/shape",
+    ),
+    (
+        "dorm",
+        "error-on-wrong-event",
+        "dorm/errors/invalid-action",
+        "dorm/action/error-wrong-event",
+    ),
+    (
+        "dorm",
+        "never-timeout",
+        "dorm/connection/dead-heartbeat-closed",
+        "dorm/connection/heartbeat-timeout-missing",
+    ),
+    (
+        "lobby",
+        "never-timeout",
+        "lobby/connection/dead-heartbeat-closed",
+        "lobby/connection/heartbeat-timeout-missing",
+    ),
+    (
+        "lobby",
+        "no-leave-notice",
+        "lobby/disconnect/announced",
+        "lobby/otherLeftRoom/missing",
+    ),
+    (
+        "lobby",
+        "notify-non-member",
+        "lobby/room/join-message-leave",
+        "lobby/otherJoinedRoom/non-member",
+    ),
+];
+
 #[test]
 fn each_defect_fails_its_case() {
-    let cases = [
-        (
-            "dorm",
-            "drop-broadcast=0.5",
-            "dorm/message/broadcast-includes-sender",
-        ),
-        (
-            "dorm",
-            "error-on-wrong-event",
-            "dorm/errors/on-the-requesting-event",
-        ),
-        (
-            "dorm",
-            "never-timeout",
-            "dorm/connection/dead-heartbeat-closed",
-        ),
-        ("lobby", "no-leave-notice", "lobby/disconnect/announced"),
-        (
-            "lobby",
-            "notify-non-member",
-            "lobby/room/join-message-leave",
-        ),
-    ];
-    for (dialect, fault, case) in cases {
+    for &(dialect, fault, case, rule) in DEFECTS {
         let _serial = serial();
         let server = served(&["--dialect", dialect, "--fault", fault]);
         let c = roomrig_check(&[
@@ -108,11 +150,19 @@ fn each_defect_fails_its_case() {
             dialect,
             "--target",
             &server.url,
+            "--case",
+            case,
             "--heartbeat-deadline-ms",
             "3000",
         ]);
         assert_eq!(c.code, 1, "{fault}:\n{}\n{}", c.stdout, c.stderr);
         assert_eq!(status_of(&c, case), "fail", "{fault}:\n{}", c.stdout);
+        let rules = rules_of(&c, case);
+        assert!(
+            rules.iter().any(|r| r == rule),
+            "{fault}: {rule} not in {rules:?}\n{}",
+            c.stdout
+        );
         assert!(c.junit.contains(&format!("name=\"{case}\"")), "{fault}");
         assert!(
             c.junit.contains("<failure"),
@@ -124,6 +174,56 @@ fn each_defect_fails_its_case() {
     let server = served(&["--dialect", "dorm"]);
     let c = roomrig_check(&["--dialect", "dorm", "--target", &server.url]);
     assert_eq!(c.code, 0, "{}\n{}", c.stdout, c.stderr);
+}
+
+/// A server that dies on a hostile room name: the case that sent it fails as MUST with the
+/// `unresponsive` rule, the cases after it are skipped with the reason, the report is written,
+/// and the exit code is the one for failures.
+#[test]
+fn a_crash_fails_the_case_that_caused_it_and_the_run_reports_the_rest() {
+    let _serial = serial();
+    let server = served(&[
+        "--dialect",
+        "lobby",
+        "--fault",
+        "crash-on-hostile-room-name",
+    ]);
+    let c = roomrig_check(&["--dialect", "lobby", "--target", &server.url]);
+    assert_eq!(c.code, 1, "{}\n{}", c.stdout, c.stderr);
+    let hostile = "lobby/robustness/hostile-names";
+    assert_eq!(status_of(&c, hostile), "fail", "{}", c.stdout);
+    assert!(
+        rules_of(&c, hostile).contains(&"lobby/server/unresponsive".to_string()),
+        "{}",
+        c.stdout
+    );
+    let cases = c.json.as_array().unwrap();
+    let at = cases.iter().position(|r| r["id"] == hostile).unwrap();
+    assert!(
+        cases[..at].iter().all(|r| r["status"] == "pass"),
+        "{}",
+        c.stdout
+    );
+    assert!(at + 1 < cases.len(), "cases follow the crashing one");
+    for r in &cases[at + 1..] {
+        assert_eq!(r["status"], "skipped", "{}", c.stdout);
+        assert!(r["reason"].as_str().unwrap().contains(hostile), "{r}");
+    }
+    assert!(c.stdout.contains("server/unresponsive"), "{}", c.stdout);
+}
+
+/// The rule ids a case's result names.
+fn rules_of(c: &Checked, id: &str) -> Vec<String> {
+    c.json
+        .as_array()
+        .and_then(|cases| cases.iter().find(|r| r["id"] == id))
+        .and_then(|r| r["violations"].as_array())
+        .map(|v| {
+            v.iter()
+                .filter_map(|pair| pair[0].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[test]

@@ -94,6 +94,8 @@ struct LiveRoom {
     members: Vec<Member>,
     /// Broadcasts attempted so far in this room (drives the `drop-broadcast` fault).
     broadcasts: u64,
+    /// The `reorder-broadcast` fault: each sender's message held back until its next one.
+    held: HashMap<u64, Value>,
 }
 
 struct Member {
@@ -397,8 +399,25 @@ impl DormState {
         let out = MessageOut {
             user_id: user.user_id,
             message: text,
-            time: (!self.faults.omit_time).then_some(time.as_str()),
+            time: match (self.faults.omit_time, self.faults.wrong_field_type) {
+                (true, _) => None,
+                (false, true) => Some(Value::from(Utc::now().timestamp_millis())),
+                (false, false) => Some(Value::String(time)),
+            },
         };
+        if self.faults.reorder_broadcast {
+            let out = serde_json::to_value(&out).unwrap_or_default();
+            match live.held.remove(&user.user_id) {
+                Some(earlier) => {
+                    self.broadcast(&mut live, "message", &out);
+                    self.broadcast(&mut live, "message", &earlier);
+                }
+                None => {
+                    live.held.insert(user.user_id, out);
+                }
+            }
+            return Ok(());
+        }
         self.broadcast(&mut live, "message", &out);
         Ok(())
     }
@@ -469,8 +488,9 @@ impl DormState {
 struct MessageOut<'a> {
     user_id: u64,
     message: &'a str,
+    /// A datetime string; epoch milliseconds (a number) under the `wrong-field-type` fault.
     #[serde(skip_serializing_if = "Option::is_none")]
-    time: Option<&'a str>,
+    time: Option<Value>,
 }
 
 #[derive(Serialize)]

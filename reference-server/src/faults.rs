@@ -3,7 +3,7 @@
 //!
 //! Spec syntax (`--fault SPEC`, repeatable): `drop-broadcast=F`, `leak-to-non-member`,
 //! `omit-time`, `error-on-wrong-event`, `duplicate-broadcast`, `never-timeout`, `no-leave-notice`,
-//! `notify-non-member`.
+//! `notify-non-member`, `reorder-broadcast`, `wrong-field-type`, `crash-on-hostile-room-name`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -31,6 +31,23 @@ pub enum Fault {
     NoLeaveNotice,
     /// lobby: `otherJoinedRoom` also goes to one logged-in socket that is not in the room.
     NotifyNonMember,
+    /// dorm: each sender's `message` broadcasts are delivered in swapped pairs (the 1st after
+    /// the 2nd, the 3rd after the 4th, …; an odd last one is never sent).
+    ReorderBroadcast,
+    /// dorm: `message` broadcasts carry `time` as epoch milliseconds (a number) instead of a
+    /// datetime string.
+    WrongFieldType,
+    /// lobby: the process exits (as a crash) when a client joins a room named `__proto__`,
+    /// `constructor`, `toString` or after a connected socket's id. Only for a server in its own
+    /// process (`roomrig serve`): embedded, it would take the driver down with it.
+    CrashOnHostileRoomName,
+}
+
+impl Fault {
+    /// Whether the fault ends the process, so it cannot run inside the driver.
+    pub fn kills_the_process(&self) -> bool {
+        matches!(self, Fault::CrashOnHostileRoomName)
+    }
 }
 
 /// Why a `--fault` spec was refused.
@@ -39,7 +56,7 @@ pub enum FaultParseError {
     #[error(
         "unknown fault {0:?} (known: drop-broadcast=F, leak-to-non-member, omit-time, \
          error-on-wrong-event, duplicate-broadcast, never-timeout, no-leave-notice, \
-         notify-non-member)"
+         notify-non-member, reorder-broadcast, wrong-field-type, crash-on-hostile-room-name)"
     )]
     Unknown(String),
     #[error("fault {0} takes no value")]
@@ -81,6 +98,9 @@ impl FromStr for Fault {
             "never-timeout" => bare(Fault::NeverTimeout),
             "no-leave-notice" => bare(Fault::NoLeaveNotice),
             "notify-non-member" => bare(Fault::NotifyNonMember),
+            "reorder-broadcast" => bare(Fault::ReorderBroadcast),
+            "wrong-field-type" => bare(Fault::WrongFieldType),
+            "crash-on-hostile-room-name" => bare(Fault::CrashOnHostileRoomName),
             _ => Err(FaultParseError::Unknown(spec.to_string())),
         }
     }
@@ -97,6 +117,9 @@ impl fmt::Display for Fault {
             Fault::NeverTimeout => f.write_str("never-timeout"),
             Fault::NoLeaveNotice => f.write_str("no-leave-notice"),
             Fault::NotifyNonMember => f.write_str("notify-non-member"),
+            Fault::ReorderBroadcast => f.write_str("reorder-broadcast"),
+            Fault::WrongFieldType => f.write_str("wrong-field-type"),
+            Fault::CrashOnHostileRoomName => f.write_str("crash-on-hostile-room-name"),
         }
     }
 }
@@ -113,6 +136,9 @@ pub struct FaultSet {
     pub never_timeout: bool,
     pub no_leave_notice: bool,
     pub notify_non_member: bool,
+    pub reorder_broadcast: bool,
+    pub wrong_field_type: bool,
+    pub crash_on_hostile_room_name: bool,
 }
 
 impl FaultSet {
@@ -128,6 +154,9 @@ impl FaultSet {
                 Fault::NeverTimeout => set.never_timeout = true,
                 Fault::NoLeaveNotice => set.no_leave_notice = true,
                 Fault::NotifyNonMember => set.notify_non_member = true,
+                Fault::ReorderBroadcast => set.reorder_broadcast = true,
+                Fault::WrongFieldType => set.wrong_field_type = true,
+                Fault::CrashOnHostileRoomName => set.crash_on_hostile_room_name = true,
             }
         }
         set
@@ -181,6 +210,9 @@ mod tests {
             "never-timeout",
             "no-leave-notice",
             "notify-non-member",
+            "reorder-broadcast",
+            "wrong-field-type",
+            "crash-on-hostile-room-name",
         ] {
             let fault: Fault = spec.parse().unwrap();
             assert_eq!(fault.to_string(), spec);

@@ -405,6 +405,9 @@ impl LobbyState {
     }
 
     fn join_room(&self, socket: &SocketRef, args: &[Value]) -> Reply {
+        if self.faults.crash_on_hostile_room_name {
+            self.crash_on_hostile(args.first());
+        }
         let username = self.username_of(socket)?;
         let name = match args.first() {
             Some(Value::String(s)) if is_valid_name(s) => s.as_str(),
@@ -602,6 +605,22 @@ fn logged_in(reg: &Registry, socket: &SocketRef) -> Result<Arc<str>, &'static st
 }
 
 /// A username or room name: a non-empty string of at most [`MAX_NAME_BYTES`] bytes.
+impl LobbyState {
+    /// The `crash-on-hostile-room-name` fault: what a server that keys rooms by a plain object,
+    /// or lets a client address socket.io's per-connection rooms, may do.
+    fn crash_on_hostile(&self, name: Option<&Value>) {
+        let Some(Value::String(name)) = name else {
+            return;
+        };
+        let hostile = ["__proto__", "constructor", "toString"].contains(&name.as_str())
+            || Sid::from_str(name).is_ok_and(|sid| lock(&self.registry).conns.contains_key(&sid));
+        if hostile {
+            eprintln!("fault crash-on-hostile-room-name: crashing on room name {name:?}");
+            std::process::exit(101);
+        }
+    }
+}
+
 fn is_valid_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= MAX_NAME_BYTES
 }

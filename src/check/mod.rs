@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::driver::{self, RunError, RunOptions};
-use crate::oracle::rules::Level;
+use crate::oracle::rules::{rule_id, Check, Level};
 use crate::protocol::EioVersion;
 use crate::scenario::Scenario;
 use reference_server::fixtures::Fixtures;
@@ -64,11 +64,32 @@ pub static CASES: &[Case] = &[
         include_str!("cases/dorm-action.yaml"),
     ),
     case(
-        "dorm/errors/on-the-requesting-event",
+        "dorm/errors/not-in-room",
         Level::Must,
         "seed 000, errors; protocols.md decisions",
-        "invalid requests (not in a room, bad action code) get {error} on their own event only",
-        include_str!("cases/dorm-errors.yaml"),
+        "message, action and leave_room outside the room get {error} on their own event only",
+        include_str!("cases/dorm-not-in-room.yaml"),
+    ),
+    case(
+        "dorm/errors/invalid-action",
+        Level::Must,
+        "seed 000, action codes",
+        "an action other than \"00\"..\"09\" or null gets {error} on `action`; valid ones still go out",
+        include_str!("cases/dorm-invalid-action.yaml"),
+    ),
+    case(
+        "dorm/errors/bad-token",
+        Level::Must,
+        "seed 000, {token} on every event",
+        "a missing, mistyped, unknown, empty, prototype-named or huge token gets {error} on its event",
+        include_str!("cases/dorm-bad-token.yaml"),
+    ),
+    case(
+        "dorm/errors/bad-payload",
+        Level::Must,
+        "seed 000, payloads",
+        "a payload that is not the documented object, or a message that is not a string, gets {error}",
+        include_str!("cases/dorm-bad-payload.yaml"),
     ),
     case(
         "dorm/connection/dead-heartbeat-closed",
@@ -76,6 +97,20 @@ pub static CASES: &[Case] = &[
         "protocols.md, Engine.IO heartbeat",
         "a client that stops its heartbeat is closed within pingInterval + pingTimeout + grace",
         include_str!("cases/dorm-heartbeat.yaml"),
+    ),
+    case(
+        "dorm/robustness/hostile-requests",
+        Level::Must,
+        "protocols.md, common rules",
+        "after requests without payload, with extra arguments, prototype event names or over 1 MB, everyone else is served",
+        include_str!("cases/dorm-hostile-requests.yaml"),
+    ),
+    case(
+        "dorm/robustness/malformed-frames",
+        Level::Must,
+        "protocols.md, common rules",
+        "after frames that are not valid Socket.IO, everyone else (and a later wave) is served",
+        include_str!("cases/dorm-malformed-frames.yaml"),
     ),
     case(
         "lobby/login/announced",
@@ -87,8 +122,8 @@ pub static CASES: &[Case] = &[
     case(
         "lobby/room/join-message-leave",
         Level::Must,
-        "seed 004, JoinOrCreateRoom, SendRoomMessage, SendPrivateMessage, LeaveRoom",
-        "room joins, room and private messages and leaves reach exactly who they must",
+        "seed 004, JoinOrCreateRoom, SendRoomMessage, SendPrivateMessage, SendPublicMessage, LeaveRoom",
+        "room joins, room, private and public messages and leaves reach exactly who they must",
         include_str!("cases/lobby-room.yaml"),
     ),
     case(
@@ -99,11 +134,46 @@ pub static CASES: &[Case] = &[
         include_str!("cases/lobby-errors.yaml"),
     ),
     case(
+        "lobby/err/room-full-and-duplicate-username",
+        Level::Must,
+        "seed 004, GotError",
+        "a room at its maxUser answers `room full`, a taken name `duplicate username`, on err",
+        include_str!("cases/lobby-full-and-taken.yaml"),
+    ),
+    case(
         "lobby/disconnect/announced",
         Level::Must,
         "seed 004, Logout / LeaveRoom on disconnect",
         "a vanished user's rooms get otherLeftRoom, every other socket otherLogedout",
         include_str!("cases/lobby-departure.yaml"),
+    ),
+    case(
+        "lobby/connection/dead-heartbeat-closed",
+        Level::Must,
+        "protocols.md, Engine.IO heartbeat; seed 004, disconnect",
+        "a member whose heartbeat stops is closed in time, and its room and everyone are told",
+        include_str!("cases/lobby-heartbeat.yaml"),
+    ),
+    case(
+        "lobby/robustness/hostile-names",
+        Level::Must,
+        "protocols.md, common rules",
+        "prototype names as rooms and users, and another connection's id as a room, leak nothing",
+        include_str!("cases/lobby-hostile-names.yaml"),
+    ),
+    case(
+        "lobby/robustness/hostile-types",
+        Level::Must,
+        "protocols.md, common rules",
+        "after missing arguments, wrong types and huge strings, later clients are served",
+        include_str!("cases/lobby-hostile-types.yaml"),
+    ),
+    case(
+        "lobby/robustness/malformed-frames",
+        Level::Must,
+        "protocols.md, common rules",
+        "after frames that are not valid Socket.IO, everyone else is served",
+        include_str!("cases/lobby-malformed-frames.yaml"),
     ),
 ];
 
@@ -154,14 +224,24 @@ pub struct CheckOptions {
     pub heartbeat_deadline: Duration,
 }
 
-/// Runs the cases one after the other; an unreachable target ends the suite.
+/// Runs the cases one after the other. An unreachable target before the first case ends the
+/// suite (`Err`); a target that stops answering later (a crash or a hang) fails the case that
+/// caused it as a MUST failure and skips the rest, so the report still says what ran.
 pub async fn run(
     cases: &[&'static Case],
     opts: &CheckOptions,
 ) -> Result<Vec<CaseResult>, RunError> {
-    let mut results = Vec::new();
+    let mut results: Vec<CaseResult> = Vec::new();
     let mut skip = 0usize;
+    let mut gone: Option<&'static str> = None;
     for case in cases {
+        if let Some(culprit) = gone {
+            results.push(CaseResult::skipped(
+                case,
+                format!("the target stopped answering during {culprit}"),
+            ));
+            continue;
+        }
         let started = std::time::Instant::now();
         let mut scenario = Scenario::parse(case.scenario, case.id)
             .unwrap_or_else(|e| panic!("built-in case {} does not parse: {e}", case.id));
@@ -185,21 +265,14 @@ pub async fn run(
         };
         if let Some(f) = &fixtures {
             if f.users.len() < users_skip + needed {
-                results.push(CaseResult {
-                    id: case.id,
-                    level: case.level,
-                    description: case.description,
-                    section: case.section,
-                    status: Status::Skipped,
-                    seconds: 0.0,
-                    violations: Vec::new(),
-                    evidence: None,
-                    reason: Some(format!(
+                results.push(CaseResult::skipped(
+                    case,
+                    format!(
                         "needs {needed} more users than the users file has left ({} of {})",
                         f.users.len().saturating_sub(users_skip),
                         f.users.len()
-                    )),
-                });
+                    ),
+                ));
                 continue;
             }
         }
@@ -215,7 +288,60 @@ pub async fn run(
                 ..RunOptions::default()
             },
         )
-        .await?;
+        .await;
+        let mut result = match outcome {
+            Ok(outcome) => CaseResult::judged(case, &outcome, opts.strict),
+            // Reachable before, unreachable now: an earlier case took the server down.
+            Err(RunError::Unreachable { reason, .. }) if !results.is_empty() => {
+                gone = Some(case.id);
+                CaseResult::unresponsive(case, "the case's first connection", reason)
+            }
+            Err(e) => return Err(e),
+        };
+        // After each case against a target: is the server still there?
+        if let (Some(target), None) = (&opts.target, gone) {
+            let config = crate::client::ClientConfig {
+                eio: opts.eio,
+                ..Default::default()
+            };
+            if let Err(RunError::Unreachable { reason, .. }) =
+                driver::preflight(target, &config).await
+            {
+                gone = Some(case.id);
+                result = CaseResult::unresponsive(case, "a new connection after the case", reason)
+                    .with_violations(result.violations);
+            }
+        }
+        result.seconds = started.elapsed().as_secs_f64();
+        results.push(result);
+    }
+    Ok(results)
+}
+
+impl CaseResult {
+    fn new(case: &'static Case, status: Status) -> CaseResult {
+        CaseResult {
+            id: case.id,
+            level: case.level,
+            description: case.description,
+            section: case.section,
+            status,
+            seconds: 0.0,
+            violations: Vec::new(),
+            evidence: None,
+            reason: None,
+        }
+    }
+
+    fn skipped(case: &'static Case, reason: String) -> CaseResult {
+        CaseResult {
+            reason: Some(reason),
+            ..CaseResult::new(case, Status::Skipped)
+        }
+    }
+
+    /// The oracle's verdict on a case's run: the worst level among its violations decides.
+    fn judged(case: &'static Case, outcome: &driver::RunResult, strict: bool) -> CaseResult {
         let mut violations: Vec<(String, u64)> = Vec::new();
         let mut worst = None;
         let mut evidence = None;
@@ -233,22 +359,44 @@ pub async fn run(
         let status = match worst {
             None => Status::Pass,
             Some(Level::Must) => Status::Fail,
-            Some(_) if opts.strict => Status::Fail,
+            Some(_) if strict => Status::Fail,
             Some(_) => Status::Warn,
         };
-        results.push(CaseResult {
-            id: case.id,
-            level: case.level,
-            description: case.description,
-            section: case.section,
-            status,
-            seconds: started.elapsed().as_secs_f64(),
+        CaseResult {
             violations,
             evidence,
-            reason: None,
-        });
+            ..CaseResult::new(case, status)
+        }
     }
-    Ok(results)
+
+    /// The server crashed or hangs: a MUST failure whatever the case's own level.
+    fn unresponsive(case: &'static Case, what: &str, reason: String) -> CaseResult {
+        let rule = rule_id(
+            case.id.split('/').next().unwrap_or(""),
+            "server",
+            Check::Unresponsive,
+        );
+        CaseResult {
+            violations: vec![(rule.clone(), 1)],
+            evidence: Some(crate::oracle::Violation {
+                rule,
+                level: Level::Must,
+                client: 0,
+                user: "(probe)".into(),
+                at_ms: 0.0,
+                expected: format!("{what} is served (the server answered before this case)"),
+                received: reason,
+                transcript: Vec::new(),
+            }),
+            ..CaseResult::new(case, Status::Fail)
+        }
+    }
+
+    /// Keeps the rules the case's own run violated after the first one.
+    fn with_violations(mut self, earlier: Vec<(String, u64)>) -> CaseResult {
+        self.violations.extend(earlier);
+        self
+    }
 }
 
 /// The results as JUnit test cases.

@@ -174,6 +174,16 @@ pub struct OpContext<'a> {
     pub roommate: &'a str,
     /// Per-client sequence number of the next attributable send.
     pub seq: u64,
+    /// Every client of the run, by index: `{user:N}` and `{sid:N}` read them.
+    pub run: &'a (dyn RunClients + Sync),
+}
+
+/// What a request builder may know about the other clients of the run.
+pub trait RunClients {
+    /// The user name of client `n`.
+    fn username(&self, n: usize) -> Option<&str>;
+    /// Client `n`'s current Socket.IO id (empty while it is not connected).
+    fn socket_id(&self, n: usize) -> Option<String>;
 }
 
 /// A request ready to emit, and what the server must do about it.
@@ -236,10 +246,10 @@ pub fn no_params(p: &BTreeMap<String, Value>) -> Result<(), String> {
     only_params(p, &[])
 }
 
-/// Accepts only the named parameters (and the generic `expect_error`).
+/// Accepts only the named parameters (and the generic `expect_error` and `lenient`).
 pub fn only_params(p: &BTreeMap<String, Value>, known: &[&str]) -> Result<(), String> {
     for k in p.keys() {
-        if k != EXPECT_ERROR && !known.contains(&k.as_str()) {
+        if k != EXPECT_ERROR && k != LENIENT && !known.contains(&k.as_str()) {
             return Err(if known.is_empty() {
                 format!("takes no parameters, got `{k}`")
             } else {
@@ -251,10 +261,20 @@ pub fn only_params(p: &BTreeMap<String, Value>, known: &[&str]) -> Result<(), St
         }
     }
     match p.get(EXPECT_ERROR) {
-        None | Some(Value::Bool(_)) | Some(Value::String(_)) => Ok(()),
-        Some(_) => Err(format!(
-            "`{EXPECT_ERROR}` must be true, false, or the error's exact text"
+        None | Some(Value::Bool(_)) | Some(Value::String(_)) => {}
+        Some(_) => {
+            return Err(format!(
+                "`{EXPECT_ERROR}` must be true, false, or the error's exact text"
+            ))
+        }
+    }
+    match p.get(LENIENT) {
+        None | Some(Value::Bool(false)) => Ok(()),
+        Some(Value::Bool(true)) if p.contains_key(EXPECT_ERROR) => Err(format!(
+            "`{EXPECT_ERROR}` and `{LENIENT}` exclude each other"
         )),
+        Some(Value::Bool(true)) => Ok(()),
+        Some(_) => Err(format!("`{LENIENT}` must be true or false")),
     }
 }
 
@@ -262,13 +282,81 @@ pub fn only_params(p: &BTreeMap<String, Value>, known: &[&str]) -> Result<(), St
 /// with exactly this error text (a string).
 pub const EXPECT_ERROR: &str = "expect_error";
 
-/// A string parameter with `{room}` (the fixture room id), `{me}` (the user name) and `{mate}`
-/// (the next user of the fixture room) filled in.
+/// Generic operation parameter: the server may accept or refuse this (hostile) request, or
+/// close the connection; from then on what this client receives is not judged, only what the
+/// others receive.
+pub const LENIENT: &str = "lenient";
+
+/// Longest `{pad:N}` a scenario may ask for.
+pub const MAX_PAD: usize = 16 << 20;
+
+/// A string parameter with its templates filled in (see [`expand`]).
 pub fn template(p: &BTreeMap<String, Value>, key: &str, default: &str, ctx: &OpContext) -> String {
-    let raw = p.get(key).and_then(Value::as_str).unwrap_or(default);
-    raw.replace("{room}", &ctx.home.map_or(0, |(id, _)| id).to_string())
+    expand(p.get(key).and_then(Value::as_str).unwrap_or(default), ctx)
+}
+
+/// Fills in `{room}` (the fixture room id), `{me}` (the user name), `{mate}` (the next user of
+/// the fixture room), `{token}`, `{user:N}` and `{sid:N}` (client N's user name and current
+/// Socket.IO id; clients are numbered from 0 in arrival order) and `{pad:N}` (N `x`
+/// characters, for huge strings).
+pub fn expand(raw: &str, ctx: &OpContext) -> String {
+    if !raw.contains('{') {
+        return raw.to_string();
+    }
+    let mut out = raw
+        .replace("{room}", &ctx.home.map_or(0, |(id, _)| id).to_string())
         .replace("{me}", ctx.username)
         .replace("{mate}", ctx.roommate)
+        .replace("{token}", ctx.token);
+    for key in ["{user:", "{sid:", "{pad:"] {
+        let mut from = 0;
+        while let Some(found) = out[from..].find(key) {
+            let start = from + found;
+            let Some(len) = out[start..].find('}') else {
+                break;
+            };
+            let n: usize = out[start + key.len()..start + len]
+                .parse()
+                .unwrap_or(usize::MAX);
+            let value = match key {
+                "{user:" => ctx.run.username(n).unwrap_or_default().to_string(),
+                "{sid:" => ctx.run.socket_id(n).unwrap_or_default(),
+                _ => "x".repeat(n.min(MAX_PAD)),
+            };
+            out.replace_range(start..start + len + 1, &value);
+            from = start + value.len();
+        }
+    }
+    out
+}
+
+/// [`expand`] on every string inside a JSON value.
+pub fn expand_value(v: &Value, ctx: &OpContext) -> Value {
+    match v {
+        Value::String(s) => Value::String(expand(s, ctx)),
+        Value::Array(a) => Value::Array(a.iter().map(|x| expand_value(x, ctx)).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, x)| (expand(k, ctx), expand_value(x, ctx)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// A `&'static str` for a name that lives as long as the run (event names of `send` steps):
+/// interned, so repeated runs in one process do not grow memory.
+pub fn intern(name: &str) -> &'static str {
+    static NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut names = NAMES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(n) = names.iter().find(|n| **n == name) {
+        return n;
+    }
+    let leaked: &'static str = Box::leak(name.to_string().into_boxed_str());
+    names.push(leaked);
+    leaked
 }
 
 /// Content ids: `rr:<client>:<seq>:` then padding. Parsed back by the oracle.
@@ -290,6 +378,42 @@ pub fn parse_content_id(s: &str) -> Option<(u32, u64)> {
 
 #[cfg(test)]
 mod tests {
+    struct Two;
+    impl super::RunClients for Two {
+        fn username(&self, n: usize) -> Option<&str> {
+            ["alice", "bob"].get(n).copied()
+        }
+        fn socket_id(&self, n: usize) -> Option<String> {
+            (n < 2).then(|| format!("sid{n}"))
+        }
+    }
+
+    #[test]
+    fn templates_expand() {
+        let ctx = super::OpContext {
+            client: 0,
+            user_id: 1,
+            username: "alice",
+            token: "t1",
+            home: Some((7, 4)),
+            roommate: "bob",
+            seq: 0,
+            run: &Two,
+        };
+        assert_eq!(
+            super::expand("{me}/{mate}/{room}/{token}/{user:1}/{sid:0}/{pad:3}", &ctx),
+            "alice/bob/7/t1/bob/sid0/xxx"
+        );
+        // Unknown clients expand to nothing; text without templates is kept.
+        assert_eq!(super::expand("a{user:9}b{sid:x}c", &ctx), "abc");
+        assert_eq!(super::expand("plain", &ctx), "plain");
+        let v = super::expand_value(
+            &serde_json::json!({"k": ["{me}", 1, {"{mate}": "{pad:2}"}]}),
+            &ctx,
+        );
+        assert_eq!(v, serde_json::json!({"k": ["alice", 1, {"bob": "xx"}]}));
+    }
+
     #[test]
     fn content_id_round_trips() {
         let id = super::content_id(42, 7, 40);

@@ -82,6 +82,8 @@ pub struct Shared {
     pub overloaded: AtomicBool,
     /// Each client's operations, when the run keeps an operation log (`--op-log`).
     pub oplog: Option<std::sync::Mutex<OpLog>>,
+    /// Each client's current Socket.IO id (for the `{sid:N}` template of hostile input).
+    pub socket_ids: Box<[std::sync::Mutex<String>]>,
 }
 
 impl Shared {
@@ -94,6 +96,17 @@ impl Shared {
     }
     pub fn instant_of(&self, at: Micros) -> Instant {
         self.start + Duration::from_micros(at.min(u64::MAX / 4))
+    }
+}
+
+impl crate::dialect::RunClients for Shared {
+    fn username(&self, n: usize) -> Option<&str> {
+        self.users.get(n).map(|u| u.username.as_str())
+    }
+    fn socket_id(&self, n: usize) -> Option<String> {
+        self.socket_ids
+            .get(n)
+            .map(|id| crate::oracle::lock(id).clone())
     }
 }
 
@@ -245,6 +258,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
             scenario.membership_grace.0.as_micros() as u64,
             users.iter().map(|u| u.username.clone()).collect(),
         ),
+        socket_ids: users.iter().map(|_| Default::default()).collect(),
         users,
         by_user_id,
         by_username,
@@ -413,8 +427,15 @@ async fn start_embedded(
     config.faults = faults
         .iter()
         .map(|f| {
-            f.parse()
-                .map_err(|e| RunError::Setup(format!("--server-fault {f}: {e}")))
+            let fault: reference_server::faults::Fault = f
+                .parse()
+                .map_err(|e| RunError::Setup(format!("--server-fault {f}: {e}")))?;
+            if fault.kills_the_process() {
+                return Err(RunError::Setup(format!(
+                    "--server-fault {f} ends the server's process: run it with `roomrig serve --fault {f}` and `--target`"
+                )));
+            }
+            Ok(fault)
         })
         .collect::<Result<_, _>>()?;
     reference_server::start(config)
@@ -423,7 +444,7 @@ async fn start_embedded(
 }
 
 /// One connection before the load, so an unreachable or non-speaking target fails fast.
-async fn preflight(target: &str, config: &ClientConfig) -> Result<(), RunError> {
+pub async fn preflight(target: &str, config: &ClientConfig) -> Result<(), RunError> {
     let config = ClientConfig {
         connect_timeout: Duration::from_secs(5),
         ..config.clone()

@@ -51,6 +51,7 @@ pub enum Check {
     HeartbeatTimeoutMissing,
     HeartbeatTimeoutEarly,
     Malformed,
+    Unresponsive,
 }
 
 impl Check {
@@ -80,6 +81,7 @@ impl Check {
         Check::HeartbeatTimeoutMissing,
         Check::HeartbeatTimeoutEarly,
         Check::Malformed,
+        Check::Unresponsive,
     ];
 
     pub fn name(self) -> &'static str {
@@ -109,6 +111,7 @@ impl Check {
             Check::HeartbeatTimeoutMissing => "heartbeat-timeout-missing",
             Check::HeartbeatTimeoutEarly => "heartbeat-timeout-early",
             Check::Malformed => "malformed",
+            Check::Unresponsive => "unresponsive",
         }
     }
 
@@ -166,6 +169,9 @@ impl Check {
                 "a client whose heartbeat stopped was closed before pingTimeout had passed"
             }
             Check::Malformed => "the server sent a frame that is not valid Engine.IO/Socket.IO",
+            Check::Unresponsive => {
+                "the server stopped accepting connections (it crashed or hangs) after a check case"
+            }
         }
     }
 }

@@ -36,6 +36,9 @@ impl Vu {
                     now.saturating_sub(begun),
                 );
                 shared.counters.active.inc();
+                // Socket.IO 2 (EIO 3) names a socket of `/` by its Engine.IO id.
+                let id = conn.socket_id().unwrap_or(conn.sid()).to_string();
+                *crate::oracle::lock(&shared.socket_ids[self.me as usize]) = id;
                 self.conn = Some(conn);
                 if shared.spec.uses_everyone {
                     shared.oracle.join_sent(self.me, EVERYONE, now);
@@ -292,6 +295,8 @@ impl Vu {
                 }
             }
             Closing::Tolerated => {}
+            // After hostile input the server may close the connection; the flow goes on.
+            Closing::Unexpected if self.lenient => {}
             Closing::Unexpected => {
                 self.ended = true;
                 shared.counters.unexpected_closes.inc();

@@ -13,11 +13,11 @@ mod lifecycle;
 
 use super::Shared;
 use crate::client::{ClientError, CloseReason, Connection, Incoming};
-use crate::dialect::{Effect, ErrorStyle, OpContext, EXPECT_ERROR};
+use crate::dialect::{self, Effect, ErrorStyle, OpContext, EXPECT_ERROR, LENIENT};
 use crate::oracle::rules::Check;
 use crate::oracle::shape;
 use crate::oracle::{ClientId, Micros, Outgoing, RoomKey};
-use crate::scenario::{Step, Think};
+use crate::scenario::{SendStep, Step, Think};
 use crate::schedule::{client_rng, Arrival};
 
 /// A request whose reply or error has not come yet.
@@ -86,6 +86,7 @@ pub async fn run(shared: Arc<Shared>, arrival: Arrival) {
         ended: false,
         closing: Closing::Unexpected,
         oplog: shared.oplog.is_some().then(Vec::new),
+        lenient: false,
     };
     if vu
         .connect(intended, ("connect", ""), &mut stop)
@@ -142,6 +143,9 @@ struct Vu {
     closing: Closing,
     /// The operations performed, when the run keeps an operation log.
     oplog: Option<Vec<String>>,
+    /// The client sent lenient (hostile) input: the server may close it, and nothing it
+    /// receives is judged any more.
+    lenient: bool,
 }
 
 impl Vu {
@@ -205,6 +209,13 @@ impl Vu {
                             return;
                         }
                         self.perform(op, sched).await;
+                        continue;
+                    }
+                    Step::Send(send) => {
+                        if !self.serve_until(sched, stop).await {
+                            return;
+                        }
+                        self.send(send, sched).await;
                         continue;
                     }
                     Step::Fault(fault) => {
@@ -384,6 +395,7 @@ impl Vu {
             home: user.room.map(|r| (r, user.room_size)),
             roommate: &shared.users[user.roommate as usize].username,
             seq: self.seq,
+            run: shared,
         }
     }
 
@@ -405,10 +417,15 @@ impl Vu {
             tracing::warn!(client = self.me, op = %op.op, "operation skipped: the client is disconnected (add a `reconnect` step)");
             return;
         }
-        // `expect_error: true` turns any operation into one the server must refuse.
-        let (effects, error_text) = match op.params.get(EXPECT_ERROR) {
-            Some(Value::Bool(true)) => (vec![Effect::Error], None),
-            Some(Value::String(text)) => (vec![Effect::Error], Some(text.clone())),
+        // `expect_error: true` turns any operation into one the server must refuse;
+        // `lenient: true` into one whose outcome only the other clients are judged on.
+        let (effects, error_text) = match (op.params.get(EXPECT_ERROR), op.params.get(LENIENT)) {
+            (_, Some(Value::Bool(true))) => {
+                self.become_lenient();
+                (Vec::new(), None)
+            }
+            (Some(Value::Bool(true)), _) => (vec![Effect::Error], None),
+            (Some(Value::String(text)), _) => (vec![Effect::Error], Some(text.clone())),
             _ => (request.effects, None),
         };
         // Register what the request must cause *before* writing it: on loopback the first
@@ -514,6 +531,74 @@ impl Vu {
         shared
             .oracle
             .log(self.me, sent, ">>", request.event, &payload);
+    }
+
+    /// Sends hostile or malformed input: an arbitrary event, or a raw frame.
+    async fn send(&mut self, step: &SendStep, intended: Micros) {
+        let shared = self.shared.clone();
+        let ctx = self.context(&shared);
+        self.received_since_step.clear();
+        if self.conn.is_none() {
+            tracing::warn!(
+                client = self.me,
+                "send skipped: the client is disconnected (add a `reconnect` step)"
+            );
+            return;
+        }
+        if step.lenient {
+            self.become_lenient();
+        }
+        let sent = shared.now();
+        let written = match (&step.event, &step.frame) {
+            (Some(event), _) => {
+                let event = dialect::intern(event);
+                let args: Vec<Value> = step
+                    .args
+                    .iter()
+                    .map(|a| dialect::expand_value(a, &ctx))
+                    .collect();
+                let payload = Value::Array(args.clone());
+                self.note(|| format!("send {event} {}", shape::excerpt(&payload)));
+                let text = match &step.expect_error {
+                    Some(Value::Bool(true)) => Some(None),
+                    Some(Value::String(t)) => Some(Some(t.clone())),
+                    _ => None,
+                };
+                if let Some(text) = text {
+                    self.pending.push(Pending {
+                        kind: PendingKind::Error { text },
+                        request: event,
+                        intended,
+                        sent,
+                        due: sent + shared.oracle.deadline(),
+                    });
+                }
+                shared.oracle.log(self.me, sent, ">>", event, &payload);
+                let conn = self.conn.as_mut().expect("connected");
+                conn.emit(event, &args).await
+            }
+            (None, Some(frame)) => {
+                let frame = dialect::expand(frame, &ctx);
+                let shown = Value::String(frame.clone());
+                self.note(|| format!("send frame {}", shape::excerpt(&shown)));
+                shared
+                    .oracle
+                    .log(self.me, sent, ">>", "(raw frame)", &shown);
+                let conn = self.conn.as_mut().expect("connected");
+                conn.emit_raw(frame).await
+            }
+            (None, None) => unreachable!("validated: a send has an event or a frame"),
+        };
+        match written {
+            Ok(()) => shared.counters.sent.inc(),
+            Err(e) => self.on_closed(CloseReason::Reset(e.to_string()), sent),
+        }
+    }
+
+    /// After hostile input: the server may answer anything, or close this connection.
+    fn become_lenient(&mut self) {
+        self.lenient = true;
+        self.shared.oracle.set_lenient(self.me);
     }
 
     /// The key errors of a request are counted under: its event, or the error channel.
