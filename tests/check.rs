@@ -243,6 +243,15 @@ fn missing_or_non_socketio_target_fails_fast() {
     assert_eq!(c.code, 5, "{}", c.stderr);
     assert!(c.stderr.contains("unreachable"), "{}", c.stderr);
     assert!(started.elapsed().as_secs() < 10);
+    // A web server that is not Socket.IO: the same exit, a message that says so.
+    let addr = common::plain_http_server();
+    let c = roomrig_check(&["--dialect", "lobby", "--target", &format!("http://{addr}")]);
+    assert_eq!(c.code, 5, "{}", c.stderr);
+    assert!(
+        c.stderr.contains("does not speak Socket.IO"),
+        "{}",
+        c.stderr
+    );
 }
 
 #[test]

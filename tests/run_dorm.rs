@@ -141,18 +141,7 @@ fn unreachable_target_fails_fast_with_its_own_code() {
 
 #[test]
 fn plain_http_target_is_refused_as_not_socketio() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        use std::io::{Read, Write};
-        for mut s in listener.incoming().flatten().take(4) {
-            let mut buf = [0u8; 1024];
-            let _ = s.read(&mut buf);
-            let _ = s.write_all(
-                b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello",
-            );
-        }
-    });
+    let addr = common::plain_http_server();
     let o = roomrig_run(&[
         scenario("dorm-exact.yaml").to_str().unwrap(),
         "--target",
