@@ -128,6 +128,12 @@ const DEFECTS: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "lobby",
+        "socket-id-room",
+        "lobby/robustness/hostile-names",
+        "lobby/gotRoomMessage/non-member",
+    ),
+    (
+        "lobby",
         "no-leave-notice",
         "lobby/disconnect/announced",
         "lobby/otherLeftRoom/missing",

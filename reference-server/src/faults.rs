@@ -3,7 +3,8 @@
 //!
 //! Spec syntax (`--fault SPEC`, repeatable): `drop-broadcast=F`, `leak-to-non-member`,
 //! `omit-time`, `error-on-wrong-event`, `duplicate-broadcast`, `never-timeout`, `no-leave-notice`,
-//! `notify-non-member`, `reorder-broadcast`, `wrong-field-type`, `crash-on-hostile-room-name`.
+//! `notify-non-member`, `reorder-broadcast`, `wrong-field-type`, `crash-on-hostile-room-name`,
+//! `socket-id-room`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -41,6 +42,9 @@ pub enum Fault {
     /// `constructor`, `toString` or after a connected socket's id. Only for a server in its own
     /// process (`roomrig serve`): embedded, it would take the driver down with it.
     CrashOnHostileRoomName,
+    /// lobby: a room named after a connected socket's id may be joined, and its room messages
+    /// also reach that socket (what `io.to(name)` does in socket.io).
+    SocketIdRoom,
 }
 
 impl Fault {
@@ -56,7 +60,8 @@ pub enum FaultParseError {
     #[error(
         "unknown fault {0:?} (known: drop-broadcast=F, leak-to-non-member, omit-time, \
          error-on-wrong-event, duplicate-broadcast, never-timeout, no-leave-notice, \
-         notify-non-member, reorder-broadcast, wrong-field-type, crash-on-hostile-room-name)"
+         notify-non-member, reorder-broadcast, wrong-field-type, crash-on-hostile-room-name, \
+         socket-id-room)"
     )]
     Unknown(String),
     #[error("fault {0} takes no value")]
@@ -101,6 +106,7 @@ impl FromStr for Fault {
             "reorder-broadcast" => bare(Fault::ReorderBroadcast),
             "wrong-field-type" => bare(Fault::WrongFieldType),
             "crash-on-hostile-room-name" => bare(Fault::CrashOnHostileRoomName),
+            "socket-id-room" => bare(Fault::SocketIdRoom),
             _ => Err(FaultParseError::Unknown(spec.to_string())),
         }
     }
@@ -120,6 +126,7 @@ impl fmt::Display for Fault {
             Fault::ReorderBroadcast => f.write_str("reorder-broadcast"),
             Fault::WrongFieldType => f.write_str("wrong-field-type"),
             Fault::CrashOnHostileRoomName => f.write_str("crash-on-hostile-room-name"),
+            Fault::SocketIdRoom => f.write_str("socket-id-room"),
         }
     }
 }
@@ -139,6 +146,7 @@ pub struct FaultSet {
     pub reorder_broadcast: bool,
     pub wrong_field_type: bool,
     pub crash_on_hostile_room_name: bool,
+    pub socket_id_room: bool,
 }
 
 impl FaultSet {
@@ -157,6 +165,7 @@ impl FaultSet {
                 Fault::ReorderBroadcast => set.reorder_broadcast = true,
                 Fault::WrongFieldType => set.wrong_field_type = true,
                 Fault::CrashOnHostileRoomName => set.crash_on_hostile_room_name = true,
+                Fault::SocketIdRoom => set.socket_id_room = true,
             }
         }
         set
@@ -213,6 +222,7 @@ mod tests {
             "reorder-broadcast",
             "wrong-field-type",
             "crash-on-hostile-room-name",
+            "socket-id-room",
         ] {
             let fault: Fault = spec.parse().unwrap();
             assert_eq!(fault.to_string(), spec);

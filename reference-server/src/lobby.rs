@@ -422,7 +422,9 @@ impl LobbyState {
             }
             // In socket.io every connection is in a room named by its id; refusing those names
             // keeps a client from ever addressing another connection (or itself) as a room.
-            if Sid::from_str(name).is_ok_and(|sid| reg.conns.contains_key(&sid)) {
+            if !self.faults.socket_id_room
+                && Sid::from_str(name).is_ok_and(|sid| reg.conns.contains_key(&sid))
+            {
                 return Err(errors::INVALID_ROOM_NAME);
             }
         }
@@ -542,6 +544,15 @@ impl LobbyState {
         let Some(room) = lock(&self.rooms).get(name.as_str()).cloned() else {
             return Err(errors::NOT_IN_ROOM);
         };
+        // Looked up before the room is locked: the registry is never taken under a room lock.
+        let owner = self
+            .faults
+            .socket_id_room
+            .then(|| {
+                let reg = lock(&self.registry);
+                Sid::from_str(name).ok().and_then(|sid| reg.socket_of(sid).cloned())
+            })
+            .flatten();
         let r = lock(&room);
         if r.position(socket.id).is_none() {
             return Err(errors::NOT_IN_ROOM);
@@ -553,6 +564,10 @@ impl LobbyState {
         };
         for m in &r.members {
             m.socket.emit("gotRoomMessage", &out).ok();
+        }
+        // As `io.to(name)` would: the connection named by the room also gets it.
+        if let Some(owner) = owner.filter(|o| r.position(o.id).is_none()) {
+            owner.emit("gotRoomMessage", &out).ok();
         }
         Ok(())
     }
