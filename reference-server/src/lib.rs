@@ -292,6 +292,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = parse_room_size)]
     pub room_size: u32,
 
+    /// Also write the served users and rooms to FILE (users-file JSON) before listening, e.g.
+    /// to hand the generated users' tokens to another load generator.
+    #[arg(long, value_name = "FILE")]
+    pub write_users: Option<PathBuf>,
+
     /// Engine.IO ping interval in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 25_000)]
     pub ping_interval_ms: u64,
@@ -335,6 +340,12 @@ impl ServeArgs {
 /// `listening on http://ADDR`.
 pub async fn serve_cli(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.to_config()?;
+    if let Some(path) = &args.write_users {
+        config
+            .fixtures
+            .save(path)
+            .with_context(|| format!("cannot write users file {}", path.display()))?;
+    }
     if !config.faults.is_empty() {
         let list: Vec<String> = config.faults.iter().map(Fault::to_string).collect();
         tracing::warn!("FAULTS ENABLED (test only): {}", list.join(", "));
