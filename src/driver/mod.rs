@@ -291,10 +291,13 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         tasks.spawn(vu::run(shared.clone(), arrival));
     }
     let sweeper = tokio::spawn(sweep_loop(shared.clone()));
-    let progress = opts.progress.then(|| match opts.worker {
-        Some(_) => tokio::spawn(crate::workers::progress_lines(shared.clone())),
-        None => tokio::spawn(progress::show(shared.clone(), schedule_end)),
-    });
+    // A worker always reports its counters to the parent, which draws the view (or not).
+    let progress = match opts.worker {
+        Some(_) => Some(tokio::spawn(crate::workers::progress_lines(shared.clone()))),
+        None => opts
+            .progress
+            .then(|| tokio::spawn(progress::show(shared.clone(), schedule_end))),
+    };
 
     let interrupted = Arc::new(AtomicBool::new(false));
     {

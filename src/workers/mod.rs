@@ -323,6 +323,8 @@ pub async fn run_parent(args: &RunArgs, mut scenario: Scenario) -> i32 {
     let mut last_signal = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut last = (Live::default(), tokio::time::Instant::now());
+    // The most connections open at once, from the workers' live counts.
+    let mut peak_open = 0u64;
     loop {
         tokio::select! {
             done = waits.join_next() => match done {
@@ -341,9 +343,12 @@ pub async fn run_parent(args: &RunArgs, mut scenario: Scenario) -> i32 {
                 }
             },
             _ = tick.tick() => {
+                let now = sum_live(&live);
+                peak_open = peak_open.max(now.active);
                 if let Some(bar) = &bar {
-                    last = show_progress(bar, &live, last, n);
+                    show_progress(bar, &now, &last, n);
                 }
+                last = (now, tokio::time::Instant::now());
                 if let Some(since) = interrupted {
                     if last_signal.elapsed() >= Duration::from_secs(1) {
                         last_signal = tokio::time::Instant::now();
@@ -457,10 +462,11 @@ pub async fn run_parent(args: &RunArgs, mut scenario: Scenario) -> i32 {
             String::new()
         }
     );
-    print!("{}", processes_table(&infos, &server_costs));
+    print!("{}", processes_table(&infos, &server_costs, peak_open));
     summary.processes = Some(serde_json::json!({
         "workers": infos,
         "servers": server_costs,
+        "peak_open": peak_open,
     }));
     crate::cli::finish_run(args, &scenario.name, &summary, &result, &dir)
 }
@@ -507,11 +513,7 @@ fn worker_args(
     if let Some(source) = source {
         a.extend(["--source-addr".into(), source.to_string().into()]);
     }
-    for (on, flag) in [
-        (args.op_log, "--op-log"),
-        (args.strict, "--strict"),
-        (args.no_progress, "--no-progress"),
-    ] {
+    for (on, flag) in [(args.op_log, "--op-log"), (args.strict, "--strict")] {
         if on {
             a.push(flag.into());
         }
@@ -585,17 +587,22 @@ fn progress_bar(planned: u64) -> indicatif::ProgressBar {
     bar
 }
 
-/// Redraws the aggregate of the workers' last progress lines.
-fn show_progress(
-    bar: &indicatif::ProgressBar,
-    live: &Mutex<Vec<Live>>,
-    (before, at): (Live, tokio::time::Instant),
-    workers: u32,
-) -> (Live, tokio::time::Instant) {
+/// The sum of the workers' last progress lines.
+fn sum_live(live: &Mutex<Vec<Live>>) -> Live {
     let mut sum = Live::default();
     for l in crate::oracle::lock(live).iter() {
         sum.add(l);
     }
+    sum
+}
+
+/// Redraws the aggregate view: `sum` now, `before` at `at`.
+fn show_progress(
+    bar: &indicatif::ProgressBar,
+    sum: &Live,
+    (before, at): &(Live, tokio::time::Instant),
+    workers: u32,
+) {
     let dt = at.elapsed().as_secs_f64().max(1e-3);
     let rate = |now: u64, then: u64| now.saturating_sub(then) as f64 / dt;
     bar.set_position(sum.connected + sum.connect_errors);
@@ -610,11 +617,10 @@ fn show_progress(
         sum.violations,
     ));
     bar.tick();
-    (sum, tokio::time::Instant::now())
 }
 
 /// The per-process lines of the console report.
-fn processes_table(workers: &[WorkerInfo], servers: &[ServerInfo]) -> String {
+fn processes_table(workers: &[WorkerInfo], servers: &[ServerInfo], peak_open: u64) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     let _ = writeln!(
@@ -655,6 +661,10 @@ fn processes_table(workers: &[WorkerInfo], servers: &[ServerInfo]) -> String {
             s.url, s.cpu_s, s.peak_rss_mb
         );
     }
+    let _ = writeln!(
+        out,
+        "peak open connections: {peak_open} (the workers' live counts, summed twice a second)"
+    );
     out
 }
 
