@@ -246,11 +246,10 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         let owners = crate::workers::owners(users.iter().map(|u| u.room), share.count);
         arrivals.retain(|a| owners[a.client as usize] == share.index);
     }
-    // A short lead so the first arrivals are not late before the tasks exist; a worker starts
-    // when the parent says, in step with the other workers.
-    let start = match &opts.worker {
-        Some(share) => share.wait_for_start().await.map_err(RunError::Setup)?,
-        None => Instant::now() + Duration::from_millis(50),
+    // A worker starts when the parent says, in step with the other workers.
+    let worker_start = match &opts.worker {
+        Some(share) => Some(share.wait_for_start().await.map_err(RunError::Setup)?),
+        None => None,
     };
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let shared = Arc::new(Shared {
@@ -268,7 +267,8 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         by_username,
         metrics: Metrics::new(workers * 2),
         counters: Counters::default(),
-        start,
+        // A short lead so the first arrivals are not late before the tasks exist.
+        start: worker_start.unwrap_or_else(|| Instant::now() + Duration::from_millis(50)),
         stop: tokio::sync::watch::channel(false).0,
         oplog: opts.op_log.then(|| std::sync::Mutex::new(Vec::new())),
         // Ten times the invalid-run bound, and at least a second.
