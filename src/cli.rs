@@ -103,6 +103,22 @@ pub struct RunArgs {
     /// Test-only: break the embedded reference server in one way (e.g. drop-broadcast=0.2).
     #[arg(long, hide = true)]
     pub server_fault: Vec<String>,
+    /// Split the clients across N driver processes (whole fixture rooms each) and merge their
+    /// results into one report.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::workers::MAX_WORKERS)))]
+    pub workers: u32,
+    /// With --workers and no target: serve from M reference-server processes (worker k drives
+    /// server k mod M).
+    #[arg(long, value_name = "M", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub server_procs: u32,
+    /// Internal (set by --workers): this process is worker K of N.
+    #[arg(long, hide = true, value_name = "K/N", conflicts_with = "workers")]
+    pub worker: Option<crate::workers::WorkerShare>,
+    /// Bind every client socket to this source address.
+    #[arg(long, hide = true, value_name = "IP")]
+    pub source_addr: Option<std::net::IpAddr>,
 }
 
 /// Parses the command line, runs, and returns the process exit code.
@@ -163,6 +179,17 @@ async fn run(args: RunArgs) -> i32 {
     if let Some(eio) = args.eio {
         scenario.eio = eio;
     }
+    if args.workers > 1 {
+        return crate::workers::run_parent(&args, scenario).await;
+    }
+    if args.server_procs > 1 {
+        eprintln!("error: --server-procs needs --workers N with N > 1");
+        return Exit::Usage.code();
+    }
+    if args.worker.is_some() && args.target.is_none() {
+        eprintln!("error: --worker is internal to --workers and needs --target");
+        return Exit::Usage.code();
+    }
     let opts = RunOptions {
         target: args.target.clone(),
         seed: args.seed,
@@ -173,34 +200,56 @@ async fn run(args: RunArgs) -> i32 {
         op_log: args.op_log,
         fixtures: None,
         users_skip: 0,
+        local_addr: args.source_addr,
+        worker: args.worker.clone(),
     };
     let name = scenario.name.clone();
     let result = match driver::run(scenario, opts).await {
         Ok(r) => r,
         Err(e) => return run_error(e),
     };
-    let run_id = format!(
-        "{}-{}-s{}",
-        result.started_at.format("%Y%m%d-%H%M%S"),
-        sanitize(&name),
-        result.seed
-    );
+    let run_id = run_id(result.started_at, &name, result.seed);
     let summary = report::summarize(&result, &args.scenario, &run_id, args.strict);
-    print!("{}", report::console(&summary));
     let dir = args
         .report_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from("reports").join(&run_id));
+    if let Some(share) = &args.worker {
+        return crate::workers::finish_worker(share, args.source_addr, &summary, &result, &dir);
+    }
+    finish_run(&args, &name, &summary, &result, &dir)
+}
+
+/// A run's id: its start time, scenario name and seed.
+pub(crate) fn run_id(started_at: chrono::DateTime<chrono::Utc>, name: &str, seed: u64) -> String {
+    format!(
+        "{}-{}-s{}",
+        started_at.format("%Y%m%d-%H%M%S"),
+        sanitize(name),
+        seed
+    )
+}
+
+/// Presents a finished run (one process or merged workers): the console summary, JUnit if
+/// asked, the report files; returns the verdict's exit code.
+pub(crate) fn finish_run(
+    args: &RunArgs,
+    name: &str,
+    summary: &report::SummaryFile,
+    result: &driver::RunResult,
+    dir: &std::path::Path,
+) -> i32 {
+    print!("{}", report::console(summary));
     if let Some(path) = &args.junit {
         let xml = crate::junit::render(
             &format!("roomrig run {name}"),
-            &report::junit_cases(&summary),
+            &report::junit_cases(summary),
         );
         if let Err(code) = write_output(path, xml) {
             return code;
         }
     }
-    match report::write_files(&summary, &result, &dir) {
+    match report::write_files(summary, result, dir) {
         Ok(paths) => {
             for p in paths {
                 println!("wrote {}", p.display());

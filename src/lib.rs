@@ -3,7 +3,7 @@
 //! `run` replays a YAML [`scenario`] with many simulated clients ([`driver`]) that speak
 //! Engine.IO/Socket.IO themselves ([`client`], [`protocol`]); the [`oracle`] judges every
 //! received event against the [`dialect`]'s table; [`metrics`] keeps the latency histograms;
-//! [`report`] presents a finished run.
+//! [`report`] presents a finished run; [`workers`] splits a run across driver processes.
 
 pub mod check;
 pub mod cli;
@@ -20,3 +20,4 @@ pub mod resources;
 pub mod scenario;
 pub mod schedule;
 pub mod thresholds;
+pub mod workers;

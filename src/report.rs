@@ -46,6 +46,10 @@ pub struct SummaryFile {
     pub verdict: Verdict,
     /// The command that replays this run (same scenario, same seed).
     pub replay: String,
+    /// With `--workers N`: each driver process and reference-server process of the run
+    /// (see `crate::workers`); absent for a run in one process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub processes: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize)]
@@ -228,6 +232,7 @@ pub fn summarize(
                 .as_ref()
                 .map_or(String::new(), |f| format!(" --users {}", f.display())),
         ),
+        processes: None,
     }
 }
 
@@ -527,8 +532,14 @@ pub fn console(summary: &SummaryFile) -> String {
     let d = &s.driver;
     let _ = writeln!(
         out,
-        "\nroomrig process{}: {:.2} CPU s, {:.2} µs CPU per received event, peak RSS {:.1} MB ({:.1} KiB per client)",
-        if d.includes_embedded_server { " (with the embedded server)" } else { "" },
+        "\n{}: {:.2} CPU s, {:.2} µs CPU per received event, peak RSS {:.1} MB ({:.1} KiB per client)",
+        if s.processes.is_some() {
+            "roomrig worker processes (summed)"
+        } else if d.includes_embedded_server {
+            "roomrig process (with the embedded server)"
+        } else {
+            "roomrig process"
+        },
         d.cpu_s, d.cpu_us_per_received_event, d.peak_rss_mb, d.rss_per_client_kib
     );
     let v = &s.violations;

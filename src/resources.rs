@@ -1,10 +1,10 @@
 //! What the driver process itself costs: CPU seconds and resident memory, so a report can say
 //! whether the generator, not the server, was the limit.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A reading of the process's resource use.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Usage {
     pub cpu_user_s: f64,
     pub cpu_sys_s: f64,

@@ -132,6 +132,12 @@ pub struct RunOptions {
     pub fixtures: Option<Fixtures>,
     /// The driver leaves out the first `users_skip` users (each conformance case gets its own).
     pub users_skip: usize,
+    /// Bind every client socket to this source address (`--workers` gives each worker its
+    /// own, so the ~28k ephemeral ports of one address are no ceiling).
+    pub local_addr: Option<std::net::IpAddr>,
+    /// In a worker process of `--workers N`: run only this worker's share of the clients, and
+    /// start the schedule when the parent says so.
+    pub worker: Option<crate::workers::WorkerShare>,
 }
 
 /// Why a run could not start.
@@ -224,6 +230,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
 
     let client_config = ClientConfig {
         eio: scenario.eio,
+        local_addr: opts.local_addr,
         ..ClientConfig::default()
     };
     preflight(&target, &client_config).await?;
@@ -246,7 +253,17 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         .enumerate()
         .map(|(i, u)| (u.username.clone(), i as u32))
         .collect();
-    let arrivals = schedule::arrivals(&scenario, users.len());
+    let mut arrivals = schedule::arrivals(&scenario, users.len());
+    if let Some(share) = &opts.worker {
+        // The same schedule as one process, but only the clients of this worker's rooms.
+        let owners = crate::workers::owners(users.iter().map(|u| u.room), share.count);
+        arrivals.retain(|a| owners[a.client as usize] == share.index);
+    }
+    // A worker starts when the parent says, in step with the other workers.
+    let worker_start = match &opts.worker {
+        Some(share) => Some(share.wait_for_start().await.map_err(RunError::Setup)?),
+        None => None,
+    };
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let shared = Arc::new(Shared {
         spec,
@@ -265,7 +282,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         metrics: Metrics::new(workers * 2),
         counters: Counters::default(),
         // A short lead so the first arrivals are not late before the tasks exist.
-        start: Instant::now() + Duration::from_millis(50),
+        start: worker_start.unwrap_or_else(|| Instant::now() + Duration::from_millis(50)),
         stop: tokio::sync::watch::channel(false).0,
         oplog: opts.op_log.then(|| std::sync::Mutex::new(Vec::new())),
         // Ten times the invalid-run bound, and at least a second.
@@ -288,9 +305,13 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         tasks.spawn(vu::run(shared.clone(), arrival));
     }
     let sweeper = tokio::spawn(sweep_loop(shared.clone()));
-    let progress = opts
-        .progress
-        .then(|| tokio::spawn(progress::show(shared.clone(), schedule_end)));
+    // A worker always reports its counters to the parent, which draws the view (or not).
+    let progress = match opts.worker {
+        Some(_) => Some(tokio::spawn(crate::workers::progress_lines(shared.clone()))),
+        None => opts
+            .progress
+            .then(|| tokio::spawn(progress::show(shared.clone(), schedule_end))),
+    };
 
     let interrupted = Arc::new(AtomicBool::new(false));
     {

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use rules::{Check, Level};
@@ -36,11 +36,12 @@ pub type RoomKey = u64;
 pub type ClientId = u32;
 
 const SHARDS: usize = 64;
-const EXAMPLES_PER_RULE: usize = 5;
+/// Violations kept in full per rule (the rest are counted).
+pub const EXAMPLES_PER_RULE: usize = 5;
 const TRANSCRIPT_LEN: usize = 16;
 
 /// One recorded violation.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Violation {
     pub rule: String,
     pub level: Level,
@@ -54,7 +55,7 @@ pub struct Violation {
 }
 
 /// Violations counted per rule, with the first few in full.
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct RuleTally {
     pub level: Option<Level>,
     pub reason: String,

@@ -2,10 +2,10 @@
 //! `dorm/message/missing`; the check part, its level and its reason are fixed here, so ids are
 //! stable and every dialect reports the same kind of fault under the same name.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// RFC 2119 levels: MUST fails a run, SHOULD warns (fails with `--strict`), INFO only reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Level {
     Must,

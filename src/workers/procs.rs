@@ -1,0 +1,246 @@
+//! The child processes of a `--workers` run: reference servers (`roomrig serve`) and workers
+//! (`roomrig run --worker K/N`). Each is a plain child process of its own (own open-file
+//! limit) in its own process group, so a Ctrl-C at the terminal reaches only the parent, which
+//! forwards it to the workers and stops the servers after them.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+
+/// How long a server may take to load its users and listen.
+const SERVER_START: Duration = Duration::from_secs(60);
+
+/// A reference server in its own process.
+pub struct ServerProc {
+    pub child: Child,
+    pub url: String,
+}
+
+/// What a child process cost, read from `/proc` just before it is stopped.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Cost {
+    pub cpu_s: f64,
+    pub peak_rss_mb: f64,
+}
+
+/// Reads a live process's CPU time and peak resident memory (Linux; zeros elsewhere).
+pub fn cost_of(pid: u32) -> Cost {
+    let mut cost = Cost::default();
+    if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // Fields after the command name: state is field 3, utime 14 and stime 15.
+        if let Some((_, rest)) = stat.rsplit_once(") ") {
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            // SAFETY: sysconf only reads a system constant.
+            let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+            let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+            cost.cpu_s = (ticks(11) + ticks(12)) / tck;
+        }
+    }
+    if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+        cost.peak_rss_mb = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0);
+    }
+    cost
+}
+
+/// Sends a signal to a child process.
+pub fn signal(pid: u32, sig: libc::c_int) {
+    // SAFETY: kill only sends a signal to the given process, one of our children.
+    unsafe { libc::kill(pid as libc::pid_t, sig) };
+}
+
+fn command(exe: &Path) -> Command {
+    let mut cmd = Command::new(exe);
+    cmd.process_group(0)
+        .kill_on_drop(true)
+        .stderr(Stdio::inherit());
+    cmd
+}
+
+/// Starts `roomrig serve` on a free loopback port with the given arguments and waits for its
+/// `listening on URL` line.
+pub async fn start_server(exe: &Path, args: &[String]) -> Result<ServerProc, String> {
+    let mut child = command(exe)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start `{} serve`: {e}", exe.display()))?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let first = tokio::time::timeout(SERVER_START, lines.next_line())
+        .await
+        .map_err(|_| "the reference server did not start listening in time".to_string())?
+        .map_err(|e| format!("reading the reference server's output: {e}"))?;
+    let url = first
+        .as_deref()
+        .and_then(|l| l.trim().strip_prefix("listening on "))
+        .map(str::to_string)
+        .ok_or_else(|| format!("the reference server did not start (first line {first:?})"))?;
+    // Keep reading (and dropping) its stdout so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(ServerProc { child, url })
+}
+
+impl ServerProc {
+    /// Stops the server (SIGTERM, then SIGKILL after a grace period) and returns its cost.
+    pub async fn stop(mut self) -> Cost {
+        let Some(pid) = self.child.id() else {
+            return Cost::default();
+        };
+        let cost = cost_of(pid);
+        signal(pid, libc::SIGTERM);
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .is_err()
+        {
+            self.child.kill().await.ok();
+        }
+        cost
+    }
+}
+
+/// Live figures of a worker, from its `@progress` lines.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Live {
+    pub planned: u64,
+    pub connected: u64,
+    pub connect_errors: u64,
+    pub active: u64,
+    pub sent: u64,
+    pub received: u64,
+    pub violations: u64,
+}
+
+impl Live {
+    pub fn parse(line: &str) -> Option<Live> {
+        let v: Vec<u64> = line
+            .strip_prefix("@progress ")?
+            .split_whitespace()
+            .map(|x| x.parse().ok())
+            .collect::<Option<_>>()?;
+        let [planned, connected, connect_errors, active, sent, received, violations] = v[..] else {
+            return None;
+        };
+        Some(Live {
+            planned,
+            connected,
+            connect_errors,
+            active,
+            sent,
+            received,
+            violations,
+        })
+    }
+
+    pub fn line(&self) -> String {
+        format!(
+            "@progress {} {} {} {} {} {} {}",
+            self.planned,
+            self.connected,
+            self.connect_errors,
+            self.active,
+            self.sent,
+            self.received,
+            self.violations
+        )
+    }
+
+    pub fn add(&mut self, o: &Live) {
+        self.planned += o.planned;
+        self.connected += o.connected;
+        self.connect_errors += o.connect_errors;
+        self.active += o.active;
+        self.sent += o.sent;
+        self.received += o.received;
+        self.violations += o.violations;
+    }
+}
+
+/// A worker process.
+pub struct WorkerProc {
+    pub index: u32,
+    pub child: Child,
+    pub stdin: Option<ChildStdin>,
+    /// Fires when the worker has connected once and waits for the start.
+    pub ready: tokio::sync::oneshot::Receiver<()>,
+}
+
+/// Starts `roomrig run ... --worker K/N` and follows its stdout: `@ready` once it waits for the
+/// start, `@progress ...` lines (stored in `live[index]`) while it runs.
+pub fn start_worker(
+    exe: &Path,
+    index: u32,
+    args: &[std::ffi::OsString],
+    live: Arc<Mutex<Vec<Live>>>,
+) -> Result<WorkerProc, String> {
+    let mut child = command(exe)
+        .arg("run")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start worker {index}: {e}"))?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let stdin = child.stdin.take();
+    let (ready_tx, ready) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut ready_tx = Some(ready_tx);
+        let mut lines = BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line == "@ready" {
+                if let Some(tx) = ready_tx.take() {
+                    tx.send(()).ok();
+                }
+            } else if let Some(l) = Live::parse(&line) {
+                crate::oracle::lock(&live)[index as usize] = l;
+            } else {
+                println!("[worker {index}] {line}");
+            }
+        }
+    });
+    Ok(WorkerProc {
+        index,
+        child,
+        stdin,
+        ready,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_lines_round_trip() {
+        let l = Live {
+            planned: 1,
+            connected: 2,
+            connect_errors: 3,
+            active: 4,
+            sent: 5,
+            received: 6,
+            violations: 7,
+        };
+        let back = Live::parse(&l.line()).unwrap();
+        assert_eq!(back.line(), l.line());
+        assert!(Live::parse("@progress 1 2").is_none());
+        assert!(Live::parse("hello").is_none());
+    }
+
+    #[test]
+    fn reads_own_cost() {
+        let c = cost_of(std::process::id());
+        assert!(c.peak_rss_mb > 0.0);
+    }
+}

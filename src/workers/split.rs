@@ -1,0 +1,141 @@
+//! How a run is split: which worker runs which client (whole fixture rooms per worker), which
+//! dialects can be split at all, and which source address each worker binds.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use crate::dialect::{Attribution, DialectSpec, RoomOf};
+
+/// The most workers of one run: worker `k` binds 127.0.0.(k + 2), so 250 keeps below .255.
+pub const MAX_WORKERS: u32 = 250;
+
+/// The worker (`0..n`) of each client, given each client's fixture room in client order.
+///
+/// Every member of a fixture room lives in the same worker, so a broadcast and all its
+/// receivers are timed by one process clock and judged by one oracle. Rooms are dealt
+/// round-robin in order of first appearance: users arrive in user order and fill rooms in
+/// order, so every worker gets its share of the arrivals all along the schedule. A client
+/// without a fixture room is dealt round-robin by its index.
+pub fn owners(rooms: impl IntoIterator<Item = Option<u64>>, n: u32) -> Vec<u32> {
+    let n = n.max(1);
+    let mut ordinal: HashMap<u64, u32> = HashMap::new();
+    rooms
+        .into_iter()
+        .enumerate()
+        .map(|(client, room)| match room {
+            Some(room) => {
+                let next = ordinal.len() as u32;
+                *ordinal.entry(room).or_insert(next) % n
+            }
+            None => client as u32 % n,
+        })
+        .collect()
+}
+
+/// Whether every delivery of the dialect stays inside one fixture room, so that a worker that
+/// holds whole rooms sees every receiver of every broadcast it sends. `Err` says which event
+/// crosses rooms.
+///
+/// Dialects with deliveries to every connection or to named rooms and users (`lobby`:
+/// `otherLogedin`, `gotPublicMessage`, `gotPrivateMessage`, rooms named by the scenario) are
+/// refused: a worker would see receipts of sends made in another process and could not
+/// require deliveries to receivers living elsewhere, so its verdict would be incomplete.
+pub fn check_splittable(spec: &DialectSpec) -> Result<(), String> {
+    let refuse = |what: String| {
+        Err(format!(
+            "dialect `{}` cannot be split across processes: {what}, so no worker sees every \
+             receiver of its broadcasts; run it with one process (--workers 1)",
+            spec.name
+        ))
+    };
+    if spec.uses_everyone {
+        return refuse("some of its events go to every connection".to_string());
+    }
+    if let Some(d) = spec.departure {
+        if let Some(event) = d.everyone.or(d.each_room) {
+            return refuse(format!("departures are announced with `{event}`"));
+        }
+    }
+    for e in spec.events {
+        if e.attribution == Attribution::Reply {
+            continue; // a reply goes to its requester only
+        }
+        let to = match e.room {
+            RoomOf::SenderHome => continue,
+            RoomOf::Field(f) => format!("the room named by its `{f}` field"),
+            RoomOf::Everyone => "every connection".to_string(),
+            RoomOf::ReceiverUser => "a user named by the sender".to_string(),
+        };
+        return refuse(format!("`{}` goes to {to}", e.name));
+    }
+    Ok(())
+}
+
+/// The source address worker `k` binds its client sockets to: 127.0.0.(k + 2) when the target
+/// is an IPv4 loopback address (or `localhost`), else none (the system picks).
+///
+/// A TCP connection is told apart by (source address, source port, target address, target
+/// port). Against one server address, one source address has the ephemeral port range
+/// (32768–60999 here, about 28k ports) to give; since a socket bound to an address before
+/// `connect` takes its port at bind time, the range is shared by every connection from that
+/// address. One address per worker gives each worker its own 28k ports, and the open-file
+/// limit (20,000 per process here) keeps a worker below that anyway.
+pub fn source_addr(target: &str, k: u32) -> Option<IpAddr> {
+    let rest = target.split_once("://").map_or(target, |(_, r)| r);
+    let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    if authority.starts_with('[') {
+        return None; // IPv6
+    }
+    let host = authority.split(':').next().unwrap_or(authority);
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback());
+    (loopback && k < MAX_WORKERS).then(|| IpAddr::V4(Ipv4Addr::new(127, 0, 0, (k + 2) as u8)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rooms_stay_whole_and_are_dealt_round_robin() {
+        // Rooms of 4 in user order, then two users without a room.
+        let rooms: Vec<Option<u64>> = (0..16u64)
+            .map(|i| Some(i / 4 + 1))
+            .chain([None, None])
+            .collect();
+        let o = owners(rooms.clone(), 2);
+        assert_eq!(&o[..8], &[0, 0, 0, 0, 1, 1, 1, 1]);
+        assert_eq!(&o[8..16], &[0, 0, 0, 0, 1, 1, 1, 1]);
+        assert_eq!(&o[16..], &[0, 1]);
+        assert!(owners(rooms.clone(), 1).iter().all(|&w| w == 0));
+        // Rooms in any order: one worker per room, whatever the order of the users.
+        let mixed = [Some(9), Some(3), Some(9), Some(5), Some(3)];
+        let o = owners(mixed, 3);
+        assert_eq!(o, vec![0, 1, 0, 2, 1]);
+    }
+
+    #[test]
+    fn only_dialects_confined_to_fixture_rooms_split() {
+        assert!(check_splittable(crate::dialect::spec("dorm")).is_ok());
+        let err = check_splittable(crate::dialect::spec("lobby")).unwrap_err();
+        assert!(
+            err.contains("lobby") && err.contains("--workers 1"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn loopback_targets_get_one_source_address_per_worker() {
+        let a = |t: &str, k| source_addr(t, k).map(|ip| ip.to_string());
+        assert_eq!(a("http://127.0.0.1:3000", 0).as_deref(), Some("127.0.0.2"));
+        assert_eq!(
+            a("http://localhost:3000/x", 3).as_deref(),
+            Some("127.0.0.5")
+        );
+        assert_eq!(a("ws://127.0.0.1", 1).as_deref(), Some("127.0.0.3"));
+        assert_eq!(a("http://10.0.0.5:3000", 0), None);
+        assert_eq!(a("http://[::1]:3000", 0), None);
+        assert_eq!(a("http://example.com:80", 0), None);
+    }
+}
