@@ -286,14 +286,21 @@ fn verdict(
     let mut reasons = Vec::new();
     let lateness_p99 = metrics.get("send.lateness").map_or(0.0, |m| m.co.p99_ms);
     let bound_ms = result.max_lateness.as_secs_f64() * 1e3;
-    let invalid = lateness_p99 > bound_ms || result.overloaded;
+    let lag_p99 = metrics.get("runtime.lag").map_or(0.0, |m| m.co.p99_ms);
+    let saturated = lag_p99 > bound_ms;
+    let invalid = lateness_p99 > bound_ms || saturated || result.overloaded;
     if result.overloaded {
         reasons.push(format!(
             "stopped early: a send fell more than {:.0} ms behind its schedule (the generator fell behind)",
             bound_ms * 10.0
         ));
     }
-    if invalid && !result.overloaded {
+    if saturated && !result.overloaded {
+        reasons.push(format!(
+            "runtime lag p99 {lag_p99:.1} ms exceeds {bound_ms:.0} ms: the generator's runtime was saturated, so receipts were judged late"
+        ));
+    }
+    if lateness_p99 > bound_ms && !result.overloaded {
         reasons.push(format!(
             "send lateness p99 {lateness_p99:.1} ms exceeds {bound_ms:.0} ms: the generator fell behind its schedule, so latencies describe the generator"
         ));

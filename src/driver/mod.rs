@@ -305,6 +305,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         tasks.spawn(vu::run(shared.clone(), arrival));
     }
     let sweeper = tokio::spawn(sweep_loop(shared.clone()));
+    let lag = tokio::spawn(lag_probe(shared.clone()));
     // A worker always reports its counters to the parent, which draws the view (or not).
     let progress = match opts.worker {
         Some(_) => Some(tokio::spawn(crate::workers::progress_lines(shared.clone()))),
@@ -329,6 +330,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
     }
     tasks.abort_all();
     sweeper.abort();
+    lag.abort();
     // Everything still in flight is now either received or missing, unless the generator
     // stopped the run for falling behind: then what it failed to read is its own fault.
     if !shared.overloaded.load(Ordering::Relaxed) {
@@ -480,6 +482,21 @@ pub async fn preflight(target: &str, config: &ClientConfig) -> Result<(), RunErr
             eio: config.eio.to_string(),
             reason: e.to_string(),
         }),
+    }
+}
+
+/// How late the runtime runs a 10 ms timer (`runtime.lag`): a generator whose runtime is
+/// saturated shows here even while its sends are still on time, and its receipts are then
+/// judged late. The intended wake-ups stay on their grid (coordinated omission corrected).
+async fn lag_probe(shared: Arc<Shared>) {
+    const PERIOD: Duration = Duration::from_millis(10);
+    let mut next = Instant::now() + PERIOD;
+    loop {
+        tokio::time::sleep_until(next).await;
+        let lag = Instant::now().saturating_duration_since(next).as_micros() as u64;
+        shared.metrics.record(("runtime", "lag"), lag, lag);
+        // After a stall the missed wake-ups follow at once, each with its own lag.
+        next += PERIOD;
     }
 }
 
