@@ -104,6 +104,44 @@ pub enum Incoming {
     Closed(CloseReason),
 }
 
+/// A server event whose arguments are still JSON text, held in the received frame without a
+/// copy (see [`Connection::poll_recv_raw`]): a caller that judges thousands of events per
+/// second parses only what it needs, borrowing from the frame.
+#[derive(Debug, Clone)]
+pub struct RawEvent {
+    frame: Utf8Bytes,
+    args_at: usize,
+    /// Set when the server expects an acknowledgement.
+    pub ack: Option<u64>,
+}
+
+impl RawEvent {
+    /// The event's JSON array text `[name, args…]`, unparsed.
+    pub fn args(&self) -> &str {
+        &self.frame.as_str()[self.args_at..]
+    }
+
+    /// The event as [`Connection::recv`] delivers it (`Err(Protocol)` for malformed
+    /// arguments).
+    pub fn parse(&self) -> Result<Incoming, ClientError> {
+        socketio::parse_event_args(self.args())
+            .map(|(name, args)| Incoming::Event {
+                name,
+                args,
+                ack: self.ack,
+            })
+            .map_err(ClientError::from)
+    }
+}
+
+/// What [`Connection::poll_recv_raw`] delivers: an event left unparsed, or anything else as
+/// [`Connection::recv`] gives it.
+#[derive(Debug, Clone)]
+pub enum RawIncoming {
+    Event(RawEvent),
+    Other(Incoming),
+}
+
 /// How a session ended (see [`Incoming::Closed`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CloseReason {
@@ -710,6 +748,23 @@ impl Connection {
 
     /// Poll form of [`recv`](Self::recv), for callers that drive many connections by hand.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Incoming, ClientError>> {
+        self.poll_recv_raw(cx).map(|r| match r? {
+            RawIncoming::Event(e) => e.parse(),
+            RawIncoming::Other(i) => Ok(i),
+        })
+    }
+
+    /// [`recv`](Self::recv) without parsing event arguments: an event comes as a [`RawEvent`]
+    /// holding the received frame. Same heartbeat handling and cancel safety.
+    pub async fn recv_raw(&mut self) -> Result<RawIncoming, ClientError> {
+        poll_fn(|cx| self.poll_recv_raw(cx)).await
+    }
+
+    /// Poll form of [`recv_raw`](Self::recv_raw).
+    pub fn poll_recv_raw(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<RawIncoming, ClientError>> {
         loop {
             if self.closed {
                 return Poll::Ready(Err(ClientError::Closed));
@@ -750,20 +805,31 @@ impl Connection {
                         self.pong_deadline = self.pong_deadline.max(Some(alive));
                     }
                     if let Some(out) = self.on_message(msg) {
-                        if matches!(out, Ok(Incoming::Closed(CloseReason::WebSocketClose(_)))) {
+                        if matches!(
+                            out,
+                            Ok(RawIncoming::Other(Incoming::Closed(
+                                CloseReason::WebSocketClose(_)
+                            )))
+                        ) {
                             // Best effort: push out tungstenite's close reply.
                             let _ = Pin::new(&mut self.ws).poll_flush(cx);
                         }
                         return Poll::Ready(out);
                     }
                 }
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(self.on_ws_error(e)),
-                Poll::Ready(None) => return Poll::Ready(Ok(self.finish(CloseReason::Eof))),
+                Poll::Ready(Some(Err(e))) => {
+                    return Poll::Ready(self.on_ws_error(e).map(RawIncoming::Other))
+                }
+                Poll::Ready(None) => {
+                    return Poll::Ready(Ok(RawIncoming::Other(self.finish(CloseReason::Eof))))
+                }
                 Poll::Pending => {
                     // A Pending caused by an exhausted coop budget says nothing about the
                     // socket: the task is woken again and the check repeats.
                     if timed_out && tokio::task::coop::has_budget_remaining() {
-                        return Poll::Ready(Ok(self.finish(CloseReason::HeartbeatTimeout)));
+                        return Poll::Ready(Ok(RawIncoming::Other(
+                            self.finish(CloseReason::HeartbeatTimeout),
+                        )));
                     }
                     return Poll::Pending;
                 }
@@ -828,27 +894,40 @@ impl Connection {
         }
     }
 
-    fn on_message(&mut self, msg: Message) -> Option<Result<Incoming, ClientError>> {
+    fn on_message(&mut self, msg: Message) -> Option<Result<RawIncoming, ClientError>> {
+        let other = |r: Result<Incoming, ClientError>| Some(r.map(RawIncoming::Other));
         match msg {
-            Message::Text(t) => self.on_text(&t),
-            Message::Binary(b) => Some(Err(ClientError::Protocol(ProtocolError::Unsupported {
+            Message::Text(t) => self.on_text(t),
+            Message::Binary(b) => other(Err(ClientError::Protocol(ProtocolError::Unsupported {
                 what: "binary websocket frame (Socket.IO binary attachment)",
                 excerpt: format!("{} bytes", b.len()),
             }))),
-            Message::Close(frame) => Some(Ok(self.finish(CloseReason::WebSocketClose(
+            Message::Close(frame) => other(Ok(self.finish(CloseReason::WebSocketClose(
                 frame.map(|f| u16::from(f.code)),
             )))),
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => None,
         }
     }
 
-    fn on_text(&mut self, text: &str) -> Option<Result<Incoming, ClientError>> {
+    fn on_text(&mut self, frame: Utf8Bytes) -> Option<Result<RawIncoming, ClientError>> {
+        let text = frame.as_str();
         let packet = match engineio::decode(text) {
             Ok(p) => p,
             Err(e) => return Some(Err(e.into())),
         };
-        match packet {
-            EioPacket::Message(m) => self.on_socketio(m),
+        let out = match packet {
+            EioPacket::Message(m) => match self.on_socketio(m)? {
+                Ok(Ok(i)) => Ok(i),
+                Ok(Err((ack, args))) => {
+                    let args_at = args.as_ptr() as usize - text.as_ptr() as usize;
+                    return Some(Ok(RawIncoming::Event(RawEvent {
+                        frame,
+                        args_at,
+                        ack,
+                    })));
+                }
+                Err(e) => Err(e),
+            },
             EioPacket::Ping(_) => {
                 self.stats.pings_received += 1;
                 if self.eio == EioVersion::V4 {
@@ -858,27 +937,33 @@ impl Connection {
                     self.queue_control(engineio::PONG);
                     self.stats.pongs_sent += 1;
                 }
-                None
+                return None;
             }
             EioPacket::Pong(_) => {
                 self.stats.pongs_received += 1;
                 if self.eio == EioVersion::V3 && self.pong_deadline.take().is_some() {
                     self.hb_at = Some(Instant::now() + self.ping_interval());
                 }
-                None
+                return None;
             }
-            EioPacket::Close => Some(Ok(self.finish(CloseReason::EngineClose))),
-            EioPacket::Noop | EioPacket::Upgrade => None,
-            EioPacket::Open(_) => Some(Err(ProtocolError::malformed(
+            EioPacket::Close => Ok(self.finish(CloseReason::EngineClose)),
+            EioPacket::Noop | EioPacket::Upgrade => return None,
+            EioPacket::Open(_) => Err(ProtocolError::malformed(
                 "Engine.IO OPEN packet",
                 "unexpected OPEN in an open session",
                 text,
             )
-            .into())),
-        }
+            .into()),
+        };
+        Some(out.map(RawIncoming::Other))
     }
 
-    fn on_socketio(&mut self, m: &str) -> Option<Result<Incoming, ClientError>> {
+    /// An event is handed back unparsed: `Ok(Err((ack, args text)))`.
+    #[allow(clippy::type_complexity)]
+    fn on_socketio<'m>(
+        &mut self,
+        m: &'m str,
+    ) -> Option<Result<Result<Incoming, (Option<u64>, &'m str)>, ClientError>> {
         let packet = match socketio::decode(m) {
             Ok(p) => p,
             Err(e) => return Some(Err(e.into())),
@@ -888,13 +973,11 @@ impl Connection {
             return None;
         }
         Some(match packet {
-            SioPacket::Event { ack, args, .. } => socketio::parse_event_args(args)
-                .map(|(name, args)| Incoming::Event { name, args, ack })
-                .map_err(ClientError::from),
+            SioPacket::Event { ack, args, .. } => Ok(Err((ack, args))),
             SioPacket::Ack { ack, args, .. } => socketio::parse_ack_args(args)
-                .map(|args| Incoming::Ack { ack, args })
+                .map(|args| Ok(Incoming::Ack { ack, args }))
                 .map_err(ClientError::from),
-            SioPacket::Disconnect { .. } => Ok(self.finish(CloseReason::ServerDisconnect)),
+            SioPacket::Disconnect { .. } => Ok(Ok(self.finish(CloseReason::ServerDisconnect))),
             // A repeated CONNECT confirmation is harmless.
             SioPacket::Connect { .. } => return None,
             SioPacket::ConnectError { .. } => Err(ProtocolError::malformed(

@@ -14,6 +14,7 @@
 //!
 //! A required receipt after `S + D` is `late`; none by `S + 2D` is `missing`.
 
+pub mod json;
 pub mod rules;
 pub mod shape;
 
@@ -150,40 +151,103 @@ pub struct MissingDelivery {
     pub sent: Micros,
 }
 
-/// A ring of a client's last events, for reproducing a violation. Payloads are kept as compact
-/// JSON cut at [`TRANSCRIPT_PAYLOAD`] bytes: a parsed `Value` would cost ten times the memory
-/// per client.
+/// A ring of a client's last events, for reproducing a violation. Payloads are kept as the
+/// JSON text that was received or sent (cut at [`TRANSCRIPT_KEEP`] bytes) and rendered as
+/// compact JSON cut at [`TRANSCRIPT_PAYLOAD`] bytes only when a report asks: a parsed `Value`
+/// would cost ten times the memory per client, and re-serializing every event costs CPU.
 #[derive(Default)]
 pub struct Transcript {
-    entries: VecDeque<(Micros, &'static str, Box<str>)>,
+    entries: VecDeque<TranscriptEntry>,
 }
 
-/// Bytes of payload a transcript line keeps.
+struct TranscriptEntry {
+    at: Micros,
+    dir: &'static str,
+    /// `event payload`, the payload as it was on the wire.
+    line: Box<str>,
+    /// Where the payload starts in `line`.
+    payload_at: u32,
+    /// The payload was cut at [`TRANSCRIPT_KEEP`].
+    cut: bool,
+}
+
+/// Bytes of payload a transcript line shows.
 const TRANSCRIPT_PAYLOAD: usize = 160;
+/// Bytes of a line a transcript keeps (more than it shows, so that a payload sent with
+/// whitespace still renders like its compact form).
+const TRANSCRIPT_KEEP: usize = 256;
+
+fn cut_line(line: &mut String, at: usize) -> bool {
+    if line.len() <= at {
+        return false;
+    }
+    let mut cut = at;
+    while !line.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    line.truncate(cut);
+    true
+}
 
 impl Transcript {
     pub fn push(&mut self, at: Micros, dir: &'static str, event: &str, payload: &Value) {
+        self.push_raw(
+            at,
+            dir,
+            event,
+            &serde_json::to_string(payload).unwrap_or_default(),
+        );
+    }
+
+    /// Appends an event whose payload is given as JSON text.
+    pub fn push_raw(&mut self, at: Micros, dir: &'static str, event: &str, payload: &str) {
         if self.entries.len() == TRANSCRIPT_LEN {
             self.entries.pop_front();
         }
-        let mut line = String::with_capacity(64);
+        let mut line =
+            String::with_capacity((event.len() + 1 + payload.len()).min(TRANSCRIPT_KEEP));
         line.push_str(event);
         line.push(' ');
-        line.push_str(&serde_json::to_string(payload).unwrap_or_default());
-        if line.len() > TRANSCRIPT_PAYLOAD {
-            let mut cut = TRANSCRIPT_PAYLOAD;
-            while !line.is_char_boundary(cut) {
-                cut -= 1;
+        let payload_at = line.len() as u32;
+        let room = TRANSCRIPT_KEEP.saturating_sub(line.len());
+        let cut = if payload.len() > room {
+            let mut end = room;
+            while !payload.is_char_boundary(end) {
+                end -= 1;
             }
-            line.truncate(cut);
-            line.push_str("...");
-        }
-        self.entries.push_back((at, dir, line.into_boxed_str()));
+            line.push_str(&payload[..end]);
+            true
+        } else {
+            line.push_str(payload);
+            false
+        };
+        self.entries.push_back(TranscriptEntry {
+            at,
+            dir,
+            line: line.into_boxed_str(),
+            payload_at,
+            cut,
+        });
     }
+
     pub fn lines(&self) -> Vec<String> {
         self.entries
             .iter()
-            .map(|(t, dir, line)| format!("{:>10.3}ms {dir} {line}", *t as f64 / 1e3))
+            .map(|e| {
+                let (event, payload) = e.line.split_at(e.payload_at as usize);
+                // Compact JSON as the oracle parsed it (keys sorted), whatever the wire form.
+                let parsed = (!e.cut)
+                    .then(|| serde_json::from_str::<Value>(payload).ok())
+                    .flatten();
+                let mut line = match parsed {
+                    Some(v) => format!("{event}{v}"),
+                    None => e.line.to_string(),
+                };
+                if cut_line(&mut line, TRANSCRIPT_PAYLOAD) || e.cut {
+                    line.push_str("...");
+                }
+                format!("{:>10.3}ms {} {line}", e.at as f64 / 1e3, e.dir)
+            })
             .collect()
     }
 }
@@ -246,6 +310,18 @@ impl Oracle {
         payload: &Value,
     ) {
         lock(&self.transcripts[client as usize]).push(at, dir, event, payload);
+    }
+
+    /// Appends to a client's transcript an event whose payload is JSON text.
+    pub fn log_raw(
+        &self,
+        client: ClientId,
+        at: Micros,
+        dir: &'static str,
+        event: &str,
+        payload: &str,
+    ) {
+        lock(&self.transcripts[client as usize]).push_raw(at, dir, event, payload);
     }
 
     /// A client's transcript as text lines, oldest first.

@@ -12,11 +12,12 @@ mod judge;
 mod lifecycle;
 
 use super::Shared;
-use crate::client::{ClientError, CloseReason, Connection, Incoming};
+use crate::client::{ClientError, CloseReason, Connection, Incoming, RawIncoming};
 use crate::dialect::{Effect, ErrorStyle, OpContext, EXPECT_ERROR};
 use crate::oracle::rules::Check;
 use crate::oracle::shape;
 use crate::oracle::{ClientId, Micros, Outgoing, RoomKey};
+use crate::protocol::socketio;
 use crate::scenario::{Step, Think};
 use crate::schedule::{client_rng, Arrival};
 
@@ -350,12 +351,12 @@ impl Vu {
                 self.disconnect().await;
                 return false;
             }
-            item = conn.recv() => {
+            item = conn.recv_raw() => {
                 let now = self.shared.now();
                 match item {
-                    Ok(Incoming::Event { name, args, .. }) => self.on_event(name, args, now),
-                    Ok(Incoming::Ack { .. }) => {}
-                    Ok(Incoming::Closed(reason)) => self.on_closed(reason, now),
+                    Ok(RawIncoming::Event(event)) => self.on_event(event, now),
+                    Ok(RawIncoming::Other(Incoming::Event { .. } | Incoming::Ack { .. })) => {}
+                    Ok(RawIncoming::Other(Incoming::Closed(reason))) => self.on_closed(reason, now),
                     Err(e) => {
                         let closed = matches!(e, ClientError::Closed | ClientError::Io(_));
                         if closed {
@@ -490,7 +491,14 @@ impl Vu {
             }
         }
         let conn = self.conn.as_mut().expect("connected");
-        if let Err(e) = conn.emit(request.event, &request.args).await {
+        let (frame, args_at) =
+            socketio::encode_event_parts(conn.namespace(), request.event, &request.args);
+        // The payload as the transcript shows it: the one argument, or the array of them.
+        let payload = match request.args.len() {
+            1 => frame[args_at..frame.len() - 1].to_owned(),
+            _ => format!("[{}]", &frame[args_at..frame.len() - 1]),
+        };
+        if let Err(e) = conn.emit_raw(frame).await {
             self.on_closed(CloseReason::Reset(e.to_string()), sent);
             return;
         }
@@ -507,13 +515,9 @@ impl Vu {
                 shared.stop.send_replace(true);
             }
         }
-        let payload = match request.args.len() {
-            1 => request.args.into_iter().next().unwrap_or_default(),
-            _ => Value::Array(request.args),
-        };
         shared
             .oracle
-            .log(self.me, sent, ">>", request.event, &payload);
+            .log_raw(self.me, sent, ">>", request.event, &payload);
     }
 
     /// The key errors of a request are counted under: its event, or the error channel.
