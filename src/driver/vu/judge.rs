@@ -92,17 +92,19 @@ impl Vu {
     }
 
     fn judge(&mut self, name: &str, payload: &Json<'_>, now: Micros) {
-        let shared = self.shared.clone();
-        shared.counters.received.inc();
-        let oracle = &shared.oracle;
+        // No `Arc` clone of `shared` on this path: its count is one cache line that every
+        // worker thread would bounce per event.
+        let table = self.shared.spec;
+        self.shared.counters.received.inc();
         // `DialectSpec::is_error` on the borrowed payload.
-        let is_error = match shared.spec.errors {
+        let is_error = match table.errors {
             ErrorStyle::SameEvent { field } => payload.has_key(field),
             ErrorStyle::Channel { event } => name == event,
         };
         if is_error {
             self.on_error(name, payload, now);
-        } else if let Some((_, spec)) = shared.spec.event(name) {
+        } else if let Some((_, spec)) = table.event(name) {
+            let oracle = &self.shared.oracle;
             let mut problems = Vec::new();
             shape::check(payload, &spec.shape, spec.name, &mut problems);
             for p in problems {
@@ -148,12 +150,12 @@ impl Vu {
                 } => self.on_fifo_broadcast(spec, payload, sender, value_field, now),
             }
         } else {
-            oracle.violate(
+            self.shared.oracle.violate(
                 self.me,
                 "connection",
                 Check::UnknownEvent,
                 now,
-                format!("one of the {} events", shared.spec.name),
+                format!("one of the {} events", table.name),
                 format!("{name} {}", payload.excerpt()),
             );
         }
@@ -262,7 +264,7 @@ impl Vu {
         sender_key: SenderKey,
         now: Micros,
     ) {
-        let shared = self.shared.clone();
+        let shared = &*self.shared;
         let event = spec.name;
         let Some((sender, seq)) = payload
             .get(field)
@@ -327,7 +329,7 @@ impl Vu {
         value_field: Option<&str>,
         now: Micros,
     ) {
-        let shared = self.shared.clone();
+        let shared = &*self.shared;
         let event = spec.name;
         let Some(sender) = self.sender_of(payload, sender_key) else {
             shared.oracle.violate(

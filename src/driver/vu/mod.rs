@@ -87,6 +87,7 @@ pub async fn run(shared: Arc<Shared>, arrival: Arrival) {
         ended: false,
         closing: Closing::Unexpected,
         oplog: shared.oplog.is_some().then(Vec::new),
+        wake: Box::pin(tokio::time::sleep_until(start_at)),
     };
     if vu
         .connect(intended, ("connect", ""), &mut stop)
@@ -143,6 +144,8 @@ struct Vu {
     closing: Closing,
     /// The operations performed, when the run keeps an operation log.
     oplog: Option<Vec<String>>,
+    /// The timer of [`Vu::serve_once`], reset in place.
+    wake: std::pin::Pin<Box<tokio::time::Sleep>>,
 }
 
 impl Vu {
@@ -335,12 +338,17 @@ impl Vu {
             .min()
             .map_or(at, |d| d.min(at));
         let wake_at = self.shared.instant_of(wake);
+        // One timer per client, moved only when the wake time changes: a new `Sleep` per
+        // received event would register and cancel a timer entry each time.
+        if self.wake.deadline() != wake_at {
+            self.wake.as_mut().reset(wake_at);
+        }
         let Some(conn) = self.conn.as_mut() else {
             // Disconnected: only time passes.
             tokio::select! {
                 biased;
                 _ = &mut *stop => { self.ended = true; return false }
-                _ = tokio::time::sleep_until(wake_at) => {}
+                _ = self.wake.as_mut() => {}
             }
             return !self.ended;
         };
@@ -368,9 +376,11 @@ impl Vu {
                     }
                 }
             }
-            _ = tokio::time::sleep_until(wake_at) => {}
+            _ = self.wake.as_mut() => {}
         }
-        self.expire_pending(self.shared.now());
+        if !self.pending.is_empty() {
+            self.expire_pending(self.shared.now());
+        }
         !self.ended
     }
 
@@ -556,10 +566,37 @@ fn next_step<'a>(stack: &mut Vec<Frame<'a>>, sched: Micros) -> Option<&'a Step> 
 }
 
 /// Resolves once the run is told to stop (Ctrl-C); never polled again after that.
-type Stop = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+///
+/// Polled on every wake of its client, so the common case is one atomic load: once the wait
+/// has registered the task's waker, it is polled again only after the stop flag changed.
+pub(super) struct Stop {
+    changed: tokio::sync::watch::Receiver<bool>,
+    wait: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    registered: bool,
+}
+
+impl std::future::Future for Stop {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        // The waker registered by the first poll stays valid: a Stop is polled by its own
+        // task only, whose waker does not change.
+        if self.registered && matches!(self.changed.has_changed(), Ok(false)) {
+            return std::task::Poll::Pending;
+        }
+        self.registered = true;
+        self.wait.as_mut().poll(cx)
+    }
+}
 
 fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) -> Stop {
-    Box::pin(async move {
-        let _ = stop.wait_for(|s| *s).await;
-    })
+    Stop {
+        changed: stop.clone(),
+        wait: Box::pin(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }),
+        registered: false,
+    }
 }
