@@ -37,6 +37,54 @@ pub type RoomKey = u64;
 pub type ClientId = u32;
 
 const SHARDS: usize = 64;
+
+/// A map keyed by small integers (rooms, clients), with a multiplicative hash: SipHash's
+/// DoS resistance buys nothing for keys the driver chose, and costs a few ns per event.
+pub type IntMap<K, V> = HashMap<K, V, IntHash>;
+
+/// The hasher of [`IntMap`] (FxHash's mixing step).
+#[derive(Clone, Copy, Default)]
+pub struct IntHash;
+
+impl std::hash::BuildHasher for IntHash {
+    type Hasher = IntHasher;
+    fn build_hasher(&self) -> IntHasher {
+        IntHasher(0)
+    }
+}
+
+#[doc(hidden)]
+#[derive(Default)]
+pub struct IntHasher(u64);
+
+impl IntHasher {
+    #[inline]
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl std::hash::Hasher for IntHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.mix(u64::from_le_bytes(word));
+        }
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.mix(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.mix(i);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.mix(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 const EXAMPLES_PER_RULE: usize = 5;
 const TRANSCRIPT_LEN: usize = 16;
 
@@ -258,7 +306,7 @@ pub struct Oracle {
     deadline: Micros,
     /// How long a membership change may race a broadcast (see the module docs).
     grace: Micros,
-    rooms: Box<[Mutex<HashMap<RoomKey, Room>>]>,
+    rooms: Box<[Mutex<IntMap<RoomKey, Room>>]>,
     tallies: Mutex<BTreeMap<String, RuleTally>>,
     transcripts: Box<[Mutex<Transcript>]>,
     usernames: Vec<String>,
@@ -280,7 +328,7 @@ impl Oracle {
             dialect,
             deadline,
             grace: grace.min(deadline),
-            rooms: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            rooms: (0..SHARDS).map(|_| Mutex::new(IntMap::default())).collect(),
             tallies: Mutex::new(BTreeMap::new()),
             transcripts: (0..usernames.len())
                 .map(|_| Mutex::new(Transcript::default()))
@@ -296,7 +344,7 @@ impl Oracle {
         self.deadline
     }
 
-    fn shard(&self, room: RoomKey) -> std::sync::MutexGuard<'_, HashMap<RoomKey, Room>> {
+    fn shard(&self, room: RoomKey) -> std::sync::MutexGuard<'_, IntMap<RoomKey, Room>> {
         lock(&self.rooms[(room as usize) % SHARDS])
     }
 
@@ -554,12 +602,16 @@ impl Oracle {
                 })
         };
         // Cheap integer comparisons first: this scan runs for every receipt.
-        let same_send = |b: &Broadcast| b.sender == sender && b.event == event;
+        let same_send = |b: &Broadcast| {
+            b.sender == sender && (std::ptr::eq(b.event, event) || b.event == event)
+        };
         let found = match seq {
+            // A (sender, seq, event) is sent once per room, and a receipt usually follows its
+            // send closely: search from the newest.
             Some(seq) => r
                 .outstanding
                 .iter()
-                .position(|b| b.seq == Some(seq) && same_send(b)),
+                .rposition(|b| b.seq == Some(seq) && same_send(b)),
             // FIFO: the oldest matching send this receiver was required to get (and that was
             // sent before this receipt); failing that, the oldest it was allowed to get. A
             // send the receiver was only allowed to get (it joined meanwhile) may never come,

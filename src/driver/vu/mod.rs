@@ -16,7 +16,7 @@ use crate::client::{ClientError, CloseReason, Connection, Incoming, RawIncoming}
 use crate::dialect::{Effect, ErrorStyle, OpContext, EXPECT_ERROR};
 use crate::oracle::rules::Check;
 use crate::oracle::shape;
-use crate::oracle::{ClientId, Micros, Outgoing, RoomKey};
+use crate::oracle::{ClientId, IntMap, Micros, Outgoing, RoomKey};
 use crate::protocol::socketio;
 use crate::scenario::{Step, Think};
 use crate::schedule::{client_rng, Arrival};
@@ -81,7 +81,7 @@ pub async fn run(shared: Arc<Shared>, arrival: Arrival) {
         shared: shared.clone(),
         pending: Vec::new(),
         tolerated_errors: HashMap::new(),
-        last_seq: HashMap::new(),
+        last_seq: IntMap::default(),
         received_since_step: Vec::new(),
         seq: 0,
         ended: false,
@@ -135,7 +135,7 @@ struct Vu {
     /// Errors allowed on an event because its request was sent while not a confirmed member.
     tolerated_errors: HashMap<&'static str, u32>,
     /// Highest content sequence seen per sender (order check).
-    last_seq: HashMap<ClientId, u64>,
+    last_seq: IntMap<ClientId, u64>,
     /// Event names received since the current step began (for `expect`).
     received_since_step: Vec<String>,
     seq: u64,
