@@ -53,8 +53,11 @@ pub fn metric_name((a, b): MetricKey) -> String {
 pub struct Metrics {
     /// A handful of metrics per shard: a vector searched by the keys' addresses first (the
     /// keys are static strings) beats a map that compares strings.
-    shards: Box<[Mutex<Vec<(MetricKey, Pair)>>]>,
+    shards: Box<[Mutex<Shard>]>,
 }
+
+/// One worker's metrics.
+type Shard = Vec<(MetricKey, Pair)>;
 
 fn same_key(a: MetricKey, b: MetricKey) -> bool {
     (std::ptr::eq(a.0, b.0) && std::ptr::eq(a.1, b.1)) || a == b
