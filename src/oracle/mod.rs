@@ -82,7 +82,9 @@ impl std::hash::Hasher for IntHasher {
         self.mix(i as u64);
     }
     fn finish(&self) -> u64 {
-        self.0
+        // The product's low bits depend only on the key's low bits, and the rooms of a shard
+        // share theirs (`room % SHARDS`): the table indexes by the well-mixed high bits.
+        self.0.rotate_left(26)
     }
 }
 const EXAMPLES_PER_RULE: usize = 5;
@@ -799,6 +801,15 @@ mod tests {
             o.join_sent(c, 1, 0);
             o.join_confirmed(c, 1, 10);
         }
+    }
+
+    #[test]
+    fn int_hash_spreads_the_keys_of_one_shard() {
+        use std::hash::BuildHasher;
+        let slots: std::collections::HashSet<u64> = (0..64u64)
+            .map(|i| IntHash.hash_one(i * SHARDS as u64 + 5) & 63)
+            .collect();
+        assert!(slots.len() > 32, "{} of 64 slots", slots.len());
     }
 
     #[test]
