@@ -28,23 +28,17 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde_json::Value;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{Instant, Sleep};
-use tokio_tungstenite::tungstenite::{
-    self,
-    protocol::{frame::coding::CloseCode, CloseFrame, WebSocketConfig},
-    Message, Utf8Bytes,
-};
-use tokio_tungstenite::WebSocketStream;
 
 use crate::protocol::engineio::{self, EioPacket};
 use crate::protocol::socketio::{self, SioPacket};
+use crate::protocol::websocket::{HandshakeError, WsError, WsMessage, WsStream};
 use crate::protocol::{excerpt, EioVersion, ProtocolError};
 
 /// Websocket read buffer per connection (tungstenite's default is 128 KiB).
-pub const READ_BUFFER_SIZE: usize = 4096;
+pub const READ_BUFFER_SIZE: usize = crate::protocol::websocket::READ_CHUNK;
 
 /// How to open a [`Connection`].
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +96,44 @@ pub enum Incoming {
     /// packet, engine.io close, websocket close frame with code, TCP EOF/reset, ping timeout
     /// detected by the client). After this, `recv` and `emit` return [`ClientError::Closed`].
     Closed(CloseReason),
+}
+
+/// A server event whose arguments are still JSON text, held in the received frame without a
+/// copy (see [`Connection::poll_recv_raw`]): a caller that judges thousands of events per
+/// second parses only what it needs, borrowing from the frame.
+#[derive(Debug, Clone)]
+pub struct RawEvent {
+    frame: String,
+    args_at: usize,
+    /// Set when the server expects an acknowledgement.
+    pub ack: Option<u64>,
+}
+
+impl RawEvent {
+    /// The event's JSON array text `[name, args…]`, unparsed.
+    pub fn args(&self) -> &str {
+        &self.frame[self.args_at..]
+    }
+
+    /// The event as [`Connection::recv`] delivers it (`Err(Protocol)` for malformed
+    /// arguments).
+    pub fn parse(&self) -> Result<Incoming, ClientError> {
+        socketio::parse_event_args(self.args())
+            .map(|(name, args)| Incoming::Event {
+                name,
+                args,
+                ack: self.ack,
+            })
+            .map_err(ClientError::from)
+    }
+}
+
+/// What [`Connection::poll_recv_raw`] delivers: an event left unparsed, or anything else as
+/// [`Connection::recv`] gives it.
+#[derive(Debug, Clone)]
+pub enum RawIncoming {
+    Event(RawEvent),
+    Other(Incoming),
 }
 
 /// How a session ended (see [`Incoming::Closed`]).
@@ -200,7 +232,7 @@ enum TimerKind {
 
 /// One Socket.IO client connection (one websocket, one namespace).
 pub struct Connection {
-    ws: WebSocketStream<TcpStream>,
+    ws: WsStream,
     /// The single heartbeat timer, re-armed in place.
     timer: Pin<Box<Sleep>>,
     sid: Box<str>,
@@ -294,12 +326,6 @@ impl Target {
     }
 }
 
-fn ws_config() -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER_SIZE)
-        .write_buffer_size(0)
-}
-
 fn normalize_ns(ns: &str) -> Result<Box<str>, ConnectError> {
     let ns = ns.trim();
     if ns.is_empty() || ns == "/" {
@@ -345,40 +371,75 @@ async fn tcp_connect_one(addr: SocketAddr, local: Option<IpAddr>) -> io::Result<
     };
     if let Some(l) = local {
         sock.bind(SocketAddr::new(l, 0))?;
+    } else {
+        spread_loopback_source(&sock, addr)?;
     }
     sock.set_nodelay(true)?;
     sock.connect(addr).await
 }
 
-fn handshake_error(e: tungstenite::Error) -> ConnectError {
+/// Source addresses a loopback connection is spread over (see [`spread_loopback_source`]).
+const LOOPBACK_SOURCES: u32 = 8;
+
+/// Without a `local_addr`, connections to an IPv4 loopback target take their source address in
+/// turn from 127.0.0.1..=127.0.0.8 (the port is still chosen by `connect`, as
+/// `IP_BIND_ADDRESS_NO_PORT` asks). From one source address Linux gives `connect` the even
+/// half of the ephemeral ports first (about 14,000 here) and, past it, scans all of them
+/// before each connect: a driver holding 19,000 clients then stalls for seconds.
+fn spread_loopback_source(sock: &TcpSocket, target: SocketAddr) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    if let IpAddr::V4(ip) = target.ip() {
+        use std::os::fd::AsRawFd;
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        if ip.is_loopback() {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed) % LOOPBACK_SOURCES;
+            let one: libc::c_int = 1;
+            // SAFETY: a valid socket and a c_int option value of the right size.
+            let rc = unsafe {
+                libc::setsockopt(
+                    sock.as_raw_fd(),
+                    libc::IPPROTO_IP,
+                    libc::IP_BIND_ADDRESS_NO_PORT,
+                    (&one as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if rc != 0 {
+                return Ok(());
+            }
+            let source = std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::LOCALHOST) + n);
+            sock.bind(SocketAddr::new(IpAddr::V4(source), 0))?;
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (sock, target);
+    Ok(())
+}
+
+fn handshake_error(e: HandshakeError) -> ConnectError {
     match e {
-        tungstenite::Error::Http(resp) => {
-            let status = resp.status();
-            let body = resp
-                .body()
-                .as_deref()
-                .map(|b| excerpt(&String::from_utf8_lossy(b)))
-                .unwrap_or_default();
+        HandshakeError::Status(status, body) => {
+            let body = excerpt(&body);
             if body.is_empty() {
                 ConnectError::Handshake(format!("HTTP {status}"))
             } else {
                 ConnectError::Handshake(format!("HTTP {status}: {body:?}"))
             }
         }
-        other => ConnectError::Handshake(other.to_string()),
+        HandshakeError::Io(e) => ConnectError::Handshake(e.to_string()),
+        HandshakeError::Invalid(m) => ConnectError::Handshake(m),
     }
 }
 
 /// A short description of an unexpected frame for error messages.
-fn describe(msg: &Message) -> String {
+fn describe(msg: &WsMessage) -> String {
     match msg {
-        Message::Text(t) => format!("text frame {:?}", excerpt(t)),
-        Message::Binary(b) => format!("binary frame of {} bytes", b.len()),
-        Message::Close(Some(c)) => format!("websocket close frame (code {})", u16::from(c.code)),
-        Message::Close(None) => "websocket close frame".to_owned(),
-        Message::Ping(_) => "websocket ping".to_owned(),
-        Message::Pong(_) => "websocket pong".to_owned(),
-        Message::Frame(_) => "raw frame".to_owned(),
+        WsMessage::Text(t) => format!("text frame {:?}", excerpt(t)),
+        WsMessage::Binary(n) => format!("binary frame of {n} bytes"),
+        WsMessage::Close(Some(c)) => format!("websocket close frame (code {c})"),
+        WsMessage::Close(None) => "websocket close frame".to_owned(),
+        WsMessage::Control => "websocket ping".to_owned(),
     }
 }
 
@@ -423,25 +484,21 @@ impl Connection {
         } else {
             format!("/{}", cfg.path)
         };
-        let mut url = format!(
-            "ws://{}{}?EIO={}&transport=websocket",
-            target.authority, path, cfg.eio
-        );
+        let mut url = format!("{path}?EIO={}&transport=websocket", cfg.eio);
         if !target.query.is_empty() {
             url.push('&');
             url.push_str(&target.query);
         }
 
         let stream = tcp_connect(&target.authority, cfg.local_addr).await?;
-        let (mut ws, _response) =
-            tokio_tungstenite::client_async_with_config(url, stream, Some(ws_config()))
-                .await
-                .map_err(handshake_error)?;
+        let mut ws = WsStream::handshake(stream, &target.authority, &url)
+            .await
+            .map_err(handshake_error)?;
 
         // Engine.IO OPEN.
         let open = loop {
             match ws.next().await {
-                Some(Ok(Message::Text(t))) => match engineio::decode(&t) {
+                Some(Ok(WsMessage::Text(t))) => match engineio::decode(&t) {
                     Ok(EioPacket::Open(info)) => break info,
                     Ok(_) => {
                         return Err(ConnectError::NotEngineIo(format!(
@@ -451,7 +508,7 @@ impl Connection {
                     }
                     Err(e) => return Err(ConnectError::NotEngineIo(e.to_string())),
                 },
-                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                Some(Ok(WsMessage::Control)) => continue,
                 Some(Ok(other)) => {
                     return Err(ConnectError::NotEngineIo(format!(
                         "first frame is a {}",
@@ -515,7 +572,7 @@ impl Connection {
             };
             let frame = socketio::encode_connect(&self.ns, auth);
             self.ws
-                .send(Message::text(frame))
+                .send_text(&frame)
                 .await
                 .map_err(|e| ConnectError::Closed(format!("sending CONNECT failed: {e}")))?;
         }
@@ -526,8 +583,8 @@ impl Connection {
                 None => return Err(ConnectError::Closed("connection closed".to_owned())),
             };
             let text = match msg {
-                Message::Text(t) => t,
-                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+                WsMessage::Text(t) => t,
+                WsMessage::Control => continue,
                 other => {
                     return Err(ConnectError::Closed(format!(
                         "received a {}",
@@ -539,12 +596,9 @@ impl Connection {
                 EioPacket::Ping(_) => {
                     self.stats.pings_received += 1;
                     if self.heartbeat == Heartbeat::Normal {
-                        self.ws
-                            .send(Message::Text(Utf8Bytes::from_static(engineio::PONG)))
-                            .await
-                            .map_err(|e| {
-                                ConnectError::Closed(format!("sending pong failed: {e}"))
-                            })?;
+                        self.ws.send_text(engineio::PONG).await.map_err(|e| {
+                            ConnectError::Closed(format!("sending pong failed: {e}"))
+                        })?;
                         self.stats.pongs_sent += 1;
                     }
                 }
@@ -685,18 +739,14 @@ impl Connection {
         if self.closed {
             return Err(ClientError::Closed);
         }
-        match self.ws.send(Message::text(frame)).await {
+        match self.ws.send_text(&frame).await {
             Ok(()) => {
-                // `send` flushes everything, queued control frames included.
+                // Everything queued was written, control frames included.
                 self.needs_flush = false;
                 Ok(())
             }
-            Err(
-                tungstenite::Error::ConnectionClosed
-                | tungstenite::Error::AlreadyClosed
-                | tungstenite::Error::Protocol(tungstenite::error::ProtocolError::SendAfterClosing),
-            ) => Err(ClientError::Closed),
-            Err(e) => Err(ClientError::Io(e.to_string())),
+            Err(WsError::Protocol(_) | WsError::Eof) => Err(ClientError::Closed),
+            Err(WsError::Io(e)) => Err(ClientError::Io(e.to_string())),
         }
     }
 
@@ -710,12 +760,29 @@ impl Connection {
 
     /// Poll form of [`recv`](Self::recv), for callers that drive many connections by hand.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Incoming, ClientError>> {
+        self.poll_recv_raw(cx).map(|r| match r? {
+            RawIncoming::Event(e) => e.parse(),
+            RawIncoming::Other(i) => Ok(i),
+        })
+    }
+
+    /// [`recv`](Self::recv) without parsing event arguments: an event comes as a [`RawEvent`]
+    /// holding the received frame. Same heartbeat handling and cancel safety.
+    pub async fn recv_raw(&mut self) -> Result<RawIncoming, ClientError> {
+        poll_fn(|cx| self.poll_recv_raw(cx)).await
+    }
+
+    /// Poll form of [`recv_raw`](Self::recv_raw).
+    pub fn poll_recv_raw(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<RawIncoming, ClientError>> {
         loop {
             if self.closed {
                 return Poll::Ready(Err(ClientError::Closed));
             }
             if self.needs_flush {
-                match Pin::new(&mut self.ws).poll_flush(cx) {
+                match self.ws.poll_flush(cx) {
                     Poll::Ready(Ok(())) => self.needs_flush = false,
                     // The read side reports what went wrong.
                     Poll::Ready(Err(_)) => self.needs_flush = false,
@@ -740,7 +807,7 @@ impl Connection {
                 }
             }
 
-            match Pin::new(&mut self.ws).poll_next(cx) {
+            match self.ws.poll_next(cx) {
                 Poll::Ready(Some(Ok(msg))) => {
                     if self.pong_deadline.is_some() {
                         // EIO3, as engine.io-client 3: while a pong is awaited, any packet
@@ -750,20 +817,31 @@ impl Connection {
                         self.pong_deadline = self.pong_deadline.max(Some(alive));
                     }
                     if let Some(out) = self.on_message(msg) {
-                        if matches!(out, Ok(Incoming::Closed(CloseReason::WebSocketClose(_)))) {
+                        if matches!(
+                            out,
+                            Ok(RawIncoming::Other(Incoming::Closed(
+                                CloseReason::WebSocketClose(_)
+                            )))
+                        ) {
                             // Best effort: push out tungstenite's close reply.
-                            let _ = Pin::new(&mut self.ws).poll_flush(cx);
+                            let _ = self.ws.poll_flush(cx);
                         }
                         return Poll::Ready(out);
                     }
                 }
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(self.on_ws_error(e)),
-                Poll::Ready(None) => return Poll::Ready(Ok(self.finish(CloseReason::Eof))),
+                Poll::Ready(Some(Err(e))) => {
+                    return Poll::Ready(self.on_ws_error(e).map(RawIncoming::Other))
+                }
+                Poll::Ready(None) => {
+                    return Poll::Ready(Ok(RawIncoming::Other(self.finish(CloseReason::Eof))))
+                }
                 Poll::Pending => {
                     // A Pending caused by an exhausted coop budget says nothing about the
                     // socket: the task is woken again and the check repeats.
                     if timed_out && tokio::task::coop::has_budget_remaining() {
-                        return Poll::Ready(Ok(self.finish(CloseReason::HeartbeatTimeout)));
+                        return Poll::Ready(Ok(RawIncoming::Other(
+                            self.finish(CloseReason::HeartbeatTimeout),
+                        )));
                     }
                     return Poll::Pending;
                 }
@@ -794,10 +872,7 @@ impl Connection {
 
     /// Queues a control frame without waiting; `poll_recv` flushes it.
     fn queue_control(&mut self, text: &'static str) {
-        if Pin::new(&mut self.ws)
-            .start_send(Message::Text(Utf8Bytes::from_static(text)))
-            .is_ok()
-        {
+        if self.ws.queue_text(text) {
             self.needs_flush = true;
         }
     }
@@ -810,45 +885,53 @@ impl Connection {
         self.pong_deadline = Some(now + self.ping_timeout());
     }
 
-    fn on_ws_error(&mut self, e: tungstenite::Error) -> Result<Incoming, ClientError> {
-        use tungstenite::error::ProtocolError as WsProto;
+    fn on_ws_error(&mut self, e: WsError) -> Result<Incoming, ClientError> {
         self.closed = true;
         match e {
-            tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
-                Ok(Incoming::Closed(CloseReason::Eof))
-            }
-            tungstenite::Error::Protocol(WsProto::ResetWithoutClosingHandshake) => {
-                Ok(Incoming::Closed(CloseReason::Eof))
-            }
-            tungstenite::Error::Io(io) if io.kind() == io::ErrorKind::UnexpectedEof => {
-                Ok(Incoming::Closed(CloseReason::Eof))
-            }
-            tungstenite::Error::Io(io) => Ok(Incoming::Closed(CloseReason::Reset(io.to_string()))),
-            other => Err(ClientError::Io(other.to_string())),
+            WsError::Eof => Ok(Incoming::Closed(CloseReason::Eof)),
+            WsError::Io(io) => Ok(Incoming::Closed(CloseReason::Reset(io.to_string()))),
+            WsError::Protocol(p) => Err(ClientError::Io(format!("websocket protocol error: {p}"))),
         }
     }
 
-    fn on_message(&mut self, msg: Message) -> Option<Result<Incoming, ClientError>> {
+    fn on_message(&mut self, msg: WsMessage) -> Option<Result<RawIncoming, ClientError>> {
+        let other = |r: Result<Incoming, ClientError>| Some(r.map(RawIncoming::Other));
         match msg {
-            Message::Text(t) => self.on_text(&t),
-            Message::Binary(b) => Some(Err(ClientError::Protocol(ProtocolError::Unsupported {
+            WsMessage::Text(t) => self.on_text(t),
+            WsMessage::Binary(n) => other(Err(ClientError::Protocol(ProtocolError::Unsupported {
                 what: "binary websocket frame (Socket.IO binary attachment)",
-                excerpt: format!("{} bytes", b.len()),
+                excerpt: format!("{n} bytes"),
             }))),
-            Message::Close(frame) => Some(Ok(self.finish(CloseReason::WebSocketClose(
-                frame.map(|f| u16::from(f.code)),
-            )))),
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => None,
+            WsMessage::Close(code) => other(Ok(self.finish(CloseReason::WebSocketClose(code)))),
+            WsMessage::Control => {
+                // A pong was queued for a ping.
+                if self.ws.has_pending_writes() {
+                    self.needs_flush = true;
+                }
+                None
+            }
         }
     }
 
-    fn on_text(&mut self, text: &str) -> Option<Result<Incoming, ClientError>> {
+    fn on_text(&mut self, frame: String) -> Option<Result<RawIncoming, ClientError>> {
+        let text = frame.as_str();
         let packet = match engineio::decode(text) {
             Ok(p) => p,
             Err(e) => return Some(Err(e.into())),
         };
-        match packet {
-            EioPacket::Message(m) => self.on_socketio(m),
+        let out = match packet {
+            EioPacket::Message(m) => match self.on_socketio(m)? {
+                Ok(Ok(i)) => Ok(i),
+                Ok(Err((ack, args))) => {
+                    let args_at = args.as_ptr() as usize - text.as_ptr() as usize;
+                    return Some(Ok(RawIncoming::Event(RawEvent {
+                        frame,
+                        args_at,
+                        ack,
+                    })));
+                }
+                Err(e) => Err(e),
+            },
             EioPacket::Ping(_) => {
                 self.stats.pings_received += 1;
                 if self.eio == EioVersion::V4 {
@@ -858,27 +941,33 @@ impl Connection {
                     self.queue_control(engineio::PONG);
                     self.stats.pongs_sent += 1;
                 }
-                None
+                return None;
             }
             EioPacket::Pong(_) => {
                 self.stats.pongs_received += 1;
                 if self.eio == EioVersion::V3 && self.pong_deadline.take().is_some() {
                     self.hb_at = Some(Instant::now() + self.ping_interval());
                 }
-                None
+                return None;
             }
-            EioPacket::Close => Some(Ok(self.finish(CloseReason::EngineClose))),
-            EioPacket::Noop | EioPacket::Upgrade => None,
-            EioPacket::Open(_) => Some(Err(ProtocolError::malformed(
+            EioPacket::Close => Ok(self.finish(CloseReason::EngineClose)),
+            EioPacket::Noop | EioPacket::Upgrade => return None,
+            EioPacket::Open(_) => Err(ProtocolError::malformed(
                 "Engine.IO OPEN packet",
                 "unexpected OPEN in an open session",
                 text,
             )
-            .into())),
-        }
+            .into()),
+        };
+        Some(out.map(RawIncoming::Other))
     }
 
-    fn on_socketio(&mut self, m: &str) -> Option<Result<Incoming, ClientError>> {
+    /// An event is handed back unparsed: `Ok(Err((ack, args text)))`.
+    #[allow(clippy::type_complexity)]
+    fn on_socketio<'m>(
+        &mut self,
+        m: &'m str,
+    ) -> Option<Result<Result<Incoming, (Option<u64>, &'m str)>, ClientError>> {
         let packet = match socketio::decode(m) {
             Ok(p) => p,
             Err(e) => return Some(Err(e.into())),
@@ -888,13 +977,11 @@ impl Connection {
             return None;
         }
         Some(match packet {
-            SioPacket::Event { ack, args, .. } => socketio::parse_event_args(args)
-                .map(|(name, args)| Incoming::Event { name, args, ack })
-                .map_err(ClientError::from),
+            SioPacket::Event { ack, args, .. } => Ok(Err((ack, args))),
             SioPacket::Ack { ack, args, .. } => socketio::parse_ack_args(args)
-                .map(|args| Incoming::Ack { ack, args })
+                .map(|args| Ok(Incoming::Ack { ack, args }))
                 .map_err(ClientError::from),
-            SioPacket::Disconnect { .. } => Ok(self.finish(CloseReason::ServerDisconnect)),
+            SioPacket::Disconnect { .. } => Ok(Ok(self.finish(CloseReason::ServerDisconnect))),
             // A repeated CONNECT confirmation is harmless.
             SioPacket::Connect { .. } => return None,
             SioPacket::ConnectError { .. } => Err(ProtocolError::malformed(
@@ -930,16 +1017,12 @@ impl Connection {
         let ns_disconnect = socketio::encode_disconnect(&self.ns);
         let ws = &mut self.ws;
         let _ = tokio::time::timeout(Duration::from_secs(1), async move {
-            let _ = ws.feed(Message::text(ns_disconnect)).await;
-            let _ = ws
-                .feed(Message::Text(Utf8Bytes::from_static(engineio::CLOSE)))
-                .await;
-            let _ = ws
-                .send(Message::Close(Some(CloseFrame {
-                    code: CloseCode::Normal,
-                    reason: Utf8Bytes::from_static(""),
-                })))
-                .await;
+            ws.queue_text(&ns_disconnect);
+            ws.queue_text(engineio::CLOSE);
+            ws.queue_close(Some(1000));
+            if poll_fn(|cx| ws.poll_flush(cx)).await.is_err() {
+                return;
+            }
             // Read until the server's close frame / EOF completes the handshake.
             while let Some(Ok(_)) = ws.next().await {}
         })

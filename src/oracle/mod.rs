@@ -14,6 +14,7 @@
 //!
 //! A required receipt after `S + D` is `late`; none by `S + 2D` is `missing`.
 
+pub mod json;
 pub mod rules;
 pub mod shape;
 
@@ -36,6 +37,56 @@ pub type RoomKey = u64;
 pub type ClientId = u32;
 
 const SHARDS: usize = 64;
+
+/// A map keyed by small integers (rooms, clients), with a multiplicative hash: SipHash's
+/// DoS resistance buys nothing for keys the driver chose, and costs a few ns per event.
+pub type IntMap<K, V> = HashMap<K, V, IntHash>;
+
+/// The hasher of [`IntMap`] (FxHash's mixing step).
+#[derive(Clone, Copy, Default)]
+pub struct IntHash;
+
+impl std::hash::BuildHasher for IntHash {
+    type Hasher = IntHasher;
+    fn build_hasher(&self) -> IntHasher {
+        IntHasher(0)
+    }
+}
+
+#[doc(hidden)]
+#[derive(Default)]
+pub struct IntHasher(u64);
+
+impl IntHasher {
+    #[inline]
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl std::hash::Hasher for IntHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.mix(u64::from_le_bytes(word));
+        }
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.mix(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.mix(i);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.mix(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        // The product's low bits depend only on the key's low bits, and the rooms of a shard
+        // share theirs (`room % SHARDS`): the table indexes by the well-mixed high bits.
+        self.0.rotate_left(26)
+    }
+}
 /// Violations kept in full per rule (the rest are counted).
 pub const EXAMPLES_PER_RULE: usize = 5;
 const TRANSCRIPT_LEN: usize = 16;
@@ -151,40 +202,103 @@ pub struct MissingDelivery {
     pub sent: Micros,
 }
 
-/// A ring of a client's last events, for reproducing a violation. Payloads are kept as compact
-/// JSON cut at [`TRANSCRIPT_PAYLOAD`] bytes: a parsed `Value` would cost ten times the memory
-/// per client.
+/// A ring of a client's last events, for reproducing a violation. Payloads are kept as the
+/// JSON text that was received or sent (cut at [`TRANSCRIPT_KEEP`] bytes) and rendered as
+/// compact JSON cut at [`TRANSCRIPT_PAYLOAD`] bytes only when a report asks: a parsed `Value`
+/// would cost ten times the memory per client, and re-serializing every event costs CPU.
 #[derive(Default)]
 pub struct Transcript {
-    entries: VecDeque<(Micros, &'static str, Box<str>)>,
+    entries: VecDeque<TranscriptEntry>,
 }
 
-/// Bytes of payload a transcript line keeps.
+struct TranscriptEntry {
+    at: Micros,
+    dir: &'static str,
+    /// `event payload`, the payload as it was on the wire.
+    line: Box<str>,
+    /// Where the payload starts in `line`.
+    payload_at: u32,
+    /// The payload was cut at [`TRANSCRIPT_KEEP`].
+    cut: bool,
+}
+
+/// Bytes of payload a transcript line shows.
 const TRANSCRIPT_PAYLOAD: usize = 160;
+/// Bytes of a line a transcript keeps (more than it shows, so that a payload sent with
+/// whitespace still renders like its compact form).
+const TRANSCRIPT_KEEP: usize = 256;
+
+fn cut_line(line: &mut String, at: usize) -> bool {
+    if line.len() <= at {
+        return false;
+    }
+    let mut cut = at;
+    while !line.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    line.truncate(cut);
+    true
+}
 
 impl Transcript {
     pub fn push(&mut self, at: Micros, dir: &'static str, event: &str, payload: &Value) {
+        self.push_raw(
+            at,
+            dir,
+            event,
+            &serde_json::to_string(payload).unwrap_or_default(),
+        );
+    }
+
+    /// Appends an event whose payload is given as JSON text.
+    pub fn push_raw(&mut self, at: Micros, dir: &'static str, event: &str, payload: &str) {
         if self.entries.len() == TRANSCRIPT_LEN {
             self.entries.pop_front();
         }
-        let mut line = String::with_capacity(64);
+        let mut line =
+            String::with_capacity((event.len() + 1 + payload.len()).min(TRANSCRIPT_KEEP));
         line.push_str(event);
         line.push(' ');
-        line.push_str(&serde_json::to_string(payload).unwrap_or_default());
-        if line.len() > TRANSCRIPT_PAYLOAD {
-            let mut cut = TRANSCRIPT_PAYLOAD;
-            while !line.is_char_boundary(cut) {
-                cut -= 1;
+        let payload_at = line.len() as u32;
+        let room = TRANSCRIPT_KEEP.saturating_sub(line.len());
+        let cut = if payload.len() > room {
+            let mut end = room;
+            while !payload.is_char_boundary(end) {
+                end -= 1;
             }
-            line.truncate(cut);
-            line.push_str("...");
-        }
-        self.entries.push_back((at, dir, line.into_boxed_str()));
+            line.push_str(&payload[..end]);
+            true
+        } else {
+            line.push_str(payload);
+            false
+        };
+        self.entries.push_back(TranscriptEntry {
+            at,
+            dir,
+            line: line.into_boxed_str(),
+            payload_at,
+            cut,
+        });
     }
+
     pub fn lines(&self) -> Vec<String> {
         self.entries
             .iter()
-            .map(|(t, dir, line)| format!("{:>10.3}ms {dir} {line}", *t as f64 / 1e3))
+            .map(|e| {
+                let (event, payload) = e.line.split_at(e.payload_at as usize);
+                // Compact JSON as the oracle parsed it (keys sorted), whatever the wire form.
+                let parsed = (!e.cut)
+                    .then(|| serde_json::from_str::<Value>(payload).ok())
+                    .flatten();
+                let mut line = match parsed {
+                    Some(v) => format!("{event}{v}"),
+                    None => e.line.to_string(),
+                };
+                if cut_line(&mut line, TRANSCRIPT_PAYLOAD) || e.cut {
+                    line.push_str("...");
+                }
+                format!("{:>10.3}ms {} {line}", e.at as f64 / 1e3, e.dir)
+            })
             .collect()
     }
 }
@@ -195,7 +309,7 @@ pub struct Oracle {
     deadline: Micros,
     /// How long a membership change may race a broadcast (see the module docs).
     grace: Micros,
-    rooms: Box<[Mutex<HashMap<RoomKey, Room>>]>,
+    rooms: Box<[Mutex<IntMap<RoomKey, Room>>]>,
     tallies: Mutex<BTreeMap<String, RuleTally>>,
     transcripts: Box<[Mutex<Transcript>]>,
     usernames: Vec<String>,
@@ -220,7 +334,7 @@ impl Oracle {
             dialect,
             deadline,
             grace: grace.min(deadline),
-            rooms: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            rooms: (0..SHARDS).map(|_| Mutex::new(IntMap::default())).collect(),
             tallies: Mutex::new(BTreeMap::new()),
             transcripts: (0..usernames.len())
                 .map(|_| Mutex::new(Transcript::default()))
@@ -237,7 +351,7 @@ impl Oracle {
         self.deadline
     }
 
-    fn shard(&self, room: RoomKey) -> std::sync::MutexGuard<'_, HashMap<RoomKey, Room>> {
+    fn shard(&self, room: RoomKey) -> std::sync::MutexGuard<'_, IntMap<RoomKey, Room>> {
         lock(&self.rooms[(room as usize) % SHARDS])
     }
 
@@ -251,6 +365,18 @@ impl Oracle {
         payload: &Value,
     ) {
         lock(&self.transcripts[client as usize]).push(at, dir, event, payload);
+    }
+
+    /// Appends to a client's transcript an event whose payload is JSON text.
+    pub fn log_raw(
+        &self,
+        client: ClientId,
+        at: Micros,
+        dir: &'static str,
+        event: &str,
+        payload: &str,
+    ) {
+        lock(&self.transcripts[client as usize]).push_raw(at, dir, event, payload);
     }
 
     /// A client's transcript as text lines, oldest first.
@@ -492,12 +618,16 @@ impl Oracle {
                 })
         };
         // Cheap integer comparisons first: this scan runs for every receipt.
-        let same_send = |b: &Broadcast| b.sender == sender && b.event == event;
+        let same_send = |b: &Broadcast| {
+            b.sender == sender && (std::ptr::eq(b.event, event) || b.event == event)
+        };
         let found = match seq {
+            // A (sender, seq, event) is sent once per room, and a receipt usually follows its
+            // send closely: search from the newest.
             Some(seq) => r
                 .outstanding
                 .iter()
-                .position(|b| b.seq == Some(seq) && same_send(b)),
+                .rposition(|b| b.seq == Some(seq) && same_send(b)),
             // FIFO: the oldest matching send this receiver was required to get (and that was
             // sent before this receipt); failing that, the oldest it was allowed to get. A
             // send the receiver was only allowed to get (it joined meanwhile) may never come,
@@ -685,6 +815,15 @@ mod tests {
             o.join_sent(c, 1, 0);
             o.join_confirmed(c, 1, 10);
         }
+    }
+
+    #[test]
+    fn int_hash_spreads_the_keys_of_one_shard() {
+        use std::hash::BuildHasher;
+        let slots: std::collections::HashSet<u64> = (0..64u64)
+            .map(|i| IntHash.hash_one(i * SHARDS as u64 + 5) & 63)
+            .collect();
+        assert!(slots.len() > 32, "{} of 64 slots", slots.len());
     }
 
     #[test]

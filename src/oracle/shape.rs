@@ -2,6 +2,8 @@
 
 use serde_json::Value;
 
+use super::json::Json;
+
 /// The type of a payload value.
 #[derive(Debug, Clone, Copy)]
 pub enum Ty {
@@ -67,16 +69,94 @@ impl std::fmt::Display for Path<'_> {
     }
 }
 
+/// What the checker needs to know about a JSON value: implemented by `serde_json::Value` and
+/// by the borrowed [`Json`] of the receive path, so both are judged by the same code.
+pub trait Node {
+    fn is_string(&self) -> bool;
+    fn is_null(&self) -> bool;
+    fn is_int(&self) -> bool;
+    fn is_u64(&self) -> bool;
+    fn as_str(&self) -> Option<&str>;
+    /// None: not an object; Some(None): an object without `name`.
+    fn member(&self, name: &str) -> Option<Option<&Self>>;
+    /// None: not an array.
+    fn items(&self) -> Option<&[Self]>
+    where
+        Self: Sized;
+    /// A short rendering for messages (see [`excerpt`]).
+    fn excerpt(&self) -> String;
+}
+
+impl Node for Value {
+    fn is_string(&self) -> bool {
+        Value::is_string(self)
+    }
+    fn is_null(&self) -> bool {
+        Value::is_null(self)
+    }
+    fn is_int(&self) -> bool {
+        Value::is_u64(self) || Value::is_i64(self)
+    }
+    fn is_u64(&self) -> bool {
+        Value::is_u64(self)
+    }
+    fn as_str(&self) -> Option<&str> {
+        Value::as_str(self)
+    }
+    fn member(&self, name: &str) -> Option<Option<&Value>> {
+        self.as_object().map(|m| m.get(name))
+    }
+    fn items(&self) -> Option<&[Value]> {
+        self.as_array().map(Vec::as_slice)
+    }
+    fn excerpt(&self) -> String {
+        excerpt(self)
+    }
+}
+
+impl<'a> Node for Json<'a> {
+    fn is_string(&self) -> bool {
+        Json::is_string(self)
+    }
+    fn is_null(&self) -> bool {
+        Json::is_null(self)
+    }
+    fn is_int(&self) -> bool {
+        Json::is_u64(self) || Json::is_i64(self)
+    }
+    fn is_u64(&self) -> bool {
+        Json::is_u64(self)
+    }
+    fn as_str(&self) -> Option<&str> {
+        Json::as_str(self)
+    }
+    fn member(&self, name: &str) -> Option<Option<&Json<'a>>> {
+        match self {
+            Json::Obj(_) => Some(self.get(name)),
+            _ => None,
+        }
+    }
+    fn items(&self) -> Option<&[Json<'a>]> {
+        match self {
+            Json::Arr(items) => Some(items),
+            _ => None,
+        }
+    }
+    fn excerpt(&self) -> String {
+        excerpt(&self.to_value())
+    }
+}
+
 /// Checks `value` against `ty`; `root` names the value in messages.
-pub fn check(value: &Value, ty: &Ty, root: &str, out: &mut Vec<Problem>) {
+pub fn check<N: Node>(value: &N, ty: &Ty, root: &str, out: &mut Vec<Problem>) {
     check_at(value, ty, &Path::Root(root), out)
 }
 
-fn check_at(value: &Value, ty: &Ty, path: &Path<'_>, out: &mut Vec<Problem>) {
+fn check_at<N: Node>(value: &N, ty: &Ty, path: &Path<'_>, out: &mut Vec<Problem>) {
     let bad = |out: &mut Vec<Problem>, what: &str| {
         out.push(Problem::Shape(format!(
             "{path}: expected {what}, got {}",
-            excerpt(value)
+            value.excerpt()
         )))
     };
     match ty {
@@ -91,7 +171,7 @@ fn check_at(value: &Value, ty: &Ty, path: &Path<'_>, out: &mut Vec<Problem>) {
             }
         }
         Ty::Int => {
-            if !(value.is_u64() || value.is_i64()) {
+            if !value.is_int() {
                 bad(out, "an integer")
             }
         }
@@ -111,10 +191,10 @@ fn check_at(value: &Value, ty: &Ty, path: &Path<'_>, out: &mut Vec<Problem>) {
             None => bad(out, "a datetime string"),
         },
         Ty::Enum { values, nullable } => {
-            let ok = match value {
-                Value::Null => *nullable,
-                Value::String(v) => values.contains(&v.as_str()),
-                _ => false,
+            let ok = if value.is_null() {
+                *nullable
+            } else {
+                value.as_str().is_some_and(|v| values.contains(&v))
             };
             if !ok {
                 let mut what = format!("one of {values:?}");
@@ -125,11 +205,11 @@ fn check_at(value: &Value, ty: &Ty, path: &Path<'_>, out: &mut Vec<Problem>) {
             }
         }
         Ty::Obj(fields) => {
-            let Some(map) = value.as_object() else {
+            if value.member("").is_none() {
                 return bad(out, "an object");
-            };
+            }
             for f in *fields {
-                match map.get(f.name) {
+                match value.member(f.name).flatten() {
                     Some(v) => check_at(v, &f.ty, &Path::Field(path, f.name), out),
                     None if f.required => out.push(Problem::Shape(format!(
                         "{path}.{}: required field is missing",
@@ -140,7 +220,7 @@ fn check_at(value: &Value, ty: &Ty, path: &Path<'_>, out: &mut Vec<Problem>) {
             }
         }
         Ty::Arr(item) => {
-            let Some(items) = value.as_array() else {
+            let Some(items) = value.items() else {
                 return bad(out, "an array");
             };
             for (i, v) in items.iter().enumerate() {
@@ -211,6 +291,23 @@ mod tests {
         assert_eq!(p.len(), 2, "{p:?}");
         assert!(matches!(&p[0], Problem::Shape(s) if s.contains("message.message")));
         assert!(matches!(&p[1], Problem::Shape(s) if s.contains("message.time: required")));
+    }
+
+    #[test]
+    fn borrowed_json_is_judged_like_value() {
+        for v in [
+            json!({"user_id": 1, "message": 5}),
+            json!({"user_id": "", "message": "x", "time": "2026-11-22 00:00:00"}),
+            json!({"user_id": 1, "message": "hi", "time": "2026-11-22T00:00:00Z"}),
+            json!([1]),
+            json!(null),
+        ] {
+            let text = v.to_string();
+            let j = Json::parse(&text).unwrap();
+            let mut out = Vec::new();
+            check(&j, &MSG, "message", &mut out);
+            assert_eq!(out, problems(v), "{text}");
+        }
     }
 
     #[test]

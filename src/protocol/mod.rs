@@ -22,6 +22,7 @@
 
 pub mod engineio;
 pub mod socketio;
+pub mod websocket;
 
 use std::fmt;
 use std::str::FromStr;

@@ -260,6 +260,22 @@ pub fn encode_event(ns: &str, event: &str, args: &[Value]) -> String {
     encode_event_with_ack(ns, None, event, args)
 }
 
+/// Like [`encode_event`], and where the arguments start in the frame: `frame[at..len - 1]` is
+/// their JSON text, comma-separated (empty without arguments).
+pub fn encode_event_parts(ns: &str, event: &str, args: &[Value]) -> (String, usize) {
+    let mut out = String::with_capacity(frame_capacity(ns, event, args.len() * 32));
+    push_header(&mut out, '2', ns, None);
+    out.push('[');
+    push_json_str(&mut out, event);
+    let at = out.len() + usize::from(!args.is_empty());
+    for a in args {
+        out.push(',');
+        let _ = write!(out, "{a}");
+    }
+    out.push(']');
+    (out, at)
+}
+
 /// Like [`encode_event`], with an optional ack id (`42/ns,17[...]`).
 pub fn encode_event_with_ack(ns: &str, ack: Option<u64>, event: &str, args: &[Value]) -> String {
     let mut out = String::with_capacity(frame_capacity(ns, event, args.len() * 32));
@@ -346,6 +362,47 @@ pub fn parse_event_args(args: &str) -> Result<(String, Vec<Value>), ProtocolErro
         .and_then(|v| de.end().map(|()| v))
         .map_err(|e| ProtocolError::malformed("Socket.IO EVENT arguments", e, args))?;
     Ok(parsed)
+}
+
+/// In a valid EVENT args text (`[name, args…]`), the text of the arguments after the name,
+/// without the brackets and the separating comma (`""` when there are none). None when the
+/// text is not a JSON array starting with a string or number. Does not validate the rest.
+pub fn event_args_after_name(args: &str) -> Option<&str> {
+    let b = args.as_bytes();
+    let ws = |i: &mut usize| {
+        while *i < b.len() && matches!(b[*i], b' ' | b'\t' | b'\n' | b'\r') {
+            *i += 1;
+        }
+    };
+    let mut i = 0;
+    ws(&mut i);
+    if b.get(i) != Some(&b'[') {
+        return None;
+    }
+    i += 1;
+    ws(&mut i);
+    if b.get(i) == Some(&b'"') {
+        i += 1;
+        loop {
+            match b.get(i)? {
+                b'\\' => i += 2,
+                b'"' => break,
+                _ => i += 1,
+            }
+        }
+        i += 1;
+    } else {
+        while i < b.len() && !matches!(b[i], b',' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
+            i += 1;
+        }
+    }
+    ws(&mut i);
+    let end = args.trim_end().strip_suffix(']')?.len();
+    match b.get(i)? {
+        b',' if i < end => Some(args[i + 1..end].trim()),
+        b']' => Some(""),
+        _ => None,
+    }
 }
 
 /// Parses an ACK's args text (`[args…]`).
@@ -601,6 +658,26 @@ mod tests {
             vec![json!(1), json!("b")]
         );
         assert!(parse_ack_args("[1,").is_err());
+    }
+
+    #[test]
+    fn event_parts() {
+        let (f, at) = encode_event_parts("/", "ev", &[json!({"a":1}), json!(2)]);
+        assert_eq!(f, encode_event("/", "ev", &[json!({"a":1}), json!(2)]));
+        assert_eq!(&f[at..f.len() - 1], r#"{"a":1},2"#);
+        let (f, at) = encode_event_parts("/n", "ev", &[]);
+        assert_eq!((&*f, &f[at..f.len() - 1]), (r#"42/n,["ev"]"#, ""));
+    }
+
+    #[test]
+    fn args_after_name() {
+        let f = event_args_after_name;
+        assert_eq!(f(r#"["m",{"a":[1,"]"]}]"#), Some(r#"{"a":[1,"]"]}"#));
+        assert_eq!(f(r#" [ "a\"b," , 1 , "x" ] "#), Some(r#"1 , "x""#));
+        assert_eq!(f(r#"["only"]"#), Some(""));
+        assert_eq!(f("[42,true]"), Some("true"));
+        assert_eq!(f("{}"), None);
+        assert_eq!(f(r#"["open"#), None);
     }
 
     #[test]

@@ -1,32 +1,112 @@
 //! Judging what a client receives: every event against the dialect's table (shape, forbidden
 //! fields), then as a reply, a broadcast (content id or FIFO attribution) or an error.
 
-use serde_json::Value;
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserializer as _, SeqAccess, Visitor};
 
 use super::{Pending, PendingKind, Vu};
+use crate::client::RawEvent;
 use crate::dialect::{
     named_room, user_room, Attribution, ErrorStyle, EventSpec, RoomOf, SenderKey, EVERYONE,
 };
+use crate::oracle::json::Json;
 use crate::oracle::rules::Check;
-use crate::oracle::shape::{self, Problem};
+use crate::oracle::shape::{self, Node as _, Problem};
 use crate::oracle::{ClientId, Micros, Receipt, RoomKey};
+use crate::protocol::socketio;
+
+/// An event's name and payload, parsed from the frame's text without copying: the payload is
+/// the single argument, or the array of the arguments when there are not exactly one (as
+/// before, when events were parsed into `serde_json::Value`).
+struct Parsed<'a> {
+    name: Cow<'a, str>,
+    payload: Json<'a>,
+    /// The payload's JSON text, for the transcript.
+    text: Cow<'a, str>,
+}
+
+fn parse_event(args: &str) -> Option<Parsed<'_>> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = (Cow<'de, str>, Vec<Json<'de>>);
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON array whose first element is the event name")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let name = match seq.next_element::<Json<'de>>()? {
+                Some(Json::Str(s)) => s,
+                // A numeric name (allowed by socket.io-parser), as its decimal text.
+                Some(Json::Num(n)) => Cow::Owned(match n.as_f64() {
+                    Some(f) if !n.is_u64() && !n.is_i64() => f.to_string(),
+                    _ => n.to_string(),
+                }),
+                _ => return Err(de::Error::custom("no event name")),
+            };
+            let mut rest = Vec::new();
+            while let Some(v) = seq.next_element::<Json<'de>>()? {
+                rest.push(v);
+            }
+            Ok((name, rest))
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(args);
+    let (name, mut rest) = de.deserialize_seq(V).ok()?;
+    de.end().ok()?;
+    let after = socketio::event_args_after_name(args)?;
+    let (payload, text) = match rest.len() {
+        1 => (rest.pop().expect("one arg"), Cow::Borrowed(after)),
+        _ => (Json::Arr(rest), Cow::Owned(format!("[{after}]"))),
+    };
+    Some(Parsed {
+        name,
+        payload,
+        text,
+    })
+}
 
 impl Vu {
     /// Judges one received event.
-    pub(super) fn on_event(&mut self, name: String, mut args: Vec<Value>, now: Micros) {
-        let shared = self.shared.clone();
-        shared.counters.received.inc();
-        let oracle = &shared.oracle;
-        let payload = if args.len() == 1 {
-            args.pop().expect("one arg")
-        } else {
-            Value::Array(args)
+    pub(super) fn on_event(&mut self, event: RawEvent, now: Micros) {
+        let Some(parsed) = parse_event(event.args()) else {
+            // Malformed arguments: reported as the parsing client reports them.
+            let reason = match event.parse() {
+                Err(e) => e.to_string(),
+                Ok(_) => "Socket.IO EVENT arguments the driver could not read".to_string(),
+            };
+            self.shared.oracle.violate(
+                self.me,
+                "connection",
+                Check::Malformed,
+                now,
+                "a valid Engine.IO/Socket.IO frame".into(),
+                reason,
+            );
+            return;
         };
-        if shared.spec.is_error(&name, &payload) {
-            self.on_error(&name, &payload, now);
-        } else if let Some((_, spec)) = shared.spec.event(&name) {
+        self.judge(&parsed.name, &parsed.payload, now);
+        self.shared
+            .oracle
+            .log_raw(self.me, now, "<<", &parsed.name, &parsed.text);
+    }
+
+    fn judge(&mut self, name: &str, payload: &Json<'_>, now: Micros) {
+        // No `Arc` clone of `shared` on this path: its count is one cache line that every
+        // worker thread would bounce per event.
+        let table = self.shared.spec;
+        self.shared.counters.received.inc();
+        // `DialectSpec::is_error` on the borrowed payload.
+        let is_error = match table.errors {
+            ErrorStyle::SameEvent { field } => payload.has_key(field),
+            ErrorStyle::Channel { event } => name == event,
+        };
+        if is_error {
+            self.on_error(name, payload, now);
+        } else if let Some((_, spec)) = table.event(name) {
+            let oracle = &self.shared.oracle;
             let mut problems = Vec::new();
-            shape::check(&payload, &spec.shape, spec.name, &mut problems);
+            shape::check(payload, &spec.shape, spec.name, &mut problems);
             for p in problems {
                 match p {
                     Problem::Shape(msg) => oracle.violate(
@@ -35,7 +115,7 @@ impl Vu {
                         Check::Shape,
                         now,
                         msg,
-                        shape::excerpt(&payload),
+                        payload.excerpt(),
                     ),
                     Problem::TimeFormat(msg) => oracle.violate(
                         self.me,
@@ -48,45 +128,44 @@ impl Vu {
                 }
             }
             for field in spec.forbidden {
-                if payload.get(field).is_some() {
+                if payload.has_key(field) {
                     oracle.violate(
                         self.me,
                         spec.name,
                         Check::Forbidden,
                         now,
                         format!("no `{field}` field"),
-                        shape::excerpt(&payload),
+                        payload.excerpt(),
                     );
                 }
             }
             match spec.attribution {
-                Attribution::Reply => self.on_reply(spec.name, &payload, now),
+                Attribution::Reply => self.on_reply(spec.name, payload, now),
                 Attribution::ContentId { field, sender } => {
-                    self.on_content_broadcast(spec, &payload, field, sender, now)
+                    self.on_content_broadcast(spec, payload, field, sender, now)
                 }
                 Attribution::SenderFifo {
                     sender,
                     value_field,
-                } => self.on_fifo_broadcast(spec, &payload, sender, value_field, now),
+                } => self.on_fifo_broadcast(spec, payload, sender, value_field, now),
             }
         } else {
-            oracle.violate(
+            self.shared.oracle.violate(
                 self.me,
                 "connection",
                 Check::UnknownEvent,
                 now,
-                format!("one of the {} events", shared.spec.name),
-                format!("{name} {}", shape::excerpt(&payload)),
+                format!("one of the {} events", table.name),
+                format!("{name} {}", payload.excerpt()),
             );
         }
         // Distinct names only: bounded by the dialect's events, not by traffic.
-        if !self.received_since_step.contains(&name) {
-            self.received_since_step.push(name.clone());
+        if !self.received_since_step.iter().any(|n| n == name) {
+            self.received_since_step.push(name.to_string());
         }
-        oracle.log(self.me, now, "<<", &name, &payload);
     }
 
-    fn on_reply(&mut self, event: &'static str, payload: &Value, now: Micros) {
+    fn on_reply(&mut self, event: &'static str, payload: &Json<'_>, now: Micros) {
         let shared = self.shared.clone();
         let Some(i) = self
             .pending
@@ -99,7 +178,7 @@ impl Vu {
                 Check::ReplyUnsolicited,
                 now,
                 "no reply: this client has no request waiting for one".into(),
-                shape::excerpt(payload),
+                payload.excerpt(),
             );
             return;
         };
@@ -124,14 +203,16 @@ impl Vu {
             );
         }
         let ctx = self.context(&shared);
-        if let Err(msg) = (shared.spec.check_reply)(event, payload, &ctx) {
+        // Replies are rare: the dialect's check reads a `Value`.
+        let value = payload.to_value();
+        if let Err(msg) = (shared.spec.check_reply)(event, &value, &ctx) {
             shared.oracle.violate(
                 self.me,
                 event,
                 Check::ReplyContent,
                 now,
                 msg,
-                shape::excerpt(payload),
+                shape::excerpt(&value),
             );
         }
         if let PendingKind::Reply {
@@ -149,26 +230,27 @@ impl Vu {
     }
 
     /// The client a payload names as the sender.
-    fn sender_of(&self, payload: &Value, key: SenderKey) -> Option<ClientId> {
+    fn sender_of(&self, payload: &Json<'_>, key: SenderKey) -> Option<ClientId> {
         let shared = &self.shared;
         match key {
-            SenderKey::UserId(f) => match &payload[f] {
-                Value::Number(n) => n.as_u64(),
-                Value::String(s) => s.parse().ok(),
+            SenderKey::UserId(f) => match payload.field(f) {
+                Json::Num(n) => n.as_u64(),
+                Json::Str(s) => s.parse().ok(),
                 _ => None,
             }
             .and_then(|id| shared.by_user_id.get(&id).copied()),
-            SenderKey::Username(f) => payload[f]
+            SenderKey::Username(f) => payload
+                .field(f)
                 .as_str()
                 .and_then(|n| shared.by_username.get(n).copied()),
         }
     }
 
     /// The room a received broadcast belongs to.
-    fn room_of(&self, spec: &EventSpec, payload: &Value, sender: ClientId) -> Option<RoomKey> {
+    fn room_of(&self, spec: &EventSpec, payload: &Json<'_>, sender: ClientId) -> Option<RoomKey> {
         match spec.room {
             RoomOf::SenderHome => self.shared.users[sender as usize].room,
-            RoomOf::Field(f) => payload[f].as_str().map(named_room),
+            RoomOf::Field(f) => payload.field(f).as_str().map(named_room),
             RoomOf::Everyone => Some(EVERYONE),
             RoomOf::ReceiverUser => Some(user_room(&self.shared.users[self.me as usize].username)),
         }
@@ -177,16 +259,16 @@ impl Vu {
     fn on_content_broadcast(
         &mut self,
         spec: &'static EventSpec,
-        payload: &Value,
+        payload: &Json<'_>,
         field: &str,
         sender_key: SenderKey,
         now: Micros,
     ) {
-        let shared = self.shared.clone();
+        let shared = &*self.shared;
         let event = spec.name;
         let Some((sender, seq)) = payload
             .get(field)
-            .and_then(Value::as_str)
+            .and_then(Json::as_str)
             .and_then(crate::dialect::parse_content_id)
             .filter(|(s, _)| (*s as usize) < shared.users.len())
         else {
@@ -196,7 +278,7 @@ impl Vu {
                 Check::Unknown,
                 now,
                 format!("`{field}` carrying a roomrig content id"),
-                shape::excerpt(payload),
+                payload.excerpt(),
             );
             return;
         };
@@ -213,7 +295,7 @@ impl Vu {
                     user.user_id,
                     user.username
                 ),
-                shape::excerpt(&payload[sender_key.field()]),
+                payload.field(sender_key.field()).excerpt(),
             );
         }
         let last = self.last_seq.entry(sender).or_insert(seq);
@@ -242,12 +324,12 @@ impl Vu {
     fn on_fifo_broadcast(
         &mut self,
         spec: &'static EventSpec,
-        payload: &Value,
+        payload: &Json<'_>,
         sender_key: SenderKey,
         value_field: Option<&str>,
         now: Micros,
     ) {
-        let shared = self.shared.clone();
+        let shared = &*self.shared;
         let event = spec.name;
         let Some(sender) = self.sender_of(payload, sender_key) else {
             shared.oracle.violate(
@@ -256,26 +338,33 @@ impl Vu {
                 Check::Unknown,
                 now,
                 format!("`{}` naming a user of the run", sender_key.field()),
-                shape::excerpt(payload),
+                payload.excerpt(),
             );
             return;
         };
         let Some(room) = self.room_of(spec, payload, sender) else {
             return;
         };
+        let value = value_field.and_then(|f| payload.get(f)).map(Json::to_value);
         let receipt = shared.oracle.broadcast_received(
             self.me,
             room,
             event,
             sender,
             None,
-            value_field.and_then(|f| payload.get(f)),
+            value.as_ref(),
             now,
         );
         self.on_receipt(event, receipt, payload, now);
     }
 
-    fn on_receipt(&mut self, event: &'static str, receipt: Receipt, payload: &Value, now: Micros) {
+    fn on_receipt(
+        &mut self,
+        event: &'static str,
+        receipt: Receipt,
+        payload: &Json<'_>,
+        now: Micros,
+    ) {
         let shared = &self.shared;
         match receipt {
             Receipt::Delivered(m) | Receipt::Allowed(m) => {
@@ -296,31 +385,23 @@ impl Vu {
                 }
             }
             Receipt::Backlog => {}
-            Receipt::Fault(check, expected) => shared.oracle.violate(
-                self.me,
-                event,
-                check,
-                now,
-                expected,
-                shape::excerpt(payload),
-            ),
+            Receipt::Fault(check, expected) => {
+                shared
+                    .oracle
+                    .violate(self.me, event, check, now, expected, payload.excerpt())
+            }
         }
     }
 
-    fn on_error(&mut self, event: &str, payload: &Value, now: Micros) {
+    fn on_error(&mut self, event: &str, payload: &Json<'_>, now: Micros) {
         let shared = self.shared.clone();
         let mut problems = Vec::new();
         shape::check(payload, &shared.spec.error_shape, event, &mut problems);
         for p in problems {
             if let Problem::Shape(msg) = p {
-                shared.oracle.violate(
-                    self.me,
-                    "error",
-                    Check::Shape,
-                    now,
-                    msg,
-                    shape::excerpt(payload),
-                );
+                shared
+                    .oracle
+                    .violate(self.me, "error", Check::Shape, now, msg, payload.excerpt());
             }
         }
         let channel = matches!(shared.spec.errors, ErrorStyle::Channel { .. });
@@ -332,7 +413,7 @@ impl Vu {
             let p = self.pending.remove(i);
             if let PendingKind::Error { text: Some(want) } = &p.kind {
                 let got = match shared.spec.errors {
-                    ErrorStyle::SameEvent { field } => payload[field].as_str(),
+                    ErrorStyle::SameEvent { field } => payload.field(field).as_str(),
                     ErrorStyle::Channel { .. } => payload.as_str(),
                 };
                 if got != Some(want.as_str()) {
@@ -342,7 +423,7 @@ impl Vu {
                         Check::ErrorContent,
                         now,
                         format!("the error {want:?}"),
-                        shape::excerpt(payload),
+                        payload.excerpt(),
                     );
                 }
             }
@@ -380,7 +461,7 @@ impl Vu {
                 Check::ErrorWrongEvent,
                 now,
                 format!("the error on `{}`, the event of the request", p.request),
-                format!("{event} {}", shape::excerpt(payload)),
+                format!("{event} {}", payload.excerpt()),
             );
         } else if let Some(i) = self.pending.iter().position(|p| {
             matches!(p.kind, PendingKind::Reply { .. }) && (channel || p.request == event)
@@ -392,7 +473,7 @@ impl Vu {
                 Check::ErrorUnexpected,
                 now,
                 "the reply to a valid request".into(),
-                shape::excerpt(payload),
+                payload.excerpt(),
             );
         } else {
             shared.oracle.violate(
@@ -401,7 +482,7 @@ impl Vu {
                 Check::ErrorUnexpected,
                 now,
                 format!("no error: every request this client sent on `{event}` was valid"),
-                shape::excerpt(payload),
+                payload.excerpt(),
             );
         }
     }

@@ -188,8 +188,10 @@ impl Vu {
     /// Ends the TCP connection with a reset (as a killed process does).
     pub(super) fn vanish(&mut self) {
         if let Some(conn) = self.conn.take() {
-            conn.vanish();
+            // The departure is registered before the reset goes out: on loopback the server's
+            // notices of it can reach other clients before this task runs again.
             self.departed(self.shared.now());
+            conn.vanish();
         }
     }
 

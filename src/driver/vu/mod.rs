@@ -12,11 +12,12 @@ mod judge;
 mod lifecycle;
 
 use super::Shared;
-use crate::client::{ClientError, CloseReason, Connection, Incoming};
+use crate::client::{ClientError, CloseReason, Connection, Incoming, RawIncoming};
 use crate::dialect::{self, Effect, ErrorStyle, OpContext, EXPECT_ERROR, LENIENT};
 use crate::oracle::rules::Check;
 use crate::oracle::shape;
-use crate::oracle::{ClientId, Micros, Outgoing, RoomKey};
+use crate::oracle::{ClientId, IntMap, Micros, Outgoing, RoomKey};
+use crate::protocol::socketio;
 use crate::scenario::{SendStep, Step, Think};
 use crate::schedule::{client_rng, Arrival};
 
@@ -80,13 +81,14 @@ pub async fn run(shared: Arc<Shared>, arrival: Arrival) {
         shared: shared.clone(),
         pending: Vec::new(),
         tolerated_errors: HashMap::new(),
-        last_seq: HashMap::new(),
+        last_seq: IntMap::default(),
         received_since_step: Vec::new(),
         seq: 0,
         ended: false,
         closing: Closing::Unexpected,
         oplog: shared.oplog.is_some().then(Vec::new),
         lenient: false,
+        wake: Box::pin(tokio::time::sleep_until(start_at)),
     };
     if vu
         .connect(intended, ("connect", ""), &mut stop)
@@ -134,7 +136,7 @@ struct Vu {
     /// Errors allowed on an event because its request was sent while not a confirmed member.
     tolerated_errors: HashMap<&'static str, u32>,
     /// Highest content sequence seen per sender (order check).
-    last_seq: HashMap<ClientId, u64>,
+    last_seq: IntMap<ClientId, u64>,
     /// Event names received since the current step began (for `expect`).
     received_since_step: Vec<String>,
     seq: u64,
@@ -146,6 +148,8 @@ struct Vu {
     /// The client sent lenient (hostile) input: the server may close it, and nothing it
     /// receives is judged any more.
     lenient: bool,
+    /// The timer of [`Vu::serve_once`], reset in place.
+    wake: std::pin::Pin<Box<tokio::time::Sleep>>,
 }
 
 impl Vu {
@@ -345,12 +349,17 @@ impl Vu {
             .min()
             .map_or(at, |d| d.min(at));
         let wake_at = self.shared.instant_of(wake);
+        // One timer per client, moved only when the wake time changes: a new `Sleep` per
+        // received event would register and cancel a timer entry each time.
+        if self.wake.deadline() != wake_at {
+            self.wake.as_mut().reset(wake_at);
+        }
         let Some(conn) = self.conn.as_mut() else {
             // Disconnected: only time passes.
             tokio::select! {
                 biased;
                 _ = &mut *stop => { self.ended = true; return false }
-                _ = tokio::time::sleep_until(wake_at) => {}
+                _ = self.wake.as_mut() => {}
             }
             return !self.ended;
         };
@@ -361,12 +370,12 @@ impl Vu {
                 self.disconnect().await;
                 return false;
             }
-            item = conn.recv() => {
+            item = conn.recv_raw() => {
                 let now = self.shared.now();
                 match item {
-                    Ok(Incoming::Event { name, args, .. }) => self.on_event(name, args, now),
-                    Ok(Incoming::Ack { .. }) => {}
-                    Ok(Incoming::Closed(reason)) => self.on_closed(reason, now),
+                    Ok(RawIncoming::Event(event)) => self.on_event(event, now),
+                    Ok(RawIncoming::Other(Incoming::Event { .. } | Incoming::Ack { .. })) => {}
+                    Ok(RawIncoming::Other(Incoming::Closed(reason))) => self.on_closed(reason, now),
                     Err(e) => {
                         let closed = matches!(e, ClientError::Closed | ClientError::Io(_));
                         if closed {
@@ -378,9 +387,11 @@ impl Vu {
                     }
                 }
             }
-            _ = tokio::time::sleep_until(wake_at) => {}
+            _ = self.wake.as_mut() => {}
         }
-        self.expire_pending(self.shared.now());
+        if !self.pending.is_empty() {
+            self.expire_pending(self.shared.now());
+        }
         !self.ended
     }
 
@@ -507,7 +518,14 @@ impl Vu {
             }
         }
         let conn = self.conn.as_mut().expect("connected");
-        if let Err(e) = conn.emit(request.event, &request.args).await {
+        let (frame, args_at) =
+            socketio::encode_event_parts(conn.namespace(), request.event, &request.args);
+        // The payload as the transcript shows it: the one argument, or the array of them.
+        let payload = match request.args.len() {
+            1 => frame[args_at..frame.len() - 1].to_owned(),
+            _ => format!("[{}]", &frame[args_at..frame.len() - 1]),
+        };
+        if let Err(e) = conn.emit_raw(frame).await {
             self.on_closed(CloseReason::Reset(e.to_string()), sent);
             return;
         }
@@ -524,13 +542,9 @@ impl Vu {
                 shared.stop.send_replace(true);
             }
         }
-        let payload = match request.args.len() {
-            1 => request.args.into_iter().next().unwrap_or_default(),
-            _ => Value::Array(request.args),
-        };
         shared
             .oracle
-            .log(self.me, sent, ">>", request.event, &payload);
+            .log_raw(self.me, sent, ">>", request.event, &payload);
     }
 
     /// Sends hostile or malformed input: an arbitrary event, or a raw frame.
@@ -637,10 +651,37 @@ fn next_step<'a>(stack: &mut Vec<Frame<'a>>, sched: Micros) -> Option<&'a Step> 
 }
 
 /// Resolves once the run is told to stop (Ctrl-C); never polled again after that.
-type Stop = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+///
+/// Polled on every wake of its client, so the common case is one atomic load: once the wait
+/// has registered the task's waker, it is polled again only after the stop flag changed.
+pub(super) struct Stop {
+    changed: tokio::sync::watch::Receiver<bool>,
+    wait: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    registered: bool,
+}
+
+impl std::future::Future for Stop {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        // The waker registered by the first poll stays valid: a Stop is polled by its own
+        // task only, whose waker does not change.
+        if self.registered && matches!(self.changed.has_changed(), Ok(false)) {
+            return std::task::Poll::Pending;
+        }
+        self.registered = true;
+        self.wait.as_mut().poll(cx)
+    }
+}
 
 fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) -> Stop {
-    Box::pin(async move {
-        let _ = stop.wait_for(|s| *s).await;
-    })
+    Stop {
+        changed: stop.clone(),
+        wait: Box::pin(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }),
+        registered: false,
+    }
 }
