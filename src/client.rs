@@ -28,17 +28,23 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde_json::Value;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{Instant, Sleep};
+use tokio_tungstenite::tungstenite::{
+    self,
+    protocol::{frame::coding::CloseCode, CloseFrame, WebSocketConfig},
+    Message, Utf8Bytes,
+};
+use tokio_tungstenite::WebSocketStream;
 
 use crate::protocol::engineio::{self, EioPacket};
 use crate::protocol::socketio::{self, SioPacket};
-use crate::protocol::websocket::{HandshakeError, WsError, WsMessage, WsStream};
 use crate::protocol::{excerpt, EioVersion, ProtocolError};
 
 /// Websocket read buffer per connection (tungstenite's default is 128 KiB).
-pub const READ_BUFFER_SIZE: usize = crate::protocol::websocket::READ_CHUNK;
+pub const READ_BUFFER_SIZE: usize = 4096;
 
 /// How to open a [`Connection`].
 #[derive(Debug, Clone, PartialEq)]
@@ -103,7 +109,7 @@ pub enum Incoming {
 /// second parses only what it needs, borrowing from the frame.
 #[derive(Debug, Clone)]
 pub struct RawEvent {
-    frame: String,
+    frame: Utf8Bytes,
     args_at: usize,
     /// Set when the server expects an acknowledgement.
     pub ack: Option<u64>,
@@ -112,7 +118,7 @@ pub struct RawEvent {
 impl RawEvent {
     /// The event's JSON array text `[name, args…]`, unparsed.
     pub fn args(&self) -> &str {
-        &self.frame[self.args_at..]
+        &self.frame.as_str()[self.args_at..]
     }
 
     /// The event as [`Connection::recv`] delivers it (`Err(Protocol)` for malformed
@@ -232,7 +238,7 @@ enum TimerKind {
 
 /// One Socket.IO client connection (one websocket, one namespace).
 pub struct Connection {
-    ws: WsStream,
+    ws: WebSocketStream<TcpStream>,
     /// The single heartbeat timer, re-armed in place.
     timer: Pin<Box<Sleep>>,
     sid: Box<str>,
@@ -326,6 +332,12 @@ impl Target {
     }
 }
 
+fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_SIZE)
+        .write_buffer_size(0)
+}
+
 fn normalize_ns(ns: &str) -> Result<Box<str>, ConnectError> {
     let ns = ns.trim();
     if ns.is_empty() || ns == "/" {
@@ -417,29 +429,35 @@ fn spread_loopback_source(sock: &TcpSocket, target: SocketAddr) -> io::Result<()
     Ok(())
 }
 
-fn handshake_error(e: HandshakeError) -> ConnectError {
+fn handshake_error(e: tungstenite::Error) -> ConnectError {
     match e {
-        HandshakeError::Status(status, body) => {
-            let body = excerpt(&body);
+        tungstenite::Error::Http(resp) => {
+            let status = resp.status();
+            let body = resp
+                .body()
+                .as_deref()
+                .map(|b| excerpt(&String::from_utf8_lossy(b)))
+                .unwrap_or_default();
             if body.is_empty() {
                 ConnectError::Handshake(format!("HTTP {status}"))
             } else {
                 ConnectError::Handshake(format!("HTTP {status}: {body:?}"))
             }
         }
-        HandshakeError::Io(e) => ConnectError::Handshake(e.to_string()),
-        HandshakeError::Invalid(m) => ConnectError::Handshake(m),
+        other => ConnectError::Handshake(other.to_string()),
     }
 }
 
 /// A short description of an unexpected frame for error messages.
-fn describe(msg: &WsMessage) -> String {
+fn describe(msg: &Message) -> String {
     match msg {
-        WsMessage::Text(t) => format!("text frame {:?}", excerpt(t)),
-        WsMessage::Binary(n) => format!("binary frame of {n} bytes"),
-        WsMessage::Close(Some(c)) => format!("websocket close frame (code {c})"),
-        WsMessage::Close(None) => "websocket close frame".to_owned(),
-        WsMessage::Control => "websocket ping".to_owned(),
+        Message::Text(t) => format!("text frame {:?}", excerpt(t)),
+        Message::Binary(b) => format!("binary frame of {} bytes", b.len()),
+        Message::Close(Some(c)) => format!("websocket close frame (code {})", u16::from(c.code)),
+        Message::Close(None) => "websocket close frame".to_owned(),
+        Message::Ping(_) => "websocket ping".to_owned(),
+        Message::Pong(_) => "websocket pong".to_owned(),
+        Message::Frame(_) => "raw frame".to_owned(),
     }
 }
 
@@ -484,21 +502,25 @@ impl Connection {
         } else {
             format!("/{}", cfg.path)
         };
-        let mut url = format!("{path}?EIO={}&transport=websocket", cfg.eio);
+        let mut url = format!(
+            "ws://{}{}?EIO={}&transport=websocket",
+            target.authority, path, cfg.eio
+        );
         if !target.query.is_empty() {
             url.push('&');
             url.push_str(&target.query);
         }
 
         let stream = tcp_connect(&target.authority, cfg.local_addr).await?;
-        let mut ws = WsStream::handshake(stream, &target.authority, &url)
-            .await
-            .map_err(handshake_error)?;
+        let (mut ws, _response) =
+            tokio_tungstenite::client_async_with_config(url, stream, Some(ws_config()))
+                .await
+                .map_err(handshake_error)?;
 
         // Engine.IO OPEN.
         let open = loop {
             match ws.next().await {
-                Some(Ok(WsMessage::Text(t))) => match engineio::decode(&t) {
+                Some(Ok(Message::Text(t))) => match engineio::decode(&t) {
                     Ok(EioPacket::Open(info)) => break info,
                     Ok(_) => {
                         return Err(ConnectError::NotEngineIo(format!(
@@ -508,7 +530,7 @@ impl Connection {
                     }
                     Err(e) => return Err(ConnectError::NotEngineIo(e.to_string())),
                 },
-                Some(Ok(WsMessage::Control)) => continue,
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
                 Some(Ok(other)) => {
                     return Err(ConnectError::NotEngineIo(format!(
                         "first frame is a {}",
@@ -572,7 +594,7 @@ impl Connection {
             };
             let frame = socketio::encode_connect(&self.ns, auth);
             self.ws
-                .send_text(&frame)
+                .send(Message::text(frame))
                 .await
                 .map_err(|e| ConnectError::Closed(format!("sending CONNECT failed: {e}")))?;
         }
@@ -583,8 +605,8 @@ impl Connection {
                 None => return Err(ConnectError::Closed("connection closed".to_owned())),
             };
             let text = match msg {
-                WsMessage::Text(t) => t,
-                WsMessage::Control => continue,
+                Message::Text(t) => t,
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
                 other => {
                     return Err(ConnectError::Closed(format!(
                         "received a {}",
@@ -596,9 +618,12 @@ impl Connection {
                 EioPacket::Ping(_) => {
                     self.stats.pings_received += 1;
                     if self.heartbeat == Heartbeat::Normal {
-                        self.ws.send_text(engineio::PONG).await.map_err(|e| {
-                            ConnectError::Closed(format!("sending pong failed: {e}"))
-                        })?;
+                        self.ws
+                            .send(Message::Text(Utf8Bytes::from_static(engineio::PONG)))
+                            .await
+                            .map_err(|e| {
+                                ConnectError::Closed(format!("sending pong failed: {e}"))
+                            })?;
                         self.stats.pongs_sent += 1;
                     }
                 }
@@ -739,14 +764,18 @@ impl Connection {
         if self.closed {
             return Err(ClientError::Closed);
         }
-        match self.ws.send_text(&frame).await {
+        match self.ws.send(Message::text(frame)).await {
             Ok(()) => {
-                // Everything queued was written, control frames included.
+                // `send` flushes everything, queued control frames included.
                 self.needs_flush = false;
                 Ok(())
             }
-            Err(WsError::Protocol(_) | WsError::Eof) => Err(ClientError::Closed),
-            Err(WsError::Io(e)) => Err(ClientError::Io(e.to_string())),
+            Err(
+                tungstenite::Error::ConnectionClosed
+                | tungstenite::Error::AlreadyClosed
+                | tungstenite::Error::Protocol(tungstenite::error::ProtocolError::SendAfterClosing),
+            ) => Err(ClientError::Closed),
+            Err(e) => Err(ClientError::Io(e.to_string())),
         }
     }
 
@@ -782,7 +811,7 @@ impl Connection {
                 return Poll::Ready(Err(ClientError::Closed));
             }
             if self.needs_flush {
-                match self.ws.poll_flush(cx) {
+                match Pin::new(&mut self.ws).poll_flush(cx) {
                     Poll::Ready(Ok(())) => self.needs_flush = false,
                     // The read side reports what went wrong.
                     Poll::Ready(Err(_)) => self.needs_flush = false,
@@ -807,7 +836,7 @@ impl Connection {
                 }
             }
 
-            match self.ws.poll_next(cx) {
+            match Pin::new(&mut self.ws).poll_next(cx) {
                 Poll::Ready(Some(Ok(msg))) => {
                     if self.pong_deadline.is_some() {
                         // EIO3, as engine.io-client 3: while a pong is awaited, any packet
@@ -824,7 +853,7 @@ impl Connection {
                             )))
                         ) {
                             // Best effort: push out tungstenite's close reply.
-                            let _ = self.ws.poll_flush(cx);
+                            let _ = Pin::new(&mut self.ws).poll_flush(cx);
                         }
                         return Poll::Ready(out);
                     }
@@ -872,7 +901,10 @@ impl Connection {
 
     /// Queues a control frame without waiting; `poll_recv` flushes it.
     fn queue_control(&mut self, text: &'static str) {
-        if self.ws.queue_text(text) {
+        if Pin::new(&mut self.ws)
+            .start_send(Message::Text(Utf8Bytes::from_static(text)))
+            .is_ok()
+        {
             self.needs_flush = true;
         }
     }
@@ -885,35 +917,40 @@ impl Connection {
         self.pong_deadline = Some(now + self.ping_timeout());
     }
 
-    fn on_ws_error(&mut self, e: WsError) -> Result<Incoming, ClientError> {
+    fn on_ws_error(&mut self, e: tungstenite::Error) -> Result<Incoming, ClientError> {
+        use tungstenite::error::ProtocolError as WsProto;
         self.closed = true;
         match e {
-            WsError::Eof => Ok(Incoming::Closed(CloseReason::Eof)),
-            WsError::Io(io) => Ok(Incoming::Closed(CloseReason::Reset(io.to_string()))),
-            WsError::Protocol(p) => Err(ClientError::Io(format!("websocket protocol error: {p}"))),
+            tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
+                Ok(Incoming::Closed(CloseReason::Eof))
+            }
+            tungstenite::Error::Protocol(WsProto::ResetWithoutClosingHandshake) => {
+                Ok(Incoming::Closed(CloseReason::Eof))
+            }
+            tungstenite::Error::Io(io) if io.kind() == io::ErrorKind::UnexpectedEof => {
+                Ok(Incoming::Closed(CloseReason::Eof))
+            }
+            tungstenite::Error::Io(io) => Ok(Incoming::Closed(CloseReason::Reset(io.to_string()))),
+            other => Err(ClientError::Io(other.to_string())),
         }
     }
 
-    fn on_message(&mut self, msg: WsMessage) -> Option<Result<RawIncoming, ClientError>> {
+    fn on_message(&mut self, msg: Message) -> Option<Result<RawIncoming, ClientError>> {
         let other = |r: Result<Incoming, ClientError>| Some(r.map(RawIncoming::Other));
         match msg {
-            WsMessage::Text(t) => self.on_text(t),
-            WsMessage::Binary(n) => other(Err(ClientError::Protocol(ProtocolError::Unsupported {
+            Message::Text(t) => self.on_text(t),
+            Message::Binary(b) => other(Err(ClientError::Protocol(ProtocolError::Unsupported {
                 what: "binary websocket frame (Socket.IO binary attachment)",
-                excerpt: format!("{n} bytes"),
+                excerpt: format!("{} bytes", b.len()),
             }))),
-            WsMessage::Close(code) => other(Ok(self.finish(CloseReason::WebSocketClose(code)))),
-            WsMessage::Control => {
-                // A pong was queued for a ping.
-                if self.ws.has_pending_writes() {
-                    self.needs_flush = true;
-                }
-                None
-            }
+            Message::Close(frame) => other(Ok(self.finish(CloseReason::WebSocketClose(
+                frame.map(|f| u16::from(f.code)),
+            )))),
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => None,
         }
     }
 
-    fn on_text(&mut self, frame: String) -> Option<Result<RawIncoming, ClientError>> {
+    fn on_text(&mut self, frame: Utf8Bytes) -> Option<Result<RawIncoming, ClientError>> {
         let text = frame.as_str();
         let packet = match engineio::decode(text) {
             Ok(p) => p,
@@ -1017,12 +1054,16 @@ impl Connection {
         let ns_disconnect = socketio::encode_disconnect(&self.ns);
         let ws = &mut self.ws;
         let _ = tokio::time::timeout(Duration::from_secs(1), async move {
-            ws.queue_text(&ns_disconnect);
-            ws.queue_text(engineio::CLOSE);
-            ws.queue_close(Some(1000));
-            if poll_fn(|cx| ws.poll_flush(cx)).await.is_err() {
-                return;
-            }
+            let _ = ws.feed(Message::text(ns_disconnect)).await;
+            let _ = ws
+                .feed(Message::Text(Utf8Bytes::from_static(engineio::CLOSE)))
+                .await;
+            let _ = ws
+                .send(Message::Close(Some(CloseFrame {
+                    code: CloseCode::Normal,
+                    reason: Utf8Bytes::from_static(""),
+                })))
+                .await;
             // Read until the server's close frame / EOF completes the handshake.
             while let Some(Ok(_)) = ws.next().await {}
         })

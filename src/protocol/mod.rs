@@ -22,7 +22,6 @@
 
 pub mod engineio;
 pub mod socketio;
-pub mod websocket;
 
 use std::fmt;
 use std::str::FromStr;
