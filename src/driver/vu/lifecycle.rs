@@ -21,6 +21,10 @@ impl Vu {
     ) -> Result<(), ()> {
         let shared = self.shared.clone();
         let begun = shared.now();
+        // Starting the connect late is the generator's own lateness.
+        shared
+            .metrics
+            .record(("send", "lateness"), begun.saturating_sub(intended), 0);
         shared.counters.connecting.inc();
         let connect = tokio::select! {
             c = Connection::connect(&shared.target, &shared.client_config) => c,
