@@ -550,7 +550,9 @@ impl LobbyState {
             .socket_id_room
             .then(|| {
                 let reg = lock(&self.registry);
-                Sid::from_str(name).ok().and_then(|sid| reg.socket_of(sid).cloned())
+                Sid::from_str(name)
+                    .ok()
+                    .and_then(|sid| reg.socket_of(sid).cloned())
             })
             .flatten();
         let r = lock(&room);

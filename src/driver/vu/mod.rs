@@ -101,7 +101,8 @@ pub async fn run(shared: Arc<Shared>, arrival: Arrival) {
     let flow = &shared.scenario.clients[arrival.group].flow;
     // The connect is a synchronisation point, as an `expect` is: a server slow to accept
     // delays the flow, and that time is the connect's latency, not the generator's lateness.
-    vu.run_flow(flow, intended.max(shared.now()), &mut stop).await;
+    vu.run_flow(flow, intended.max(shared.now()), &mut stop)
+        .await;
     if let (Some(log), Some(all)) = (vu.oplog.take(), shared.oplog.as_ref()) {
         crate::oracle::lock(all).push((me, log));
     }
