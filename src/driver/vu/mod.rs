@@ -237,48 +237,36 @@ impl Vu {
                     }
                 }
             }
-            // An `expect` is open: serve the socket until it is met or times out.
+            // An `expect` is open: serve the socket until it is met, breached or times out.
             let w = waiting.as_ref().expect("waiting is set");
-            if w.absent {
-                let now = self.shared.now();
-                if self.received_since_step.contains(&w.event) {
-                    self.shared.oracle.violate(
-                        self.me,
-                        &w.event,
-                        Check::ExpectAbsent,
-                        now,
-                        format!("no `{}` before {:.3} ms", w.event, w.until as f64 / 1e3),
-                        format!("`{}` at {:.3} ms", w.event, now as f64 / 1e3),
-                    );
-                    self.received_since_step.clear();
-                }
-                if now >= w.until {
-                    sched = w.until;
+            let now = self.shared.now();
+            if self.received_since_step.contains(&w.event) {
+                self.received_since_step.clear();
+                if !w.absent {
+                    sched = sched.max(now);
                     waiting = None;
                     continue;
                 }
-                let until = w.until;
-                if !self.serve_once(until, stop).await {
-                    return;
-                }
-                continue;
-            }
-            if self.received_since_step.contains(&w.event) {
-                sched = sched.max(self.shared.now());
-                self.received_since_step.clear();
-                waiting = None;
-                continue;
-            }
-            let now = self.shared.now();
-            if now >= w.until {
                 self.shared.oracle.violate(
                     self.me,
                     &w.event,
-                    Check::ExpectMissing,
+                    Check::ExpectAbsent,
                     now,
-                    format!("`{}` by {:.3} ms", w.event, w.until as f64 / 1e3),
-                    "nothing".into(),
+                    format!("no `{}` before {:.3} ms", w.event, w.until as f64 / 1e3),
+                    format!("`{}` at {:.3} ms", w.event, now as f64 / 1e3),
                 );
+            }
+            if now >= w.until {
+                if !w.absent {
+                    self.shared.oracle.violate(
+                        self.me,
+                        &w.event,
+                        Check::ExpectMissing,
+                        now,
+                        format!("`{}` by {:.3} ms", w.event, w.until as f64 / 1e3),
+                        "nothing".into(),
+                    );
+                }
                 sched = w.until;
                 waiting = None;
                 continue;
