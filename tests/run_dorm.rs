@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -158,35 +157,10 @@ fn plain_http_target_is_refused_as_not_socketio() {
 /// Ctrl-C (SIGINT) stops the load, and the report of what ran is still written.
 #[test]
 fn interrupt_still_writes_the_report() {
-    let dir = tempfile::tempdir().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_roomrig"))
-        .args([
-            "run",
-            "scenarios/dorm-smoke.yaml",
-            "--no-progress",
-            "--report-dir",
-        ])
-        .arg(dir.path())
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(4));
-    // SAFETY: sending a signal to our own child process.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
-    let started = std::time::Instant::now();
-    let out = child.wait_with_output().unwrap();
-    assert!(started.elapsed().as_secs() < 10, "stops promptly");
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let s: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("summary.json")).unwrap())
-            .unwrap();
+    let r = common::interrupted_run("scenarios/dorm-smoke.yaml", &[]);
+    assert!(r.stop_seconds < 10.0, "stops promptly");
+    assert_eq!(r.code, Some(130), "{}", r.output);
+    let s = &r.summary;
     assert_eq!(s["interrupted"], true);
     assert_eq!(s["verdict"]["status"], "interrupted");
     assert!(

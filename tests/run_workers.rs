@@ -6,7 +6,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -199,34 +198,9 @@ fn workers_are_refused_where_they_cannot_judge_everything() {
 #[test]
 fn interrupt_with_workers_still_writes_the_merged_report() {
     let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_roomrig"))
-        .args([
-            "run",
-            "scenarios/dorm-smoke.yaml",
-            "--workers",
-            "2",
-            "--no-progress",
-            "--report-dir",
-        ])
-        .arg(dir.path())
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(4));
-    // SAFETY: sending a signal to our own child process.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let s: Value = serde_json::from_str(&read(&dir.path().join("summary.json"))).unwrap();
+    let r = common::interrupted_run("scenarios/dorm-smoke.yaml", &["--workers", "2"]);
+    assert_eq!(r.code, Some(130), "{}", r.output);
+    let s = &r.summary;
     assert_eq!(s["interrupted"], true);
     assert_eq!(s["verdict"]["status"], "interrupted");
     assert!(

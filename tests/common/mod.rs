@@ -126,3 +126,48 @@ pub fn plain_http_server() -> std::net::SocketAddr {
     });
     addr
 }
+
+/// What an interrupted run left: its exit, output, the seconds it took to stop, and its report.
+pub struct Interrupted {
+    pub code: Option<i32>,
+    pub output: String,
+    pub stop_seconds: f64,
+    pub summary: Value,
+}
+
+/// Runs `roomrig run SCENARIO ARGS... --no-progress`, sends it SIGINT (Ctrl-C) after 4 s and
+/// reads the report it still writes.
+pub fn interrupted_run(scenario: &str, args: &[&str]) -> Interrupted {
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_roomrig"))
+        .arg("run")
+        .arg(scenario)
+        .args(args)
+        .args(["--no-progress", "--report-dir"])
+        .arg(dir.path())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let stop_seconds = started.elapsed().as_secs_f64();
+    let output = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = std::fs::read_to_string(dir.path().join("summary.json"))
+        .map(|t| serde_json::from_str(&t).expect("summary.json is JSON"))
+        .unwrap_or_else(|e| panic!("no summary.json ({e}):\n{output}"));
+    Interrupted {
+        code: out.status.code(),
+        output,
+        stop_seconds,
+        summary,
+    }
+}
