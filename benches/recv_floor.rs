@@ -129,9 +129,10 @@ fn receive_tokio(receivers: Vec<TcpStream>, total: u64, frames: bool) -> u64 {
             let count = count.clone();
             if frames {
                 tasks.spawn(async move {
-                    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-                        .read_buffer_size(4096)
-                        .write_buffer_size(0);
+                    let config =
+                        tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+                            .read_buffer_size(4096)
+                            .write_buffer_size(0);
                     let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
                         s,
                         tokio_tungstenite::tungstenite::protocol::Role::Client,

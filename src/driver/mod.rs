@@ -3,6 +3,7 @@
 //! histograms saw into a [`RunResult`]. Presenting it is the report module's job.
 
 mod progress;
+mod shards;
 mod vu;
 
 use std::collections::{BTreeMap, HashMap};
@@ -300,12 +301,20 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
     let schedule_end = arrivals.last().map_or(Duration::ZERO, |a| a.at);
 
     let usage_before = Usage::now();
+    let shards = shards::Shards::start(workers)
+        .map_err(|e| RunError::Setup(format!("cannot start the client runtimes: {e}")))?;
     let mut tasks = tokio::task::JoinSet::new();
     for arrival in arrivals {
-        tasks.spawn(vu::run(shared.clone(), arrival));
+        let user = &shared.users[arrival.client as usize];
+        let key = user.room.unwrap_or(arrival.client as u64);
+        tasks.spawn_on(vu::run(shared.clone(), arrival), shards.for_key(key));
     }
     let sweeper = tokio::spawn(sweep_loop(shared.clone()));
-    let lag = tokio::spawn(lag_probe(shared.clone()));
+    // The clients' runtimes are the ones whose saturation makes a run invalid.
+    let lags: Vec<_> = shards
+        .handles()
+        .map(|h| h.spawn(lag_probe(shared.clone())))
+        .collect();
     // A worker always reports its counters to the parent, which draws the view (or not).
     let progress = match opts.worker {
         Some(_) => Some(tokio::spawn(crate::workers::progress_lines(shared.clone()))),
@@ -329,8 +338,18 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         }
     }
     tasks.abort_all();
+    // An aborted client stops at its next poll; wait for that so that nothing records after
+    // the results are read.
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
     sweeper.abort();
-    lag.abort();
+    for lag in lags {
+        lag.abort();
+    }
+    // Stopping the runtimes joins their threads: not on this runtime's worker.
+    let _ = tokio::task::spawn_blocking(move || drop(shards)).await;
     // Everything still in flight is now either received or missing, unless the generator
     // stopped the run for falling behind: then what it failed to read is its own fault.
     if !shared.overloaded.load(Ordering::Relaxed) {

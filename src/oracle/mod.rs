@@ -214,8 +214,10 @@ pub struct Transcript {
 struct TranscriptEntry {
     at: Micros,
     dir: &'static str,
-    /// `event payload`, the payload as it was on the wire.
-    line: Box<str>,
+    /// `event payload`, the payload as it was on the wire. A `String`, not a `Box<str>`, so
+    /// that the entry a full ring drops lends its buffer to the next one (no malloc and free
+    /// per event).
+    line: String,
     /// Where the payload starts in `line`.
     payload_at: u32,
     /// The payload was cut at [`TRANSCRIPT_KEEP`].
@@ -252,11 +254,15 @@ impl Transcript {
 
     /// Appends an event whose payload is given as JSON text.
     pub fn push_raw(&mut self, at: Micros, dir: &'static str, event: &str, payload: &str) {
-        if self.entries.len() == TRANSCRIPT_LEN {
-            self.entries.pop_front();
-        }
-        let mut line =
-            String::with_capacity((event.len() + 1 + payload.len()).min(TRANSCRIPT_KEEP));
+        let want = (event.len() + 1 + payload.len()).min(TRANSCRIPT_KEEP);
+        let mut line = if self.entries.len() == TRANSCRIPT_LEN {
+            let mut reused = self.entries.pop_front().map(|e| e.line).unwrap_or_default();
+            reused.clear();
+            reused.reserve(want);
+            reused
+        } else {
+            String::with_capacity(want)
+        };
         line.push_str(event);
         line.push(' ');
         let payload_at = line.len() as u32;
@@ -275,7 +281,7 @@ impl Transcript {
         self.entries.push_back(TranscriptEntry {
             at,
             dir,
-            line: line.into_boxed_str(),
+            line,
             payload_at,
             cut,
         });
