@@ -194,6 +194,22 @@ impl Drop for RunningServer {
     }
 }
 
+/// Pending connections the listener queues (the kernel caps it at `net.core.somaxconn`). tokio's
+/// default of 1,024 overflowed when thousands of clients arrived per second: a dropped SYN is
+/// retried a second later, which shows as a one-second connect.
+const ACCEPT_BACKLOG: u32 = 8192;
+
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(ACCEPT_BACKLOG)
+}
+
 /// Binds `config.listen`, spawns the server on the current tokio runtime and returns once it is
 /// listening.
 ///
@@ -203,7 +219,7 @@ pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
         .fixtures
         .validate()
         .map_err(|m| std::io::Error::new(std::io::ErrorKind::InvalidInput, m))?;
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let listener = listen(config.listen)?;
     let local_addr = listener.local_addr()?;
 
     let faults = FaultSet::new(&config.faults);
