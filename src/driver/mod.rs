@@ -301,13 +301,12 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
     let schedule_end = arrivals.last().map_or(Duration::ZERO, |a| a.at);
 
     let usage_before = Usage::now();
-    let shards = shards::Shards::start(workers)
+    let mut shards = shards::Shards::start(workers)
         .map_err(|e| RunError::Setup(format!("cannot start the client runtimes: {e}")))?;
     let mut tasks = tokio::task::JoinSet::new();
     for arrival in arrivals {
-        let user = &shared.users[arrival.client as usize];
-        let key = user.room.unwrap_or(arrival.client as u64);
-        tasks.spawn_on(vu::run(shared.clone(), arrival), shards.for_key(key));
+        let room = shared.users[arrival.client as usize].room;
+        tasks.spawn_on(vu::run(shared.clone(), arrival), shards.for_client(room));
     }
     let sweeper = tokio::spawn(sweep_loop(shared.clone()));
     // The clients' runtimes are the ones whose saturation makes a run invalid.

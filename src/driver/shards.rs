@@ -6,6 +6,7 @@
 //! multi-thread scheduler. Clients are placed by fixture room, so the members of a room share
 //! a thread and the oracle's room locks are rarely contended.
 
+use std::collections::HashMap;
 use std::thread::JoinHandle;
 
 use tokio::runtime::Handle;
@@ -14,6 +15,10 @@ use tokio::sync::oneshot;
 /// The running shards; dropping them stops the runtimes (and any task still on them).
 pub struct Shards {
     shards: Vec<Shard>,
+    /// The runtime of each room placed so far.
+    placed: HashMap<u64, usize>,
+    /// Clients placed so far (the turn of a client without a room).
+    clients: usize,
 }
 
 struct Shard {
@@ -46,13 +51,31 @@ impl Shards {
                 })
             })
             .collect::<std::io::Result<Vec<_>>>()?;
-        Ok(Shards { shards })
+        Ok(Shards {
+            shards,
+            placed: HashMap::new(),
+            clients: 0,
+        })
     }
 
-    /// The runtime for everything keyed `key` (a fixture room).
-    pub fn for_key(&self, key: u64) -> &Handle {
-        // Fixture rooms are numbered consecutively: a modulo spreads them evenly.
-        &self.shards[(key % self.shards.len() as u64) as usize].handle
+    /// The runtime for a client of fixture room `room`. Rooms take the runtimes in turn as they
+    /// first appear, not by number: a worker process holds every n-th room, and a modulo of
+    /// the room number would put all of them on one runtime.
+    pub fn for_client(&mut self, room: Option<u64>) -> &Handle {
+        let turn = self.turn(room);
+        &self.shards[turn].handle
+    }
+
+    fn turn(&mut self, room: Option<u64>) -> usize {
+        let turn = match room {
+            Some(room) => {
+                let next = self.placed.len() % self.shards.len();
+                *self.placed.entry(room).or_insert(next)
+            }
+            None => self.clients % self.shards.len(),
+        };
+        self.clients += 1;
+        turn
     }
 
     pub fn handles(&self) -> impl Iterator<Item = &Handle> {
@@ -74,5 +97,26 @@ impl Drop for Shards {
                 let _ = t.join();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_nth_room_still_spreads_over_the_runtimes() {
+        let mut shards = Shards::start(2).expect("runtimes");
+        // A worker of two holds rooms 1, 3, 5, ... (four clients each).
+        let turns: Vec<usize> = (0..8u64)
+            .flat_map(|r| std::iter::repeat_n(1 + 2 * r, 4))
+            .map(|room| shards.turn(Some(room)))
+            .collect();
+        assert_eq!(turns.iter().filter(|&&t| t == 0).count(), 16);
+        assert_eq!(turns.iter().filter(|&&t| t == 1).count(), 16);
+        // The members of a room share a runtime.
+        assert!(turns
+            .chunks(4)
+            .all(|room| room.iter().all(|&t| t == room[0])));
     }
 }
