@@ -3,7 +3,6 @@
 //! histograms saw into a [`RunResult`]. Presenting it is the report module's job.
 
 mod progress;
-mod shards;
 mod vu;
 
 use std::collections::{BTreeMap, HashMap};
@@ -301,19 +300,12 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
     let schedule_end = arrivals.last().map_or(Duration::ZERO, |a| a.at);
 
     let usage_before = Usage::now();
-    let mut shards = shards::Shards::start(workers)
-        .map_err(|e| RunError::Setup(format!("cannot start the client runtimes: {e}")))?;
     let mut tasks = tokio::task::JoinSet::new();
     for arrival in arrivals {
-        let room = shared.users[arrival.client as usize].room;
-        tasks.spawn_on(vu::run(shared.clone(), arrival), shards.for_client(room));
+        tasks.spawn(vu::run(shared.clone(), arrival));
     }
     let sweeper = tokio::spawn(sweep_loop(shared.clone()));
-    // The clients' runtimes are the ones whose saturation makes a run invalid.
-    let lags: Vec<_> = shards
-        .handles()
-        .map(|h| h.spawn(lag_probe(shared.clone())))
-        .collect();
+    let lag = tokio::spawn(lag_probe(shared.clone()));
     // A worker always reports its counters to the parent, which draws the view (or not).
     let progress = match opts.worker {
         Some(_) => Some(tokio::spawn(crate::workers::progress_lines(shared.clone()))),
@@ -344,11 +336,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
     })
     .await;
     sweeper.abort();
-    for lag in lags {
-        lag.abort();
-    }
-    // Stopping the runtimes joins their threads: not on this runtime's worker.
-    let _ = tokio::task::spawn_blocking(move || drop(shards)).await;
+    lag.abort();
     // Everything still in flight is now either received or missing, unless the generator
     // stopped the run for falling behind: then what it failed to read is its own fault.
     if !shared.overloaded.load(Ordering::Relaxed) {
