@@ -115,7 +115,11 @@ fn receive_epoll(receivers: Vec<TcpStream>, total: u64) -> u64 {
     bytes / frame().len() as u64
 }
 
+/// One tokio task per socket on a current-thread runtime, reading frames with tokio-tungstenite
+/// (`frames`) or bare bytes. Returns the frames received.
 fn receive_tokio(receivers: Vec<TcpStream>, total: u64, frames: bool) -> u64 {
+    // What the tasks count: frames, or bytes of frames.
+    let unit = if frames { 1 } else { frame().len() as u64 };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -157,22 +161,12 @@ fn receive_tokio(receivers: Vec<TcpStream>, total: u64, frames: bool) -> u64 {
                 });
             }
         }
-        let want = if frames {
-            total
-        } else {
-            total * frame().len() as u64
-        };
-        while count.load(Ordering::Relaxed) < want {
+        while count.load(Ordering::Relaxed) < total * unit {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         tasks.abort_all();
     });
-    let got = count.load(Ordering::Relaxed);
-    if frames {
-        got
-    } else {
-        got / frame().len() as u64
-    }
+    count.load(Ordering::Relaxed) / unit
 }
 
 fn main() {
