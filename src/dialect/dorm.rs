@@ -137,6 +137,8 @@ pub static SPEC: DialectSpec = DialectSpec {
     error_shape: Ty::Obj(&[Field::req("error", Ty::Str)]),
     check_reply,
     // A dorm departure is not announced (a notification would be INFO, not a failure).
+    // Errors arrive on the request's own event: the event names the request.
+    error_causes: &[],
     departure: None,
     uses_everyone: false,
 };

@@ -214,6 +214,16 @@ pub static SPEC: DialectSpec = DialectSpec {
         },
     ],
     errors: ErrorStyle::Channel { event: "err" },
+    // The seed's texts, and the reference server's own for a socket not logged in or logging
+    // in twice ("not logged in" may answer any request, so it is not listed).
+    error_causes: &[
+        ("duplicate username", &["login"]),
+        ("already logged in", &["login"]),
+        ("room full", &["joinRoom"]),
+        ("already in room", &["joinRoom"]),
+        ("no such room or not in it", &["leaveRoom", "roomMessage"]),
+        ("no such user", &["privateMessage"]),
+    ],
     error_shape: Ty::Str,
     check_reply,
     departure: Some(Departure {

@@ -28,6 +28,10 @@ pub struct DialectSpec {
     pub ops: &'static [OpSpec],
     /// Where errors arrive.
     pub errors: ErrorStyle,
+    /// For errors on one channel: which requests can cause each known error text, so an error
+    /// is paired by what it says, not by queue position alone. A text not listed may answer
+    /// any request.
+    pub error_causes: &'static [(&'static str, &'static [&'static str])],
     /// The payload of an error.
     pub error_shape: Ty,
     /// Content checks of a reply beyond its shape (e.g. `last_data` names the joiner).
@@ -65,6 +69,14 @@ impl DialectSpec {
     pub fn event(&self, name: &str) -> Option<(usize, &EventSpec)> {
         self.events.iter().enumerate().find(|(_, e)| e.name == name)
     }
+    /// The requests that can cause an error with this text (`None`: unknown text, any request).
+    pub fn error_sources(&self, text: &str) -> Option<&'static [&'static str]> {
+        self.error_causes
+            .iter()
+            .find(|(t, _)| *t == text)
+            .map(|(_, requests)| *requests)
+    }
+
     /// Is `(event, payload)` an error under this dialect's style?
     pub fn is_error(&self, event: &str, payload: &Value) -> bool {
         match self.errors {

@@ -272,7 +272,10 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         oracle: Oracle::new(
             spec.name,
             scenario.deadline().as_micros() as u64,
-            scenario.membership_grace.0.as_micros() as u64,
+            scenario
+                .membership_grace
+                .map_or(scenario.deadline(), |g| g.0)
+                .as_micros() as u64,
             users.iter().map(|u| u.username.clone()).collect(),
         ),
         socket_ids: users.iter().map(|_| Default::default()).collect(),

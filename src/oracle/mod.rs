@@ -5,8 +5,12 @@
 //! Times are those of the driver's clock. For a broadcast sent at `S` with deadline `D`:
 //! - a client is **required** to receive it if the server had confirmed its join before `S`
 //!   (the join reply had arrived) and it did not leave, close or fault before `S + G`, where
-//!   `G` is the scenario's `membership_grace` (default 250 ms, at most `D`): the time within
-//!   which the server may act on the leave before the broadcast;
+//!   `G` is the scenario's `membership_grace` (default and at most `D`): the time within
+//!   which the server may act on the leave before the broadcast. A member that leaves inside
+//!   that window is required to have received it only on evidence: a *later* broadcast of the
+//!   same sender to the same room reached it (a server delivers one sender's broadcasts to one
+//!   connection in order, so it skipped this one). Without such evidence nothing is said: a
+//!   slow but conformant server, or a loaded machine, may still have had it in flight;
 //! - a client **may** receive it if it sent its join before `S + D` and did not leave before
 //!   `S - D` (one deadline of uncertainty on each side, since the server orders requests from
 //!   different sockets as it likes);
@@ -14,6 +18,7 @@
 //!
 //! A required receipt after `S + D` is `late`; none by `S + 2D` is `missing`.
 
+pub mod attribution;
 pub mod json;
 pub mod rules;
 pub mod shape;
@@ -130,6 +135,9 @@ struct Broadcast {
     excuse_until: Micros,
     metric: &'static str,
     required: Vec<ClientId>,
+    /// Members that left while it was in flight: required only on evidence (see the module
+    /// docs).
+    conditional: Vec<ClientId>,
     received: Vec<ClientId>,
 }
 
@@ -139,6 +147,10 @@ struct Membership {
     client: ClientId,
     join_sent: Micros,
     confirmed: Option<Micros>,
+    /// The confirmation never came; membership was assumed from the join request and the
+    /// users file at `confirmed` (so broadcasts are judged even against a server that sends
+    /// no join reply). Reported with every `missing` it causes.
+    assumed: bool,
     left: Option<Micros>,
     /// Not required to receive broadcasts sent before this (a stalled reader's backlog).
     excused_until: Micros,
@@ -200,6 +212,9 @@ pub struct MissingDelivery {
     pub event: &'static str,
     pub sender: ClientId,
     pub sent: Micros,
+    pub room: RoomKey,
+    /// Why the receiver had to get it, when it is not plain membership.
+    pub because: Option<&'static str>,
 }
 
 /// A ring of a client's last events, for reproducing a violation. Payloads are kept as the
@@ -478,6 +493,7 @@ impl Oracle {
             client,
             join_sent: at,
             confirmed: None,
+            assumed: false,
             left: None,
             excused_until: 0,
         });
@@ -496,8 +512,25 @@ impl Oracle {
         }
     }
 
-    /// The client left the room, closed, or faulted at `at`: it is excused from broadcasts it
-    /// could no longer be required to receive.
+    /// The join's confirmation did not come by `at` (its deadline): the client is taken for a
+    /// member from then on, as its request and the users file say, so that what the server
+    /// broadcasts to the room is still judged. Its `missing` receipts say so.
+    pub fn join_assumed(&self, client: ClientId, room: RoomKey, at: Micros) {
+        let mut shard = self.shard(room);
+        let r = shard.entry(room).or_default();
+        if let Some(m) = r
+            .members
+            .iter_mut()
+            .find(|m| m.client == client && m.left.is_none() && m.confirmed.is_none())
+        {
+            m.confirmed = Some(at);
+            m.assumed = true;
+        }
+    }
+
+    /// The client left the room, closed, or faulted at `at`. Broadcasts still in their race
+    /// window keep it as a conditional receiver: required only if it got a later one of the
+    /// same sender (see the module docs).
     pub fn left(&self, client: ClientId, room: RoomKey, at: Micros) {
         let mut shard = self.shard(room);
         let Some(r) = shard.get_mut(&room) else {
@@ -510,9 +543,63 @@ impl Oracle {
         }
         for b in r.outstanding.iter_mut() {
             if at < b.excuse_until {
-                b.required.retain(|&c| c != client);
+                if let Some(i) = b.required.iter().position(|&c| c == client) {
+                    b.required.swap_remove(i);
+                    if !b.received.contains(&client) {
+                        b.conditional.push(client);
+                    }
+                }
             }
         }
+    }
+
+    /// The latest deadline among the broadcasts sent to `rooms` by `by` that `client` is
+    /// required to receive and has not yet: a client ends its flow only after what is due to
+    /// it has arrived or its deadline has passed.
+    pub fn awaited(&self, client: ClientId, rooms: &[RoomKey], by: Micros) -> Option<Micros> {
+        let mut latest = None;
+        for &room in rooms {
+            let shard = self.shard(room);
+            let Some(r) = shard.get(&room) else {
+                continue;
+            };
+            for b in r.outstanding.iter().filter(|b| b.sent <= by) {
+                if b.required.contains(&client) && !b.received.contains(&client) {
+                    latest = latest.max(Some(b.due));
+                }
+            }
+        }
+        latest
+    }
+
+    /// A broadcast that matches no registered send but whose sender sent hostile (lenient)
+    /// input, which the server may relay as it is: allowed to any member of the room (in its
+    /// window), a `non-member` fault for anyone else.
+    pub fn relay_received(&self, receiver: ClientId, room: RoomKey, at: Micros) -> Receipt {
+        let deadline = self.deadline;
+        let shard = self.shard(room);
+        let member = shard.get(&room).is_some_and(|r| {
+            r.members.iter().any(|m| {
+                m.client == receiver
+                    && m.join_sent <= at
+                    && m.left.is_none_or(|l| l + deadline >= at)
+            })
+        });
+        if member {
+            Receipt::Backlog
+        } else {
+            Receipt::Fault(
+                Check::NonMember,
+                "only members of the room receive what its members send".to_string(),
+            )
+        }
+    }
+
+    /// Whether `client` is a lenient (hostile) sender, whose relayed input matches no send.
+    pub fn is_lenient(&self, client: ClientId) -> bool {
+        self.lenient
+            .get(client as usize)
+            .is_some_and(|l| l.load(Ordering::Relaxed))
     }
 
     /// The client stops reading from `from` to `until`: it stays a member (it may receive), but
@@ -590,6 +677,7 @@ impl Oracle {
             },
             metric: send.metric,
             required: if allowed { required } else { Vec::new() },
+            conditional: Vec::new(),
             received: Vec::new(),
         });
         allowed
@@ -617,6 +705,7 @@ impl Oracle {
         };
         let may_receive = |b: &Broadcast| {
             b.required.contains(&receiver)
+                || b.conditional.contains(&receiver)
                 || r.members.iter().any(|m| {
                     m.client == receiver
                         && m.join_sent <= b.sent + deadline
@@ -727,20 +816,51 @@ impl Oracle {
         let mut missing = Vec::new();
         for shard in self.rooms.iter() {
             let mut shard = lock(shard);
-            for r in shard.values_mut() {
+            for (key, r) in shard.iter_mut() {
                 while r
                     .outstanding
                     .front()
                     .is_some_and(|b| now == Micros::MAX || b.due + self.deadline < now)
                 {
                     let b = r.outstanding.pop_front().expect("front exists");
+                    let room = *key;
+                    let assumed = |c: ClientId| {
+                        r.members
+                            .iter()
+                            .any(|m| m.client == c && m.assumed && m.left.is_none())
+                    };
                     for &c in b.required.iter().filter(|c| !b.received.contains(c)) {
                         missing.push(MissingDelivery {
                             receiver: c,
                             event: b.event,
                             sender: b.sender,
                             sent: b.sent,
+                            room,
+                            because: assumed(c).then_some(
+                                "membership assumed from the join request and the users file: \
+                                 the server never confirmed the join",
+                            ),
                         });
+                    }
+                    // A member that left during the race window: missing only if a later
+                    // broadcast of the same sender reached it (still queued behind this one).
+                    for &c in b.conditional.iter().filter(|c| !b.received.contains(c)) {
+                        let later = r.outstanding.iter().any(|l| {
+                            l.sender == b.sender && l.sent > b.sent && l.received.contains(&c)
+                        });
+                        if later {
+                            missing.push(MissingDelivery {
+                                receiver: c,
+                                event: b.event,
+                                sender: b.sender,
+                                sent: b.sent,
+                                room,
+                                because: Some(
+                                    "it left while this was in flight, but a later broadcast of \
+                                     the same sender reached it: the server skipped this one",
+                                ),
+                            });
+                        }
                     }
                 }
                 r.members.retain(|m| {
@@ -760,13 +880,22 @@ impl Oracle {
                 m.event,
                 Check::Missing,
                 m.sent + 2 * self.deadline,
-                format!(
-                    "the {} sent by client {} ({}) at {:.3} ms",
-                    m.event,
-                    m.sender,
-                    self.usernames[m.sender as usize],
-                    m.sent as f64 / 1e3
-                ),
+                match m.because {
+                    None => format!(
+                        "the {} sent by client {} ({}) at {:.3} ms",
+                        m.event,
+                        m.sender,
+                        self.usernames[m.sender as usize],
+                        m.sent as f64 / 1e3
+                    ),
+                    Some(why) => format!(
+                        "the {} sent by client {} ({}) at {:.3} ms ({why})",
+                        m.event,
+                        m.sender,
+                        self.usernames[m.sender as usize],
+                        m.sent as f64 / 1e3
+                    ),
+                },
                 "nothing".to_string(),
             );
         }
@@ -922,6 +1051,98 @@ mod tests {
         assert!(matches!(
             o.broadcast_received(0, 1, "message", 0, Some(9), None, 1500),
             Receipt::Delivered(Matched { late: true, .. })
+        ));
+    }
+
+    /// A member that leaves while a broadcast is in flight (a slow server, a loaded machine)
+    /// is not charged a `missing` for it: it may still have been on its way.
+    #[test]
+    fn leaver_in_the_race_window_is_not_missing_without_evidence() {
+        let o = oracle();
+        confirmed(&o, &[0, 1]);
+        bs(&o, 0, 1, "message", Some(1), None, 100);
+        // Leaves 350 µs after the send, the deadline being 1000 µs: inside the window.
+        o.left(1, 1, 450);
+        let missing = o.sweep(Micros::MAX);
+        assert!(
+            missing.iter().all(|m| m.receiver != 1),
+            "no evidence, no verdict"
+        );
+        assert!(
+            missing.iter().any(|m| m.receiver == 0),
+            "the sender stayed: missing"
+        );
+    }
+
+    /// Near miss of the test above: a later broadcast of the same sender reached the leaver,
+    /// so the server skipped the earlier one (it delivers one sender's broadcasts in order).
+    #[test]
+    fn leaver_that_got_a_later_broadcast_was_skipped() {
+        let o = oracle();
+        confirmed(&o, &[0, 1]);
+        bs(&o, 0, 1, "message", Some(1), None, 100);
+        bs(&o, 0, 1, "message", Some(2), None, 200);
+        assert!(matches!(
+            o.broadcast_received(1, 1, "message", 0, Some(2), None, 300),
+            Receipt::Delivered(_)
+        ));
+        o.left(1, 1, 400);
+        let missing = o.sweep(Micros::MAX);
+        let charged: Vec<_> = missing.iter().filter(|m| m.receiver == 1).collect();
+        assert_eq!(charged.len(), 1);
+        assert!(charged[0]
+            .because
+            .is_some_and(|b| b.contains("later broadcast")));
+        // A member leaving after the window must have had it, evidence or not.
+        let o = oracle();
+        confirmed(&o, &[0, 1]);
+        bs(&o, 0, 1, "message", Some(1), None, 100);
+        o.left(1, 1, 100 + 1000 + 1);
+        assert!(o.sweep(Micros::MAX).iter().any(|m| m.receiver == 1));
+    }
+
+    /// A join whose reply never came is assumed from its request, so a server that sends no
+    /// reply and drops broadcasts is still caught; the evidence says it was assumed.
+    #[test]
+    fn an_assumed_member_is_judged_and_says_so() {
+        let o = oracle();
+        confirmed(&o, &[0]);
+        o.join_sent(1, 1, 0);
+        bs(&o, 0, 1, "message", Some(1), None, 100);
+        assert!(o.sweep(Micros::MAX).iter().all(|m| m.receiver != 1));
+        o.join_assumed(1, 1, 2000);
+        bs(&o, 0, 1, "message", Some(2), None, 2100);
+        let missing = o.sweep(Micros::MAX);
+        let m = missing.iter().find(|m| m.receiver == 1).expect("judged");
+        assert!(m.because.is_some_and(|b| b.contains("assumed")));
+    }
+
+    #[test]
+    fn awaited_names_the_latest_deadline_of_what_is_due() {
+        let o = oracle();
+        confirmed(&o, &[0, 1]);
+        bs(&o, 0, 1, "message", Some(1), None, 100);
+        bs(&o, 0, 1, "message", Some(2), None, 300);
+        assert_eq!(o.awaited(1, &[1], 1000), Some(1300));
+        // Sent after the flow ended: not waited for.
+        assert_eq!(o.awaited(1, &[1], 200), Some(1100));
+        o.broadcast_received(1, 1, "message", 0, Some(1), None, 400);
+        o.broadcast_received(1, 1, "message", 0, Some(2), None, 400);
+        assert_eq!(o.awaited(1, &[1], 1000), None);
+    }
+
+    /// Hostile input a lenient client sent may be relayed; only who receives it is judged.
+    #[test]
+    fn lenient_relay_is_allowed_to_members_only() {
+        let o = oracle();
+        confirmed(&o, &[0, 1]);
+        o.join_sent(2, 2, 0);
+        o.set_lenient(0);
+        assert!(o.is_lenient(0) && !o.is_lenient(1));
+        assert!(matches!(o.relay_received(1, 1, 500), Receipt::Backlog));
+        assert!(matches!(
+            o.relay_received(2, 1, 500),
+            Receipt::Fault(Check::NonMember, _)
         ));
     }
 }

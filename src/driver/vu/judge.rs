@@ -11,6 +11,7 @@ use crate::client::RawEvent;
 use crate::dialect::{
     named_room, user_room, Attribution, ErrorStyle, EventSpec, RoomOf, SenderKey, EVERYONE,
 };
+use crate::oracle::attribution::{attribute_error, ErrorAnswer, ErrorSource, Unanswered};
 use crate::oracle::json::Json;
 use crate::oracle::rules::Check;
 use crate::oracle::shape::{self, Node as _, Problem};
@@ -172,6 +173,25 @@ impl Vu {
             .iter()
             .position(|p| matches!(p.kind, PendingKind::Reply { event: e, .. } if e == event))
         else {
+            // The reply a request expecting an error would have got: the server accepted it.
+            if let Some(i) = self.pending.iter().position(
+                |p| matches!(p.kind, PendingKind::Error { instead: Some(e), .. } if e == event),
+            ) {
+                let p = self.pending.remove(i);
+                self.answered(&p);
+                shared.oracle.violate(
+                    self.me,
+                    p.request,
+                    Check::ErrorMissing,
+                    now,
+                    format!("an error refusing this `{}`", p.request),
+                    format!(
+                        "the reply {event} (the request was accepted): {}",
+                        payload.excerpt()
+                    ),
+                );
+                return;
+            }
             shared.oracle.violate(
                 self.me,
                 event,
@@ -183,6 +203,7 @@ impl Vu {
             return;
         };
         let p = self.pending.remove(i);
+        self.answered(&p);
         let metric = (p.request, event);
         shared.metrics.record(
             metric,
@@ -229,6 +250,17 @@ impl Vu {
         }
     }
 
+    /// A request got its answer: it no longer explains errors that arrive later.
+    fn answered(&mut self, p: &Pending) {
+        if let Some(i) = self
+            .recent
+            .iter()
+            .position(|r| r.request == p.request && r.sent == p.sent)
+        {
+            self.recent.remove(i);
+        }
+    }
+
     /// The client a payload names as the sender.
     fn sender_of(&self, payload: &Json<'_>, key: SenderKey) -> Option<ClientId> {
         let shared = &self.shared;
@@ -272,6 +304,18 @@ impl Vu {
             .and_then(crate::dialect::parse_content_id)
             .filter(|(s, _)| (*s as usize) < shared.users.len())
         else {
+            // Hostile input a lenient client sent may be relayed as it is (a server may
+            // accept it): only who receives it is judged.
+            if let Some(sender) = self
+                .sender_of(payload, sender_key)
+                .filter(|&s| shared.oracle.is_lenient(s))
+            {
+                if let Some(room) = self.room_of(spec, payload, sender) {
+                    let receipt = shared.oracle.relay_received(self.me, room, now);
+                    self.on_receipt(event, sender, receipt, payload, now);
+                }
+                return;
+            }
             shared.oracle.violate(
                 self.me,
                 event,
@@ -314,11 +358,15 @@ impl Vu {
         let Some(room) = self.room_of(spec, payload, sender) else {
             return;
         };
-        let receipt =
+        let mut receipt =
             shared
                 .oracle
                 .broadcast_received(self.me, room, event, sender, Some(seq), None, now);
-        self.on_receipt(event, receipt, payload, now);
+        if matches!(receipt, Receipt::Fault(Check::Unknown, _)) && shared.oracle.is_lenient(sender)
+        {
+            receipt = shared.oracle.relay_received(self.me, room, now);
+        }
+        self.on_receipt(event, sender, receipt, payload, now);
     }
 
     fn on_fifo_broadcast(
@@ -346,7 +394,7 @@ impl Vu {
             return;
         };
         let value = value_field.and_then(|f| payload.get(f)).map(Json::to_value);
-        let receipt = shared.oracle.broadcast_received(
+        let mut receipt = shared.oracle.broadcast_received(
             self.me,
             room,
             event,
@@ -355,16 +403,27 @@ impl Vu {
             value.as_ref(),
             now,
         );
-        self.on_receipt(event, receipt, payload, now);
+        if matches!(receipt, Receipt::Fault(Check::Unknown, _)) && shared.oracle.is_lenient(sender)
+        {
+            receipt = shared.oracle.relay_received(self.me, room, now);
+        }
+        self.on_receipt(event, sender, receipt, payload, now);
     }
 
     fn on_receipt(
         &mut self,
         event: &'static str,
+        sender: ClientId,
         receipt: Receipt,
         payload: &Json<'_>,
         now: Micros,
     ) {
+        if sender == self.me && matches!(receipt, Receipt::Delivered(_) | Receipt::Allowed(_)) {
+            // Its own copy: the server accepted the request, which so explains no error.
+            if let Some(i) = self.recent.iter().position(|r| r.echo == Some(event)) {
+                self.recent.remove(i);
+            }
+        }
         let shared = &self.shared;
         match receipt {
             Receipt::Delivered(m) | Receipt::Allowed(m) => {
@@ -404,36 +463,15 @@ impl Vu {
                     .violate(self.me, "error", Check::Shape, now, msg, payload.excerpt());
             }
         }
-        let channel = matches!(shared.spec.errors, ErrorStyle::Channel { .. });
-        // Which pending request this error answers: on a channel, the oldest that expects one.
-        let answers = |p: &Pending| {
-            matches!(p.kind, PendingKind::Error { .. }) && (channel || p.request == event)
+        let (channel, text) = match shared.spec.errors {
+            ErrorStyle::SameEvent { field } => (false, payload.field(field).as_str()),
+            ErrorStyle::Channel { .. } => (true, payload.as_str()),
         };
-        if let Some(i) = self.pending.iter().position(answers) {
-            let p = self.pending.remove(i);
-            if let PendingKind::Error { text: Some(want) } = &p.kind {
-                let got = match shared.spec.errors {
-                    ErrorStyle::SameEvent { field } => payload.field(field).as_str(),
-                    ErrorStyle::Channel { .. } => payload.as_str(),
-                };
-                if got != Some(want.as_str()) {
-                    shared.oracle.violate(
-                        self.me,
-                        p.request,
-                        Check::ErrorContent,
-                        now,
-                        format!("the error {want:?}"),
-                        payload.excerpt(),
-                    );
-                }
-            }
-            shared.metrics.record(
-                (p.request, "error"),
-                now.saturating_sub(p.intended),
-                now.saturating_sub(p.sent),
-            );
-            return;
-        }
+        let source = if channel {
+            ErrorSource::Channel(text.and_then(|t| shared.spec.error_sources(t)))
+        } else {
+            ErrorSource::OwnEvent(event)
+        };
         let key = if channel {
             self.error_key("")
         } else {
@@ -445,77 +483,176 @@ impl Vu {
                 .find(|n| *n == event)
                 .unwrap_or("error")
         };
-        if let Some(n) = self.tolerated_errors.get_mut(key).filter(|n| **n > 0) {
-            *n -= 1;
-            return;
-        }
-        if let Some(p) = self
+        let unanswered: Vec<Unanswered> = self
             .pending
             .iter()
-            .find(|p| matches!(p.kind, PendingKind::Error { .. }))
-            .filter(|_| !channel)
-        {
-            shared.oracle.violate(
-                self.me,
-                p.request,
-                Check::ErrorWrongEvent,
-                now,
-                format!("the error on `{}`, the event of the request", p.request),
-                format!("{event} {}", payload.excerpt()),
-            );
-        } else if let Some(i) = self.pending.iter().position(|p| {
-            matches!(p.kind, PendingKind::Reply { .. }) && (channel || p.request == event)
-        }) {
-            let p = self.pending.remove(i);
-            shared.oracle.violate(
-                self.me,
-                p.request,
-                Check::ErrorUnexpected,
-                now,
-                "the reply to a valid request".into(),
-                payload.excerpt(),
-            );
-        } else {
-            shared.oracle.violate(
+            .map(|p| Unanswered {
+                request: p.request,
+                expects_error: matches!(p.kind, PendingKind::Error { .. }),
+            })
+            .collect();
+        let recent: Vec<&'static str> = self.recent.iter().map(|r| r.request).collect();
+        let tolerated = self.tolerated_errors.get(key).is_some_and(|n| *n > 0);
+        let received = || format!("{event} {}", payload.excerpt());
+        match attribute_error(source, &unanswered, &recent, tolerated) {
+            ErrorAnswer::Expected { index, ambiguous } => {
+                let p = self.pending.remove(index);
+                self.answered(&p);
+                if let PendingKind::Error {
+                    text: Some(want), ..
+                } = &p.kind
+                {
+                    if text != Some(want.as_str()) {
+                        let mut expected = format!("the error {want:?}");
+                        if ambiguous {
+                            expected.push_str(
+                                " (ambiguous: the error names no request and requests of \
+                                 other events were waiting for one too; paired with the oldest)",
+                            );
+                        }
+                        shared.oracle.violate(
+                            self.me,
+                            p.request,
+                            Check::ErrorContent,
+                            now,
+                            expected,
+                            payload.excerpt(),
+                        );
+                    }
+                }
+                shared.metrics.record(
+                    (p.request, "error"),
+                    now.saturating_sub(p.intended),
+                    now.saturating_sub(p.sent),
+                );
+            }
+            ErrorAnswer::Tolerated => {
+                if let Some(n) = self.tolerated_errors.get_mut(key) {
+                    *n -= 1;
+                }
+            }
+            ErrorAnswer::Refused { index } => {
+                let p = self.pending.remove(index);
+                self.answered(&p);
+                shared.oracle.violate(
+                    self.me,
+                    p.request,
+                    Check::ErrorUnexpected,
+                    now,
+                    "the reply to a valid request".into(),
+                    payload.excerpt(),
+                );
+            }
+            ErrorAnswer::Unexpected => shared.oracle.violate(
                 self.me,
                 key,
                 Check::ErrorUnexpected,
                 now,
                 format!("no error: every request this client sent on `{event}` was valid"),
                 payload.excerpt(),
-            );
+            ),
+            ErrorAnswer::WrongEvent { request, index } => {
+                if let Some(i) = index {
+                    let p = self.pending.remove(i);
+                    self.answered(&p);
+                }
+                shared.oracle.violate(
+                    self.me,
+                    request,
+                    Check::ErrorWrongEvent,
+                    now,
+                    format!("the error on `{request}`, the event of the request"),
+                    received(),
+                );
+            }
+            ErrorAnswer::AmbiguousWrongEvent { candidates } => {
+                // It stands for one missing error of a request waiting now (see
+                // `expire_pending`), since it may have been that one's.
+                self.foreign_errors.push(now);
+                shared.oracle.violate(
+                    self.me,
+                    "error",
+                    Check::ErrorWrongEvent,
+                    now,
+                    format!(
+                        "errors on the event of their request; this one answers one of `{}` \
+                         (ambiguous: which one is not known, so none of them is charged a \
+                         missing error for it)",
+                        candidates.join("`, `")
+                    ),
+                    received(),
+                );
+            }
+            ErrorAnswer::NoCause => shared.oracle.violate(
+                self.me,
+                "error",
+                Check::ErrorUnexpected,
+                now,
+                "no error: no request of this client was waiting for an answer".into(),
+                received(),
+            ),
         }
     }
 
-    /// Flags replies and errors whose deadline has passed.
+    /// Flags replies and errors that did not come: late after their deadline, missing after
+    /// twice it (as broadcasts). `now = Micros::MAX` flushes every one.
     pub(super) fn expire_pending(&mut self, now: Micros) {
         let shared = self.shared.clone();
-        let deadline_ms = shared.oracle.deadline() / 1000;
-        self.pending.retain(|p| {
-            if now < p.due {
-                return true;
+        let deadline = shared.oracle.deadline();
+        let (expired, kept): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|p| now >= p.due.saturating_add(deadline));
+        self.pending = kept;
+        for p in expired {
+            let at = now.min(p.due + deadline);
+            match p.kind {
+                PendingKind::Reply { event, joins } => {
+                    shared.oracle.violate(
+                        self.me,
+                        p.request,
+                        Check::ReplyMissing,
+                        at,
+                        format!("`{event}` within {} ms", 2 * deadline / 1000),
+                        "nothing".into(),
+                    );
+                    // Judge the room all the same, as the request and the users file say.
+                    if let Some(room) = joins {
+                        self.assume_joined(room, at);
+                    }
+                }
+                PendingKind::Error { .. } => {
+                    // An error on another event, when it was unknown which request it
+                    // answered, was reported then; it stands for one missing error here.
+                    if let Some(i) = self.foreign_errors.iter().position(|&t| t >= p.sent) {
+                        self.foreign_errors.remove(i);
+                        continue;
+                    }
+                    shared.oracle.violate(
+                        self.me,
+                        p.request,
+                        Check::ErrorMissing,
+                        at,
+                        format!(
+                            "an error on `{}` within {} ms",
+                            p.request,
+                            2 * deadline / 1000
+                        ),
+                        "nothing".into(),
+                    );
+                }
             }
-            let (scope, check, expected) = match p.kind {
-                PendingKind::Reply { event, .. } => (
-                    p.request,
-                    Check::ReplyMissing,
-                    format!("`{event}` within {deadline_ms} ms"),
-                ),
-                PendingKind::Error { .. } => (
-                    p.request,
-                    Check::ErrorMissing,
-                    format!("an error on `{}` within {deadline_ms} ms", p.request),
-                ),
-            };
-            shared.oracle.violate(
-                self.me,
-                scope,
-                check,
-                now.min(p.due),
-                expected,
-                "nothing".into(),
-            );
-            false
-        });
+        }
+    }
+
+    /// The join of `room` was never confirmed: take the client for a member from `at` on.
+    fn assume_joined(&mut self, room: RoomKey, at: Micros) {
+        self.shared.oracle.join_assumed(self.me, room, at);
+        if let Some(i) = self.joining.iter().position(|(r, _)| *r == room) {
+            let entry = self.joining.remove(i);
+            if !self.joined.iter().any(|(r, _)| *r == room) {
+                self.joined.push(entry);
+                self.assumed.push(room);
+            }
+        }
     }
 }

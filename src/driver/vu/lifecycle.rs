@@ -218,6 +218,9 @@ impl Vu {
         }
         self.departure_announced = false;
         self.pending.clear();
+        self.recent.clear();
+        self.foreign_errors.clear();
+        self.assumed.clear();
         self.tolerated_errors.clear();
         self.shared.counters.active.dec();
     }
@@ -230,7 +233,11 @@ impl Vu {
             return;
         };
         let me = user_room(&shared.users[self.me as usize].username);
-        if self.departure_announced || !self.joined.iter().any(|(r, _)| *r == me) {
+        // A login the server never confirmed (assumed) announces nothing.
+        if self.departure_announced
+            || !self.joined.iter().any(|(r, _)| *r == me)
+            || self.assumed.contains(&me)
+        {
             return;
         }
         self.departure_announced = true;

@@ -28,6 +28,7 @@ struct Pending {
     request: &'static str,
     intended: Micros,
     sent: Micros,
+    /// After this the answer is `late`; none by `due` + deadline is `missing`.
     due: Micros,
 }
 
@@ -39,8 +40,20 @@ enum PendingKind {
         joins: Option<RoomKey>,
     },
     /// An error must come (on the request's own event, or on the dialect's error channel),
-    /// with this text when given.
-    Error { text: Option<String> },
+    /// with this text when given. `instead` is the reply a valid request would get: its
+    /// arrival means the server accepted the request (the error is missing, not pending).
+    Error {
+        text: Option<String>,
+        instead: Option<&'static str>,
+    },
+}
+
+/// A request sent lately, not yet seen answered.
+struct Recent {
+    request: &'static str,
+    sent: Micros,
+    /// The broadcast whose copy reaches the sender when the server accepted the request.
+    echo: Option<&'static str>,
 }
 
 /// Position in a (possibly nested) flow.
@@ -80,6 +93,9 @@ pub async fn run(shared: Arc<Shared>, arrival: Arrival) {
         conn: None,
         shared: shared.clone(),
         pending: Vec::new(),
+        recent: std::collections::VecDeque::new(),
+        foreign_errors: Vec::new(),
+        assumed: Vec::new(),
         tolerated_errors: HashMap::new(),
         last_seq: IntMap::default(),
         received_since_step: Vec::new(),
@@ -136,6 +152,17 @@ struct Vu {
     conn: Option<Connection>,
     shared: Arc<Shared>,
     pending: Vec<Pending>,
+    /// The requests sent within the last two deadlines that got no answer this client could
+    /// see (a reply, an error, or its own copy of the broadcast), oldest first: what an error
+    /// may answer.
+    recent: std::collections::VecDeque<Recent>,
+    /// Arrival times of errors on an event no recent request used, when more than one request
+    /// was waiting for an error (which one it answers is unknown): each excuses one
+    /// `error-missing` of a request that was waiting then, as the `error-wrong-event` already
+    /// reported it.
+    foreign_errors: Vec<Micros>,
+    /// Rooms whose join was never confirmed and is assumed (see `Oracle::join_assumed`).
+    assumed: Vec<RoomKey>,
     /// Errors allowed on an event because its request was sent while not a confirmed member.
     tolerated_errors: HashMap<&'static str, u32>,
     /// Highest content sequence seen per sender (order check).
@@ -281,9 +308,19 @@ impl Vu {
         if !self.serve_until(sched, stop).await {
             return;
         }
-        let settle = self.shared.now() + self.shared.oracle.deadline();
-        while !self.pending.is_empty() && !self.ended && self.conn.is_some() {
-            if !self.serve_once(settle, stop).await || self.shared.now() >= settle {
+        // What is due to this client must arrive or run out of time before it leaves: a client
+        // that left while a broadcast to it was still in flight would prove nothing.
+        let flow_end = self.shared.now();
+        let deadline = self.shared.oracle.deadline();
+        let settle = flow_end + 2 * deadline;
+        let rooms: Vec<RoomKey> = self.joined.iter().map(|(r, _)| *r).collect();
+        while !self.ended && self.conn.is_some() {
+            let replies = self.pending.iter().map(|p| p.due + deadline).max();
+            let broadcasts = self.shared.oracle.awaited(self.me, &rooms, flow_end);
+            let Some(until) = replies.max(broadcasts).map(|u| u.min(settle)) else {
+                break;
+            };
+            if self.shared.now() >= until || !self.serve_once(until, stop).await {
                 break;
             }
         }
@@ -333,10 +370,11 @@ impl Vu {
 
     /// Waits for one incoming item or until `at` (or the earliest pending deadline).
     async fn serve_once(&mut self, at: Micros, stop: &mut Stop) -> bool {
+        let deadline = self.shared.oracle.deadline();
         let wake = self
             .pending
             .iter()
-            .map(|p| p.due)
+            .map(|p| p.due + deadline)
             .min()
             .map_or(at, |d| d.min(at));
         let wake_at = self.shared.instant_of(wake);
@@ -421,6 +459,21 @@ impl Vu {
         }
         // `expect_error: true` turns any operation into one the server must refuse;
         // `lenient: true` into one whose outcome only the other clients are judged on.
+        // The reply a valid request would get: if it comes, the server accepted the request.
+        let instead = request.effects.iter().find_map(|e| match e {
+            Effect::Join { reply, .. } => Some(*reply),
+            Effect::Reply { event } => Some(*event),
+            _ => None,
+        });
+        // The broadcast whose copy comes back to the sender when the server accepts it.
+        let echo = request.effects.iter().find_map(|e| match e {
+            Effect::Broadcast {
+                event,
+                include_sender: true,
+                ..
+            } => Some(*event),
+            _ => None,
+        });
         let (effects, error_text) = match (op.params.get(EXPECT_ERROR), op.params.get(LENIENT)) {
             (_, Some(Value::Bool(true))) => {
                 self.become_lenient();
@@ -500,6 +553,7 @@ impl Vu {
                 Effect::Error => self.pending.push(Pending {
                     kind: PendingKind::Error {
                         text: error_text.clone(),
+                        instead,
                     },
                     request: request.event,
                     intended,
@@ -508,6 +562,7 @@ impl Vu {
                 }),
             }
         }
+        self.remember_request(request.event, sent, echo);
         let conn = self.conn.as_mut().expect("connected");
         let (frame, args_at) =
             socketio::encode_event_parts(conn.namespace(), request.event, &request.args);
@@ -569,9 +624,13 @@ impl Vu {
                     Some(Value::String(t)) => Some(Some(t.clone())),
                     _ => None,
                 };
+                self.remember_request(event, sent, None);
                 if let Some(text) = text {
                     self.pending.push(Pending {
-                        kind: PendingKind::Error { text },
+                        kind: PendingKind::Error {
+                            text,
+                            instead: None,
+                        },
                         request: event,
                         intended,
                         sent,
@@ -598,6 +657,23 @@ impl Vu {
             Ok(()) => shared.counters.sent.inc(),
             Err(e) => self.on_closed(CloseReason::Reset(e.to_string()), sent),
         }
+    }
+
+    /// Keeps the requests of the last two deadlines (bounded: an error answers a recent one).
+    fn remember_request(&mut self, request: &'static str, at: Micros, echo: Option<&'static str>) {
+        let horizon = 2 * self.shared.oracle.deadline();
+        while self
+            .recent
+            .front()
+            .is_some_and(|r| r.sent + horizon < at || self.recent.len() >= 64)
+        {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(Recent {
+            request,
+            sent: at,
+            echo,
+        });
     }
 
     /// After hostile input: the server may answer anything, or close this connection.
