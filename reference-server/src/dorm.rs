@@ -325,7 +325,9 @@ impl DormState {
             self.last_data(user, &slot.info, &live)
         };
         socket.join(slot.socket_room.clone());
-        socket.emit("last_data", &last_data).ok();
+        if !self.faults.no_join_reply {
+            socket.emit("last_data", &last_data).ok();
+        }
         Ok(())
     }
 

@@ -4,7 +4,7 @@
 //! Spec syntax (`--fault SPEC`, repeatable): `drop-broadcast=F`, `leak-to-non-member`,
 //! `omit-time`, `error-on-wrong-event`, `duplicate-broadcast`, `never-timeout`, `no-leave-notice`,
 //! `notify-non-member`, `reorder-broadcast`, `wrong-field-type`, `crash-on-hostile-room-name`,
-//! `socket-id-room`.
+//! `socket-id-room`, `no-join-reply`, `accept-rejoin`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -45,6 +45,10 @@ pub enum Fault {
     /// lobby: a room named after a connected socket's id may be joined, and its room messages
     /// also reach that socket (what `io.to(name)` does in socket.io).
     SocketIdRoom,
+    /// dorm: `join_room` joins the room but never answers with `last_data`.
+    NoJoinReply,
+    /// lobby: a member joining its room again is answered `joinedRoom`, not `already in room`.
+    AcceptRejoin,
 }
 
 impl Fault {
@@ -61,7 +65,7 @@ pub enum FaultParseError {
         "unknown fault {0:?} (known: drop-broadcast=F, leak-to-non-member, omit-time, \
          error-on-wrong-event, duplicate-broadcast, never-timeout, no-leave-notice, \
          notify-non-member, reorder-broadcast, wrong-field-type, crash-on-hostile-room-name, \
-         socket-id-room)"
+         socket-id-room, no-join-reply, accept-rejoin)"
     )]
     Unknown(String),
     #[error("fault {0} takes no value")]
@@ -107,6 +111,8 @@ impl FromStr for Fault {
             "wrong-field-type" => bare(Fault::WrongFieldType),
             "crash-on-hostile-room-name" => bare(Fault::CrashOnHostileRoomName),
             "socket-id-room" => bare(Fault::SocketIdRoom),
+            "no-join-reply" => bare(Fault::NoJoinReply),
+            "accept-rejoin" => bare(Fault::AcceptRejoin),
             _ => Err(FaultParseError::Unknown(spec.to_string())),
         }
     }
@@ -127,6 +133,8 @@ impl fmt::Display for Fault {
             Fault::WrongFieldType => f.write_str("wrong-field-type"),
             Fault::CrashOnHostileRoomName => f.write_str("crash-on-hostile-room-name"),
             Fault::SocketIdRoom => f.write_str("socket-id-room"),
+            Fault::NoJoinReply => f.write_str("no-join-reply"),
+            Fault::AcceptRejoin => f.write_str("accept-rejoin"),
         }
     }
 }
@@ -147,6 +155,8 @@ pub struct FaultSet {
     pub wrong_field_type: bool,
     pub crash_on_hostile_room_name: bool,
     pub socket_id_room: bool,
+    pub no_join_reply: bool,
+    pub accept_rejoin: bool,
 }
 
 impl FaultSet {
@@ -166,6 +176,8 @@ impl FaultSet {
                 Fault::WrongFieldType => set.wrong_field_type = true,
                 Fault::CrashOnHostileRoomName => set.crash_on_hostile_room_name = true,
                 Fault::SocketIdRoom => set.socket_id_room = true,
+                Fault::NoJoinReply => set.no_join_reply = true,
+                Fault::AcceptRejoin => set.accept_rejoin = true,
             }
         }
         set
@@ -223,6 +235,8 @@ mod tests {
             "wrong-field-type",
             "crash-on-hostile-room-name",
             "socket-id-room",
+            "no-join-reply",
+            "accept-rejoin",
         ] {
             let fault: Fault = spec.parse().unwrap();
             assert_eq!(fault.to_string(), spec);

@@ -443,6 +443,15 @@ impl LobbyState {
         };
         let mut r = lock(&room);
         if r.position(socket.id).is_some() {
+            if self.faults.accept_rejoin {
+                let out = RoomUsers {
+                    username: &username,
+                    roomname: &name,
+                    userlist: r.userlist(),
+                };
+                socket.emit("joinedRoom", &out).ok();
+                return Ok(());
+            }
             return Err(errors::ALREADY_IN_ROOM);
         }
         if r.capacity.is_some_and(|cap| r.members.len() >= cap) {

@@ -171,3 +171,66 @@ pub fn interrupted_run(scenario: &str, args: &[&str]) -> Interrupted {
         summary,
     }
 }
+
+/// A TCP relay on loopback in front of `upstream` (`http://HOST:PORT`) that delays every byte
+/// by `delay` in each direction, keeping their order: a conformant server made slow, as one
+/// behind a long network path is. Returns its `http://` URL; it serves until the test ends.
+pub fn delaying_proxy(upstream: &str, delay: std::time::Duration) -> String {
+    let upstream: std::net::SocketAddr = upstream
+        .trim_start_matches("http://")
+        .parse()
+        .expect("an http://IP:PORT upstream");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            while let Ok((client, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let (cr, cw) = client.into_split();
+                    let (sr, sw) = server.into_split();
+                    tokio::spawn(delayed_copy(cr, sw, delay));
+                    tokio::spawn(delayed_copy(sr, cw, delay));
+                });
+            }
+        });
+    });
+    format!("http://{addr}")
+}
+
+/// Copies `from` to `to`, each chunk written `delay` after it was read; EOF likewise.
+async fn delayed_copy(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    delay: std::time::Duration,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+    let writer = tokio::spawn(async move {
+        while let Some((at, bytes)) = rx.recv().await {
+            tokio::time::sleep_until(at).await;
+            if bytes.is_empty() || to.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown().await;
+    });
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = from.read(&mut buf).await.unwrap_or(0);
+        let _ = tx.send((tokio::time::Instant::now() + delay, buf[..n].to_vec()));
+        if n == 0 {
+            break;
+        }
+    }
+    drop(tx);
+    let _ = writer.await;
+}

@@ -313,7 +313,10 @@ impl Vu {
         let flow_end = self.shared.now();
         let deadline = self.shared.oracle.deadline();
         let settle = flow_end + 2 * deadline;
-        let rooms: Vec<RoomKey> = self.joined.iter().map(|(r, _)| *r).collect();
+        let mut rooms: Vec<RoomKey> = self.joined.iter().map(|(r, _)| *r).collect();
+        if self.shared.spec.uses_everyone {
+            rooms.push(dialect::EVERYONE);
+        }
         while !self.ended && self.conn.is_some() {
             let replies = self.pending.iter().map(|p| p.due + deadline).max();
             let broadcasts = self.shared.oracle.awaited(self.me, &rooms, flow_end);
