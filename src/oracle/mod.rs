@@ -43,55 +43,11 @@ pub type ClientId = u32;
 
 const SHARDS: usize = 64;
 
-/// A map keyed by small integers (rooms, clients), with a multiplicative hash: SipHash's
-/// DoS resistance buys nothing for keys the driver chose, and costs a few ns per event.
-pub type IntMap<K, V> = HashMap<K, V, IntHash>;
+/// A map keyed by small integers (rooms, clients), with FxHash: SipHash's DoS resistance buys
+/// nothing for keys the driver chose, and costs a few ns per event. (rustc-hash 2 finishes with
+/// a rotation, so the rooms of one shard, which share their low bits, still spread.)
+pub type IntMap<K, V> = rustc_hash::FxHashMap<K, V>;
 
-/// The hasher of [`IntMap`] (FxHash's mixing step).
-#[derive(Clone, Copy, Default)]
-pub struct IntHash;
-
-impl std::hash::BuildHasher for IntHash {
-    type Hasher = IntHasher;
-    fn build_hasher(&self) -> IntHasher {
-        IntHasher(0)
-    }
-}
-
-#[doc(hidden)]
-#[derive(Default)]
-pub struct IntHasher(u64);
-
-impl IntHasher {
-    #[inline]
-    fn mix(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl std::hash::Hasher for IntHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.mix(u64::from_le_bytes(word));
-        }
-    }
-    fn write_u32(&mut self, i: u32) {
-        self.mix(u64::from(i));
-    }
-    fn write_u64(&mut self, i: u64) {
-        self.mix(i);
-    }
-    fn write_usize(&mut self, i: usize) {
-        self.mix(i as u64);
-    }
-    fn finish(&self) -> u64 {
-        // The product's low bits depend only on the key's low bits, and the rooms of a shard
-        // share theirs (`room % SHARDS`): the table indexes by the well-mixed high bits.
-        self.0.rotate_left(26)
-    }
-}
 /// Violations kept in full per rule (the rest are counted).
 pub const EXAMPLES_PER_RULE: usize = 5;
 const TRANSCRIPT_LEN: usize = 16;
@@ -956,7 +912,7 @@ mod tests {
     fn int_hash_spreads_the_keys_of_one_shard() {
         use std::hash::BuildHasher;
         let slots: std::collections::HashSet<u64> = (0..64u64)
-            .map(|i| IntHash.hash_one(i * SHARDS as u64 + 5) & 63)
+            .map(|i| rustc_hash::FxBuildHasher.hash_one(i * SHARDS as u64 + 5) & 63)
             .collect();
         assert!(slots.len() > 32, "{} of 64 slots", slots.len());
     }
