@@ -23,7 +23,7 @@ pub mod json;
 pub mod rules;
 pub mod shape;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
