@@ -81,7 +81,12 @@ fn default_heartbeat_grace() -> Dur {
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum UsersSpec {
     /// Deterministic users `user1..userN` in rooms of `room_size` (see the README).
-    Generate { count: u64, room_size: u32 },
+    Generate {
+        #[serde(deserialize_with = "user_count")]
+        count: u64,
+        #[serde(deserialize_with = "room_size")]
+        room_size: u32,
+    },
     /// A users file (JSON), relative to the scenario file.
     File(PathBuf),
 }
@@ -118,9 +123,59 @@ pub struct Phase {
     #[serde(default)]
     pub name: Option<String>,
     pub duration: Dur,
+    #[serde(deserialize_with = "rate")]
     pub arrival_rate: f64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "some_rate")]
     pub ramp_to: Option<f64>,
+}
+
+/// The highest arrival rate a phase may ask for (clients per second): far above what one
+/// machine connects (about 5,000/s here), low enough that a typo cannot plan billions.
+pub const MAX_ARRIVAL_RATE: f64 = 100_000.0;
+
+/// The longest duration a scenario may state anywhere: 30 days.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The largest scenario file read.
+pub const MAX_SCENARIO_FILE: u64 = 4 << 20;
+
+/// The largest room a generated fixture may have.
+pub const MAX_ROOM_SIZE: u32 = 100_000;
+
+/// Ranges are checked while parsing, so that the error names the line and column of the value.
+fn rate<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let v = f64::deserialize(d)?;
+    if !v.is_finite() || !(0.0..=MAX_ARRIVAL_RATE).contains(&v) {
+        return Err(de::Error::custom(format!(
+            "an arrival rate must be between 0 and {MAX_ARRIVAL_RATE} clients per second, not {v}"
+        )));
+    }
+    Ok(v)
+}
+
+fn some_rate<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    rate(d).map(Some)
+}
+
+fn user_count<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let max = reference_server::fixtures::MAX_GENERATED_USERS;
+    let v = u64::deserialize(d)?;
+    if !(1..=max).contains(&v) {
+        return Err(de::Error::custom(format!(
+            "the number of generated users must be between 1 and {max}, not {v}"
+        )));
+    }
+    Ok(v)
+}
+
+fn room_size<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let v = u32::deserialize(d)?;
+    if !(1..=MAX_ROOM_SIZE).contains(&v) {
+        return Err(de::Error::custom(format!(
+            "a room size must be between 1 and {MAX_ROOM_SIZE}, not {v}"
+        )));
+    }
+    Ok(v)
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -276,10 +331,13 @@ impl Scenario {
     /// Reads, parses and validates a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
-            path: shown.clone(),
-            source,
-        })?;
+        let text =
+            reference_server::fixtures::read_capped(path, MAX_SCENARIO_FILE).map_err(|source| {
+                ScenarioError::Read {
+                    path: shown.clone(),
+                    source,
+                }
+            })?;
         let mut scenario = Scenario::parse(&text, &shown)?;
         if scenario.name.is_empty() {
             scenario.name = path
@@ -340,14 +398,6 @@ impl Scenario {
                 "field `clients[{}].count`: must be at least 1",
                 g.name
             ));
-        }
-        if let UsersSpec::Generate { count, room_size } = self.users {
-            if count == 0 {
-                return Err("field `users.generate.count`: must be at least 1".into());
-            }
-            if room_size == 0 {
-                return Err("field `users.generate.room_size`: must be at least 1".into());
-            }
         }
         let spec = dialect::spec(self.dialect.0.as_str());
         for group in &self.clients {
@@ -466,6 +516,11 @@ impl Dur {
         if !secs.is_finite() || secs < 0.0 {
             return Err(format!("`{s}` is not a valid duration"));
         }
+        if secs > MAX_DURATION.as_secs_f64() {
+            return Err(format!(
+                "`{s}` is longer than the longest duration, 30 days"
+            ));
+        }
         Ok(Dur(Duration::from_secs_f64(secs)))
     }
 }
@@ -499,12 +554,12 @@ impl<'de> Deserialize<'de> for Dur {
                 Dur::parse(v).map_err(E::custom)
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Dur, E> {
-                Ok(Dur(Duration::from_secs(v)))
+                Dur::parse(&v.to_string()).map_err(E::custom)
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Dur, E> {
                 u64::try_from(v)
-                    .map(|v| Dur(Duration::from_secs(v)))
                     .map_err(|_| E::custom("a duration cannot be negative"))
+                    .and_then(|v| self.visit_u64(v))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Dur, E> {
                 Dur::parse(&v.to_string()).map_err(E::custom)
@@ -737,6 +792,76 @@ clients:
         let err = Scenario::parse(&bad, "bad.yaml").unwrap_err().to_string();
         assert!(err.starts_with("bad.yaml:15:"), "{err}");
         assert!(err.contains("parsecs"), "{err}");
+    }
+
+    /// Numbers that would allocate gigabytes or overflow are refused where they stand, before
+    /// anything is planned.
+    #[test]
+    fn huge_and_negative_numbers_are_located() {
+        for (from, to, line, says) in [
+            ("arrival_rate: 4", "arrival_rate: .inf", 5, "arrival rate"),
+            ("arrival_rate: 4", "arrival_rate: 1e12", 5, "arrival rate"),
+            ("arrival_rate: 4", "arrival_rate: -1", 5, "arrival rate"),
+            (
+                "arrival_rate: 4",
+                "arrival_rate: 4, ramp_to: 1e9",
+                5,
+                "arrival rate",
+            ),
+            (
+                "duration: 2s",
+                "duration: 9999999999999999999s",
+                5,
+                "30 days",
+            ),
+            ("duration: 2s", "duration: 99999999999", 5, "30 days"),
+            ("count: 8", "count: 1000000000", 3, "generated users"),
+            (
+                "count: 8",
+                "count: 18446744073709551615",
+                3,
+                "generated users",
+            ),
+            ("count: 8", "count: 0", 3, "generated users"),
+            ("room_size: 4", "room_size: 0", 3, "room size"),
+        ] {
+            let bad = GOOD.replace(from, to);
+            let err = Scenario::parse(&bad, "bad.yaml").unwrap_err().to_string();
+            assert!(err.starts_with(&format!("bad.yaml:{line}:")), "{to}: {err}");
+            assert!(err.contains(says), "{to}: {err}");
+        }
+    }
+
+    /// A phase of a billion arrivals plans only as many as there are users.
+    #[test]
+    fn arrivals_stop_at_the_users() {
+        let s = Scenario::parse(
+            &GOOD.replace(
+                "duration: 2s, arrival_rate: 4",
+                "duration: 29d, arrival_rate: 99999",
+            ),
+            "big.yaml",
+        );
+        // `29d` is no unit: the longest is written in hours.
+        assert!(s.is_err());
+        let s = Scenario::parse(
+            &GOOD.replace(
+                "duration: 2s, arrival_rate: 4",
+                "duration: 700h, arrival_rate: 99999",
+            ),
+            "big.yaml",
+        )
+        .unwrap();
+        assert_eq!(crate::schedule::arrivals(&s, 8).len(), 8);
+        assert!(crate::schedule::plans_nobody(&s, 8).is_none());
+        assert!(crate::schedule::plans_nobody(&s, 0).is_some());
+        let idle = Scenario::parse(
+            &GOOD.replace("arrival_rate: 4", "arrival_rate: 0"),
+            "idle.yaml",
+        )
+        .unwrap();
+        let why = crate::schedule::plans_nobody(&idle, 8).expect("nobody");
+        assert!(why.contains("arrival_rate"), "{why}");
     }
 
     #[test]

@@ -22,10 +22,12 @@ pub struct Arrival {
 /// Arrival times of all phases, evenly spaced at the phase's (linearly ramping) rate, capped at
 /// `max_clients` (one client per user).
 pub fn arrivals(scenario: &Scenario, max_clients: usize) -> Vec<Arrival> {
+    // Never more arrivals than clients can run: a high rate over a long phase plans only as
+    // many as there are users.
     let mut times = Vec::new();
     let mut offset = 0.0f64;
     for phase in &scenario.phases {
-        phase_times(phase, offset, &mut times);
+        phase_times(phase, offset, max_clients, &mut times);
         offset += phase.duration.0.as_secs_f64();
     }
     // Counted groups take the earliest arrivals, in file order; the rest pick by weight.
@@ -77,14 +79,30 @@ pub fn arrivals(scenario: &Scenario, max_clients: usize) -> Vec<Arrival> {
         .collect()
 }
 
+/// Why a scenario plans no client at all (a run of nothing must not pass): `None` when it
+/// plans at least one. `users`: how many users the run can use.
+pub fn plans_nobody(scenario: &Scenario, users: usize) -> Option<String> {
+    if !arrivals(scenario, users).is_empty() {
+        return None;
+    }
+    Some(if users == 0 {
+        "the scenario plans no client: there are no users to connect as (an empty users file?)"
+            .to_string()
+    } else {
+        "the scenario plans no client: its phases make no arrival (an `arrival_rate` of 0 \
+         without `ramp_to`, or a `duration` of 0s)"
+            .to_string()
+    })
+}
+
 /// Arrival k of a phase happens when the integral of its rate reaches k:
 /// N(t) = r0·t + (r1 − r0)·t² / (2D).
-fn phase_times(phase: &Phase, offset: f64, out: &mut Vec<f64>) {
+fn phase_times(phase: &Phase, offset: f64, cap: usize, out: &mut Vec<f64>) {
     let d = phase.duration.0.as_secs_f64();
     let r0 = phase.arrival_rate.max(0.0);
     let r1 = phase.ramp_to.unwrap_or(r0).max(0.0);
     let total = (r0 + r1) / 2.0 * d;
-    let n = total.floor() as u64;
+    let n = (total.floor() as u64).min(cap.saturating_sub(out.len()) as u64);
     let a = (r1 - r0) / (2.0 * d);
     for k in 0..n {
         let k = k as f64;

@@ -60,6 +60,31 @@ pub enum FixtureError {
     Invalid { path: String, message: String },
 }
 
+/// Reads a text file of at most `max` bytes: a path such as `/dev/zero` or a wrong, huge file
+/// is refused after `max` bytes instead of filling memory.
+pub fn read_capped(path: &Path, max: u64) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(max + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > max {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB: not the file meant here?",
+            max >> 20
+        )));
+    }
+    Ok(text)
+}
+
+/// The largest users file read (a million users take about 100 MB of JSON).
+pub const MAX_USERS_FILE: u64 = 512 << 20;
+
+/// The most users one generated fixture may hold (about 150 MB of them in memory): twenty
+/// times what one machine's driver holds, so a run is never refused for it, while a typo of a
+/// few zeros is refused before it allocates gigabytes.
+pub const MAX_GENERATED_USERS: u64 = 1_000_000;
+
 impl Fixtures {
     /// Deterministic fixture: `count` users filling rooms of `room_size` in order.
     ///
@@ -91,7 +116,7 @@ impl Fixtures {
     /// Reads a users file (JSON) and checks that it is consistent.
     pub fn load(path: &Path) -> Result<Fixtures, FixtureError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| FixtureError::Read {
+        let text = read_capped(path, MAX_USERS_FILE).map_err(|source| FixtureError::Read {
             path: shown.clone(),
             source,
         })?;

@@ -301,7 +301,8 @@ pub struct ServeArgs {
     pub users: Option<PathBuf>,
 
     /// Generate N deterministic users instead of reading a users file [default: 1000].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=fixtures::MAX_GENERATED_USERS))]
     pub generate_users: Option<u64>,
 
     /// Room size of generated users (2 or 4).

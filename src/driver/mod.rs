@@ -219,6 +219,10 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         None => load_fixtures(&scenario, opts.users_file.as_deref())?,
     };
     let spec = dialect::spec(&scenario.dialect.0);
+    let usable = fixtures.users.len().saturating_sub(opts.users_skip);
+    if let Some(reason) = schedule::plans_nobody(&scenario, usable) {
+        return Err(RunError::Setup(reason));
+    }
 
     // The target: a given server, or the embedded reference server on a free loopback port.
     let explicit_target = opts.target.clone().or_else(|| scenario.target.clone());

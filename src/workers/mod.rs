@@ -220,6 +220,10 @@ pub async fn run_parent(args: &RunArgs, mut scenario: Scenario) -> i32 {
             return Exit::Internal.code();
         }
     };
+    if let Some(reason) = crate::schedule::plans_nobody(&scenario, fixtures.users.len()) {
+        eprintln!("error: {reason}");
+        return Exit::Usage.code();
+    }
     // The plan: which worker runs which client (the workers compute the same).
     let owners = owners(fixtures.users.iter().map(|u| u.room_id), n);
     let mut planned = vec![0u64; n as usize];
