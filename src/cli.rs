@@ -204,9 +204,30 @@ async fn run(args: RunArgs) -> i32 {
         worker: args.worker.clone(),
     };
     let name = scenario.name.clone();
+    // Every output path is checked before the first connection: a run must not execute for
+    // minutes and then find that it cannot write its report.
+    let report_parent = args
+        .report_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("reports"));
+    for (path, is_dir) in [(Some(&report_parent), true), (args.junit.as_ref(), false)] {
+        if let Some(path) = path {
+            if let Err(e) = check_writable(path, is_dir) {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                return Exit::Usage.code();
+            }
+        }
+    }
     let result = match driver::run(scenario, opts).await {
         Ok(r) => r,
-        Err(e) => return run_error(e),
+        Err(e) => {
+            // The most common CI failure (the server did not come up) still leaves a JUnit
+            // file and a summary for the CI page to show.
+            if let RunError::Unreachable { .. } = &e {
+                write_unreachable(&args, &name, &e.to_string());
+            }
+            return run_error(e);
+        }
     };
     let run_id = run_id(result.started_at, &name, result.seed);
     let summary = report::summarize(&result, &args.scenario, &run_id, args.strict);
@@ -218,6 +239,61 @@ async fn run(args: RunArgs) -> i32 {
         return crate::workers::finish_worker(share, args.source_addr, &summary, &result, &dir);
     }
     finish_run(&args, &name, &summary, &result, &dir)
+}
+
+/// Can `path` be written (a directory to write into, or a file to create)? Creates what is
+/// missing of a directory; leaves no file behind.
+fn check_writable(path: &std::path::Path, is_dir: bool) -> std::io::Result<()> {
+    let dir = if is_dir {
+        std::fs::create_dir_all(path)?;
+        path.to_path_buf()
+    } else {
+        match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(parent) => {
+                std::fs::create_dir_all(parent)?;
+                parent.to_path_buf()
+            }
+            None => PathBuf::from("."),
+        }
+    };
+    let probe = dir.join(format!(".roomrig-write-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"")?;
+    std::fs::remove_file(&probe)?;
+    if !is_dir && path.is_dir() {
+        return Err(std::io::Error::other("it is a directory"));
+    }
+    Ok(())
+}
+
+/// The target could not be reached: a JUnit file with one failed case and a summary that say
+/// why, where the run would have written its report.
+fn write_unreachable(args: &RunArgs, name: &str, reason: &str) {
+    if let Some(path) = &args.junit {
+        let case = crate::junit::TestCase {
+            name: "target-reachable".into(),
+            seconds: 0.0,
+            outcome: crate::junit::Outcome::Fail {
+                kind: "unreachable".into(),
+                message: reason.to_string(),
+                body: reason.to_string(),
+            },
+        };
+        let xml = crate::junit::render(&format!("roomrig run {name}"), &[case]);
+        let _ = write_output(path, xml);
+    }
+    let dir = args.report_dir.clone().unwrap_or_else(|| {
+        PathBuf::from("reports").join(run_id(chrono::Utc::now(), name, args.seed.unwrap_or(0)))
+    });
+    let summary = serde_json::json!({
+        "scenario": name,
+        "verdict": { "status": "unreachable", "exit_code": Exit::Unreachable.code(), "reasons": [reason] },
+    });
+    if std::fs::create_dir_all(&dir).is_ok() {
+        let path = dir.join("summary.json");
+        if write_output(&path, format!("{summary:#}\n")).is_ok() {
+            println!("wrote {}", path.display());
+        }
+    }
 }
 
 /// A run's id: its start time, scenario name and seed.
@@ -240,27 +316,29 @@ pub(crate) fn finish_run(
     dir: &std::path::Path,
 ) -> i32 {
     print!("{}", report::console(summary));
-    if let Some(path) = &args.junit {
-        let xml = crate::junit::render(
-            &format!("roomrig run {name}"),
-            &report::junit_cases(summary),
-        );
-        if let Err(code) = write_output(path, xml) {
-            return code;
-        }
-    }
+    // Each output on its own: one that cannot be written does not lose the others.
+    let mut code = summary.verdict.exit_code;
     match report::write_files(summary, result, dir) {
         Ok(paths) => {
             for p in paths {
                 println!("wrote {}", p.display());
             }
-            summary.verdict.exit_code
         }
         Err(e) => {
             eprintln!("error: cannot write the report into {}: {e}", dir.display());
-            Exit::Internal.code()
+            code = Exit::Internal.code();
         }
     }
+    if let Some(path) = &args.junit {
+        let xml = crate::junit::render(
+            &format!("roomrig run {name}"),
+            &report::junit_cases(summary),
+        );
+        if let Err(internal) = write_output(path, xml) {
+            code = internal;
+        }
+    }
+    code
 }
 
 fn sanitize(name: &str) -> String {
