@@ -94,6 +94,10 @@ struct Broadcast {
     /// Members that left while it was in flight: required only on evidence (see the module
     /// docs).
     conditional: Vec<ClientId>,
+    /// Conditional members whose evidence was settled when they joined again: a later
+    /// broadcast of the same sender had reached them before they asked to rejoin, so within
+    /// the membership this one belonged to.
+    skipped: Vec<ClientId>,
     received: Vec<ClientId>,
 }
 
@@ -445,6 +449,27 @@ impl Oracle {
         {
             return;
         }
+        // A new membership: what this client receives from now on may belong to it, so the
+        // evidence against its earlier one is settled now, from what it had received so far.
+        for i in 0..r.outstanding.len() {
+            let Some(k) = r.outstanding[i]
+                .conditional
+                .iter()
+                .position(|&c| c == client)
+            else {
+                continue;
+            };
+            let b = &r.outstanding[i];
+            let later = r
+                .outstanding
+                .iter()
+                .any(|l| l.sender == b.sender && l.sent > b.sent && l.received.contains(&client));
+            let b = &mut r.outstanding[i];
+            b.conditional.swap_remove(k);
+            if later {
+                b.skipped.push(client);
+            }
+        }
         r.members.push(Membership {
             client,
             join_sent: at,
@@ -634,6 +659,7 @@ impl Oracle {
             metric: send.metric,
             required: if allowed { required } else { Vec::new() },
             conditional: Vec::new(),
+            skipped: Vec::new(),
             received: Vec::new(),
         });
         allowed
@@ -799,24 +825,28 @@ impl Oracle {
                         });
                     }
                     // A member that left during the race window: missing only if a later
-                    // broadcast of the same sender reached it (still queued behind this one).
-                    for &c in b.conditional.iter().filter(|c| !b.received.contains(c)) {
-                        let later = r.outstanding.iter().any(|l| {
+                    // broadcast of the same sender reached it (still queued behind this one;
+                    // it has not joined again, so that was within the same membership).
+                    let skipped = b.conditional.iter().filter(|&&c| {
+                        r.outstanding.iter().any(|l| {
                             l.sender == b.sender && l.sent > b.sent && l.received.contains(&c)
+                        })
+                    });
+                    for &c in skipped
+                        .chain(b.skipped.iter())
+                        .filter(|c| !b.received.contains(c))
+                    {
+                        missing.push(MissingDelivery {
+                            receiver: c,
+                            event: b.event,
+                            sender: b.sender,
+                            sent: b.sent,
+                            room,
+                            because: Some(
+                                "it left while this was in flight, but a later broadcast of the \
+                                 same sender reached it: the server skipped this one",
+                            ),
                         });
-                        if later {
-                            missing.push(MissingDelivery {
-                                receiver: c,
-                                event: b.event,
-                                sender: b.sender,
-                                sent: b.sent,
-                                room,
-                                because: Some(
-                                    "it left while this was in flight, but a later broadcast of \
-                                     the same sender reached it: the server skipped this one",
-                                ),
-                            });
-                        }
                     }
                 }
                 r.members.retain(|m| {
@@ -1100,5 +1130,31 @@ mod tests {
             o.relay_received(2, 1, 500),
             Receipt::Fault(Check::NonMember, _)
         ));
+    }
+
+    /// The soak's false alarm: a member that left while a broadcast was in flight and joined
+    /// again may get the sender's later broadcasts in its new membership; that is no evidence
+    /// against the old one. Evidence gathered before it asked to rejoin still counts.
+    #[test]
+    fn a_rejoin_ends_the_evidence_of_the_old_membership() {
+        let o = oracle();
+        confirmed(&o, &[0, 1]);
+        bs(&o, 0, 1, "message", Some(1), None, 100);
+        o.left(1, 1, 300);
+        o.join_sent(1, 1, 400);
+        o.join_confirmed(1, 1, 500);
+        bs(&o, 0, 1, "message", Some(2), None, 600);
+        o.broadcast_received(1, 1, "message", 0, Some(2), None, 700);
+        assert!(o.sweep(Micros::MAX).iter().all(|m| m.receiver != 1));
+        // Near miss: the later one arrived before the rejoin was sent.
+        let o = oracle();
+        confirmed(&o, &[0, 1]);
+        bs(&o, 0, 1, "message", Some(1), None, 100);
+        bs(&o, 0, 1, "message", Some(2), None, 150);
+        o.broadcast_received(1, 1, "message", 0, Some(2), None, 200);
+        o.left(1, 1, 300);
+        o.join_sent(1, 1, 400);
+        let missing = o.sweep(Micros::MAX);
+        assert_eq!(missing.iter().filter(|m| m.receiver == 1).count(), 1);
     }
 }
