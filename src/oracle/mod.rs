@@ -79,6 +79,7 @@ pub struct RuleTally {
 struct Broadcast {
     event: &'static str,
     sender: ClientId,
+    session: u32,
     /// Content attribution: the sender's sequence number.
     seq: Option<u64>,
     /// FIFO attribution: the value the receipt must carry.
@@ -125,6 +126,10 @@ struct Room {
 /// A broadcast request, as the oracle registers it.
 pub struct Outgoing {
     pub sender: ClientId,
+    /// The sender's connection, counted per client: a server keeps the order of what one
+    /// connection sent, not of what two connections of one user sent (a departure notice and
+    /// the next session's login may cross).
+    pub session: u32,
     pub room: RoomKey,
     pub event: &'static str,
     /// Whether the sender itself must receive it.
@@ -460,10 +465,12 @@ impl Oracle {
                 continue;
             };
             let b = &r.outstanding[i];
-            let later = r
-                .outstanding
-                .iter()
-                .any(|l| l.sender == b.sender && l.sent > b.sent && l.received.contains(&client));
+            let later = r.outstanding.iter().any(|l| {
+                l.sender == b.sender
+                    && l.session == b.session
+                    && l.sent > b.sent
+                    && l.received.contains(&client)
+            });
             let b = &mut r.outstanding[i];
             b.conditional.swap_remove(k);
             if later {
@@ -644,6 +651,7 @@ impl Oracle {
         r.outstanding.push_back(Broadcast {
             event: send.event,
             sender: send.sender,
+            session: send.session,
             seq: send.seq,
             value: send.value,
             intended: send.intended,
@@ -829,7 +837,10 @@ impl Oracle {
                     // it has not joined again, so that was within the same membership).
                     let skipped = b.conditional.iter().filter(|&&c| {
                         r.outstanding.iter().any(|l| {
-                            l.sender == b.sender && l.sent > b.sent && l.received.contains(&c)
+                            l.sender == b.sender
+                                && l.session == b.session
+                                && l.sent > b.sent
+                                && l.received.contains(&c)
                         })
                     });
                     for &c in skipped
@@ -918,6 +929,7 @@ mod tests {
     ) -> bool {
         o.broadcast_sent(Outgoing {
             sender,
+            session: 0,
             room,
             event,
             include_sender: true,
@@ -1156,5 +1168,32 @@ mod tests {
         o.join_sent(1, 1, 400);
         let missing = o.sweep(Micros::MAX);
         assert_eq!(missing.iter().filter(|m| m.receiver == 1).count(), 1);
+    }
+
+    /// What two connections of one user caused is not ordered at the server: a later
+    /// broadcast of the sender's next session is no evidence against an earlier one.
+    #[test]
+    fn evidence_comes_only_from_the_same_connection() {
+        let o = oracle();
+        confirmed(&o, &[0, 1]);
+        let notice = |session, seq, at| Outgoing {
+            sender: 0,
+            session,
+            room: 1,
+            event: "message",
+            include_sender: false,
+            unless: Precondition::None,
+            seq: Some(seq),
+            value: None,
+            intended: at,
+            sent: at,
+            metric: "fanout",
+            deadline: None,
+        };
+        o.broadcast_sent(notice(1, 1, 100));
+        o.broadcast_sent(notice(2, 2, 200));
+        o.broadcast_received(1, 1, "message", 0, Some(2), None, 250);
+        o.left(1, 1, 300);
+        assert!(o.sweep(Micros::MAX).iter().all(|m| m.receiver != 1));
     }
 }

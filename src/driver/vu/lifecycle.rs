@@ -44,6 +44,7 @@ impl Vu {
                 let id = conn.socket_id().unwrap_or(conn.sid()).to_string();
                 *crate::oracle::lock(&shared.socket_ids[self.me as usize]) = id;
                 self.conn = Some(conn);
+                self.session += 1;
                 if shared.spec.uses_everyone {
                     shared.oracle.join_sent(self.me, EVERYONE, now);
                     shared.oracle.join_confirmed(self.me, EVERYONE, now);
@@ -241,8 +242,10 @@ impl Vu {
             return;
         }
         self.departure_announced = true;
+        let session = self.session;
         let send = |room, event, value| Outgoing {
             sender: self.me,
+            session,
             room,
             event,
             include_sender: false,

@@ -96,6 +96,7 @@ pub async fn run(shared: Arc<Shared>, arrival: Arrival) {
         recent: std::collections::VecDeque::new(),
         foreign_errors: Vec::new(),
         assumed: Vec::new(),
+        session: 0,
         tolerated_errors: HashMap::new(),
         last_seq: IntMap::default(),
         received_since_step: Vec::new(),
@@ -163,6 +164,8 @@ struct Vu {
     foreign_errors: Vec<Micros>,
     /// Rooms whose join was never confirmed and is assumed (see `Oracle::join_assumed`).
     assumed: Vec<RoomKey>,
+    /// Connections made so far (the current one's number once connected).
+    session: u32,
     /// Errors allowed on an event because its request was sent while not a confirmed member.
     tolerated_errors: HashMap<&'static str, u32>,
     /// Highest content sequence seen per sender (order check).
@@ -538,6 +541,7 @@ impl Vu {
                     }
                     let allowed = shared.oracle.broadcast_sent(Outgoing {
                         sender: self.me,
+                        session: self.session,
                         room,
                         event,
                         include_sender,
