@@ -145,9 +145,21 @@ pub fn main() -> i32 {
             return Exit::Internal.code();
         }
     };
+    {
+        let _context = runtime.enter();
+        crate::signals::install();
+    }
+    // A run stopped by SIGTERM or SIGHUP says so in its code (143, 129), as SIGINT does (130).
+    let stopped = |code: i32| {
+        if code == Exit::Interrupted.code() {
+            crate::signals::interrupted_code()
+        } else {
+            code
+        }
+    };
     match cli.command {
-        Command::Run(args) => runtime.block_on(run(args)),
-        Command::Check(args) => runtime.block_on(check(args)),
+        Command::Run(args) => stopped(runtime.block_on(run(args))),
+        Command::Check(args) => stopped(runtime.block_on(check(args))),
         Command::Serve(args) => match runtime.block_on(reference_server::serve_cli(args)) {
             Ok(()) => Exit::Pass.code(),
             Err(e) => {
@@ -435,7 +447,9 @@ async fn check(args: CheckArgs) -> i32 {
             return code;
         }
     }
-    if results.iter().any(|r| r.status == Status::Fail) {
+    if crate::signals::requested() {
+        Exit::Interrupted.code()
+    } else if results.iter().any(|r| r.status == Status::Fail) {
         Exit::Violations.code()
     } else {
         Exit::Pass.code()

@@ -19,5 +19,6 @@ pub mod report;
 pub mod resources;
 pub mod scenario;
 pub mod schedule;
+pub mod signals;
 pub mod thresholds;
 pub mod workers;

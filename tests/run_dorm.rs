@@ -170,6 +170,18 @@ fn interrupt_still_writes_the_report() {
     assert!(s["duration_s"].as_f64().unwrap() < 10.0);
 }
 
+/// SIGTERM (`timeout`, CI cancellation) and SIGHUP (a closed terminal) stop a run as Ctrl-C
+/// does, with the report, and the code says which signal it was.
+#[test]
+fn sigterm_and_sighup_stop_like_ctrl_c() {
+    for (signal, code) in [(libc::SIGTERM, 143), (libc::SIGHUP, 129)] {
+        let r = common::signalled_run("scenarios/dorm-smoke.yaml", &[], signal);
+        assert_eq!(r.code, Some(code), "{}", r.output);
+        assert_eq!(r.summary["verdict"]["status"], "interrupted");
+        assert!(r.summary["events"]["sent"].as_u64().unwrap() > 0);
+    }
+}
+
 /// A generator starved of CPU gives the invalid-run verdict, not a latency report.
 #[test]
 fn overloaded_generator_is_an_invalid_run() {

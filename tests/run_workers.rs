@@ -211,3 +211,19 @@ fn interrupt_with_workers_still_writes_the_merged_report() {
         assert_eq!(w["status"], "interrupted", "{w}");
     }
 }
+
+/// SIGTERM to the parent of a `--workers` run reaches every child: the merged report is
+/// written, the code is 143, and no worker or server outlives the run.
+#[test]
+fn sigterm_with_workers_leaves_no_process_behind() {
+    let _serial = serial();
+    let r = common::signalled_run(
+        "scenarios/dorm-smoke.yaml",
+        &["--workers", "2", "--server-procs", "2"],
+        libc::SIGTERM,
+    );
+    assert_eq!(r.code, Some(143), "{}", r.output);
+    assert_eq!(r.summary["verdict"]["status"], "interrupted");
+    assert_eq!(r.children, 4, "two workers and two servers were running");
+    assert!(r.leftovers.is_empty(), "still running: {:?}", r.leftovers);
+}

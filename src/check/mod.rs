@@ -235,6 +235,11 @@ pub async fn run(
     let mut skip = 0usize;
     let mut gone: Option<&'static str> = None;
     for case in cases {
+        // Stopped (Ctrl-C, SIGTERM, SIGHUP): what ran is reported, the rest is skipped.
+        if crate::signals::requested() {
+            results.push(CaseResult::skipped(case, "interrupted".to_string()));
+            continue;
+        }
         if let Some(culprit) = gone {
             results.push(CaseResult::skipped(
                 case,

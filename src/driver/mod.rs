@@ -327,7 +327,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         tokio::pin!(all_done);
         tokio::select! {
             _ = &mut all_done => {}
-            _ = tokio::signal::ctrl_c() => {
+            _ = crate::signals::stop_requested() => {
                 interrupted.store(true, Ordering::Relaxed);
                 shared.stop.send_replace(true);
                 // Clients close their connections; give them a moment, then stop waiting.

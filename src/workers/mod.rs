@@ -242,7 +242,7 @@ pub async fn run_parent(args: &RunArgs, mut scenario: Scenario) -> i32 {
         );
         return Exit::Internal.code();
     }
-    let mut ctrl_c = Box::pin(tokio::signal::ctrl_c());
+    let mut ctrl_c = Box::pin(crate::signals::stop_requested());
 
     // The servers: the target, or M reference-server processes.
     let servers = match &target {

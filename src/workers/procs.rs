@@ -63,6 +63,18 @@ fn command(exe: &Path) -> Command {
     cmd.process_group(0)
         .kill_on_drop(true)
         .stderr(Stdio::inherit());
+    // No child outlives the parent, even one killed with SIGKILL (where no handler runs): the
+    // kernel sends the child SIGTERM when the parent dies, and it stops and reports as usual.
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl with PR_SET_PDEATHSIG is async-signal-safe and touches only this child.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     cmd
 }
 

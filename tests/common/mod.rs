@@ -133,11 +133,40 @@ pub struct Interrupted {
     pub output: String,
     pub stop_seconds: f64,
     pub summary: Value,
+    /// How many child processes the run had when it was signalled.
+    pub children: usize,
+    /// Child processes of the run (workers, servers) still alive 5 s after it exited.
+    pub leftovers: Vec<u32>,
 }
 
 /// Runs `roomrig run SCENARIO ARGS... --no-progress`, sends it SIGINT (Ctrl-C) after 4 s and
 /// reads the report it still writes.
 pub fn interrupted_run(scenario: &str, args: &[&str]) -> Interrupted {
+    signalled_run(scenario, args, libc::SIGINT)
+}
+
+/// The child processes of `pid`, from /proc.
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|st| {
+                    let (_, rest) = st.rsplit_once(") ")?;
+                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
+}
+
+/// As [`interrupted_run`], with another signal (SIGTERM, SIGHUP).
+pub fn signalled_run(scenario: &str, args: &[&str], signal: libc::c_int) -> Interrupted {
     let dir = tempfile::tempdir().unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_roomrig"))
         .arg("run")
@@ -151,8 +180,9 @@ pub fn interrupted_run(scenario: &str, args: &[&str]) -> Interrupted {
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_secs(4));
+    let children = children_of(child.id());
     // SAFETY: sending a signal to our own child process.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    unsafe { libc::kill(child.id() as libc::pid_t, signal) };
     let started = std::time::Instant::now();
     let out = child.wait_with_output().unwrap();
     let stop_seconds = started.elapsed().as_secs_f64();
@@ -164,11 +194,18 @@ pub fn interrupted_run(scenario: &str, args: &[&str]) -> Interrupted {
     let summary = std::fs::read_to_string(dir.path().join("summary.json"))
         .map(|t| serde_json::from_str(&t).expect("summary.json is JSON"))
         .unwrap_or_else(|e| panic!("no summary.json ({e}):\n{output}"));
+    let alive = |pid: &u32| std::path::Path::new(&format!("/proc/{pid}")).exists();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while children.iter().any(alive) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     Interrupted {
         code: out.status.code(),
         output,
         stop_seconds,
         summary,
+        children: children.len(),
+        leftovers: children.into_iter().filter(alive).collect(),
     }
 }
 
