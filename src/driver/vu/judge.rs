@@ -177,8 +177,7 @@ impl Vu {
             if let Some(i) = self.pending.iter().position(
                 |p| matches!(p.kind, PendingKind::Error { instead: Some(e), .. } if e == event),
             ) {
-                let p = self.pending.remove(i);
-                self.answered(&p);
+                let p = self.take_pending(i);
                 shared.oracle.violate(
                     self.me,
                     p.request,
@@ -202,8 +201,7 @@ impl Vu {
             );
             return;
         };
-        let p = self.pending.remove(i);
-        self.answered(&p);
+        let p = self.take_pending(i);
         let metric = (p.request, event);
         shared.metrics.record(
             metric,
@@ -250,8 +248,10 @@ impl Vu {
         }
     }
 
-    /// A request got its answer: it no longer explains errors that arrive later.
-    fn answered(&mut self, p: &Pending) {
+    /// Takes the pending request at `i`: it got its answer, so it no longer explains errors
+    /// that arrive later.
+    fn take_pending(&mut self, i: usize) -> Pending {
+        let p = self.pending.remove(i);
         if let Some(i) = self
             .recent
             .iter()
@@ -259,6 +259,7 @@ impl Vu {
         {
             self.recent.remove(i);
         }
+        p
     }
 
     /// The client a payload names as the sender.
@@ -496,8 +497,7 @@ impl Vu {
         let received = || format!("{event} {}", payload.excerpt());
         match attribute_error(source, &unanswered, &recent, tolerated) {
             ErrorAnswer::Expected { index, ambiguous } => {
-                let p = self.pending.remove(index);
-                self.answered(&p);
+                let p = self.take_pending(index);
                 if let PendingKind::Error {
                     text: Some(want), ..
                 } = &p.kind
@@ -532,8 +532,7 @@ impl Vu {
                 }
             }
             ErrorAnswer::Refused { index } => {
-                let p = self.pending.remove(index);
-                self.answered(&p);
+                let p = self.take_pending(index);
                 shared.oracle.violate(
                     self.me,
                     p.request,
@@ -553,8 +552,7 @@ impl Vu {
             ),
             ErrorAnswer::WrongEvent { request, index } => {
                 if let Some(i) = index {
-                    let p = self.pending.remove(i);
-                    self.answered(&p);
+                    self.take_pending(i);
                 }
                 shared.oracle.violate(
                     self.me,
