@@ -14,7 +14,7 @@ use reference_server::fixtures::Fixtures;
 use tokio::time::Instant;
 
 use crate::client::{ClientConfig, Connection};
-use crate::dialect::{self, DialectSpec};
+use crate::dialect::{self, DialectSpec, RoomOf};
 use crate::metrics::{Metrics, Pair};
 use crate::oracle::{Micros, Oracle, RuleTally};
 use crate::resources::Usage;
@@ -290,6 +290,19 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         overloaded: AtomicBool::new(false),
         scenario: scenario.clone(),
     });
+    // Names for reports: fixture rooms by their names, users' own rooms by the user.
+    for r in &fixtures.rooms {
+        shared.oracle.name_room(r.room_id, &r.room_name);
+    }
+    if spec.events.iter().any(|e| e.room == RoomOf::ReceiverUser) {
+        for u in &shared.users {
+            shared
+                .oracle
+                .label_room(crate::dialect::user_room(&u.username), || {
+                    format!("the connections of user {:?}", u.username)
+                });
+        }
+    }
     shared
         .counters
         .planned

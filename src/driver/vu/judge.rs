@@ -411,19 +411,23 @@ impl Vu {
         };
         if let Some(i) = self.pending.iter().position(answers) {
             let p = self.pending.remove(i);
+            // Refused: the reply it might have had instead will not come.
+            self.pending
+                .retain(|q| !(q.optional && q.sent == p.sent && q.request == p.request));
             if let PendingKind::Error { text: Some(want) } = &p.kind {
                 let got = match shared.spec.errors {
                     ErrorStyle::SameEvent { field } => payload.field(field).as_str(),
                     ErrorStyle::Channel { .. } => payload.as_str(),
                 };
                 if got != Some(want.as_str()) {
-                    shared.oracle.violate(
+                    shared.oracle.violate_capped(
                         self.me,
                         p.request,
                         Check::ErrorContent,
                         now,
                         format!("the error {want:?}"),
                         payload.excerpt(),
+                        p.cap,
                     );
                 }
             }
@@ -495,6 +499,9 @@ impl Vu {
             if now < p.due {
                 return true;
             }
+            if p.optional {
+                return false;
+            }
             let (scope, check, expected) = match p.kind {
                 PendingKind::Reply { event, .. } => (
                     p.request,
@@ -507,13 +514,14 @@ impl Vu {
                     format!("an error on `{}` within {deadline_ms} ms", p.request),
                 ),
             };
-            shared.oracle.violate(
+            shared.oracle.violate_capped(
                 self.me,
                 scope,
                 check,
                 now.min(p.due),
                 expected,
                 "nothing".into(),
+                p.cap,
             );
             false
         });

@@ -14,7 +14,7 @@ mod lifecycle;
 use super::Shared;
 use crate::client::{ClientError, CloseReason, Connection, Incoming, RawIncoming};
 use crate::dialect::{self, Effect, ErrorStyle, OpContext, EXPECT_ERROR, LENIENT};
-use crate::oracle::rules::Check;
+use crate::oracle::rules::{Cap, Check};
 use crate::oracle::shape;
 use crate::oracle::{ClientId, IntMap, Micros, Outgoing, RoomKey};
 use crate::protocol::socketio;
@@ -29,6 +29,11 @@ struct Pending {
     intended: Micros,
     sent: Micros,
     due: Micros,
+    /// The request expects what the seed does not state: its violations are judged at most
+    /// at this level.
+    cap: Option<Cap>,
+    /// The server may or may not send it (a request it should refuse but may accept).
+    optional: bool,
 }
 
 #[derive(PartialEq)]
@@ -421,15 +426,51 @@ impl Vu {
         }
         // `expect_error: true` turns any operation into one the server must refuse;
         // `lenient: true` into one whose outcome only the other clients are judged on.
-        let (effects, error_text) = match (op.params.get(EXPECT_ERROR), op.params.get(LENIENT)) {
+        let (mut effects, error_text) = match (op.params.get(EXPECT_ERROR), op.params.get(LENIENT))
+        {
             (_, Some(Value::Bool(true))) => {
                 self.become_lenient();
                 (Vec::new(), None)
             }
             (Some(Value::Bool(true)), _) => (vec![Effect::Error], None),
             (Some(Value::String(text)), _) => (vec![Effect::Error], Some(text.clone())),
-            _ => (request.effects, None),
+            _ => (Vec::new(), None),
         };
+        // A refusal the seed does not state (`cap`): the server should refuse, but may accept,
+        // so the request's own effects are allowed, never required. Either way a relay of a
+        // refused broadcast may reach the room's members (dorm: a non-member's message relayed
+        // to the user's room), never anyone else.
+        let expects_error = !effects.is_empty();
+        let cap = match op.params.get(EXPECT_ERROR) {
+            Some(Value::Bool(true)) => shared.spec.error_cap(None),
+            Some(Value::String(text)) => shared.spec.error_cap(Some(text)),
+            _ => None,
+        };
+        let optional = expects_error;
+        let hostile = matches!(op.params.get(LENIENT), Some(Value::Bool(true)));
+        if !expects_error && !hostile {
+            effects = request.effects;
+        } else if expects_error {
+            effects.extend(request.effects.into_iter().filter_map(|e| match e {
+                Effect::Broadcast {
+                    event,
+                    room,
+                    include_sender,
+                    seq,
+                    value,
+                    ..
+                } => Some(Effect::Broadcast {
+                    event,
+                    room,
+                    include_sender,
+                    unless: crate::dialect::Precondition::Refused,
+                    seq,
+                    value,
+                }),
+                e @ (Effect::Join { .. } | Effect::Reply { .. }) if cap.is_some() => Some(e),
+                _ => None,
+            }));
+        }
         // Register what the request must cause *before* writing it: on loopback the first
         // receipts can arrive at other clients before this task runs again.
         let sent = shared.now();
@@ -438,6 +479,7 @@ impl Vu {
         for effect in effects {
             match effect {
                 Effect::Join { room, name, reply } => {
+                    shared.oracle.name_room(room, &name);
                     shared.oracle.join_sent(self.me, room, sent);
                     if !self.joining.iter().any(|(r, _)| *r == room) {
                         self.joining.push((room, name));
@@ -451,6 +493,8 @@ impl Vu {
                         intended,
                         sent,
                         due,
+                        cap,
+                        optional,
                     });
                 }
                 Effect::Reply { event } => self.pending.push(Pending {
@@ -459,6 +503,8 @@ impl Vu {
                     intended,
                     sent,
                     due,
+                    cap,
+                    optional,
                 }),
                 Effect::Leave { room } => {
                     shared.oracle.left(self.me, room, sent);
@@ -505,6 +551,8 @@ impl Vu {
                     intended,
                     sent,
                     due,
+                    cap,
+                    optional: false,
                 }),
             }
         }
@@ -570,12 +618,15 @@ impl Vu {
                     _ => None,
                 };
                 if let Some(text) = text {
+                    let cap = shared.spec.error_cap(text.as_deref());
                     self.pending.push(Pending {
                         kind: PendingKind::Error { text },
                         request: event,
                         intended,
                         sent,
                         due: sent + shared.oracle.deadline(),
+                        cap,
+                        optional: false,
                     });
                 }
                 shared.oracle.log(self.me, sent, ">>", event, &payload);
