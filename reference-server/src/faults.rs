@@ -4,7 +4,7 @@
 //! Spec syntax (`--fault SPEC`, repeatable): `drop-broadcast=F`, `leak-to-non-member`,
 //! `omit-time`, `error-on-wrong-event`, `duplicate-broadcast`, `never-timeout`, `no-leave-notice`,
 //! `notify-non-member`, `reorder-broadcast`, `wrong-field-type`, `crash-on-hostile-room-name`,
-//! `socket-id-room`.
+//! `socket-id-room`, `no-left-room`, `ignore-second-login`, `relay-non-member`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -45,6 +45,16 @@ pub enum Fault {
     /// lobby: a room named after a connected socket's id may be joined, and its room messages
     /// also reach that socket (what `io.to(name)` does in socket.io).
     SocketIdRoom,
+    /// lobby: `leaveRoom` sends no `leftRoom` self-notice (as the public server's earlier
+    /// version): not in the seed, so not a violation.
+    NoLeftRoom,
+    /// lobby: a second `login` on a logged-in socket is ignored, not refused: refusing it is
+    /// the reference server's decision (SHOULD).
+    IgnoreSecondLogin,
+    /// dorm: `message` and `action` from a socket that has not joined (or has left) are
+    /// relayed to the user's room, and such a `leave_room` is ignored, instead of refused (as
+    /// the seed's own server does): the seed names no such error, so it is SHOULD.
+    RelayNonMember,
 }
 
 impl Fault {
@@ -61,7 +71,7 @@ pub enum FaultParseError {
         "unknown fault {0:?} (known: drop-broadcast=F, leak-to-non-member, omit-time, \
          error-on-wrong-event, duplicate-broadcast, never-timeout, no-leave-notice, \
          notify-non-member, reorder-broadcast, wrong-field-type, crash-on-hostile-room-name, \
-         socket-id-room)"
+         socket-id-room, no-left-room, ignore-second-login, relay-non-member)"
     )]
     Unknown(String),
     #[error("fault {0} takes no value")]
@@ -107,6 +117,9 @@ impl FromStr for Fault {
             "wrong-field-type" => bare(Fault::WrongFieldType),
             "crash-on-hostile-room-name" => bare(Fault::CrashOnHostileRoomName),
             "socket-id-room" => bare(Fault::SocketIdRoom),
+            "no-left-room" => bare(Fault::NoLeftRoom),
+            "ignore-second-login" => bare(Fault::IgnoreSecondLogin),
+            "relay-non-member" => bare(Fault::RelayNonMember),
             _ => Err(FaultParseError::Unknown(spec.to_string())),
         }
     }
@@ -127,6 +140,9 @@ impl fmt::Display for Fault {
             Fault::WrongFieldType => f.write_str("wrong-field-type"),
             Fault::CrashOnHostileRoomName => f.write_str("crash-on-hostile-room-name"),
             Fault::SocketIdRoom => f.write_str("socket-id-room"),
+            Fault::NoLeftRoom => f.write_str("no-left-room"),
+            Fault::IgnoreSecondLogin => f.write_str("ignore-second-login"),
+            Fault::RelayNonMember => f.write_str("relay-non-member"),
         }
     }
 }
@@ -147,6 +163,9 @@ pub struct FaultSet {
     pub wrong_field_type: bool,
     pub crash_on_hostile_room_name: bool,
     pub socket_id_room: bool,
+    pub no_left_room: bool,
+    pub ignore_second_login: bool,
+    pub relay_non_member: bool,
 }
 
 impl FaultSet {
@@ -166,6 +185,9 @@ impl FaultSet {
                 Fault::WrongFieldType => set.wrong_field_type = true,
                 Fault::CrashOnHostileRoomName => set.crash_on_hostile_room_name = true,
                 Fault::SocketIdRoom => set.socket_id_room = true,
+                Fault::NoLeftRoom => set.no_left_room = true,
+                Fault::IgnoreSecondLogin => set.ignore_second_login = true,
+                Fault::RelayNonMember => set.relay_non_member = true,
             }
         }
         set
@@ -223,6 +245,9 @@ mod tests {
             "wrong-field-type",
             "crash-on-hostile-room-name",
             "socket-id-room",
+            "no-left-room",
+            "ignore-second-login",
+            "relay-non-member",
         ] {
             let fault: Fault = spec.parse().unwrap();
             assert_eq!(fault.to_string(), spec);

@@ -15,7 +15,7 @@ use crate::oracle::rules::{Cap, Level, RuleSpec};
 use crate::oracle::shape::Ty;
 use crate::oracle::RoomKey;
 
-/// Every dialect roomrig knows by name (see ../shared/protocols.md).
+/// Every dialect roomrig knows by name (see docs/dialects/ for the implemented ones).
 pub const NAMES: &[&str] = &["dorm", "chat", "push", "voice", "lobby"];
 /// The dialects whose driver, oracle and reference server exist today.
 pub const IMPLEMENTED: &[&str] = &["dorm", "lobby"];

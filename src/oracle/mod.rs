@@ -1,5 +1,5 @@
 //! The oracle: judges every received event against the dialect's table and a model of the rooms
-//! built from what the clients did (design: ../shared/oracle-notes.md).
+//! built from what the clients did.
 //!
 //! # Membership windows (what a user can predict)
 //! Times are those of the driver's clock. For a broadcast sent at `S` with deadline `D`:
