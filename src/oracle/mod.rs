@@ -1164,4 +1164,36 @@ mod tests {
         assert!(!why.contains("18446744073709551615"), "{why}");
         assert_eq!(o.room_label(crate::dialect::EVERYONE), "every connection");
     }
+
+    /// A request the server should refuse: nobody must receive it, a relay may reach the
+    /// room's members (dorm: a non-member's message relayed to its room), nobody else.
+    #[test]
+    fn refused_request_relay_reaches_members_only() {
+        let o = oracle();
+        confirmed(&o, &[1, 2]);
+        o.join_sent(3, 2, 0);
+        let allowed = o.broadcast_sent(Outgoing {
+            sender: 0,
+            room: 1,
+            event: "message",
+            include_sender: true,
+            unless: Precondition::Refused,
+            seq: Some(4),
+            value: None,
+            intended: 100,
+            sent: 100,
+            metric: "fanout",
+            deadline: None,
+        });
+        assert!(!allowed);
+        assert!(matches!(
+            o.broadcast_received(1, 1, "message", 0, Some(4), None, 120),
+            Receipt::Allowed(_)
+        ));
+        assert!(matches!(
+            o.broadcast_received(3, 1, "message", 0, Some(4), None, 120),
+            Receipt::Fault(Check::NonMember, _)
+        ));
+        assert!(o.sweep(Micros::MAX).is_empty(), "nobody was required");
+    }
 }

@@ -539,7 +539,8 @@ impl Vu {
                         metric: "fanout",
                         deadline: None,
                     });
-                    if !allowed {
+                    // A refused request's error is awaited as such, not merely tolerated.
+                    if !allowed && unless != crate::dialect::Precondition::Refused {
                         *self.tolerated_errors.entry(error_key).or_default() += 1;
                     }
                 }
