@@ -267,6 +267,11 @@ fn reference_decisions_warn_and_fail_only_with_strict() {
             "{}",
             c.stdout
         );
+        assert!(
+            c.junit.contains(&format!("{login} (SHOULD)")),
+            "JUnit labels the warning SHOULD: {}",
+            c.junit
+        );
         let tally = &c.json[0]["rules"]["lobby/login/error-missing"];
         assert_eq!(tally["level"], "SHOULD", "{tally}");
         assert!(
