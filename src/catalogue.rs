@@ -101,7 +101,14 @@ pub fn ty_text(ty: &Ty) -> String {
         Ty::Obj(fields) => {
             let inner: Vec<String> = fields
                 .iter()
-                .map(|f| format!("{}: {}", f.name, ty_text(&f.ty)))
+                .map(|f| {
+                    let ours = if f.ours {
+                        " (the reference server's; not in the seed)"
+                    } else {
+                        ""
+                    };
+                    format!("{}: {}{ours}", f.name, ty_text(&f.ty))
+                })
                 .collect();
             format!("{{{}}}", inner.join(", "))
         }

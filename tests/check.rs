@@ -329,6 +329,41 @@ fn dorm_relay_of_a_non_member_is_a_warning_not_a_failure() {
     }
 }
 
+/// dorm: a server that sends the seed's own `message` broadcast, `{token, message, time}`, is
+/// identified by token and warned about (the token leaks a credential; `user_id` is ours),
+/// never failed; at EIO 3 and 4.
+#[test]
+fn dorm_seed_literal_broadcast_warns() {
+    for eio in ["3", "4"] {
+        let _serial = serial();
+        let server = served(&["--dialect", "dorm", "--fault", "seed-token-broadcast"]);
+        let case = "dorm/message/broadcast-includes-sender";
+        let c = roomrig_check(&[
+            "--dialect",
+            "dorm",
+            "--eio",
+            eio,
+            "--target",
+            &server.url,
+            "--case",
+            case,
+        ]);
+        assert_eq!(c.code, 0, "EIO {eio}:\n{}\n{}", c.stdout, c.stderr);
+        assert_eq!(status_of(&c, case), "warn", "{}", c.stdout);
+        let rules = c.json[0]["rules"].as_object().unwrap();
+        assert_eq!(rules["dorm/message/shape"]["level"], "SHOULD", "{rules:?}");
+        assert_eq!(
+            rules["dorm/message/forbidden-field"]["level"], "SHOULD",
+            "{rules:?}"
+        );
+        assert!(
+            !rules.contains_key("dorm/message/wrong-sender"),
+            "{rules:?}"
+        );
+        assert!(!rules.contains_key("dorm/message/missing"), "{rules:?}");
+    }
+}
+
 /// `check --json` keeps every violated rule's examples, not only the first rule's, with
 /// rooms named as the protocol names them.
 #[test]

@@ -408,6 +408,13 @@ impl DormState {
                 (false, false) => Some(Value::String(time)),
             },
         };
+        if self.faults.seed_token_broadcast {
+            // The seed's own form: the sender's token instead of its user_id.
+            let out =
+                serde_json::json!({ "token": obj["token"], "message": text, "time": out.time });
+            self.broadcast(&mut live, "message", &out);
+            return Ok(());
+        }
         if self.faults.reorder_broadcast {
             let out = serde_json::to_value(&out).unwrap_or_default();
             match live.held.remove(&user.user_id) {

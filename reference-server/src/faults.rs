@@ -4,7 +4,7 @@
 //! Spec syntax (`--fault SPEC`, repeatable): `drop-broadcast=F`, `leak-to-non-member`,
 //! `omit-time`, `error-on-wrong-event`, `duplicate-broadcast`, `never-timeout`, `no-leave-notice`,
 //! `notify-non-member`, `reorder-broadcast`, `wrong-field-type`, `crash-on-hostile-room-name`,
-//! `socket-id-room`, `no-left-room`, `ignore-second-login`, `relay-non-member`.
+//! `socket-id-room`, `no-left-room`, `ignore-second-login`, `relay-non-member`, `seed-token-broadcast`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -55,6 +55,9 @@ pub enum Fault {
     /// relayed to the user's room, and such a `leave_room` is ignored, instead of refused (as
     /// the seed's own server does): the seed names no such error, so it is SHOULD.
     RelayNonMember,
+    /// dorm: `message` broadcasts are the seed's `{token, message, time}` (no `user_id`):
+    /// `user_id` is the reference server's decision, the token a SHOULD NOT.
+    SeedTokenBroadcast,
 }
 
 impl Fault {
@@ -71,7 +74,7 @@ pub enum FaultParseError {
         "unknown fault {0:?} (known: drop-broadcast=F, leak-to-non-member, omit-time, \
          error-on-wrong-event, duplicate-broadcast, never-timeout, no-leave-notice, \
          notify-non-member, reorder-broadcast, wrong-field-type, crash-on-hostile-room-name, \
-         socket-id-room, no-left-room, ignore-second-login, relay-non-member)"
+         socket-id-room, no-left-room, ignore-second-login, relay-non-member, seed-token-broadcast)"
     )]
     Unknown(String),
     #[error("fault {0} takes no value")]
@@ -120,6 +123,7 @@ impl FromStr for Fault {
             "no-left-room" => bare(Fault::NoLeftRoom),
             "ignore-second-login" => bare(Fault::IgnoreSecondLogin),
             "relay-non-member" => bare(Fault::RelayNonMember),
+            "seed-token-broadcast" => bare(Fault::SeedTokenBroadcast),
             _ => Err(FaultParseError::Unknown(spec.to_string())),
         }
     }
@@ -143,6 +147,7 @@ impl fmt::Display for Fault {
             Fault::NoLeftRoom => f.write_str("no-left-room"),
             Fault::IgnoreSecondLogin => f.write_str("ignore-second-login"),
             Fault::RelayNonMember => f.write_str("relay-non-member"),
+            Fault::SeedTokenBroadcast => f.write_str("seed-token-broadcast"),
         }
     }
 }
@@ -166,6 +171,7 @@ pub struct FaultSet {
     pub no_left_room: bool,
     pub ignore_second_login: bool,
     pub relay_non_member: bool,
+    pub seed_token_broadcast: bool,
 }
 
 impl FaultSet {
@@ -188,6 +194,7 @@ impl FaultSet {
                 Fault::NoLeftRoom => set.no_left_room = true,
                 Fault::IgnoreSecondLogin => set.ignore_second_login = true,
                 Fault::RelayNonMember => set.relay_non_member = true,
+                Fault::SeedTokenBroadcast => set.seed_token_broadcast = true,
             }
         }
         set
@@ -248,6 +255,7 @@ mod tests {
             "no-left-room",
             "ignore-second-login",
             "relay-non-member",
+            "seed-token-broadcast",
         ] {
             let fault: Fault = spec.parse().unwrap();
             assert_eq!(fault.to_string(), spec);

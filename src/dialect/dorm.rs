@@ -62,8 +62,10 @@ pub static SPEC: DialectSpec = DialectSpec {
         },
         EventSpec {
             name: "message",
+            // The seed's broadcast is {token, message, time}: `user_id` instead of the token is
+            // the reference server's decision, so a seed-literal server is identified by token.
             shape: Ty::Obj(&[
-                Field::req("user_id", Ty::Id),
+                Field::ours("user_id", Ty::Id),
                 Field::req("message", Ty::Str),
                 Field::req("time", Ty::Time),
             ]),
@@ -71,7 +73,10 @@ pub static SPEC: DialectSpec = DialectSpec {
             forbidden: &["token"],
             attribution: Attribution::ContentId {
                 field: "message",
-                sender: SenderKey::UserId("user_id"),
+                sender: SenderKey::UserIdOrToken {
+                    id: "user_id",
+                    token: "token",
+                },
             },
             room: RoomOf::SenderHome,
         },

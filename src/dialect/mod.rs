@@ -153,6 +153,11 @@ pub enum RoomOf {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SenderKey {
     UserId(&'static str),
+    /// The user id field, or failing it the sender's token (a seed that echoes the token).
+    UserIdOrToken {
+        id: &'static str,
+        token: &'static str,
+    },
     Username(&'static str),
 }
 
@@ -160,6 +165,7 @@ impl SenderKey {
     pub fn field(self) -> &'static str {
         match self {
             SenderKey::UserId(f) | SenderKey::Username(f) => f,
+            SenderKey::UserIdOrToken { id, .. } => id,
         }
     }
 }

@@ -70,6 +70,8 @@ pub struct Shared {
     pub client_config: ClientConfig,
     pub users: Vec<UserInfo>,
     pub by_user_id: HashMap<u64, u32>,
+    /// Clients by token (a seed-literal dorm broadcast names its sender by token).
+    pub by_token: HashMap<String, u32>,
     pub by_username: HashMap<String, u32>,
     pub oracle: Oracle,
     pub metrics: Metrics,
@@ -248,6 +250,11 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         .enumerate()
         .map(|(i, u)| (u.user_id, i as u32))
         .collect();
+    let by_token = users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (u.token.clone(), i as u32))
+        .collect();
     let by_username = users
         .iter()
         .enumerate()
@@ -278,6 +285,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         socket_ids: users.iter().map(|_| Default::default()).collect(),
         users,
         by_user_id,
+        by_token,
         by_username,
         metrics: Metrics::new(workers * 2),
         counters: Counters::default(),

@@ -125,6 +125,18 @@ impl Vu {
                         "an RFC 3339 datetime".into(),
                         msg,
                     ),
+                    Problem::Unstated(msg) => oracle.violate_capped(
+                        self.me,
+                        spec.name,
+                        Check::Shape,
+                        now,
+                        msg,
+                        payload.excerpt(),
+                        Some(crate::oracle::rules::Cap {
+                            level: crate::oracle::rules::Level::Should,
+                            source: "reference-server decision: a field the seed's payload does not have",
+                        }),
+                    ),
                 }
             }
             for field in spec.forbidden {
@@ -239,6 +251,15 @@ impl Vu {
                 _ => None,
             }
             .and_then(|id| shared.by_user_id.get(&id).copied()),
+            // The seed's own form names the sender by its token.
+            SenderKey::UserIdOrToken { id, token } => {
+                self.sender_of(payload, SenderKey::UserId(id)).or_else(|| {
+                    payload
+                        .field(token)
+                        .as_str()
+                        .and_then(|t| shared.by_token.get(t).copied())
+                })
+            }
             SenderKey::Username(f) => payload
                 .field(f)
                 .as_str()
