@@ -30,6 +30,18 @@ pub enum Command {
     Check(CheckArgs),
     /// Run the bundled reference server on its own.
     Serve(reference_server::ServeArgs),
+    /// Print the rule catalogue: every rule id with its level, source and reason.
+    Rules(RulesArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RulesArgs {
+    /// Only this dialect (default: every implemented dialect).
+    #[arg(long)]
+    pub dialect: Option<String>,
+    /// The dialect's page in Markdown (docs/dialects/<dialect>.md), with the rule table.
+    #[arg(long)]
+    pub markdown: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -160,6 +172,7 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Run(args) => stopped(runtime.block_on(run(args))),
         Command::Check(args) => stopped(runtime.block_on(check(args))),
+        Command::Rules(args) => rules(args),
         Command::Serve(args) => match runtime.block_on(reference_server::serve_cli(args)) {
             Ok(()) => Exit::Pass.code(),
             Err(e) => {
@@ -454,6 +467,30 @@ async fn check(args: CheckArgs) -> i32 {
     } else {
         Exit::Pass.code()
     }
+}
+
+/// `roomrig rules`: the catalogue as text, or a dialect's page in Markdown.
+fn rules(args: RulesArgs) -> i32 {
+    let names: Vec<&str> = match &args.dialect {
+        Some(d) if crate::dialect::IMPLEMENTED.contains(&d.as_str()) => vec![d.as_str()],
+        Some(d) => {
+            eprintln!(
+                "error: unknown dialect `{d}`; known: {}",
+                crate::dialect::IMPLEMENTED.join(", ")
+            );
+            return Exit::Usage.code();
+        }
+        None => crate::dialect::IMPLEMENTED.to_vec(),
+    };
+    for name in names {
+        let spec = crate::dialect::spec(name);
+        if args.markdown {
+            print!("{}", crate::catalogue::markdown(spec));
+        } else {
+            print!("{}", crate::catalogue::text(spec));
+        }
+    }
+    Exit::Pass.code()
 }
 
 /// Reports why a run could not start and gives its exit code.

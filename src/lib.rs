@@ -5,6 +5,7 @@
 //! received event against the [`dialect`]'s table; [`metrics`] keeps the latency histograms;
 //! [`report`] presents a finished run; [`workers`] splits a run across driver processes.
 
+pub mod catalogue;
 pub mod check;
 pub mod cli;
 pub mod client;

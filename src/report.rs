@@ -426,12 +426,18 @@ pub fn junit_cases(summary: &SummaryFile) -> Vec<crate::junit::TestCase> {
     for (rule, t) in &v.by_rule {
         let level = t.level.map_or("?".to_string(), |l| l.to_string());
         let _ = writeln!(body, "{level} {rule} x{}: {}", t.count, t.reason);
+        if !t.source.is_empty() {
+            let _ = writeln!(body, "  source: {}", t.source);
+        }
         if let Some(e) = t.examples.first() {
             let _ = writeln!(
                 body,
                 "  client {} ({}): expected {}; received {}",
                 e.client, e.user, e.expected, e.received
             );
+            for line in crate::check::around(&e.transcript, 5, 3) {
+                let _ = writeln!(body, "    {line}");
+            }
         }
     }
     let failed_rules: Vec<&str> = v
@@ -562,6 +568,9 @@ pub fn console(summary: &SummaryFile) -> String {
             "  {:<6} {:<40} {:>7}  {}",
             level, rule, t.count, t.reason
         );
+        if !t.source.is_empty() {
+            let _ = writeln!(out, "         source: {}", t.source);
+        }
         if let Some(e) = t.examples.first() {
             let _ = writeln!(
                 out,

@@ -218,6 +218,190 @@ fn a_crash_fails_the_case_that_caused_it_and_the_run_reports_the_rest() {
     assert!(c.stdout.contains("server/unresponsive"), "{}", c.stdout);
 }
 
+/// Rules only the reference server chose are not failures: a missing `leftRoom` (the public
+/// server's earlier version sends none) passes, a second login that is ignored instead of
+/// refused is a `warn` shown as SHOULD (a failure only with `--strict`), at EIO 3 and 4; the
+/// JSON gives every violated rule with its level, source and examples.
+#[test]
+fn reference_decisions_warn_and_fail_only_with_strict() {
+    for eio in ["3", "4"] {
+        let _serial = serial();
+        let server = served(&["--dialect", "lobby", "--fault", "no-left-room"]);
+        let room = "lobby/room/join-message-leave";
+        let c = roomrig_check(&[
+            "--dialect",
+            "lobby",
+            "--eio",
+            eio,
+            "--target",
+            &server.url,
+            "--case",
+            room,
+        ]);
+        assert_eq!(c.code, 0, "EIO {eio}:\n{}\n{}", c.stdout, c.stderr);
+        assert_eq!(status_of(&c, room), "pass", "{}", c.stdout);
+        let rules = &c.json[0]["rules"];
+        assert_eq!(
+            rules["lobby/leaveRoom/reply-missing"]["level"], "INFO",
+            "{rules}"
+        );
+        drop(server);
+
+        let server = served(&["--dialect", "lobby", "--fault", "ignore-second-login"]);
+        let login = "lobby/login/announced";
+        let args = [
+            "--dialect",
+            "lobby",
+            "--eio",
+            eio,
+            "--target",
+            &server.url,
+            "--case",
+            login,
+        ];
+        let c = roomrig_check(&args);
+        assert_eq!(c.code, 0, "EIO {eio}:\n{}\n{}", c.stdout, c.stderr);
+        assert_eq!(status_of(&c, login), "warn", "{}", c.stdout);
+        assert!(
+            c.stdout.contains(&format!("warn  SHOULD {login}")),
+            "{}",
+            c.stdout
+        );
+        assert!(
+            c.junit.contains(&format!("{login} (SHOULD)")),
+            "JUnit labels the warning SHOULD: {}",
+            c.junit
+        );
+        let tally = &c.json[0]["rules"]["lobby/login/error-missing"];
+        assert_eq!(tally["level"], "SHOULD", "{tally}");
+        assert!(
+            tally["source"]
+                .as_str()
+                .unwrap()
+                .contains("reference-server decision"),
+            "{tally}"
+        );
+        let example = &tally["examples"][0];
+        assert!(
+            example["transcript"].as_array().unwrap().iter().any(|l| l
+                .as_str()
+                .unwrap()
+                .contains("!! lobby/login/error-missing (SHOULD)")),
+            "{example}"
+        );
+        let mut strict = args.to_vec();
+        strict.push("--strict");
+        let c = roomrig_check(&strict);
+        assert_eq!(c.code, 1, "EIO {eio} --strict:\n{}", c.stdout);
+        assert_eq!(status_of(&c, login), "fail", "{}", c.stdout);
+    }
+}
+
+/// dorm: a server that relays a non-member's `message` and `action` to the user's own room
+/// (as the seed's own server does) instead of refusing them is not wrong: the case warns
+/// (SHOULD error-missing) and nothing it relayed is a MUST violation; at EIO 3 and 4.
+#[test]
+fn dorm_relay_of_a_non_member_is_a_warning_not_a_failure() {
+    for eio in ["3", "4"] {
+        let _serial = serial();
+        let server = served(&["--dialect", "dorm", "--fault", "relay-non-member"]);
+        let case = "dorm/errors/not-in-room";
+        let c = roomrig_check(&[
+            "--dialect",
+            "dorm",
+            "--eio",
+            eio,
+            "--target",
+            &server.url,
+            "--case",
+            case,
+        ]);
+        assert_eq!(c.code, 0, "EIO {eio}:\n{}\n{}", c.stdout, c.stderr);
+        assert_eq!(status_of(&c, case), "warn", "{}", c.stdout);
+        let rules = c.json[0]["rules"].as_object().unwrap();
+        assert!(
+            rules.contains_key("dorm/message/error-missing"),
+            "{rules:?}"
+        );
+        for (rule, t) in rules {
+            assert_ne!(t["level"], "MUST", "{rule}: {}", c.stdout);
+        }
+    }
+}
+
+/// dorm: a server that sends the seed's own `message` broadcast, `{token, message, time}`, is
+/// identified by token and warned about (the token leaks a credential; `user_id` is ours),
+/// never failed; at EIO 3 and 4.
+#[test]
+fn dorm_seed_literal_broadcast_warns() {
+    for eio in ["3", "4"] {
+        let _serial = serial();
+        let server = served(&["--dialect", "dorm", "--fault", "seed-token-broadcast"]);
+        let case = "dorm/message/broadcast-includes-sender";
+        let c = roomrig_check(&[
+            "--dialect",
+            "dorm",
+            "--eio",
+            eio,
+            "--target",
+            &server.url,
+            "--case",
+            case,
+        ]);
+        assert_eq!(c.code, 0, "EIO {eio}:\n{}\n{}", c.stdout, c.stderr);
+        assert_eq!(status_of(&c, case), "warn", "{}", c.stdout);
+        let rules = c.json[0]["rules"].as_object().unwrap();
+        assert_eq!(rules["dorm/message/shape"]["level"], "SHOULD", "{rules:?}");
+        assert_eq!(
+            rules["dorm/message/forbidden-field"]["level"], "SHOULD",
+            "{rules:?}"
+        );
+        assert!(
+            !rules.contains_key("dorm/message/wrong-sender"),
+            "{rules:?}"
+        );
+        assert!(!rules.contains_key("dorm/message/missing"), "{rules:?}");
+    }
+}
+
+/// `check --json` keeps every violated rule's examples, not only the first rule's, with
+/// rooms named as the protocol names them.
+#[test]
+fn json_keeps_every_rules_examples() {
+    let _serial = serial();
+    let server = served(&["--dialect", "lobby", "--fault", "notify-non-member"]);
+    let case = "lobby/room/join-message-leave";
+    let c = roomrig_check(&[
+        "--dialect",
+        "lobby",
+        "--target",
+        &server.url,
+        "--case",
+        case,
+    ]);
+    assert_eq!(c.code, 1, "{}\n{}", c.stdout, c.stderr);
+    let rules = c.json[0]["rules"].as_object().unwrap();
+    assert!(!rules.is_empty());
+    for (rule, t) in rules {
+        let examples = t["examples"].as_array().unwrap();
+        assert!(!examples.is_empty(), "{rule} has no example");
+        assert!(
+            t["source"].as_str().is_some_and(|s| !s.is_empty()),
+            "{rule}"
+        );
+        for e in examples {
+            let text = e.to_string();
+            assert!(!text.contains("18446744073709551615"), "{rule}: {text}");
+            assert!(
+                !text.contains("room 9"),
+                "{rule}: a room key, not a name: {text}"
+            );
+        }
+    }
+    let leak = &rules["lobby/otherJoinedRoom/non-member"]["examples"][0]["expected"];
+    assert!(leak.as_str().unwrap().contains("room \"check-"), "{leak}");
+}
+
 /// The rule ids a case's result names.
 fn rules_of(c: &Checked, id: &str) -> Vec<String> {
     c.json

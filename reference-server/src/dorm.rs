@@ -365,6 +365,9 @@ impl DormState {
         let still_in_room = {
             let mut live = lock(&slot.live);
             if !remove_socket(&mut live, user.user_id, socket.id) {
+                if self.faults.relay_non_member {
+                    return Ok(());
+                }
                 return Err("not in room".into());
             }
             let mut reg = lock(&self.registry);
@@ -394,7 +397,7 @@ impl DormState {
         }
         let slot = self.room_of(user)?;
         let mut live = lock(&slot.live);
-        if member_index(&live, user.user_id, socket.id).is_none() {
+        if member_index(&live, user.user_id, socket.id).is_none() && !self.faults.relay_non_member {
             return Err("not in room".into());
         }
         let time = rfc3339_millis(Utc::now());
@@ -407,6 +410,13 @@ impl DormState {
                 (false, false) => Some(Value::String(time)),
             },
         };
+        if self.faults.seed_token_broadcast {
+            // The seed's own form: the sender's token instead of its user_id.
+            let out =
+                serde_json::json!({ "token": obj["token"], "message": text, "time": out.time });
+            self.broadcast(&mut live, "message", &out);
+            return Ok(());
+        }
         if self.faults.reorder_broadcast {
             let out = serde_json::to_value(&out).unwrap_or_default();
             match live.held.remove(&user.user_id) {
@@ -434,10 +444,11 @@ impl DormState {
         };
         let slot = self.room_of(user)?;
         let mut live = lock(&slot.live);
-        let Some(index) = member_index(&live, user.user_id, socket.id) else {
-            return Err("not in room".into());
-        };
-        live.members[index].action = action.clone();
+        match member_index(&live, user.user_id, socket.id) {
+            Some(index) => live.members[index].action = action.clone(),
+            None if self.faults.relay_non_member => {}
+            None => return Err("not in room".into()),
+        }
         let time = rfc3339_millis(Utc::now());
         let out = ActionOut {
             user_id: user.user_id,

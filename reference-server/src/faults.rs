@@ -4,7 +4,8 @@
 //! Spec syntax (`--fault SPEC`, repeatable): `drop-broadcast=F`, `leak-to-non-member`,
 //! `omit-time`, `error-on-wrong-event`, `duplicate-broadcast`, `never-timeout`, `no-leave-notice`,
 //! `notify-non-member`, `reorder-broadcast`, `wrong-field-type`, `crash-on-hostile-room-name`,
-//! `socket-id-room`, `no-join-reply`, `accept-rejoin`.
+//! `socket-id-room`, `no-join-reply`, `accept-rejoin`, `no-left-room`, `ignore-second-login`,
+//! `relay-non-member`, `seed-token-broadcast`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -49,6 +50,19 @@ pub enum Fault {
     NoJoinReply,
     /// lobby: a member joining its room again is answered `joinedRoom`, not `already in room`.
     AcceptRejoin,
+    /// lobby: `leaveRoom` sends no `leftRoom` self-notice (as the public server's earlier
+    /// version): not in the seed, so not a violation.
+    NoLeftRoom,
+    /// lobby: a second `login` on a logged-in socket is ignored, not refused: refusing it is
+    /// the reference server's decision (SHOULD).
+    IgnoreSecondLogin,
+    /// dorm: `message` and `action` from a socket that has not joined (or has left) are
+    /// relayed to the user's room, and such a `leave_room` is ignored, instead of refused (as
+    /// the seed's own server does): the seed names no such error, so it is SHOULD.
+    RelayNonMember,
+    /// dorm: `message` broadcasts are the seed's `{token, message, time}` (no `user_id`):
+    /// `user_id` is the reference server's decision, the token a SHOULD NOT.
+    SeedTokenBroadcast,
 }
 
 impl Fault {
@@ -65,7 +79,8 @@ pub enum FaultParseError {
         "unknown fault {0:?} (known: drop-broadcast=F, leak-to-non-member, omit-time, \
          error-on-wrong-event, duplicate-broadcast, never-timeout, no-leave-notice, \
          notify-non-member, reorder-broadcast, wrong-field-type, crash-on-hostile-room-name, \
-         socket-id-room, no-join-reply, accept-rejoin)"
+         socket-id-room, no-join-reply, accept-rejoin, no-left-room, ignore-second-login, \
+         relay-non-member, seed-token-broadcast)"
     )]
     Unknown(String),
     #[error("fault {0} takes no value")]
@@ -113,6 +128,10 @@ impl FromStr for Fault {
             "socket-id-room" => bare(Fault::SocketIdRoom),
             "no-join-reply" => bare(Fault::NoJoinReply),
             "accept-rejoin" => bare(Fault::AcceptRejoin),
+            "no-left-room" => bare(Fault::NoLeftRoom),
+            "ignore-second-login" => bare(Fault::IgnoreSecondLogin),
+            "relay-non-member" => bare(Fault::RelayNonMember),
+            "seed-token-broadcast" => bare(Fault::SeedTokenBroadcast),
             _ => Err(FaultParseError::Unknown(spec.to_string())),
         }
     }
@@ -135,6 +154,10 @@ impl fmt::Display for Fault {
             Fault::SocketIdRoom => f.write_str("socket-id-room"),
             Fault::NoJoinReply => f.write_str("no-join-reply"),
             Fault::AcceptRejoin => f.write_str("accept-rejoin"),
+            Fault::NoLeftRoom => f.write_str("no-left-room"),
+            Fault::IgnoreSecondLogin => f.write_str("ignore-second-login"),
+            Fault::RelayNonMember => f.write_str("relay-non-member"),
+            Fault::SeedTokenBroadcast => f.write_str("seed-token-broadcast"),
         }
     }
 }
@@ -157,6 +180,10 @@ pub struct FaultSet {
     pub socket_id_room: bool,
     pub no_join_reply: bool,
     pub accept_rejoin: bool,
+    pub no_left_room: bool,
+    pub ignore_second_login: bool,
+    pub relay_non_member: bool,
+    pub seed_token_broadcast: bool,
 }
 
 impl FaultSet {
@@ -178,6 +205,10 @@ impl FaultSet {
                 Fault::SocketIdRoom => set.socket_id_room = true,
                 Fault::NoJoinReply => set.no_join_reply = true,
                 Fault::AcceptRejoin => set.accept_rejoin = true,
+                Fault::NoLeftRoom => set.no_left_room = true,
+                Fault::IgnoreSecondLogin => set.ignore_second_login = true,
+                Fault::RelayNonMember => set.relay_non_member = true,
+                Fault::SeedTokenBroadcast => set.seed_token_broadcast = true,
             }
         }
         set
@@ -237,6 +268,10 @@ mod tests {
             "socket-id-room",
             "no-join-reply",
             "accept-rejoin",
+            "no-left-room",
+            "ignore-second-login",
+            "relay-non-member",
+            "seed-token-broadcast",
         ] {
             let fault: Fault = spec.parse().unwrap();
             assert_eq!(fault.to_string(), spec);

@@ -381,6 +381,9 @@ impl LobbyState {
             _ => return Err(errors::NOT_CONNECTED),
         };
         if conn.username.is_some() {
+            if self.faults.ignore_second_login {
+                return Ok(());
+            }
             return Err(errors::ALREADY_LOGGED_IN);
         }
         let name = match args.first() {
@@ -520,15 +523,17 @@ impl LobbyState {
         if let Some(conn) = lock(&self.registry).conns.get_mut(&socket.id) {
             conn.rooms.retain(|n| *n != name);
         }
-        socket
-            .emit(
-                "leftRoom",
-                &RoomLeft {
-                    username: &username,
-                    roomname: &name,
-                },
-            )
-            .ok();
+        if !self.faults.no_left_room {
+            socket
+                .emit(
+                    "leftRoom",
+                    &RoomLeft {
+                        username: &username,
+                        roomname: &name,
+                    },
+                )
+                .ok();
+        }
         if r.members.is_empty() {
             dir.remove(&name);
         } else {

@@ -65,29 +65,29 @@ pub static CASES: &[Case] = &[
     ),
     case(
         "dorm/errors/not-in-room",
-        Level::Must,
-        "seed 000, errors; protocols.md decisions",
-        "message, action and leave_room outside the room get {error} on their own event only",
+        Level::Should,
+        "reference-server decision: seed 000 names no condition for {error}; errors on their own event are seed 000's (MUST)",
+        "message, action and leave_room outside the room should get {error} on their own event only (a relay to the user's own room is allowed, to another room a non-member leak)",
         include_str!("cases/dorm-not-in-room.yaml"),
     ),
     case(
         "dorm/errors/invalid-action",
-        Level::Must,
-        "seed 000, action codes",
+        Level::Should,
+        "seed 000 §用户活动信息 (action codes); the refusal is a reference-server decision, its event seed 000's (MUST)",
         "an action other than \"00\"..\"09\" or null gets {error} on `action`; valid ones still go out",
         include_str!("cases/dorm-invalid-action.yaml"),
     ),
     case(
         "dorm/errors/bad-token",
-        Level::Must,
-        "seed 000, {token} on every event",
+        Level::Should,
+        "seed 000, {token} on every event; the refusal is a reference-server decision, its event seed 000's (MUST)",
         "a missing, mistyped, unknown, empty, prototype-named or huge token gets {error} on its event",
         include_str!("cases/dorm-bad-token.yaml"),
     ),
     case(
         "dorm/errors/bad-payload",
-        Level::Must,
-        "seed 000, payloads",
+        Level::Should,
+        "seed 000, payloads; the refusal is a reference-server decision, its event seed 000's (MUST)",
         "a payload that is not the documented object, or a message that is not a string, gets {error}",
         include_str!("cases/dorm-bad-payload.yaml"),
     ),
@@ -115,8 +115,8 @@ pub static CASES: &[Case] = &[
     case(
         "lobby/login/announced",
         Level::Must,
-        "seed 004, Login",
-        "login answers logedin and tells every other socket otherLogedin; a second login is refused",
+        "seed 004 §Login (MUST); refusing a second login is a reference-server decision (SHOULD)",
+        "login answers logedin and tells every other socket otherLogedin; a second login should be refused",
         include_str!("cases/lobby-login.yaml"),
     ),
     case(
@@ -129,7 +129,7 @@ pub static CASES: &[Case] = &[
     case(
         "lobby/err/error-strings",
         Level::Must,
-        "seed 004, GotError",
+        "seed 004 §GotError (MUST); `not logged in` is a reference-server decision (SHOULD)",
         "not logged in, already in room, no such room or not in it, no such user, on err",
         include_str!("cases/lobby-errors.yaml"),
     ),
@@ -207,8 +207,13 @@ pub struct CaseResult {
     pub seconds: f64,
     /// Rule ids violated, with counts.
     pub violations: Vec<(String, u64)>,
-    /// The first violation in full: expected vs received and the client's transcript.
+    /// The first violation of the most severe level in full: expected vs received and the
+    /// client's transcript around it.
     pub evidence: Option<crate::oracle::Violation>,
+    /// The most severe level among the violations (SHOULD for a `warn`).
+    pub violation_level: Option<Level>,
+    /// Every rule violated (INFO included), with its level, source and examples.
+    pub rules: std::collections::BTreeMap<String, crate::oracle::RuleTally>,
     /// Why the case was skipped.
     pub reason: Option<String>,
 }
@@ -314,7 +319,7 @@ pub async fn run(
             {
                 gone = Some(case.id);
                 result = CaseResult::unresponsive(case, "a new connection after the case", reason)
-                    .with_violations(result.violations);
+                    .with_violations(result);
             }
         }
         result.seconds = started.elapsed().as_secs_f64();
@@ -334,6 +339,8 @@ impl CaseResult {
             seconds: 0.0,
             violations: Vec::new(),
             evidence: None,
+            violation_level: None,
+            rules: Default::default(),
             reason: None,
         }
     }
@@ -370,6 +377,8 @@ impl CaseResult {
         CaseResult {
             violations,
             evidence,
+            violation_level: worst,
+            rules: outcome.violations.clone(),
             ..CaseResult::new(case, status)
         }
     }
@@ -383,9 +392,13 @@ impl CaseResult {
         );
         CaseResult {
             violations: vec![(rule.clone(), 1)],
+            violation_level: Some(Level::Must),
             evidence: Some(crate::oracle::Violation {
                 rule,
                 level: Level::Must,
+                source: crate::oracle::rules::rate(&[], "server", Check::Unresponsive)
+                    .source
+                    .to_string(),
                 client: 0,
                 user: "(probe)".into(),
                 at_ms: 0.0,
@@ -398,9 +411,21 @@ impl CaseResult {
     }
 
     /// Keeps the rules the case's own run violated after the first one.
-    fn with_violations(mut self, earlier: Vec<(String, u64)>) -> CaseResult {
-        self.violations.extend(earlier);
+    fn with_violations(mut self, earlier: CaseResult) -> CaseResult {
+        self.violations.extend(earlier.violations);
+        for (rule, tally) in earlier.rules {
+            self.rules.entry(rule).or_insert(tally);
+        }
         self
+    }
+
+    /// The level a row shows: the violations' when they decided it (a `warn` is SHOULD),
+    /// else the case's own.
+    pub fn shown_level(&self) -> Level {
+        match self.status {
+            Status::Warn | Status::Fail => self.violation_level.unwrap_or(self.level),
+            _ => self.level,
+        }
     }
 }
 
@@ -410,14 +435,27 @@ pub fn junit_cases(results: &[CaseResult]) -> Vec<crate::junit::TestCase> {
     results
         .iter()
         .map(|r| {
-            let mut body = format!("{} ({}): {}\n", r.id, r.level, r.description);
-            if let Some(e) = &r.evidence {
-                body.push_str(&format!(
-                    "client {} ({}): expected {}; received {}\n",
-                    e.client, e.user, e.expected, e.received
-                ));
-                for line in &e.transcript {
-                    body.push_str(&format!("  {line}\n"));
+            let mut body = format!("{} ({}): {}\n", r.id, r.shown_level(), r.description);
+            // Every rule's examples, not only the first rule's.
+            for (rule, t) in &r.rules {
+                let level = t.level.map_or("?".into(), |l| l.to_string());
+                body.push_str(&format!("{level} {rule} x{} [{}]\n", t.count, t.source));
+                for e in &t.examples {
+                    body.push_str(&format!(
+                        "  client {} ({}): expected {}; received {}\n",
+                        e.client, e.user, e.expected, e.received
+                    ));
+                    for line in &e.transcript {
+                        body.push_str(&format!("    {line}\n"));
+                    }
+                }
+            }
+            if r.rules.is_empty() {
+                if let Some(e) = &r.evidence {
+                    body.push_str(&format!(
+                        "client {} ({}): expected {}; received {}\n",
+                        e.client, e.user, e.expected, e.received
+                    ));
                 }
             }
             let rules: Vec<String> = r
@@ -428,7 +466,7 @@ pub fn junit_cases(results: &[CaseResult]) -> Vec<crate::junit::TestCase> {
             let outcome = match r.status {
                 Status::Pass => Outcome::Pass,
                 Status::Fail => Outcome::Fail {
-                    kind: r.level.to_string(),
+                    kind: r.shown_level().to_string(),
                     message: rules.join(", "),
                     body,
                 },
@@ -446,6 +484,18 @@ pub fn junit_cases(results: &[CaseResult]) -> Vec<crate::junit::TestCase> {
         .collect()
 }
 
+/// The lines of a transcript around its violation marker (`!!`): `before` lines before it,
+/// the marker, `after` lines after it; without a marker, the last `before` lines.
+pub fn around(transcript: &[String], before: usize, after: usize) -> &[String] {
+    let mark = transcript
+        .iter()
+        .position(|l| l.contains(" !! "))
+        .unwrap_or(transcript.len());
+    let from = mark.saturating_sub(before);
+    let to = (mark + 1 + after).min(transcript.len());
+    &transcript[from..to]
+}
+
 /// The console table.
 pub fn table(results: &[CaseResult]) -> String {
     use std::fmt::Write as _;
@@ -460,13 +510,18 @@ pub fn table(results: &[CaseResult]) -> String {
         let _ = writeln!(
             out,
             "{status:<5} {:<6} {:<44} {:>6.1}s  {}",
-            r.level.to_string(),
+            r.shown_level().to_string(),
             r.id,
             r.seconds,
             r.description
         );
         for (rule, n) in &r.violations {
-            let _ = writeln!(out, "        {rule} x{n}");
+            let level = r
+                .rules
+                .get(rule)
+                .and_then(|t| t.level)
+                .map_or(String::new(), |l| format!("{l} "));
+            let _ = writeln!(out, "        {level}{rule} x{n}");
         }
         if let Some(e) = &r.evidence {
             let _ = writeln!(
@@ -474,7 +529,10 @@ pub fn table(results: &[CaseResult]) -> String {
                 "        client {} ({}): expected {}; received {}",
                 e.client, e.user, e.expected, e.received
             );
-            for line in e.transcript.iter().rev().take(6).rev() {
+            if !e.source.is_empty() {
+                let _ = writeln!(out, "        rule source: {}", e.source);
+            }
+            for line in around(&e.transcript, 5, 3) {
                 let _ = writeln!(out, "          {line}");
             }
         }

@@ -11,6 +11,7 @@ use super::{
     content_id, no_params, only_params, Attribution, DialectSpec, Effect, ErrorStyle, EventSpec,
     OpContext, OpSpec, Precondition, Request, RoomOf, SenderKey,
 };
+use crate::oracle::rules::{Check, Level, RuleSpec};
 use crate::oracle::shape::{Field, Ty};
 
 /// The action codes of the seed: 00 snacks, 01 toilet, 02 shower, 03 wash basin, 04 washing
@@ -61,8 +62,10 @@ pub static SPEC: DialectSpec = DialectSpec {
         },
         EventSpec {
             name: "message",
+            // The seed's broadcast is {token, message, time}: `user_id` instead of the token is
+            // the reference server's decision, so a seed-literal server is identified by token.
             shape: Ty::Obj(&[
-                Field::req("user_id", Ty::Id),
+                Field::ours("user_id", Ty::Id),
                 Field::req("message", Ty::Str),
                 Field::req("time", Ty::Time),
             ]),
@@ -70,7 +73,10 @@ pub static SPEC: DialectSpec = DialectSpec {
             forbidden: &["token"],
             attribution: Attribution::ContentId {
                 field: "message",
-                sender: SenderKey::UserId("user_id"),
+                sender: SenderKey::UserIdOrToken {
+                    id: "user_id",
+                    token: "token",
+                },
             },
             room: RoomOf::SenderHome,
         },
@@ -141,7 +147,61 @@ pub static SPEC: DialectSpec = DialectSpec {
     error_causes: &[],
     departure: None,
     uses_everyone: false,
+    rules: RULES,
+    // The seed names no error text: any `{error}` refuses.
+    seed_errors: None,
+    doc: DOC,
 };
+
+const DOC: &str =
+    "Seed 000, a dorm-room life game. Namespace `/`; every request carries `{token}` (no \
+connect-time authentication). A user belongs to one dorm room of 2 or 4; users, tokens and rooms \
+come from the users file. `join_room` puts the socket in its user's room and answers `last_data`; \
+`message` and `action` go to every member of the room, the sender included; `leave_room` \
+answers nothing. Errors come back on the request's own event as `{error: reason}`; the seed names \
+no condition for them, so which requests are refused (a bad token, a non-member, an invalid \
+action code) is the reference server's choice, judged SHOULD. Departures are not announced. \
+The seed's `message` broadcast carries the sender's `token`; the reference server sends \
+`user_id` instead, and a `token` in a broadcast is flagged SHOULD NOT.";
+
+/// Broadcast checks the seed states for a room event ("return(all)": every member of the room).
+const DELIVERY: &[Check] = &[
+    Check::Missing,
+    Check::Duplicate,
+    Check::NonMember,
+    Check::Unknown,
+    Check::WrongSender,
+    Check::Shape,
+];
+/// What only the reference server promises about a broadcast.
+const TIMING: &[Check] = &[Check::Late];
+const ORDER: &[Check] = &[Check::Order];
+
+const JOIN: &str = "seed 000 §加入房间及获取房间内用户信息 (join a room and get its users): join_room is answered with last_data to the joiner";
+const CHAT: &str = "seed 000 §聊天信息 (chat message): return(all), every user in the room gets each message, the sender included";
+const ACTIVITY: &str = "seed 000 §用户活动信息 (user activity): return(all), every user in the room gets each action, codes 00-09 or null";
+const ERRORS: &str =
+    "seed 000 §异常 (error) of every event: {error: reason} on the request's own event";
+const LATE: &str = "reference-server decision: the seed states no delivery time; the scenario's deadline (latency belongs in thresholds)";
+const ORDERED: &str = "reference-server decision: the seed does not state per-sender order (the reference server handles a socket's events in order)";
+const REFUSALS: &str = "reference-server decision: the seed shows an {error} return on each event but names no condition (a server that relays a non-member's message to the user's own room is not wrong)";
+
+/// The catalogue of dorm's rules (see `crate::oracle::rules`).
+pub const RULES: &[RuleSpec] = &[
+    RuleSpec { scope: "join_room", checks: &[Check::ReplyMissing], level: Level::Must, source: JOIN },
+    RuleSpec { scope: "last_data", checks: &[Check::Shape, Check::ReplyContent, Check::ReplyUnsolicited], level: Level::Must, source: JOIN },
+    RuleSpec { scope: "last_data", checks: TIMING, level: Level::Should, source: LATE },
+    RuleSpec { scope: "message", checks: DELIVERY, level: Level::Must, source: CHAT },
+    RuleSpec { scope: "message", checks: &[Check::Forbidden], level: Level::Should, source: "reference-server decision (security): the seed echoes the sender's token to the room; a broadcast should not carry a credential" },
+    RuleSpec { scope: "action", checks: DELIVERY, level: Level::Must, source: ACTIVITY },
+    RuleSpec { scope: "action", checks: &[Check::Forbidden], level: Level::Should, source: "reference-server decision (security): a broadcast should not carry a credential" },
+    RuleSpec { scope: "*", checks: TIMING, level: Level::Should, source: LATE },
+    RuleSpec { scope: "*", checks: ORDER, level: Level::Should, source: ORDERED },
+    RuleSpec { scope: "error", checks: &[Check::Shape], level: Level::Must, source: ERRORS },
+    RuleSpec { scope: "*", checks: &[Check::ErrorWrongEvent], level: Level::Must, source: ERRORS },
+    RuleSpec { scope: "*", checks: &[Check::ErrorMissing, Check::ErrorContent], level: Level::Should, source: REFUSALS },
+    RuleSpec { scope: "*", checks: &[Check::ErrorUnexpected], level: Level::Must, source: "seed 000 §正常 (normal return) of every event: a valid request gets its normal result, not an error" },
+];
 
 /// The user's fixture room: where every dorm broadcast goes.
 fn home(ctx: &OpContext) -> Option<u64> {

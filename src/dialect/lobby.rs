@@ -11,6 +11,7 @@ use super::{
     Departure, DialectSpec, Effect, ErrorStyle, EventSpec, OpContext, OpSpec, Precondition,
     Request, RoomOf, SenderKey, EVERYONE,
 };
+use crate::oracle::rules::{Check, Level, RuleSpec};
 use crate::oracle::shape::{Field, Ty};
 
 const WHO: Field = Field::req("username", Ty::Str);
@@ -231,7 +232,171 @@ pub static SPEC: DialectSpec = DialectSpec {
         everyone: Some("otherLogedout"),
     }),
     uses_everyone: true,
+    rules: RULES,
+    seed_errors: Some(SEED_ERRORS),
+    doc: DOC,
 };
+
+const DOC: &str =
+    "Seed 004, the chat server of the App Inventor SocketIO extension. Every argument is \
+a positional Socket.IO argument. A socket logs in with a user name; `logedin` answers it and every \
+other socket gets `otherLogedin`. A user joins any number of named rooms (`joinRoom roomName, \
+maxUser`: the first joiner sets the capacity, later values are ignored); the joiner gets \
+`joinedRoom`, the other members `otherJoinedRoom`, with the user list in join order. Room \
+messages reach every member, the sender included; public messages every socket; private \
+messages only the named user. A leave or a disconnect (wanted or not) sends `otherLeftRoom` to \
+the remaining members of each room, and a disconnect `otherLogedout` to every other socket. \
+Errors arrive on `err` as a bare string; the seed names five texts, which stay MUST. The \
+self-notice `leftRoom`, the texts `not logged in` and `already logged in`, and refusing a second \
+login are the reference server's choices (SHOULD or INFO). The seed's own server runs \
+Socket.IO 2 (Engine.IO 3).";
+
+/// Broadcast checks of a notice or message the seed states.
+const DELIVERY: &[Check] = &[
+    Check::Missing,
+    Check::Duplicate,
+    Check::NonMember,
+    Check::Unknown,
+    Check::WrongSender,
+    Check::Shape,
+];
+/// On a reply event (on its request's scope: `reply-missing`).
+const REPLY: &[Check] = &[Check::ReplyContent, Check::ReplyUnsolicited, Check::Shape];
+const ASKED: &[Check] = &[Check::ReplyMissing];
+
+const LOGIN: &str = "seed 004 §Login 连接到服务器 (log in): the user gets Logedin, every other online user OtherLogedin, with the name and the number online";
+const LOGOUT: &str = "seed 004 §Logout 断开服务器连接 (log out): on a disconnect, wanted or not, every other user gets OtherLogedout";
+const JOIN: &str = "seed 004 §JoinOrCreateRoom 加入或创建房间 (join or create a room): the joiner gets JoinedRoom, the others OtherJoinedRoom, with the user list";
+const LEAVE: &str = "seed 004 §LeaveRoom 离开房间 (leave a room): the others get OtherLeftRoom, also when a member disconnects";
+const ROOM_MSG: &str = "seed 004 §SendRoomMessage 发送房间消息 (room message): every user in the room, the sender included";
+const PUBLIC_MSG: &str = "seed 004 §SendPublicMessage 发送公共消息 (public message): every connected user, the sender included";
+const PRIVATE_MSG: &str =
+    "seed 004 §SendPrivateMessage 发送私人信息 (private message): only the named user gets it";
+const ERRORS: &str = "seed 004 §GotError 发生错误 (error): an error arrives as a reason string (on `err`); the seed names duplicate username, room full, already in room, no such room or not in it, no such user (an expected text the seed does not name, or none, is judged at most SHOULD)";
+const LEFT_ROOM: &str = "not in the seed: `leftRoom` exists only in the public server's later code (its earlier version sends none); reported, not required";
+const LATE: &str = "reference-server decision: the seed states no delivery time; the scenario's deadline (latency belongs in thresholds)";
+const ORDERED: &str = "reference-server decision: the seed does not state per-sender order";
+
+/// The catalogue of lobby's rules (see `crate::oracle::rules`). Error texts are judged per
+/// request: an expected text the seed does not name is SHOULD (see `SEED_ERRORS`).
+pub const RULES: &[RuleSpec] = &[
+    RuleSpec {
+        scope: "login",
+        checks: ASKED,
+        level: Level::Must,
+        source: LOGIN,
+    },
+    RuleSpec {
+        scope: "logedin",
+        checks: REPLY,
+        level: Level::Must,
+        source: LOGIN,
+    },
+    RuleSpec {
+        scope: "otherLogedin",
+        checks: DELIVERY,
+        level: Level::Must,
+        source: LOGIN,
+    },
+    RuleSpec {
+        scope: "joinRoom",
+        checks: ASKED,
+        level: Level::Must,
+        source: JOIN,
+    },
+    RuleSpec {
+        scope: "joinedRoom",
+        checks: REPLY,
+        level: Level::Must,
+        source: JOIN,
+    },
+    RuleSpec {
+        scope: "otherJoinedRoom",
+        checks: DELIVERY,
+        level: Level::Must,
+        source: JOIN,
+    },
+    RuleSpec {
+        scope: "leaveRoom",
+        checks: ASKED,
+        level: Level::Info,
+        source: LEFT_ROOM,
+    },
+    RuleSpec {
+        scope: "leftRoom",
+        checks: REPLY,
+        level: Level::Should,
+        source: LEFT_ROOM,
+    },
+    RuleSpec {
+        scope: "otherLeftRoom",
+        checks: DELIVERY,
+        level: Level::Must,
+        source: LEAVE,
+    },
+    RuleSpec {
+        scope: "gotRoomMessage",
+        checks: DELIVERY,
+        level: Level::Must,
+        source: ROOM_MSG,
+    },
+    RuleSpec {
+        scope: "gotPublicMessage",
+        checks: DELIVERY,
+        level: Level::Must,
+        source: PUBLIC_MSG,
+    },
+    RuleSpec {
+        scope: "gotPrivateMessage",
+        checks: DELIVERY,
+        level: Level::Must,
+        source: PRIVATE_MSG,
+    },
+    RuleSpec {
+        scope: "otherLogedout",
+        checks: DELIVERY,
+        level: Level::Must,
+        source: LOGOUT,
+    },
+    RuleSpec {
+        scope: "*",
+        checks: &[Check::Late],
+        level: Level::Should,
+        source: LATE,
+    },
+    RuleSpec {
+        scope: "*",
+        checks: &[Check::Order],
+        level: Level::Should,
+        source: ORDERED,
+    },
+    RuleSpec {
+        scope: "error",
+        checks: &[Check::Shape],
+        level: Level::Must,
+        source: ERRORS,
+    },
+    RuleSpec {
+        scope: "*",
+        checks: &[
+            Check::ErrorMissing,
+            Check::ErrorContent,
+            Check::ErrorUnexpected,
+            Check::ErrorWrongEvent,
+        ],
+        level: Level::Must,
+        source: ERRORS,
+    },
+];
+
+/// The error texts the seed names (`not able to connect server` is the client's own).
+pub const SEED_ERRORS: &[&str] = &[
+    "duplicate username",
+    "room full",
+    "already in room",
+    "no such room or not in it",
+    "no such user",
+];
 
 fn broadcast(
     event: &'static str,

@@ -11,10 +11,11 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use crate::oracle::rules::{Cap, Level, RuleSpec};
 use crate::oracle::shape::Ty;
 use crate::oracle::RoomKey;
 
-/// Every dialect roomrig knows by name (see ../shared/protocols.md).
+/// Every dialect roomrig knows by name (see docs/dialects/ for the implemented ones).
 pub const NAMES: &[&str] = &["dorm", "chat", "push", "voice", "lobby"];
 /// The dialects whose driver, oracle and reference server exist today.
 pub const IMPLEMENTED: &[&str] = &["dorm", "lobby"];
@@ -42,6 +43,13 @@ pub struct DialectSpec {
     /// Whether every connection is in the [`EVERYONE`] room (dialects with "every socket"
     /// broadcasts).
     pub uses_everyone: bool,
+    /// The rule catalogue: the level of each rule id and the seed section it comes from.
+    pub rules: &'static [RuleSpec],
+    /// The error texts the seed names, where it names any: an `expect_error` with another
+    /// text (or none) expects what only the reference server chose, judged at most SHOULD.
+    pub seed_errors: Option<&'static [&'static str]>,
+    /// The protocol in this project's words, for `roomrig rules --markdown`.
+    pub doc: &'static str,
 }
 
 /// Where a dialect's errors arrive.
@@ -75,6 +83,19 @@ impl DialectSpec {
             .iter()
             .find(|(t, _)| *t == text)
             .map(|(_, requests)| *requests)
+    }
+
+    /// The cap on what an `expect_error` (`true` or a text) may be judged at: none when the
+    /// seed names that text, SHOULD when it names texts but not this one.
+    pub fn error_cap(&self, text: Option<&str>) -> Option<Cap> {
+        let named = self.seed_errors?;
+        match text {
+            Some(t) if named.contains(&t) => None,
+            _ => Some(Cap {
+                level: Level::Should,
+                source: "reference-server decision: the seed does not name this error",
+            }),
+        }
     }
 
     /// Is `(event, payload)` an error under this dialect's style?
@@ -144,6 +165,11 @@ pub enum RoomOf {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SenderKey {
     UserId(&'static str),
+    /// The user id field, or failing it the sender's token (a seed that echoes the token).
+    UserIdOrToken {
+        id: &'static str,
+        token: &'static str,
+    },
     Username(&'static str),
 }
 
@@ -151,6 +177,7 @@ impl SenderKey {
     pub fn field(self) -> &'static str {
         match self {
             SenderKey::UserId(f) | SenderKey::Username(f) => f,
+            SenderKey::UserIdOrToken { id, .. } => id,
         }
     }
 }
@@ -242,6 +269,9 @@ pub enum Precondition {
     SenderIsMember,
     /// The room has a confirmed member (e.g. the target user of a private message).
     RecipientExists,
+    /// The request is expected to be refused: nobody is required to receive it, the room's
+    /// members may (a server that relays instead of refusing is judged on its other rules).
+    Refused,
 }
 
 /// One operation of a dialect.

@@ -14,7 +14,7 @@ use reference_server::fixtures::Fixtures;
 use tokio::time::Instant;
 
 use crate::client::{ClientConfig, Connection};
-use crate::dialect::{self, DialectSpec};
+use crate::dialect::{self, DialectSpec, RoomOf};
 use crate::metrics::{Metrics, Pair};
 use crate::oracle::{Micros, Oracle, RuleTally};
 use crate::resources::Usage;
@@ -70,6 +70,8 @@ pub struct Shared {
     pub client_config: ClientConfig,
     pub users: Vec<UserInfo>,
     pub by_user_id: HashMap<u64, u32>,
+    /// Clients by token (a seed-literal dorm broadcast names its sender by token).
+    pub by_token: HashMap<String, u32>,
     pub by_username: HashMap<String, u32>,
     pub oracle: Oracle,
     pub metrics: Metrics,
@@ -252,6 +254,11 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         .enumerate()
         .map(|(i, u)| (u.user_id, i as u32))
         .collect();
+    let by_token = users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (u.token.clone(), i as u32))
+        .collect();
     let by_username = users
         .iter()
         .enumerate()
@@ -285,6 +292,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         socket_ids: users.iter().map(|_| Default::default()).collect(),
         users,
         by_user_id,
+        by_token,
         by_username,
         metrics: Metrics::new(workers * 2),
         counters: Counters::default(),
@@ -297,6 +305,19 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         overloaded: AtomicBool::new(false),
         scenario: scenario.clone(),
     });
+    // Names for reports: fixture rooms by their names, users' own rooms by the user.
+    for r in &fixtures.rooms {
+        shared.oracle.name_room(r.room_id, &r.room_name);
+    }
+    if spec.events.iter().any(|e| e.room == RoomOf::ReceiverUser) {
+        for u in &shared.users {
+            shared
+                .oracle
+                .label_room(crate::dialect::user_room(&u.username), || {
+                    format!("the connections of user {:?}", u.username)
+                });
+        }
+    }
     shared
         .counters
         .planned

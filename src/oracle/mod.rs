@@ -1,5 +1,5 @@
 //! The oracle: judges every received event against the dialect's table and a model of the rooms
-//! built from what the clients did (design: ../shared/oracle-notes.md).
+//! built from what the clients did.
 //!
 //! # Membership windows (what a user can predict)
 //! Times are those of the driver's clock. For a broadcast sent at `S` with deadline `D`:
@@ -30,7 +30,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use rules::{Check, Level};
+use rules::{Cap, Check, Level, Rating, RuleSpec};
 
 use crate::dialect::Precondition;
 
@@ -51,25 +51,35 @@ pub type IntMap<K, V> = rustc_hash::FxHashMap<K, V>;
 /// Violations kept in full per rule (the rest are counted).
 pub const EXAMPLES_PER_RULE: usize = 5;
 const TRANSCRIPT_LEN: usize = 16;
+/// Events of the client kept after a violation in its example (what the server did next).
+pub const TRANSCRIPT_AFTER: u8 = 6;
 
 /// One recorded violation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Violation {
     pub rule: String,
     pub level: Level,
+    /// Where the rule comes from (a seed section, a common rule, a reference decision).
+    #[serde(default)]
+    pub source: String,
     pub client: ClientId,
     pub user: String,
     pub at_ms: f64,
     pub expected: String,
     pub received: String,
-    /// The client's last events, oldest first.
+    /// The client's events around the violation, oldest first: the last ones before it, a
+    /// `!!` line marking it, then the next few (up to [`TRANSCRIPT_AFTER`]).
     pub transcript: Vec<String>,
 }
 
 /// Violations counted per rule, with the first few in full.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct RuleTally {
+    /// The most severe level among the rule's violations (a request may cap its own).
     pub level: Option<Level>,
+    /// Where the rule comes from.
+    #[serde(default)]
+    pub source: String,
     pub reason: String,
     pub count: u64,
     pub examples: Vec<Violation>,
@@ -268,24 +278,28 @@ impl Transcript {
     }
 
     pub fn lines(&self) -> Vec<String> {
-        self.entries
-            .iter()
-            .map(|e| {
-                let (event, payload) = e.line.split_at(e.payload_at as usize);
-                // Compact JSON as the oracle parsed it (keys sorted), whatever the wire form.
-                let parsed = (!e.cut)
-                    .then(|| serde_json::from_str::<Value>(payload).ok())
-                    .flatten();
-                let mut line = match parsed {
-                    Some(v) => format!("{event}{v}"),
-                    None => e.line.to_string(),
-                };
-                if cut_line(&mut line, TRANSCRIPT_PAYLOAD) || e.cut {
-                    line.push_str("...");
-                }
-                format!("{:>10.3}ms {} {line}", e.at as f64 / 1e3, e.dir)
-            })
-            .collect()
+        self.entries.iter().map(Self::render).collect()
+    }
+
+    /// The newest event as a line.
+    pub fn last_line(&self) -> Option<String> {
+        self.entries.back().map(Self::render)
+    }
+
+    fn render(e: &TranscriptEntry) -> String {
+        let (event, payload) = e.line.split_at(e.payload_at as usize);
+        // Compact JSON as the oracle parsed it (keys sorted), whatever the wire form.
+        let parsed = (!e.cut)
+            .then(|| serde_json::from_str::<Value>(payload).ok())
+            .flatten();
+        let mut line = match parsed {
+            Some(v) => format!("{event}{v}"),
+            None => e.line.to_string(),
+        };
+        if cut_line(&mut line, TRANSCRIPT_PAYLOAD) || e.cut {
+            line.push_str("...");
+        }
+        format!("{:>10.3}ms {} {line}", e.at as f64 / 1e3, e.dir)
     }
 }
 
@@ -305,6 +319,15 @@ pub struct Oracle {
     violators: Mutex<std::collections::HashSet<ClientId>>,
     /// Clients that sent lenient (hostile) input: what they receive is no longer judged.
     lenient: Box<[std::sync::atomic::AtomicBool]>,
+    /// The dialect's rule catalogue.
+    rules: &'static [RuleSpec],
+    /// A name per room key, for reports (keys are hashes of names).
+    room_names: Mutex<IntMap<RoomKey, String>>,
+    /// Per client: examples still collecting the events after their violation (a count, so
+    /// that logging an event costs one atomic load when there is none).
+    tails: Box<[std::sync::atomic::AtomicU8]>,
+    /// The examples collecting: (client, rule, example index, events still to add).
+    open_examples: Mutex<Vec<(ClientId, String, usize, u8)>>,
 }
 
 impl Oracle {
@@ -330,7 +353,41 @@ impl Oracle {
             total_count: AtomicU64::new(0),
             violators: Mutex::new(std::collections::HashSet::new()),
             lenient: (0..usernames_len).map(|_| Default::default()).collect(),
+            rules: if crate::dialect::IMPLEMENTED.contains(&dialect) {
+                crate::dialect::spec(dialect).rules
+            } else {
+                &[]
+            },
+            room_names: Mutex::new(IntMap::default()),
+            tails: (0..usernames_len).map(|_| Default::default()).collect(),
+            open_examples: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Names a room for reports (the first name given wins).
+    pub fn name_room(&self, room: RoomKey, name: &str) {
+        self.label_room(room, || format!("room {name:?}"));
+    }
+
+    /// Labels a room key that is not a room of the protocol (e.g. a user's own connections).
+    pub fn label_room(&self, room: RoomKey, label: impl FnOnce() -> String) {
+        lock(&self.room_names).entry(room).or_insert_with(label);
+    }
+
+    /// A room as a person reads it: its name, not its key.
+    pub fn room_label(&self, room: RoomKey) -> String {
+        if room == crate::dialect::EVERYONE {
+            return "every connection".to_string();
+        }
+        match lock(&self.room_names).get(&room) {
+            Some(label) => label.clone(),
+            None => format!("a room no client of this run named (key {room:#x})"),
+        }
+    }
+
+    /// The level and source of a rule of this run's dialect.
+    pub fn rate(&self, scope: &str, check: Check) -> Rating {
+        rules::rate(self.rules, scope, check)
     }
 
     pub fn deadline(&self) -> Micros {
@@ -351,6 +408,7 @@ impl Oracle {
         payload: &Value,
     ) {
         lock(&self.transcripts[client as usize]).push(at, dir, event, payload);
+        self.extend_examples(client);
     }
 
     /// Appends to a client's transcript an event whose payload is JSON text.
@@ -363,6 +421,35 @@ impl Oracle {
         payload: &str,
     ) {
         lock(&self.transcripts[client as usize]).push_raw(at, dir, event, payload);
+        self.extend_examples(client);
+    }
+
+    /// Adds the client's newest event to its examples that are still collecting.
+    fn extend_examples(&self, client: ClientId) {
+        if self.tails[client as usize].load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let Some(line) = lock(&self.transcripts[client as usize]).last_line() else {
+            return;
+        };
+        let mut open = lock(&self.open_examples);
+        let mut tallies = lock(&self.tallies);
+        open.retain_mut(|(c, rule, i, left)| {
+            if *c != client {
+                return true;
+            }
+            if let Some(e) = tallies
+                .get_mut(rule.as_str())
+                .and_then(|t| t.examples.get_mut(*i))
+            {
+                e.transcript.push(line.clone());
+            }
+            *left -= 1;
+            if *left == 0 {
+                self.tails[client as usize].fetch_sub(1, Ordering::Relaxed);
+            }
+            *left > 0
+        });
     }
 
     /// A client's transcript as text lines, oldest first.
@@ -386,11 +473,27 @@ impl Oracle {
         expected: String,
         received: String,
     ) {
+        self.violate_capped(client, scope, check, at, expected, received, None);
+    }
+
+    /// [`Oracle::violate`] for a request whose expectation the seed does not state: judged at
+    /// most at the cap's level.
+    #[allow(clippy::too_many_arguments)]
+    pub fn violate_capped(
+        &self,
+        client: ClientId,
+        scope: &str,
+        check: Check,
+        at: Micros,
+        expected: String,
+        received: String,
+        cap: Option<Cap>,
+    ) {
         if self.lenient[client as usize].load(Ordering::Relaxed) {
             return;
         }
         let rule = rules::rule_id(self.dialect, scope, check);
-        let level = check.level();
+        let Rating { level, source } = self.rate(scope, check).capped(cap);
         self.total_count.fetch_add(1, Ordering::Relaxed);
         if level == Level::Must {
             self.must_count.fetch_add(1, Ordering::Relaxed);
@@ -398,18 +501,27 @@ impl Oracle {
         {
             lock(&self.violators).insert(client);
         }
+        let mut opened = None;
         let mut tallies = lock(&self.tallies);
         let tally = tallies.entry(rule.clone()).or_insert_with(|| RuleTally {
             level: Some(level),
+            source: source.to_string(),
             reason: check.reason().to_string(),
             ..RuleTally::default()
         });
+        if tally.level.is_none_or(|l| level < l) {
+            tally.level = Some(level);
+            tally.source = source.to_string();
+        }
         tally.count += 1;
         if tally.examples.len() < EXAMPLES_PER_RULE {
-            let transcript = lock(&self.transcripts[client as usize]).lines();
+            let mut transcript = lock(&self.transcripts[client as usize]).lines();
+            transcript.push(format!("{:>10.3}ms !! {rule} ({level})", at as f64 / 1e3));
+            opened = Some((rule.clone(), tally.examples.len()));
             tally.examples.push(Violation {
                 rule,
                 level,
+                source: source.to_string(),
                 client,
                 user: self.usernames[client as usize].clone(),
                 at_ms: at as f64 / 1e3,
@@ -417,6 +529,12 @@ impl Oracle {
                 received,
                 transcript,
             });
+        }
+        drop(tallies);
+        // Lock order: open examples, then tallies (as in `extend_examples`).
+        if let Some((rule, index)) = opened {
+            lock(&self.open_examples).push((client, rule, index, TRANSCRIPT_AFTER));
+            self.tails[client as usize].fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -647,6 +765,7 @@ impl Oracle {
                     && m.confirmed.is_some_and(|c| c <= send.sent)
             }),
             Precondition::RecipientExists => !required.is_empty(),
+            Precondition::Refused => false,
         };
         r.outstanding.push_back(Broadcast {
             event: send.event,
@@ -690,7 +809,10 @@ impl Oracle {
         let Some(r) = shard.get_mut(&room) else {
             return Receipt::Fault(
                 Check::NonMember,
-                format!("no delivery: this client was never in room {room}"),
+                format!(
+                    "no delivery: this client was never in {}",
+                    self.room_label(room)
+                ),
             );
         };
         let may_receive = |b: &Broadcast| {
@@ -752,7 +874,10 @@ impl Oracle {
                 } else {
                     Receipt::Fault(
                         Check::NonMember,
-                        format!("only members of the room receive its {event}"),
+                        format!(
+                            "only members of {} receive its {event}",
+                            self.room_label(room)
+                        ),
                     )
                 };
             }
@@ -767,7 +892,11 @@ impl Oracle {
             }
             return Receipt::Fault(
                 Check::Unknown,
-                format!("a {event} that client {sender} sent to room {room}, still in flight"),
+                format!(
+                    "a {event} that client {sender} ({}) sent to {}, still in flight",
+                    self.usernames[sender as usize],
+                    self.room_label(room)
+                ),
             );
         };
         let b = &r.outstanding[i];
@@ -781,7 +910,10 @@ impl Oracle {
         if !required && !may_receive(b) {
             return Receipt::Fault(
                 Check::NonMember,
-                format!("only members of room {room} receive its broadcasts"),
+                format!(
+                    "only members of {} receive its broadcasts",
+                    self.room_label(room)
+                ),
             );
         }
         let b = &mut r.outstanding[i];
@@ -1195,5 +1327,146 @@ mod tests {
         o.broadcast_received(1, 1, "message", 0, Some(2), None, 250);
         o.left(1, 1, 300);
         assert!(o.sweep(Micros::MAX).iter().all(|m| m.receiver != 1));
+    }
+
+    /// An example's transcript holds the events before the violation, a marker, and the
+    /// client's next events (what the server did next), up to TRANSCRIPT_AFTER.
+    #[test]
+    fn example_transcript_goes_around_the_violation() {
+        let o = oracle();
+        for i in 0..3u64 {
+            o.log(1, i * 10, "<<", "message", &serde_json::json!({ "n": i }));
+        }
+        o.violate(1, "message", Check::Missing, 35, "x".into(), "y".into());
+        for i in 3..20u64 {
+            o.log(1, i * 10, "<<", "message", &serde_json::json!({ "n": i }));
+        }
+        // Another client's events do not enter this example.
+        o.log(
+            2,
+            500,
+            "<<",
+            "message",
+            &serde_json::json!({ "other": true }),
+        );
+        let t = &o.tallies()["dorm/message/missing"].examples[0].transcript;
+        assert_eq!(t.len(), 3 + 1 + TRANSCRIPT_AFTER as usize, "{t:#?}");
+        assert!(t[3].contains("!! dorm/message/missing (MUST)"), "{t:#?}");
+        assert!(
+            t[2].contains(r#"{"n":2}"#) && t[4].contains(r#"{"n":3}"#),
+            "{t:#?}"
+        );
+        assert!(t.last().unwrap().contains(r#"{"n":8}"#), "{t:#?}");
+        assert!(t.iter().all(|l| !l.contains("other")));
+    }
+
+    /// Levels and sources come from the dialect's catalogue; a request's cap only lowers them,
+    /// and a rule's tally shows its most severe level.
+    #[test]
+    fn levels_come_from_the_catalogue_and_caps_lower_them() {
+        let o = Oracle::new("lobby", 1000, 1000, vec!["a".into(), "b".into()]);
+        o.violate(
+            0,
+            "leaveRoom",
+            Check::ReplyMissing,
+            1,
+            "e".into(),
+            "r".into(),
+        );
+        let cap = Some(Cap {
+            level: Level::Should,
+            source: "reference-server decision: test",
+        });
+        o.violate_capped(
+            0,
+            "joinRoom",
+            Check::ErrorContent,
+            2,
+            "e".into(),
+            "r".into(),
+            cap,
+        );
+        let t = o.tallies();
+        assert_eq!(t["lobby/leaveRoom/reply-missing"].level, Some(Level::Info));
+        assert!(t["lobby/leaveRoom/reply-missing"]
+            .source
+            .contains("leftRoom"));
+        let content = &t["lobby/joinRoom/error-content"];
+        assert_eq!(content.level, Some(Level::Should));
+        assert_eq!(
+            content.examples[0].source,
+            "reference-server decision: test"
+        );
+        assert_eq!(o.must_count(), 0);
+        // The same rule without a cap (a seed text): MUST, and the tally says so.
+        o.violate(
+            1,
+            "joinRoom",
+            Check::ErrorContent,
+            3,
+            "e".into(),
+            "r".into(),
+        );
+        let content = &o.tallies()["lobby/joinRoom/error-content"];
+        assert_eq!(content.level, Some(Level::Must));
+        assert!(content.source.starts_with("seed 004"), "{}", content.source);
+        assert_eq!(o.must_count(), 1);
+    }
+
+    /// Reports name rooms, never by their key.
+    #[test]
+    fn rooms_are_named_in_evidence() {
+        let o = oracle();
+        let room = crate::dialect::named_room("lobby-7");
+        o.name_room(room, "lobby-7");
+        o.join_sent(0, room, 0);
+        o.join_confirmed(0, room, 1);
+        bs(&o, 0, room, "message", Some(1), None, 100);
+        let Receipt::Fault(Check::NonMember, why) =
+            o.broadcast_received(3, room, "message", 0, Some(1), None, 150)
+        else {
+            panic!("a non-member")
+        };
+        assert!(why.contains("room \"lobby-7\""), "{why}");
+        assert!(!why.contains(&room.to_string()), "{why}");
+        let Receipt::Fault(_, why) = o.broadcast_received(3, 77, "message", 0, Some(1), None, 150)
+        else {
+            panic!("no such room")
+        };
+        assert!(!why.contains("18446744073709551615"), "{why}");
+        assert_eq!(o.room_label(crate::dialect::EVERYONE), "every connection");
+    }
+
+    /// A request the server should refuse: nobody must receive it, a relay may reach the
+    /// room's members (dorm: a non-member's message relayed to its room), nobody else.
+    #[test]
+    fn refused_request_relay_reaches_members_only() {
+        let o = oracle();
+        confirmed(&o, &[1, 2]);
+        o.join_sent(3, 2, 0);
+        let allowed = o.broadcast_sent(Outgoing {
+            session: 0,
+            sender: 0,
+            room: 1,
+            event: "message",
+            include_sender: true,
+            unless: Precondition::Refused,
+            seq: Some(4),
+            value: None,
+            intended: 100,
+            sent: 100,
+            metric: "fanout",
+            deadline: None,
+        });
+        assert!(!allowed);
+        assert!(matches!(
+            o.broadcast_received(1, 1, "message", 0, Some(4), None, 120),
+            Receipt::Allowed(_)
+        ));
+        assert!(matches!(
+            o.broadcast_received(3, 1, "message", 0, Some(4), None, 120),
+            Receipt::Fault(Check::NonMember, _)
+        ));
+        assert!(o.sweep(Micros::MAX).is_empty(), "nobody was required");
     }
 }

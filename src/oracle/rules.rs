@@ -180,3 +180,111 @@ impl Check {
 pub fn rule_id(dialect: &str, scope: &str, check: Check) -> String {
     format!("{dialect}/{scope}/{}", check.name())
 }
+
+/// One row of a dialect's rule catalogue: the level of `checks` on `scope` and where that
+/// level comes from. The level is the seed's word only where the seed states the rule.
+#[derive(Debug, Clone, Copy)]
+pub struct RuleSpec {
+    /// The middle part of the id: an event or request name, `connection`, `server`, `error`,
+    /// or `*` for any scope not named by an earlier row.
+    pub scope: &'static str,
+    pub checks: &'static [Check],
+    pub level: Level,
+    /// The seed section it comes from (heading and English gloss), "common rule: ..." or
+    /// "reference-server decision: ...".
+    pub source: &'static str,
+}
+
+/// What the catalogue says about one rule id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rating {
+    pub level: Level,
+    pub source: &'static str,
+}
+
+/// Rules every dialect shares (after the dialect's own rows): the common rules of all
+/// protocols, and the scenario's own expectations.
+pub const COMMON: &[RuleSpec] = &[
+    RuleSpec {
+        scope: "connection",
+        checks: &[Check::Malformed],
+        level: Level::Must,
+        source: "common rule: the server sends valid Engine.IO/Socket.IO frames",
+    },
+    RuleSpec {
+        scope: "connection",
+        checks: &[Check::ConnectFailed, Check::UnexpectedClose],
+        level: Level::Must,
+        source: "common rule: the server keeps serving every client whatever another one sends",
+    },
+    RuleSpec {
+        scope: "connection",
+        checks: &[Check::HeartbeatTimeoutMissing, Check::HeartbeatTimeoutEarly],
+        level: Level::Must,
+        source: "common rule: Engine.IO heartbeat (pingInterval + pingTimeout of the handshake)",
+    },
+    RuleSpec {
+        scope: "connection",
+        checks: &[Check::UnknownEvent],
+        level: Level::Info,
+        source: "common rule: events beyond the dialect's table are reported, not judged",
+    },
+    RuleSpec {
+        scope: "server",
+        checks: &[Check::Unresponsive],
+        level: Level::Must,
+        source: "common rule: the server keeps serving every client whatever another one sends",
+    },
+    RuleSpec {
+        scope: "*",
+        checks: &[Check::TimeFormat],
+        level: Level::Info,
+        source: "common rule: datetimes as RFC 3339; `YYYY-MM-DD HH:MM:SS` is accepted",
+    },
+    RuleSpec {
+        scope: "*",
+        checks: &[Check::ExpectMissing, Check::ExpectAbsent],
+        level: Level::Must,
+        source: "the scenario: an `expect` step its author wrote",
+    },
+];
+
+/// The level and source of `<dialect>/<scope>/<check>`: the dialect's first matching row,
+/// then [`COMMON`], then the check's generic level.
+pub fn rate(table: &[RuleSpec], scope: &str, check: Check) -> Rating {
+    table
+        .iter()
+        .chain(COMMON)
+        .find(|r| (r.scope == scope || r.scope == "*") && r.checks.contains(&check))
+        .map_or(
+            Rating {
+                level: check.level(),
+                source: "generic default (no catalogue row)",
+            },
+            |r| Rating {
+                level: r.level,
+                source: r.source,
+            },
+        )
+}
+
+/// A request whose expectation the seed does not state (e.g. an error text only the reference
+/// server chose): the violations it causes are judged at most at this level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cap {
+    pub level: Level,
+    pub source: &'static str,
+}
+
+impl Rating {
+    /// The rating under a per-request cap: the milder level wins, with the cap's source.
+    pub fn capped(self, cap: Option<Cap>) -> Rating {
+        match cap {
+            Some(c) if c.level > self.level => Rating {
+                level: c.level,
+                source: c.source,
+            },
+            _ => self,
+        }
+    }
+}

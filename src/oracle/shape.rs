@@ -29,6 +29,9 @@ pub struct Field {
     pub name: &'static str,
     pub ty: Ty,
     pub required: bool,
+    /// Required only by the reference server, not by the seed: its absence is a
+    /// [`Problem::Unstated`] (SHOULD), not a [`Problem::Shape`].
+    pub ours: bool,
 }
 
 impl Field {
@@ -37,6 +40,17 @@ impl Field {
             name,
             ty,
             required: true,
+            ours: false,
+        }
+    }
+
+    /// A field the reference server sends but the seed's payload does not have.
+    pub const fn ours(name: &'static str, ty: Ty) -> Field {
+        Field {
+            name,
+            ty,
+            required: true,
+            ours: true,
         }
     }
 }
@@ -48,6 +62,8 @@ pub enum Problem {
     Shape(String),
     /// INFO: a datetime in the accepted non-RFC 3339 form.
     TimeFormat(String),
+    /// SHOULD: a field that only the reference server requires is missing.
+    Unstated(String),
 }
 
 /// Where a value sits in a payload; rendered only when a problem is reported, so a clean
@@ -211,6 +227,10 @@ fn check_at<N: Node>(value: &N, ty: &Ty, path: &Path<'_>, out: &mut Vec<Problem>
             for f in *fields {
                 match value.member(f.name).flatten() {
                     Some(v) => check_at(v, &f.ty, &Path::Field(path, f.name), out),
+                    None if f.required && f.ours => out.push(Problem::Unstated(format!(
+                        "{path}.{}: missing (the reference server sends it; the seed's payload does not have it)",
+                        f.name
+                    ))),
                     None if f.required => out.push(Problem::Shape(format!(
                         "{path}.{}: required field is missing",
                         f.name

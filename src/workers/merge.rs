@@ -185,10 +185,16 @@ pub fn add_tallies(into: &mut BTreeMap<String, RuleTally>, from: BTreeMap<String
     for (rule, t) in from {
         let sum = into.entry(rule).or_insert_with(|| RuleTally {
             level: t.level,
+            source: t.source.clone(),
             reason: t.reason.clone(),
             count: 0,
             examples: Vec::new(),
         });
+        // The most severe level of any worker's (a request may cap its own violations).
+        if t.level.is_some_and(|l| sum.level.is_none_or(|s| l < s)) {
+            sum.level = t.level;
+            sum.source = t.source.clone();
+        }
         sum.count += t.count;
         sum.examples.extend(t.examples);
         sum.examples
@@ -335,6 +341,7 @@ mod tests {
         let example = |at: f64| Violation {
             rule: "dorm/message/missing".into(),
             level: Level::Must,
+            source: String::new(),
             client: at as u32,
             user: "u".into(),
             at_ms: at,
@@ -344,6 +351,7 @@ mod tests {
         };
         let tally = |count, ats: &[f64]| RuleTally {
             level: Some(Level::Must),
+            source: String::new(),
             reason: "r".into(),
             count,
             examples: ats.iter().map(|&a| example(a)).collect(),

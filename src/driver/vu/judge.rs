@@ -126,6 +126,18 @@ impl Vu {
                         "an RFC 3339 datetime".into(),
                         msg,
                     ),
+                    Problem::Unstated(msg) => oracle.violate_capped(
+                        self.me,
+                        spec.name,
+                        Check::Shape,
+                        now,
+                        msg,
+                        payload.excerpt(),
+                        Some(crate::oracle::rules::Cap {
+                            level: crate::oracle::rules::Level::Should,
+                            source: "reference-server decision: a field the seed's payload does not have",
+                        }),
+                    ),
                 }
             }
             for field in spec.forbidden {
@@ -178,7 +190,7 @@ impl Vu {
                 |p| matches!(p.kind, PendingKind::Error { instead: Some(e), .. } if e == event),
             ) {
                 let p = self.take_pending(i);
-                shared.oracle.violate(
+                shared.oracle.violate_capped(
                     self.me,
                     p.request,
                     Check::ErrorMissing,
@@ -188,6 +200,7 @@ impl Vu {
                         "the reply {event} (the request was accepted): {}",
                         payload.excerpt()
                     ),
+                    p.cap,
                 );
                 return;
             }
@@ -252,6 +265,9 @@ impl Vu {
     /// that arrive later.
     fn take_pending(&mut self, i: usize) -> Pending {
         let p = self.pending.remove(i);
+        // Answered: the other answer it might have had instead will not come.
+        self.pending
+            .retain(|q| !(q.optional && q.sent == p.sent && q.request == p.request));
         if let Some(i) = self
             .recent
             .iter()
@@ -272,6 +288,15 @@ impl Vu {
                 _ => None,
             }
             .and_then(|id| shared.by_user_id.get(&id).copied()),
+            // The seed's own form names the sender by its token.
+            SenderKey::UserIdOrToken { id, token } => {
+                self.sender_of(payload, SenderKey::UserId(id)).or_else(|| {
+                    payload
+                        .field(token)
+                        .as_str()
+                        .and_then(|t| shared.by_token.get(t).copied())
+                })
+            }
             SenderKey::Username(f) => payload
                 .field(f)
                 .as_str()
@@ -484,12 +509,16 @@ impl Vu {
                 .find(|n| *n == event)
                 .unwrap_or("error")
         };
-        let unanswered: Vec<Unanswered> = self
-            .pending
+        // A reply the server may or may not send (to a request it should refuse) stands for no
+        // request of its own: its request is waiting for the error.
+        let waiting: Vec<usize> = (0..self.pending.len())
+            .filter(|&i| !self.pending[i].optional)
+            .collect();
+        let unanswered: Vec<Unanswered> = waiting
             .iter()
-            .map(|p| Unanswered {
-                request: p.request,
-                expects_error: matches!(p.kind, PendingKind::Error { .. }),
+            .map(|&i| Unanswered {
+                request: self.pending[i].request,
+                expects_error: matches!(self.pending[i].kind, PendingKind::Error { .. }),
             })
             .collect();
         let recent: Vec<&'static str> = self.recent.iter().map(|r| r.request).collect();
@@ -497,7 +526,7 @@ impl Vu {
         let received = || format!("{event} {}", payload.excerpt());
         match attribute_error(source, &unanswered, &recent, tolerated) {
             ErrorAnswer::Expected { index, ambiguous } => {
-                let p = self.take_pending(index);
+                let p = self.take_pending(waiting[index]);
                 if let PendingKind::Error {
                     text: Some(want), ..
                 } = &p.kind
@@ -510,13 +539,14 @@ impl Vu {
                                  other events were waiting for one too; paired with the oldest)",
                             );
                         }
-                        shared.oracle.violate(
+                        shared.oracle.violate_capped(
                             self.me,
                             p.request,
                             Check::ErrorContent,
                             now,
                             expected,
                             payload.excerpt(),
+                            p.cap,
                         );
                     }
                 }
@@ -532,7 +562,7 @@ impl Vu {
                 }
             }
             ErrorAnswer::Refused { index } => {
-                let p = self.take_pending(index);
+                let p = self.take_pending(waiting[index]);
                 shared.oracle.violate(
                     self.me,
                     p.request,
@@ -552,7 +582,7 @@ impl Vu {
             ),
             ErrorAnswer::WrongEvent { request, index } => {
                 if let Some(i) = index {
-                    self.take_pending(i);
+                    self.take_pending(waiting[i]);
                 }
                 shared.oracle.violate(
                     self.me,
@@ -602,16 +632,20 @@ impl Vu {
             .partition(|p| now >= p.due.saturating_add(deadline));
         self.pending = kept;
         for p in expired {
+            if p.optional {
+                continue;
+            }
             let at = now.min(p.due + deadline);
             match p.kind {
                 PendingKind::Reply { event, joins } => {
-                    shared.oracle.violate(
+                    shared.oracle.violate_capped(
                         self.me,
                         p.request,
                         Check::ReplyMissing,
                         at,
                         format!("`{event}` within {} ms", 2 * deadline / 1000),
                         "nothing".into(),
+                        p.cap,
                     );
                     // Judge the room all the same, as the request and the users file say.
                     if let Some(room) = joins {
@@ -625,7 +659,7 @@ impl Vu {
                         self.foreign_errors.remove(i);
                         continue;
                     }
-                    shared.oracle.violate(
+                    shared.oracle.violate_capped(
                         self.me,
                         p.request,
                         Check::ErrorMissing,
@@ -636,6 +670,7 @@ impl Vu {
                             2 * deadline / 1000
                         ),
                         "nothing".into(),
+                        p.cap,
                     );
                 }
             }

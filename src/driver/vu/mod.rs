@@ -14,7 +14,7 @@ mod lifecycle;
 use super::Shared;
 use crate::client::{ClientError, CloseReason, Connection, Incoming, RawIncoming};
 use crate::dialect::{self, Effect, ErrorStyle, OpContext, EXPECT_ERROR, LENIENT};
-use crate::oracle::rules::Check;
+use crate::oracle::rules::{Cap, Check};
 use crate::oracle::shape;
 use crate::oracle::{ClientId, IntMap, Micros, Outgoing, RoomKey};
 use crate::protocol::socketio;
@@ -30,6 +30,11 @@ struct Pending {
     sent: Micros,
     /// After this the answer is `late`; none by `due` + deadline is `missing`.
     due: Micros,
+    /// The request expects what the seed does not state: its violations are judged at most
+    /// at this level.
+    cap: Option<Cap>,
+    /// The server may or may not send it (a request it should refuse but may accept).
+    optional: bool,
 }
 
 #[derive(PartialEq)]
@@ -480,15 +485,51 @@ impl Vu {
             } => Some(*event),
             _ => None,
         });
-        let (effects, error_text) = match (op.params.get(EXPECT_ERROR), op.params.get(LENIENT)) {
+        let (mut effects, error_text) = match (op.params.get(EXPECT_ERROR), op.params.get(LENIENT))
+        {
             (_, Some(Value::Bool(true))) => {
                 self.become_lenient();
                 (Vec::new(), None)
             }
             (Some(Value::Bool(true)), _) => (vec![Effect::Error], None),
             (Some(Value::String(text)), _) => (vec![Effect::Error], Some(text.clone())),
-            _ => (request.effects, None),
+            _ => (Vec::new(), None),
         };
+        // A refusal the seed does not state (`cap`): the server should refuse, but may accept,
+        // so the request's own effects are allowed, never required. Either way a relay of a
+        // refused broadcast may reach the room's members (dorm: a non-member's message relayed
+        // to the user's room), never anyone else.
+        let expects_error = !effects.is_empty();
+        let cap = match op.params.get(EXPECT_ERROR) {
+            Some(Value::Bool(true)) => shared.spec.error_cap(None),
+            Some(Value::String(text)) => shared.spec.error_cap(Some(text)),
+            _ => None,
+        };
+        let optional = expects_error;
+        let hostile = matches!(op.params.get(LENIENT), Some(Value::Bool(true)));
+        if !expects_error && !hostile {
+            effects = request.effects;
+        } else if expects_error {
+            effects.extend(request.effects.into_iter().filter_map(|e| match e {
+                Effect::Broadcast {
+                    event,
+                    room,
+                    include_sender,
+                    seq,
+                    value,
+                    ..
+                } => Some(Effect::Broadcast {
+                    event,
+                    room,
+                    include_sender,
+                    unless: crate::dialect::Precondition::Refused,
+                    seq,
+                    value,
+                }),
+                e @ (Effect::Join { .. } | Effect::Reply { .. }) if cap.is_some() => Some(e),
+                _ => None,
+            }));
+        }
         // Register what the request must cause *before* writing it: on loopback the first
         // receipts can arrive at other clients before this task runs again.
         let sent = shared.now();
@@ -497,6 +538,7 @@ impl Vu {
         for effect in effects {
             match effect {
                 Effect::Join { room, name, reply } => {
+                    shared.oracle.name_room(room, &name);
                     shared.oracle.join_sent(self.me, room, sent);
                     if !self.joining.iter().any(|(r, _)| *r == room) {
                         self.joining.push((room, name));
@@ -510,6 +552,8 @@ impl Vu {
                         intended,
                         sent,
                         due,
+                        cap,
+                        optional,
                     });
                 }
                 Effect::Reply { event } => self.pending.push(Pending {
@@ -518,6 +562,8 @@ impl Vu {
                     intended,
                     sent,
                     due,
+                    cap,
+                    optional,
                 }),
                 Effect::Leave { room } => {
                     shared.oracle.left(self.me, room, sent);
@@ -553,7 +599,8 @@ impl Vu {
                         metric: "fanout",
                         deadline: None,
                     });
-                    if !allowed {
+                    // A refused request's error is awaited as such, not merely tolerated.
+                    if !allowed && unless != crate::dialect::Precondition::Refused {
                         *self.tolerated_errors.entry(error_key).or_default() += 1;
                     }
                 }
@@ -566,6 +613,8 @@ impl Vu {
                     intended,
                     sent,
                     due,
+                    cap,
+                    optional: false,
                 }),
             }
         }
@@ -633,6 +682,7 @@ impl Vu {
                 };
                 self.remember_request(event, sent, None);
                 if let Some(text) = text {
+                    let cap = shared.spec.error_cap(text.as_deref());
                     self.pending.push(Pending {
                         kind: PendingKind::Error {
                             text,
@@ -642,6 +692,8 @@ impl Vu {
                         intended,
                         sent,
                         due: sent + shared.oracle.deadline(),
+                        cap,
+                        optional: false,
                     });
                 }
                 shared.oracle.log(self.me, sent, ">>", event, &payload);
