@@ -4,7 +4,7 @@
 //! Spec syntax (`--fault SPEC`, repeatable): `drop-broadcast=F`, `leak-to-non-member`,
 //! `omit-time`, `error-on-wrong-event`, `duplicate-broadcast`, `never-timeout`, `no-leave-notice`,
 //! `notify-non-member`, `reorder-broadcast`, `wrong-field-type`, `crash-on-hostile-room-name`,
-//! `socket-id-room`.
+//! `socket-id-room`, `leak-to-first-room`, `keep-name-on-disconnect`, `keep-room-on-disconnect`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -45,6 +45,16 @@ pub enum Fault {
     /// lobby: a room named after a connected socket's id may be joined, and its room messages
     /// also reach that socket (what `io.to(name)` does in socket.io).
     SocketIdRoom,
+    /// Every room broadcast is also copied to the members of the first room of the users
+    /// file (dorm: its first room; lobby: the room named like it), as a server that keys
+    /// rooms wrongly might: only a listener in that room sees it.
+    LeakToFirstRoom,
+    /// lobby: a disconnected user's name stays taken (a later login with it is refused
+    /// `duplicate username`); `otherLogedout` is still sent.
+    KeepNameOnDisconnect,
+    /// lobby: a room emptied by its last member's disconnect is not removed, so it keeps the
+    /// capacity its creator set.
+    KeepRoomOnDisconnect,
 }
 
 impl Fault {
@@ -61,7 +71,7 @@ pub enum FaultParseError {
         "unknown fault {0:?} (known: drop-broadcast=F, leak-to-non-member, omit-time, \
          error-on-wrong-event, duplicate-broadcast, never-timeout, no-leave-notice, \
          notify-non-member, reorder-broadcast, wrong-field-type, crash-on-hostile-room-name, \
-         socket-id-room)"
+         socket-id-room, leak-to-first-room, keep-name-on-disconnect, keep-room-on-disconnect)"
     )]
     Unknown(String),
     #[error("fault {0} takes no value")]
@@ -107,6 +117,9 @@ impl FromStr for Fault {
             "wrong-field-type" => bare(Fault::WrongFieldType),
             "crash-on-hostile-room-name" => bare(Fault::CrashOnHostileRoomName),
             "socket-id-room" => bare(Fault::SocketIdRoom),
+            "leak-to-first-room" => bare(Fault::LeakToFirstRoom),
+            "keep-name-on-disconnect" => bare(Fault::KeepNameOnDisconnect),
+            "keep-room-on-disconnect" => bare(Fault::KeepRoomOnDisconnect),
             _ => Err(FaultParseError::Unknown(spec.to_string())),
         }
     }
@@ -127,6 +140,9 @@ impl fmt::Display for Fault {
             Fault::WrongFieldType => f.write_str("wrong-field-type"),
             Fault::CrashOnHostileRoomName => f.write_str("crash-on-hostile-room-name"),
             Fault::SocketIdRoom => f.write_str("socket-id-room"),
+            Fault::LeakToFirstRoom => f.write_str("leak-to-first-room"),
+            Fault::KeepNameOnDisconnect => f.write_str("keep-name-on-disconnect"),
+            Fault::KeepRoomOnDisconnect => f.write_str("keep-room-on-disconnect"),
         }
     }
 }
@@ -147,6 +163,9 @@ pub struct FaultSet {
     pub wrong_field_type: bool,
     pub crash_on_hostile_room_name: bool,
     pub socket_id_room: bool,
+    pub leak_to_first_room: bool,
+    pub keep_name_on_disconnect: bool,
+    pub keep_room_on_disconnect: bool,
 }
 
 impl FaultSet {
@@ -166,6 +185,9 @@ impl FaultSet {
                 Fault::WrongFieldType => set.wrong_field_type = true,
                 Fault::CrashOnHostileRoomName => set.crash_on_hostile_room_name = true,
                 Fault::SocketIdRoom => set.socket_id_room = true,
+                Fault::LeakToFirstRoom => set.leak_to_first_room = true,
+                Fault::KeepNameOnDisconnect => set.keep_name_on_disconnect = true,
+                Fault::KeepRoomOnDisconnect => set.keep_room_on_disconnect = true,
             }
         }
         set
@@ -223,6 +245,9 @@ mod tests {
             "wrong-field-type",
             "crash-on-hostile-room-name",
             "socket-id-room",
+            "leak-to-first-room",
+            "keep-name-on-disconnect",
+            "keep-room-on-disconnect",
         ] {
             let fault: Fault = spec.parse().unwrap();
             assert_eq!(fault.to_string(), spec);
