@@ -265,10 +265,12 @@ impl Listener {
             client: 0,
             user: self.seat.label.clone(),
             at_ms: self.started.elapsed().as_secs_f64() * 1000.0,
-            expected: format!(
-                "no `{event}` of another room reaches the {}",
-                self.seat.label
-            ),
+            expected: match self.seat.room.as_deref() {
+                Some(_) if self.seat.user.is_some() => {
+                    format!("no `{event}` of a room this listener is not in")
+                }
+                _ => format!("no `{event}` at all: this connection joined no room"),
+            },
             received,
             transcript: Vec::new(),
         };
