@@ -152,6 +152,18 @@ const DEFECTS: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "lobby",
+        "prototype-names-exist",
+        "lobby/robustness/unknown-prototype-rooms",
+        "lobby/roomMessage/error-missing",
+    ),
+    (
+        "lobby",
+        "prototype-names-exist",
+        "lobby/robustness/private-to-prototype-names",
+        "lobby/privateMessage/error-missing",
+    ),
+    (
+        "lobby",
         "notify-non-member",
         "lobby/room/join-message-leave",
         "lobby/otherJoinedRoom/non-member",

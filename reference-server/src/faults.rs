@@ -4,7 +4,8 @@
 //! Spec syntax (`--fault SPEC`, repeatable): `drop-broadcast=F`, `leak-to-non-member`,
 //! `omit-time`, `error-on-wrong-event`, `duplicate-broadcast`, `never-timeout`, `no-leave-notice`,
 //! `notify-non-member`, `reorder-broadcast`, `wrong-field-type`, `crash-on-hostile-room-name`,
-//! `socket-id-room`, `leak-to-first-room`, `keep-name-on-disconnect`, `keep-room-on-disconnect`.
+//! `socket-id-room`, `leak-to-first-room`, `keep-name-on-disconnect`, `keep-room-on-disconnect`,
+//! `prototype-names-exist`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -55,6 +56,10 @@ pub enum Fault {
     /// lobby: a room emptied by its last member's disconnect is not removed, so it keeps the
     /// capacity its creator set.
     KeepRoomOnDisconnect,
+    /// lobby: rooms and users named `__proto__`, `constructor` or `toString` count as existing,
+    /// as in a JavaScript server that looks them up in a plain object: a room message, leave or
+    /// private message to such a name is silently accepted instead of refused.
+    PrototypeNamesExist,
 }
 
 impl Fault {
@@ -71,7 +76,8 @@ pub enum FaultParseError {
         "unknown fault {0:?} (known: drop-broadcast=F, leak-to-non-member, omit-time, \
          error-on-wrong-event, duplicate-broadcast, never-timeout, no-leave-notice, \
          notify-non-member, reorder-broadcast, wrong-field-type, crash-on-hostile-room-name, \
-         socket-id-room, leak-to-first-room, keep-name-on-disconnect, keep-room-on-disconnect)"
+         socket-id-room, leak-to-first-room, keep-name-on-disconnect, keep-room-on-disconnect, \
+         prototype-names-exist)"
     )]
     Unknown(String),
     #[error("fault {0} takes no value")]
@@ -120,6 +126,7 @@ impl FromStr for Fault {
             "leak-to-first-room" => bare(Fault::LeakToFirstRoom),
             "keep-name-on-disconnect" => bare(Fault::KeepNameOnDisconnect),
             "keep-room-on-disconnect" => bare(Fault::KeepRoomOnDisconnect),
+            "prototype-names-exist" => bare(Fault::PrototypeNamesExist),
             _ => Err(FaultParseError::Unknown(spec.to_string())),
         }
     }
@@ -143,6 +150,7 @@ impl fmt::Display for Fault {
             Fault::LeakToFirstRoom => f.write_str("leak-to-first-room"),
             Fault::KeepNameOnDisconnect => f.write_str("keep-name-on-disconnect"),
             Fault::KeepRoomOnDisconnect => f.write_str("keep-room-on-disconnect"),
+            Fault::PrototypeNamesExist => f.write_str("prototype-names-exist"),
         }
     }
 }
@@ -166,6 +174,7 @@ pub struct FaultSet {
     pub leak_to_first_room: bool,
     pub keep_name_on_disconnect: bool,
     pub keep_room_on_disconnect: bool,
+    pub prototype_names_exist: bool,
 }
 
 impl FaultSet {
@@ -188,6 +197,7 @@ impl FaultSet {
                 Fault::LeakToFirstRoom => set.leak_to_first_room = true,
                 Fault::KeepNameOnDisconnect => set.keep_name_on_disconnect = true,
                 Fault::KeepRoomOnDisconnect => set.keep_room_on_disconnect = true,
+                Fault::PrototypeNamesExist => set.prototype_names_exist = true,
             }
         }
         set
@@ -248,6 +258,7 @@ mod tests {
             "leak-to-first-room",
             "keep-name-on-disconnect",
             "keep-room-on-disconnect",
+            "prototype-names-exist",
         ] {
             let fault: Fault = spec.parse().unwrap();
             assert_eq!(fault.to_string(), spec);

@@ -529,6 +529,9 @@ impl LobbyState {
         let Some(Value::String(name)) = args.first() else {
             return Err(errors::NOT_IN_ROOM);
         };
+        if self.prototype_name(name) {
+            return Ok(());
+        }
         let mut dir = lock(&self.rooms);
         let Some((name, room)) = dir
             .get_key_value(name.as_str())
@@ -574,6 +577,9 @@ impl LobbyState {
             return Err(errors::NOT_IN_ROOM);
         };
         let content = content_arg(args.get(1))?;
+        if self.prototype_name(name) {
+            return Ok(());
+        }
         let (room, leak) = {
             let dir = lock(&self.rooms);
             let Some(room) = dir.get(name.as_str()).cloned() else {
@@ -641,6 +647,9 @@ impl LobbyState {
             return Err(errors::NO_SUCH_USER);
         };
         let content = content_arg(args.get(1))?;
+        if self.prototype_name(target) {
+            return Ok(());
+        }
         let Some(target) = reg
             .names
             .get(target.as_str())
@@ -667,6 +676,12 @@ fn logged_in(reg: &Registry, socket: &SocketRef) -> Result<Arc<str>, &'static st
 
 /// A username or room name: a non-empty string of at most [`MAX_NAME_BYTES`] bytes.
 impl LobbyState {
+    /// The `prototype-names-exist` fault: `name` is a property of every JavaScript object.
+    fn prototype_name(&self, name: &str) -> bool {
+        self.faults.prototype_names_exist
+            && ["__proto__", "constructor", "toString"].contains(&name)
+    }
+
     /// The `crash-on-hostile-room-name` fault: what a server that keys rooms by a plain object,
     /// or lets a client address socket.io's per-connection rooms, may do.
     fn crash_on_hostile(&self, name: Option<&Value>) {
