@@ -413,18 +413,6 @@ async fn check(args: CheckArgs) -> i32 {
         }
         cases.retain(|c| args.cases.iter().any(|id| id == c.id));
     }
-    if args.list {
-        for c in &cases {
-            println!(
-                "{:<44} {:<6} {}  [{}]",
-                c.id,
-                c.level.to_string(),
-                c.description,
-                c.section
-            );
-        }
-        return Exit::Pass.code();
-    }
     let users = match &args.users {
         Some(path) => match reference_server::fixtures::Fixtures::load(path) {
             Ok(f) => Some(f),
@@ -442,6 +430,33 @@ async fn check(args: CheckArgs) -> i32 {
         strict: args.strict,
         heartbeat_deadline: Duration::from_millis(args.heartbeat_deadline_ms),
     };
+    if args.list {
+        for c in &cases {
+            println!(
+                "{:<48} {:<6} {:>2}+{} users  {}  [{}]",
+                c.id,
+                c.level.to_string(),
+                check::users_of(c),
+                check::plan::BYSTANDER_ROOMS,
+                c.description,
+                c.section
+            );
+        }
+        if let Some(n) = check::users_needed(&cases, &opts) {
+            println!(
+                "\n{} cases need {n} users of the users file (each case's own, a bystander in \
+                 each of {} neighbouring rooms{})",
+                cases.len(),
+                check::plan::BYSTANDER_ROOMS,
+                if opts.target.is_some() {
+                    ", the first and last rooms for the watch"
+                } else {
+                    ""
+                }
+            );
+        }
+        return Exit::Pass.code();
+    }
     let results = match check::run(&cases, &opts).await {
         Ok(r) => r,
         Err(e) => return run_error(e),

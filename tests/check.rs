@@ -129,7 +129,7 @@ const DEFECTS: &[(&str, &str, &str, &str)] = &[
     (
         "lobby",
         "socket-id-room",
-        "lobby/robustness/hostile-names",
+        "lobby/robustness/join-room-socket-id",
         "lobby/gotRoomMessage/non-member",
     ),
     (
@@ -137,6 +137,30 @@ const DEFECTS: &[(&str, &str, &str, &str)] = &[
         "no-leave-notice",
         "lobby/disconnect/announced",
         "lobby/otherLeftRoom/missing",
+    ),
+    (
+        "lobby",
+        "keep-name-on-disconnect",
+        "lobby/login/name-free-after-disconnect",
+        "lobby/login/error-unexpected",
+    ),
+    (
+        "lobby",
+        "keep-name-on-disconnect",
+        "lobby/login/reconnect-right-after-login",
+        "lobby/login/error-unexpected",
+    ),
+    (
+        "lobby",
+        "prototype-names-exist",
+        "lobby/robustness/unknown-prototype-rooms",
+        "lobby/roomMessage/error-missing",
+    ),
+    (
+        "lobby",
+        "prototype-names-exist",
+        "lobby/robustness/private-to-prototype-names",
+        "lobby/privateMessage/error-missing",
     ),
     (
         "lobby",
@@ -196,8 +220,30 @@ fn a_crash_fails_the_case_that_caused_it_and_the_run_reports_the_rest() {
     ]);
     let c = roomrig_check(&["--dialect", "lobby", "--target", &server.url]);
     assert_eq!(c.code, 1, "{}\n{}", c.stdout, c.stderr);
-    let hostile = "lobby/robustness/hostile-names";
+    // One hostile input per case: the first join of a prototype-named room is the crash.
+    let hostile = "lobby/robustness/join-room-__proto__";
     assert_eq!(status_of(&c, hostile), "fail", "{}", c.stdout);
+    let evidence = c
+        .json
+        .as_array()
+        .and_then(|cases| cases.iter().find(|r| r["id"] == hostile))
+        .map(|r| r["evidence"].clone())
+        .unwrap_or_default();
+    // The evidence names the request that preceded the crash, not the probe.
+    assert!(
+        evidence["user"]
+            .as_str()
+            .unwrap_or("")
+            .contains("joinRoom(\"__proto__\", 2)"),
+        "{evidence}"
+    );
+    assert!(
+        evidence["expected"]
+            .as_str()
+            .unwrap_or("")
+            .contains("__proto__"),
+        "{evidence}"
+    );
     assert!(
         rules_of(&c, hostile).contains(&"lobby/server/unresponsive".to_string()),
         "{}",
@@ -248,7 +294,7 @@ fn reference_decisions_warn_and_fail_only_with_strict() {
         drop(server);
 
         let server = served(&["--dialect", "lobby", "--fault", "ignore-second-login"]);
-        let login = "lobby/login/announced";
+        let login = "lobby/login/second-login-refused";
         let args = [
             "--dialect",
             "lobby",
@@ -402,6 +448,39 @@ fn json_keeps_every_rules_examples() {
     assert!(leak.as_str().unwrap().contains("room \"check-"), "{leak}");
 }
 
+/// A room that survives its last member's disconnect keeps its old capacity: only our
+/// reference server's decision says it must not, so the case warns (exit 0) and fails only
+/// with `--strict`; the healthy server passes it.
+#[test]
+fn a_room_kept_after_its_last_member_left_is_a_should() {
+    let case = "lobby/disconnect/room-reopened";
+    for eio in ["3", "4"] {
+        let _serial = serial();
+        let server = served(&["--dialect", "lobby", "--fault", "keep-room-on-disconnect"]);
+        let args = [
+            "--dialect",
+            "lobby",
+            "--eio",
+            eio,
+            "--target",
+            &server.url,
+            "--case",
+            case,
+        ];
+        let c = roomrig_check(&args);
+        assert_eq!(c.code, 0, "EIO {eio}:\n{}\n{}", c.stdout, c.stderr);
+        assert_eq!(status_of(&c, case), "warn", "{}", c.stdout);
+        assert!(
+            rules_of(&c, case).contains(&"lobby/joinRoom/error-unexpected".to_string()),
+            "{}",
+            c.stdout
+        );
+        let mut strict = args.to_vec();
+        strict.push("--strict");
+        assert_eq!(roomrig_check(&strict).code, 1);
+    }
+}
+
 /// The rule ids a case's result names.
 fn rules_of(c: &Checked, id: &str) -> Vec<String> {
     c.json
@@ -442,6 +521,131 @@ fn missing_or_non_socketio_target_fails_fast() {
         "{}",
         c.stderr
     );
+}
+
+/// A server that copies every room broadcast into the first room of the users file, which
+/// no case uses: only the suite's watch is there to see it, at EIO 3 and 4.
+#[test]
+fn a_leak_into_a_room_no_case_uses_fails_the_case_during_which_it_arrived() {
+    for (dialect, case, rule) in [
+        (
+            "dorm",
+            "dorm/message/broadcast-includes-sender",
+            "dorm/message/non-member",
+        ),
+        (
+            "lobby",
+            "lobby/room/join-message-leave",
+            "lobby/gotRoomMessage/non-member",
+        ),
+    ] {
+        for eio in ["3", "4"] {
+            let _serial = serial();
+            let server = served(&["--dialect", dialect, "--fault", "leak-to-first-room"]);
+            let c = roomrig_check(&[
+                "--dialect",
+                dialect,
+                "--eio",
+                eio,
+                "--target",
+                &server.url,
+                "--case",
+                case,
+            ]);
+            assert_eq!(
+                c.code, 1,
+                "{dialect} EIO {eio}:\n{}\n{}",
+                c.stdout, c.stderr
+            );
+            assert_eq!(status_of(&c, case), "fail", "{}", c.stdout);
+            assert!(
+                rules_of(&c, case).iter().any(|r| r == rule),
+                "{dialect} EIO {eio}: {rule} not in {:?}\n{}",
+                rules_of(&c, case),
+                c.stdout
+            );
+            assert!(c.stdout.contains("watch user1"), "{}", c.stdout);
+        }
+    }
+}
+
+/// The healthy server as a target: the watch and the bystanders see nothing of other rooms.
+#[test]
+fn healthy_target_with_watch_and_bystanders_passes_eio3_and_eio4() {
+    for (dialect, eio) in [("dorm", "3"), ("lobby", "4")] {
+        let _serial = serial();
+        let server = served(&["--dialect", dialect]);
+        let c = roomrig_check(&[
+            "--dialect",
+            dialect,
+            "--eio",
+            eio,
+            "--target",
+            &server.url,
+            "--heartbeat-deadline-ms",
+            "3000",
+        ]);
+        assert_eq!(
+            c.code, 0,
+            "{dialect} EIO {eio}:\n{}\n{}",
+            c.stdout, c.stderr
+        );
+    }
+}
+
+/// Too few users for the selected cases is a usage error before any case runs, saying how
+/// many the suite needs and how many the file has; `--list` shows what each case takes.
+#[test]
+fn too_few_users_is_a_usage_error_before_any_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users.json");
+    let list: Vec<serde_json::Value> = (1..=12)
+        .map(|i| {
+            serde_json::json!({"user_id": i, "username": format!("u{i}"),
+                               "token": format!("tok{i}"), "room_id": (i - 1) / 4 + 1})
+        })
+        .collect();
+    let rooms: Vec<serde_json::Value> = (1..=3)
+        .map(|r| {
+            serde_json::json!({"room_id": r, "room_name": format!("r{r}"),
+                               "owner_id": (r - 1) * 4 + 1, "room_size": 4})
+        })
+        .collect();
+    std::fs::write(
+        &users,
+        serde_json::json!({"users": list, "rooms": rooms}).to_string(),
+    )
+    .unwrap();
+    let users = users.to_str().unwrap();
+    let started = std::time::Instant::now();
+    // Nothing listens there: a case that ran would fail with exit 5, not 2.
+    let c = roomrig_check(&[
+        "--dialect",
+        "dorm",
+        "--target",
+        "http://127.0.0.1:9",
+        "--users",
+        users,
+    ]);
+    assert_eq!(c.code, 2, "{}\n{}", c.stdout, c.stderr);
+    assert!(started.elapsed().as_secs() < 5);
+    assert!(c.stderr.contains("users file has 12"), "{}", c.stderr);
+    let needed: usize = c
+        .stderr
+        .split(" cases need ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {}", c.stderr));
+    assert!(needed > 12, "{}", c.stderr);
+    let list = roomrig_check(&["--dialect", "dorm", "--list", "--target", "http://x"]);
+    assert_eq!(list.code, 0);
+    assert!(
+        list.stdout.contains(&format!("need {needed} users")),
+        "{}",
+        list.stdout
+    );
+    assert!(list.stdout.contains(" 8+2 users"), "{}", list.stdout);
 }
 
 #[test]

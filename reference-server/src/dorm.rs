@@ -96,6 +96,8 @@ struct LiveRoom {
     broadcasts: u64,
     /// The `reorder-broadcast` fault: each sender's message held back until its next one.
     held: HashMap<u64, Value>,
+    /// Which room this is (the `leak-to-first-room` fault spares the first room itself).
+    room_id: u64,
 }
 
 struct Member {
@@ -131,6 +133,8 @@ pub struct DormState {
     rooms: HashMap<u64, RoomSlot>,
     registry: Mutex<Registry>,
     faults: FaultSet,
+    /// The first room of the fixture, which the `leak-to-first-room` fault copies into.
+    first_room: Option<u64>,
 }
 
 /// Locks a mutex, ignoring poisoning: every critical section leaves the data consistent before
@@ -165,7 +169,10 @@ impl DormState {
                 let slot = RoomSlot {
                     info: r.clone(),
                     socket_room: socket_room_name(r.room_id),
-                    live: Mutex::new(LiveRoom::default()),
+                    live: Mutex::new(LiveRoom {
+                        room_id: r.room_id,
+                        ..LiveRoom::default()
+                    }),
                 };
                 (r.room_id, slot)
             })
@@ -177,6 +184,7 @@ impl DormState {
             rooms,
             registry: Mutex::new(Registry::default()),
             faults,
+            first_room: fixtures.rooms.first().map(|r| r.room_id),
         }
     }
 
@@ -492,6 +500,19 @@ impl DormState {
         for _ in 0..copies {
             for socket in &targets {
                 socket.emit(event, payload).ok();
+            }
+        }
+        // Lock order: this room, then the first room (which never takes another's lock).
+        let first = self
+            .first_room
+            .filter(|&id| self.faults.leak_to_first_room && id != live.room_id)
+            .and_then(|id| self.rooms.get(&id));
+        if let Some(first) = first {
+            let first = lock(&first.live);
+            for socket in first.members.iter().flat_map(|m| m.sockets.iter()) {
+                if !targets.iter().any(|t| t.id == socket.id) {
+                    socket.emit(event, payload).ok();
+                }
             }
         }
     }

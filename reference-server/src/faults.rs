@@ -5,7 +5,8 @@
 //! `omit-time`, `error-on-wrong-event`, `duplicate-broadcast`, `never-timeout`, `no-leave-notice`,
 //! `notify-non-member`, `reorder-broadcast`, `wrong-field-type`, `crash-on-hostile-room-name`,
 //! `socket-id-room`, `no-join-reply`, `accept-rejoin`, `no-left-room`, `ignore-second-login`,
-//! `relay-non-member`, `seed-token-broadcast`.
+//! `relay-non-member`, `seed-token-broadcast`, `leak-to-first-room`, `keep-name-on-disconnect`,
+//! `keep-room-on-disconnect`, `prototype-names-exist`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -63,6 +64,20 @@ pub enum Fault {
     /// dorm: `message` broadcasts are the seed's `{token, message, time}` (no `user_id`):
     /// `user_id` is the reference server's decision, the token a SHOULD NOT.
     SeedTokenBroadcast,
+    /// Every room broadcast is also copied to the members of the first room of the users
+    /// file (dorm: its first room; lobby: the room named like it), as a server that keys
+    /// rooms wrongly might: only a listener in that room sees it.
+    LeakToFirstRoom,
+    /// lobby: a disconnected user's name stays taken (a later login with it is refused
+    /// `duplicate username`); `otherLogedout` is still sent.
+    KeepNameOnDisconnect,
+    /// lobby: a room emptied by its last member's disconnect is not removed, so it keeps the
+    /// capacity its creator set.
+    KeepRoomOnDisconnect,
+    /// lobby: rooms and users named `__proto__`, `constructor` or `toString` count as existing,
+    /// as in a JavaScript server that looks them up in a plain object: a room message, leave or
+    /// private message to such a name is silently accepted instead of refused.
+    PrototypeNamesExist,
 }
 
 impl Fault {
@@ -80,7 +95,8 @@ pub enum FaultParseError {
          error-on-wrong-event, duplicate-broadcast, never-timeout, no-leave-notice, \
          notify-non-member, reorder-broadcast, wrong-field-type, crash-on-hostile-room-name, \
          socket-id-room, no-join-reply, accept-rejoin, no-left-room, ignore-second-login, \
-         relay-non-member, seed-token-broadcast)"
+         relay-non-member, seed-token-broadcast, leak-to-first-room, keep-name-on-disconnect, \
+         keep-room-on-disconnect, prototype-names-exist)"
     )]
     Unknown(String),
     #[error("fault {0} takes no value")]
@@ -132,6 +148,10 @@ impl FromStr for Fault {
             "ignore-second-login" => bare(Fault::IgnoreSecondLogin),
             "relay-non-member" => bare(Fault::RelayNonMember),
             "seed-token-broadcast" => bare(Fault::SeedTokenBroadcast),
+            "leak-to-first-room" => bare(Fault::LeakToFirstRoom),
+            "keep-name-on-disconnect" => bare(Fault::KeepNameOnDisconnect),
+            "keep-room-on-disconnect" => bare(Fault::KeepRoomOnDisconnect),
+            "prototype-names-exist" => bare(Fault::PrototypeNamesExist),
             _ => Err(FaultParseError::Unknown(spec.to_string())),
         }
     }
@@ -158,6 +178,10 @@ impl fmt::Display for Fault {
             Fault::IgnoreSecondLogin => f.write_str("ignore-second-login"),
             Fault::RelayNonMember => f.write_str("relay-non-member"),
             Fault::SeedTokenBroadcast => f.write_str("seed-token-broadcast"),
+            Fault::LeakToFirstRoom => f.write_str("leak-to-first-room"),
+            Fault::KeepNameOnDisconnect => f.write_str("keep-name-on-disconnect"),
+            Fault::KeepRoomOnDisconnect => f.write_str("keep-room-on-disconnect"),
+            Fault::PrototypeNamesExist => f.write_str("prototype-names-exist"),
         }
     }
 }
@@ -184,6 +208,10 @@ pub struct FaultSet {
     pub ignore_second_login: bool,
     pub relay_non_member: bool,
     pub seed_token_broadcast: bool,
+    pub leak_to_first_room: bool,
+    pub keep_name_on_disconnect: bool,
+    pub keep_room_on_disconnect: bool,
+    pub prototype_names_exist: bool,
 }
 
 impl FaultSet {
@@ -209,6 +237,10 @@ impl FaultSet {
                 Fault::IgnoreSecondLogin => set.ignore_second_login = true,
                 Fault::RelayNonMember => set.relay_non_member = true,
                 Fault::SeedTokenBroadcast => set.seed_token_broadcast = true,
+                Fault::LeakToFirstRoom => set.leak_to_first_room = true,
+                Fault::KeepNameOnDisconnect => set.keep_name_on_disconnect = true,
+                Fault::KeepRoomOnDisconnect => set.keep_room_on_disconnect = true,
+                Fault::PrototypeNamesExist => set.prototype_names_exist = true,
             }
         }
         set
@@ -272,6 +304,10 @@ mod tests {
             "ignore-second-login",
             "relay-non-member",
             "seed-token-broadcast",
+            "leak-to-first-room",
+            "keep-name-on-disconnect",
+            "keep-room-on-disconnect",
+            "prototype-names-exist",
         ] {
             let fault: Fault = spec.parse().unwrap();
             assert_eq!(fault.to_string(), spec);

@@ -245,7 +245,11 @@ pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
             let state = dorm::DormState::new(&config.fixtures, faults, Utc::now());
             dorm::install(&io, Arc::new(state));
         }
-        Dialect::Lobby => lobby::install(&io, Arc::new(lobby::LobbyState::new(faults))),
+        Dialect::Lobby => {
+            let first = config.fixtures.rooms.first().map(|r| r.room_name.as_str());
+            let state = lobby::LobbyState::new(faults).with_first_room(first);
+            lobby::install(&io, Arc::new(state));
+        }
     }
 
     let dialect = config.dialect;

@@ -190,6 +190,8 @@ pub struct LobbyState {
     rooms: Mutex<HashMap<Arc<str>, Arc<Mutex<Room>>>>,
     registry: Mutex<Registry>,
     faults: FaultSet,
+    /// The room the `leak-to-first-room` fault copies room events into.
+    first_room: Option<Arc<str>>,
 }
 
 /// Locks a mutex, ignoring poisoning: every critical section leaves the data consistent before
@@ -238,7 +240,26 @@ impl LobbyState {
             rooms: Mutex::new(HashMap::new()),
             registry: Mutex::new(Registry::default()),
             faults,
+            first_room: None,
         }
+    }
+
+    /// Names the first room of the users file, for the `leak-to-first-room` fault.
+    pub fn with_first_room(mut self, name: Option<&str>) -> LobbyState {
+        self.first_room = name
+            .filter(|_| self.faults.leak_to_first_room)
+            .map(Arc::from);
+        self
+    }
+
+    /// The `leak-to-first-room` fault: the first room, when it exists and is not `name`.
+    fn leak_target(
+        &self,
+        dir: &HashMap<Arc<str>, Arc<Mutex<Room>>>,
+        name: &str,
+    ) -> Option<Arc<Mutex<Room>>> {
+        let first = self.first_room.as_deref().filter(|&f| f != name)?;
+        dir.get(first).cloned()
     }
 
     /// Number of logged-in users (`numusers`).
@@ -316,7 +337,9 @@ impl LobbyState {
                 };
                 r.members.remove(index);
                 if r.members.is_empty() {
-                    dir.remove(&name);
+                    if !self.faults.keep_room_on_disconnect {
+                        dir.remove(&name);
+                    }
                 } else if !self.faults.no_leave_notice {
                     let out = RoomUsers {
                         username,
@@ -335,10 +358,13 @@ impl LobbyState {
         };
         reg.by_seq.remove(&conn.seq);
         if let Some(username) = conn.username {
-            reg.names.remove(&username);
+            let numusers = reg.names.len().saturating_sub(1);
+            if !self.faults.keep_name_on_disconnect {
+                reg.names.remove(&username);
+            }
             let out = UserCount {
                 username: &username,
-                numusers: reg.names.len(),
+                numusers,
             };
             for s in reg.by_seq.values() {
                 s.emit("otherLogedout", &out).ok();
@@ -444,6 +470,7 @@ impl LobbyState {
                 (key, room)
             }
         };
+        let leak = self.leak_target(&dir, &name);
         let mut r = lock(&room);
         if r.position(socket.id).is_some() {
             if self.faults.accept_rejoin {
@@ -500,6 +527,12 @@ impl LobbyState {
         if let Some(outsider) = outsider {
             outsider.emit("otherJoinedRoom", &out).ok();
         }
+        // Lock order: directory, this room, then the first room.
+        if let Some(first) = leak {
+            for m in &lock(&first).members {
+                m.socket.emit("otherJoinedRoom", &out).ok();
+            }
+        }
         Ok(())
     }
 
@@ -508,6 +541,9 @@ impl LobbyState {
         let Some(Value::String(name)) = args.first() else {
             return Err(errors::NOT_IN_ROOM);
         };
+        if self.prototype_name(name) {
+            return Ok(());
+        }
         let mut dir = lock(&self.rooms);
         let Some((name, room)) = dir
             .get_key_value(name.as_str())
@@ -555,8 +591,15 @@ impl LobbyState {
             return Err(errors::NOT_IN_ROOM);
         };
         let content = content_arg(args.get(1))?;
-        let Some(room) = lock(&self.rooms).get(name.as_str()).cloned() else {
-            return Err(errors::NOT_IN_ROOM);
+        if self.prototype_name(name) {
+            return Ok(());
+        }
+        let (room, leak) = {
+            let dir = lock(&self.rooms);
+            let Some(room) = dir.get(name.as_str()).cloned() else {
+                return Err(errors::NOT_IN_ROOM);
+            };
+            (room, self.leak_target(&dir, name))
         };
         // Looked up before the room is locked: the registry is never taken under a room lock.
         let owner = self
@@ -585,6 +628,13 @@ impl LobbyState {
         if let Some(owner) = owner.filter(|o| r.position(o.id).is_none()) {
             owner.emit("gotRoomMessage", &out).ok();
         }
+        if let Some(first) = leak {
+            for m in lock(&first).members.iter() {
+                if r.position(m.socket.id).is_none() {
+                    m.socket.emit("gotRoomMessage", &out).ok();
+                }
+            }
+        }
         Ok(())
     }
 
@@ -611,6 +661,9 @@ impl LobbyState {
             return Err(errors::NO_SUCH_USER);
         };
         let content = content_arg(args.get(1))?;
+        if self.prototype_name(target) {
+            return Ok(());
+        }
         let Some(target) = reg
             .names
             .get(target.as_str())
@@ -637,6 +690,12 @@ fn logged_in(reg: &Registry, socket: &SocketRef) -> Result<Arc<str>, &'static st
 
 /// A username or room name: a non-empty string of at most [`MAX_NAME_BYTES`] bytes.
 impl LobbyState {
+    /// The `prototype-names-exist` fault: `name` is a property of every JavaScript object.
+    fn prototype_name(&self, name: &str) -> bool {
+        self.faults.prototype_names_exist
+            && ["__proto__", "constructor", "toString"].contains(&name)
+    }
+
     /// The `crash-on-hostile-room-name` fault: what a server that keys rooms by a plain object,
     /// or lets a client address socket.io's per-connection rooms, may do.
     fn crash_on_hostile(&self, name: Option<&Value>) {

@@ -13,6 +13,9 @@ use crate::protocol::EioVersion;
 use crate::scenario::Scenario;
 use reference_server::fixtures::Fixtures;
 
+pub mod plan;
+pub mod watch;
+
 /// One case of a suite.
 pub struct Case {
     /// Stable id: `<dialect>/<event>/<what>`.
@@ -22,6 +25,8 @@ pub struct Case {
     /// Where the rule comes from.
     pub section: &'static str,
     scenario: &'static str,
+    /// The one hostile request of a robustness case, named when the server dies after it.
+    pub trigger: Option<&'static str>,
 }
 
 const fn case(
@@ -37,6 +42,24 @@ const fn case(
         description,
         section,
         scenario,
+        trigger: None,
+    }
+}
+
+/// A robustness case that sends one hostile request, `trigger`.
+const fn hostile(
+    id: &'static str,
+    description: &'static str,
+    trigger: &'static str,
+    scenario: &'static str,
+) -> Case {
+    Case {
+        id,
+        level: Level::Must,
+        description,
+        section: "protocols.md, common rules",
+        scenario,
+        trigger: Some(trigger),
     }
 }
 
@@ -115,9 +138,30 @@ pub static CASES: &[Case] = &[
     case(
         "lobby/login/announced",
         Level::Must,
-        "seed 004 §Login (MUST); refusing a second login is a reference-server decision (SHOULD)",
-        "login answers logedin and tells every other socket otherLogedin; a second login should be refused",
+        "seed 004 §Login",
+        "login answers logedin and tells every other socket otherLogedin",
         include_str!("cases/lobby-login.yaml"),
+    ),
+    case(
+        "lobby/login/name-free-after-disconnect",
+        Level::Must,
+        "seed 004, Login (duplicate username) and Logout",
+        "after its user disconnects, a name logs in again on a new connection",
+        include_str!("cases/lobby-name-free.yaml"),
+    ),
+    case(
+        "lobby/login/reconnect-right-after-login",
+        Level::Must,
+        "seed 004, Login and Logout",
+        "a login raced by its own disconnect leaves no ghost: the name logs in again",
+        include_str!("cases/lobby-reconnect-after-login.yaml"),
+    ),
+    case(
+        "lobby/login/second-login-refused",
+        Level::Should,
+        "protocols.md, lobby decisions (a socket logs in once)",
+        "a second login on a logged-in socket is refused on err",
+        include_str!("cases/lobby-second-login.yaml"),
     ),
     case(
         "lobby/room/join-message-leave",
@@ -148,18 +192,54 @@ pub static CASES: &[Case] = &[
         include_str!("cases/lobby-departure.yaml"),
     ),
     case(
+        "lobby/disconnect/room-reopened",
+        Level::Should,
+        "seed 004, LeaveRoom on disconnect; protocols.md, lobby decisions (an empty room is removed)",
+        "a room whose last member disconnected is joined again, with its new creator's maxUser",
+        include_str!("cases/lobby-room-reopened.yaml"),
+    ),
+    case(
         "lobby/connection/dead-heartbeat-closed",
         Level::Must,
         "protocols.md, Engine.IO heartbeat; seed 004, disconnect",
         "a member whose heartbeat stops is closed in time, and its room and everyone are told",
         include_str!("cases/lobby-heartbeat.yaml"),
     ),
-    case(
-        "lobby/robustness/hostile-names",
-        Level::Must,
-        "protocols.md, common rules",
-        "prototype names as rooms and users, and another connection's id as a room, leak nothing",
-        include_str!("cases/lobby-hostile-names.yaml"),
+    hostile(
+        "lobby/robustness/unknown-prototype-rooms",
+        "a message to or a leave of a room named __proto__, constructor, toString or hasOwnProperty that nobody created is `no such room or not in it`",
+        "roomMessage and leaveRoom naming the rooms __proto__, constructor, toString, hasOwnProperty",
+        include_str!("cases/lobby-hostile-unknown-rooms.yaml"),
+    ),
+    hostile(
+        "lobby/robustness/private-to-prototype-names",
+        "a private message to __proto__, constructor or toString (nobody's name) is `no such user`",
+        "privateMessage to the users __proto__, constructor, toString",
+        include_str!("cases/lobby-hostile-private.yaml"),
+    ),
+    hostile(
+        "lobby/robustness/join-room-__proto__",
+        "joining and talking in a room named __proto__ leaks nothing, and everyone else is served",
+        "joinRoom(\"__proto__\", 2)",
+        include_str!("cases/lobby-hostile-join-__proto__.yaml"),
+    ),
+    hostile(
+        "lobby/robustness/join-room-constructor",
+        "joining and talking in a room named constructor leaks nothing, and everyone else is served",
+        "joinRoom(\"constructor\", 2)",
+        include_str!("cases/lobby-hostile-join-constructor.yaml"),
+    ),
+    hostile(
+        "lobby/robustness/join-room-toString",
+        "joining and talking in a room named toString leaks nothing, and everyone else is served",
+        "joinRoom(\"toString\", 2)",
+        include_str!("cases/lobby-hostile-join-toString.yaml"),
+    ),
+    hostile(
+        "lobby/robustness/join-room-socket-id",
+        "another connection's socket id as a room name: that connection receives nothing of it",
+        "joinRoom(<client 1's socket id>, 2)",
+        include_str!("cases/lobby-hostile-join-socket-id.yaml"),
     ),
     case(
         "lobby/robustness/hostile-types",
@@ -229,17 +309,90 @@ pub struct CheckOptions {
     pub heartbeat_deadline: Duration,
 }
 
-/// Runs the cases one after the other. An unreachable target before the first case ends the
-/// suite (`Err`); a target that stops answering later (a crash or a hang) fails the case that
-/// caused it as a MUST failure and skips the rest, so the report still says what ran.
+/// The users a case's own clients take (its scenario's generated count).
+pub fn users_of(case: &Case) -> usize {
+    match parse(case).users {
+        crate::scenario::UsersSpec::Generate { count, .. } => count as usize,
+        crate::scenario::UsersSpec::File(_) => 0,
+    }
+}
+
+fn parse(case: &Case) -> Scenario {
+    Scenario::parse(case.scenario, case.id)
+        .unwrap_or_else(|e| panic!("built-in case {} does not parse: {e}", case.id))
+}
+
+/// The users file the cases share: the given one, or against a target the users
+/// `roomrig serve` generates by default. `None`: each case generates its own.
+fn shared_users(opts: &CheckOptions) -> Option<Fixtures> {
+    match (&opts.users, &opts.target) {
+        (Some(f), _) => Some(f.clone()),
+        (None, Some(_)) => Some(Fixtures::generate(
+            reference_server::DEFAULT_GENERATED_USERS,
+            4,
+        )),
+        (None, None) => None,
+    }
+}
+
+/// How many users the cases take from the shared users file, bystanders and (against a
+/// target) the watch included; `None` when each case generates its own.
+pub fn users_needed(cases: &[&'static Case], opts: &CheckOptions) -> Option<usize> {
+    let counts: Vec<usize> = cases.iter().map(|c| users_of(c)).collect();
+    shared_users(opts).map(|f| plan::needed(&counts, &f, opts.target.is_some()))
+}
+
+/// Runs the cases one after the other. A users file too small for the cases, or an
+/// unreachable target, ends the suite before the first case (`Err`); a target that stops
+/// answering later (a crash or a hang) fails the case that caused it as a MUST failure and
+/// skips the rest, so the report still says what ran.
 pub async fn run(
     cases: &[&'static Case],
     opts: &CheckOptions,
 ) -> Result<Vec<CaseResult>, RunError> {
+    let scenarios: Vec<Scenario> = cases.iter().map(|c| parse(c)).collect();
+    let counts: Vec<usize> = cases.iter().map(|c| users_of(c)).collect();
+    let shared = shared_users(opts);
+    let plan = match &shared {
+        Some(f) => Some(
+            plan::plan(&counts, f, opts.target.is_some()).map_err(|needed| {
+                RunError::Setup(format!(
+                    "these {} cases need {needed} users (their own, one bystander in each of \
+                     {} neighbouring rooms per case{}), but the users file has {}",
+                    cases.len(),
+                    plan::BYSTANDER_ROOMS,
+                    if opts.target.is_some() {
+                        ", and the first and last rooms for the watch"
+                    } else {
+                        ""
+                    },
+                    f.users.len()
+                ))
+            })?,
+        ),
+        None => None,
+    };
+    let dialect = cases
+        .first()
+        .map_or("", |c| c.id.split('/').next().unwrap_or(""));
+    let config = crate::client::ClientConfig {
+        eio: opts.eio,
+        ..Default::default()
+    };
+    // Against a target: listeners that stay for the whole suite, in rooms no case uses.
+    let watch = match (&opts.target, &shared, &plan) {
+        (Some(target), Some(f), Some(p)) => {
+            driver::preflight(target, &config).await?;
+            Some(
+                watch::Listeners::start(dialect, target, opts.eio, f, &p.watch, "watch", true)
+                    .await,
+            )
+        }
+        _ => None,
+    };
     let mut results: Vec<CaseResult> = Vec::new();
-    let mut skip = 0usize;
     let mut gone: Option<&'static str> = None;
-    for case in cases {
+    for (k, (case, mut scenario)) in cases.iter().zip(scenarios).enumerate() {
         // Stopped (Ctrl-C, SIGTERM, SIGHUP): what ran is reported, the rest is skipped.
         if crate::signals::requested() {
             results.push(CaseResult::skipped(case, "interrupted".to_string()));
@@ -253,52 +406,59 @@ pub async fn run(
             continue;
         }
         let started = std::time::Instant::now();
-        let mut scenario = Scenario::parse(case.scenario, case.id)
-            .unwrap_or_else(|e| panic!("built-in case {} does not parse: {e}", case.id));
         scenario.eio = opts.eio;
         scenario.name = case.id.replace('/', "_");
-        // Against the embedded server: a fast heartbeat, so dead clients are closed quickly.
-        scenario.server.ping_interval = crate::scenario::Dur(Duration::from_secs(1));
-        scenario.server.ping_timeout = crate::scenario::Dur(Duration::from_secs(1));
         if opts.target.is_some() {
             scenario.heartbeat_deadline = Some(crate::scenario::Dur(opts.heartbeat_deadline));
         }
-        let needed = match scenario.users {
-            crate::scenario::UsersSpec::Generate { count, .. } => count as usize,
-            crate::scenario::UsersSpec::File(_) => 0,
-        };
-        // A foreign server shares one fixture: each case takes the next users.
-        let (fixtures, users_skip) = match (&opts.users, &opts.target) {
-            (Some(f), _) => (Some(f.clone()), skip),
-            (None, Some(_)) => (Some(Fixtures::generate(4096, 4)), skip),
-            (None, None) => (None, 0),
-        };
-        if let Some(f) = &fixtures {
-            if f.users.len() < users_skip + needed {
-                results.push(CaseResult::skipped(
-                    case,
-                    format!(
-                        "needs {needed} more users than the users file has left ({} of {})",
-                        f.users.len().saturating_sub(users_skip),
-                        f.users.len()
-                    ),
-                ));
-                continue;
+        // The case's users and bystanders: from the shared file, or generated for this case
+        // alone (its own users, then one room per bystander).
+        let (fixtures, users_skip, bystanders) = match (&shared, &plan) {
+            (Some(f), Some(p)) => (f.clone(), p.cases[k].skip, p.cases[k].bystanders.clone()),
+            _ => {
+                let size = match scenario.users {
+                    crate::scenario::UsersSpec::Generate { room_size, .. } => room_size,
+                    crate::scenario::UsersSpec::File(_) => 4,
+                };
+                let extra = plan::BYSTANDER_ROOMS as u64 * u64::from(size);
+                let f = Fixtures::generate(counts[k] as u64 + extra, size);
+                let p = plan::plan(&counts[k..=k], &f, false).expect("room for the bystanders");
+                (f, 0, p.cases[0].bystanders.clone())
             }
-        }
-        skip += needed;
+        };
+        // Against the embedded server each case gets its own, started here so that the
+        // bystanders can join it before the case's clients arrive.
+        let embedded = match &opts.target {
+            Some(_) => None,
+            None => Some(start_embedded(dialect, &fixtures).await?),
+        };
+        let target = opts
+            .target
+            .clone()
+            .unwrap_or_else(|| embedded.as_ref().expect("embedded").url());
+        let neighbours = watch::Listeners::start(
+            dialect,
+            &target,
+            opts.eio,
+            &fixtures,
+            &bystanders,
+            "bystander",
+            false,
+        )
+        .await;
         let outcome = driver::run(
             scenario,
             RunOptions {
-                target: opts.target.clone(),
+                target: Some(target.clone()),
                 progress: false,
                 max_lateness: Duration::from_millis(500),
-                fixtures,
+                fixtures: Some(fixtures.clone()),
                 users_skip,
                 ..RunOptions::default()
             },
         )
         .await;
+        let mut leaks = neighbours.stop().await;
         let mut result = match outcome {
             Ok(outcome) => CaseResult::judged(case, &outcome, opts.strict),
             // Reachable before, unreachable now: an earlier case took the server down.
@@ -310,22 +470,56 @@ pub async fn run(
         };
         // After each case against a target: is the server still there?
         if let (Some(target), None) = (&opts.target, gone) {
-            let config = crate::client::ClientConfig {
-                eio: opts.eio,
-                ..Default::default()
-            };
             if let Err(RunError::Unreachable { reason, .. }) =
                 driver::preflight(target, &config).await
             {
                 gone = Some(case.id);
-                result = CaseResult::unresponsive(case, "a new connection after the case", reason)
-                    .with_violations(result);
+                let who = fixtures
+                    .users
+                    .get(users_skip)
+                    .map_or("(probe)", |u| u.username.as_str());
+                result = CaseResult::unresponsive_after(case, who, reason).with_violations(result);
             }
+        }
+        if let Some(watch) = &watch {
+            leaks.extend(watch.take());
+        }
+        result = result.with_leaks(leaks);
+        if let Some(server) = embedded {
+            server.shutdown().await;
         }
         result.seconds = started.elapsed().as_secs_f64();
         results.push(result);
     }
+    if let Some(watch) = watch {
+        // A leak still on its way after the last case belongs to it.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let late = watch.stop().await;
+        if let Some(last) = results.pop() {
+            results.push(last.with_leaks(late));
+        }
+    }
     Ok(results)
+}
+
+/// The reference server for one case, with a fast heartbeat so dead clients close quickly.
+async fn start_embedded(
+    dialect: &str,
+    fixtures: &Fixtures,
+) -> Result<reference_server::RunningServer, RunError> {
+    let dialect = dialect
+        .parse::<reference_server::Dialect>()
+        .map_err(|e| RunError::Setup(format!("embedded server: {e}")))?;
+    let mut config = reference_server::ServerConfig::new(
+        dialect,
+        "127.0.0.1:0".parse().expect("loopback address"),
+        fixtures.clone(),
+    );
+    config.ping_interval = Duration::from_secs(1);
+    config.ping_timeout = Duration::from_secs(1);
+    reference_server::start(config)
+        .await
+        .map_err(|e| RunError::Setup(format!("cannot start the embedded reference server: {e}")))
 }
 
 impl CaseResult {
@@ -358,7 +552,9 @@ impl CaseResult {
         let mut worst = None;
         let mut evidence = None;
         for (rule, tally) in &outcome.violations {
-            let level = tally.level.unwrap_or(Level::Info);
+            // A SHOULD case holds a server to what only our reference server chose: whatever
+            // rule its steps break, it warns (leaks and crashes still fail, see below).
+            let level = tally.level.unwrap_or(Level::Info).max(case.level);
             if level == Level::Info {
                 continue;
             }
@@ -385,6 +581,41 @@ impl CaseResult {
 
     /// The server crashed or hangs: a MUST failure whatever the case's own level.
     fn unresponsive(case: &'static Case, what: &str, reason: String) -> CaseResult {
+        Self::unresponsive_with(
+            case,
+            "(probe)".into(),
+            format!("{what} is served (the server answered before this case)"),
+            reason,
+        )
+    }
+
+    /// The server stopped answering during this case: the evidence names the case's
+    /// request that preceded it (a hostile case sends one hostile input, from its client 0).
+    fn unresponsive_after(case: &'static Case, user: &str, reason: String) -> CaseResult {
+        let (user, expected) = match case.trigger {
+            Some(request) => (
+                format!("{user} (client 0, which sent {request})"),
+                format!("the server keeps serving everyone after {request}"),
+            ),
+            None => (
+                user.to_string(),
+                "the server keeps serving everyone after this case's requests".to_string(),
+            ),
+        };
+        Self::unresponsive_with(
+            case,
+            user,
+            expected,
+            format!("a new connection after the case: {reason}"),
+        )
+    }
+
+    fn unresponsive_with(
+        case: &'static Case,
+        user: String,
+        expected: String,
+        received: String,
+    ) -> CaseResult {
         let rule = rule_id(
             case.id.split('/').next().unwrap_or(""),
             "server",
@@ -400,14 +631,43 @@ impl CaseResult {
                     .source
                     .to_string(),
                 client: 0,
-                user: "(probe)".into(),
+                user,
                 at_ms: 0.0,
-                expected: format!("{what} is served (the server answered before this case)"),
-                received: reason,
+                expected,
+                received,
                 transcript: Vec::new(),
             }),
             ..CaseResult::new(case, Status::Fail)
         }
+    }
+
+    /// Adds what the bystanders and the watch saw during the case: leaks into rooms the
+    /// case does not use, each a MUST violation.
+    fn with_leaks(mut self, leaks: Vec<crate::oracle::Violation>) -> CaseResult {
+        if leaks.is_empty() {
+            return self;
+        }
+        for leak in &leaks {
+            match self
+                .violations
+                .iter_mut()
+                .find(|(rule, _)| *rule == leak.rule)
+            {
+                Some((_, n)) => *n += 1,
+                None => self.violations.push((leak.rule.clone(), 1)),
+            }
+        }
+        let stronger = self
+            .evidence
+            .as_ref()
+            .is_some_and(|e| e.level == Level::Must);
+        if !stronger {
+            self.evidence = leaks.into_iter().next();
+        }
+        if self.status != Status::Skipped {
+            self.status = Status::Fail;
+        }
+        self
     }
 
     /// Keeps the rules the case's own run violated after the first one.
