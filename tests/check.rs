@@ -92,12 +92,6 @@ const DEFECTS: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "dorm",
-        "reorder-broadcast",
-        "dorm/message/broadcast-includes-sender",
-        "dorm/message/order",
-    ),
-    (
-        "dorm",
         "leak-to-non-member",
         "dorm/message/broadcast-includes-sender",
         "dorm/message/non-member",
@@ -204,6 +198,40 @@ fn each_defect_fails_its_case() {
     let server = served(&["--dialect", "dorm"]);
     let c = roomrig_check(&["--dialect", "dorm", "--target", &server.url]);
     assert_eq!(c.code, 0, "{}\n{}", c.stdout, c.stderr);
+}
+
+/// Defects of what the seeds do not state (per-sender order): the case warns with the SHOULD
+/// rule, and fails only with `--strict`.
+const SHOULD_DEFECTS: &[(&str, &str, &str, &str)] = &[(
+    "dorm",
+    "reorder-broadcast",
+    "dorm/message/broadcast-includes-sender",
+    "dorm/message/order",
+)];
+
+#[test]
+fn each_should_defect_warns_and_fails_with_strict() {
+    for &(dialect, fault, case, rule) in SHOULD_DEFECTS {
+        let _serial = serial();
+        let server = served(&["--dialect", dialect, "--fault", fault]);
+        let args = [
+            "--dialect",
+            dialect,
+            "--target",
+            &server.url,
+            "--case",
+            case,
+        ];
+        let c = roomrig_check(&args);
+        assert_eq!(c.code, 0, "{fault}:\n{}\n{}", c.stdout, c.stderr);
+        assert_eq!(status_of(&c, case), "warn", "{fault}:\n{}", c.stdout);
+        assert!(rules_of(&c, case).iter().any(|r| r == rule), "{}", c.stdout);
+        let mut strict = args.to_vec();
+        strict.push("--strict");
+        let c = roomrig_check(&strict);
+        assert_eq!(c.code, 1, "{fault} --strict:\n{}", c.stdout);
+        assert_eq!(status_of(&c, case), "fail", "{fault}:\n{}", c.stdout);
+    }
 }
 
 /// A server that dies on a hostile room name: the case that sent it fails as MUST with the
