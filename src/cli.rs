@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::driver::{self, RunError, RunOptions};
 use crate::exit::Exit;
-use crate::protocol::EioVersion;
+use crate::protocol::EioSetting;
 use crate::report;
 use crate::scenario::Scenario;
 
@@ -40,9 +40,9 @@ pub struct CheckArgs {
     /// The server to check (http://host:port); absent: the embedded reference server.
     #[arg(long)]
     pub target: Option<String>,
-    /// Engine.IO version (3 or 4).
-    #[arg(long, value_parser = parse_eio, default_value = "4")]
-    pub eio: EioVersion,
+    /// Engine.IO version: 3, 4, or auto (detect the target's generation first).
+    #[arg(long, default_value = "auto")]
+    pub eio: EioSetting,
     /// Users file of the target's accounts; default: the generated users (`serve --generate-users`).
     #[arg(long)]
     pub users: Option<PathBuf>,
@@ -76,9 +76,10 @@ pub struct RunArgs {
     /// Override the scenario's seed.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Override the scenario's Engine.IO version (3 or 4).
-    #[arg(long, value_parser = parse_eio)]
-    pub eio: Option<EioVersion>,
+    /// Override the scenario's Engine.IO version: 3, 4, or auto (detect the target's
+    /// generation first; the scenario's default).
+    #[arg(long)]
+    pub eio: Option<EioSetting>,
     /// Users file (JSON) to use instead of the scenario's users.
     #[arg(long)]
     pub users: Option<PathBuf>,
@@ -275,14 +276,6 @@ fn sanitize(name: &str) -> String {
         .collect()
 }
 
-fn parse_eio(s: &str) -> Result<EioVersion, String> {
-    match s {
-        "3" => Ok(EioVersion::V3),
-        "4" => Ok(EioVersion::V4),
-        _ => Err(format!("EIO version must be 3 or 4, not {s:?}")),
-    }
-}
-
 async fn check(args: CheckArgs) -> i32 {
     use crate::check::{self, Status};
     let suite = check::suite(&args.dialect);
@@ -368,7 +361,7 @@ async fn check(args: CheckArgs) -> i32 {
 fn run_error(e: RunError) -> i32 {
     eprintln!("error: {e}");
     match e {
-        RunError::Unreachable { .. } => Exit::Unreachable.code(),
+        RunError::Unreachable { .. } | RunError::Generation(_) => Exit::Unreachable.code(),
         RunError::Setup(_) => Exit::Usage.code(),
     }
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::driver::{self, RunError, RunOptions};
 use crate::oracle::rules::{rule_id, Check, Level};
-use crate::protocol::EioVersion;
+use crate::protocol::{EioSetting, EioVersion};
 use crate::scenario::Scenario;
 use reference_server::fixtures::Fixtures;
 
@@ -216,7 +216,8 @@ pub struct CaseResult {
 /// What `check` needs besides the case list.
 pub struct CheckOptions {
     pub target: Option<String>,
-    pub eio: EioVersion,
+    /// `auto`: detected once against the target, before the first case.
+    pub eio: EioSetting,
     pub users: Option<Fixtures>,
     pub strict: bool,
     /// Caps the heartbeat window a server advertises (a server that never closes a dead
@@ -231,6 +232,18 @@ pub async fn run(
     cases: &[&'static Case],
     opts: &CheckOptions,
 ) -> Result<Vec<CaseResult>, RunError> {
+    // The target's generation, once: every case then runs with it.
+    let eio = match &opts.target {
+        Some(target) => {
+            let (eio, detected) =
+                driver::resolve_eio(target, &Default::default(), opts.eio).await?;
+            if let (EioSetting::Auto, Some(d)) = (opts.eio, detected) {
+                println!("detected Engine.IO {eio} at {target}: {}", d.signal);
+            }
+            EioSetting::Fixed(eio)
+        }
+        None => opts.eio,
+    };
     let mut results: Vec<CaseResult> = Vec::new();
     let mut skip = 0usize;
     let mut gone: Option<&'static str> = None;
@@ -245,12 +258,15 @@ pub async fn run(
         let started = std::time::Instant::now();
         let mut scenario = Scenario::parse(case.scenario, case.id)
             .unwrap_or_else(|e| panic!("built-in case {} does not parse: {e}", case.id));
-        scenario.eio = opts.eio;
+        scenario.eio = eio;
         scenario.name = case.id.replace('/', "_");
-        // Against the embedded server: a fast heartbeat, so dead clients are closed quickly.
-        scenario.server.ping_interval = crate::scenario::Dur(Duration::from_secs(1));
-        scenario.server.ping_timeout = crate::scenario::Dur(Duration::from_secs(1));
-        if opts.target.is_some() {
+        if opts.target.is_none() {
+            // The embedded server: a fast heartbeat, so dead clients are closed quickly.
+            scenario.server = Some(crate::scenario::ServerSettings {
+                ping_interval: crate::scenario::Dur(Duration::from_secs(1)),
+                ping_timeout: crate::scenario::Dur(Duration::from_secs(1)),
+            });
+        } else {
             scenario.heartbeat_deadline = Some(crate::scenario::Dur(opts.heartbeat_deadline));
         }
         let needed = match scenario.users {
@@ -301,7 +317,10 @@ pub async fn run(
         // After each case against a target: is the server still there?
         if let (Some(target), None) = (&opts.target, gone) {
             let config = crate::client::ClientConfig {
-                eio: opts.eio,
+                eio: match eio {
+                    EioSetting::Fixed(v) => v,
+                    EioSetting::Auto => EioVersion::V4,
+                },
                 ..Default::default()
             };
             if let Err(RunError::Unreachable { reason, .. }) =

@@ -1,0 +1,116 @@
+//! Engine.IO generation detection: against a reference server that serves only EIO 3 (as
+//! socket.io 2 does) or only EIO 4 (as socket.io 3/4 without `allowEIO3` does), `--eio auto`
+//! (the default) detects the right one and runs clean, and a wrong explicit version is refused
+//! with exit 5 and one sentence naming both versions, before any load.
+
+mod common;
+
+use std::process::Command;
+
+use common::{repo_file, roomrig_run, serial, Served};
+
+const SCENARIO: &str = "tests/scenarios/dorm-exact.yaml";
+
+fn only(eio: &str, dialect: &str) -> Served {
+    Served::start(&["--dialect", dialect, "--eio", eio])
+}
+
+#[test]
+fn auto_detects_each_generation_and_runs_clean() {
+    for eio in ["3", "4"] {
+        let _serial = serial();
+        let server = only(eio, "dorm");
+        let o = roomrig_run(
+            &repo_file(SCENARIO),
+            &["--eio", "auto", "--target", &server.url],
+        );
+        assert_eq!(o.code, 0, "EIO {eio}: {}", o.explain());
+        assert!(
+            o.stdout.contains(&format!("detected Engine.IO {eio} at")),
+            "{}",
+            o.stdout
+        );
+        let s = o.report();
+        assert_eq!(s["scenario"]["eio"], eio, "the report records the version");
+        assert!(
+            s["scenario"]["eio_detected"].is_string(),
+            "{}",
+            s["scenario"]
+        );
+        assert_eq!(s["violations"]["total"], 0);
+        assert!(s["replay"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("--eio {eio}")));
+    }
+}
+
+#[test]
+fn a_wrong_explicit_version_is_refused_with_exit_5() {
+    for (served, asked) in [("3", "4"), ("4", "3")] {
+        let _serial = serial();
+        let server = only(served, "dorm");
+        let o = roomrig_run(
+            &repo_file(SCENARIO),
+            &["--eio", asked, "--target", &server.url],
+        );
+        assert_eq!(o.code, 5, "served {served}, asked {asked}: {}", o.explain());
+        let sentence = format!("the target speaks Engine.IO {served} (");
+        assert!(o.stderr.contains(&sentence), "{}", o.stderr);
+        assert!(
+            o.stderr.contains(&format!(
+                "the run asks for Engine.IO {asked}: use --eio {served} or --eio auto"
+            )),
+            "{}",
+            o.stderr
+        );
+        assert!(o.summary().is_none(), "nothing ran");
+    }
+}
+
+#[test]
+fn check_defaults_to_auto_and_refuses_a_mismatch() {
+    for eio in ["3", "4"] {
+        let _serial = serial();
+        let server = only(eio, "lobby");
+        let run = |extra: &[&str]| {
+            Command::new(env!("CARGO_BIN_EXE_roomrig"))
+                .args(["check", "--dialect", "lobby", "--target", &server.url])
+                .args(["--case", "lobby/login/announced"])
+                .args(extra)
+                .output()
+                .unwrap()
+        };
+        let out = run(&[]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "EIO {eio}: {stdout}");
+        assert!(
+            stdout.contains(&format!("detected Engine.IO {eio} at")),
+            "{stdout}"
+        );
+        let wrong = if eio == "3" { "4" } else { "3" };
+        let out = run(&["--eio", wrong]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(5), "EIO {eio}: {stderr}");
+        assert!(
+            stderr.contains(&format!("the target speaks Engine.IO {eio} (")),
+            "{stderr}"
+        );
+    }
+}
+
+/// A server of both generations (the default reference server) is run with what was asked.
+#[test]
+fn a_two_generation_server_takes_either_explicit_version() {
+    let _serial = serial();
+    let server = Served::start(&["--dialect", "dorm"]);
+    for eio in ["3", "4"] {
+        let o = roomrig_run(
+            &repo_file(SCENARIO),
+            &["--eio", eio, "--target", &server.url],
+        );
+        assert_eq!(o.code, 0, "EIO {eio}: {}", o.explain());
+        assert_eq!(o.report()["scenario"]["eio"], eio);
+        assert!(o.report()["scenario"]["eio_detected"].is_null());
+    }
+}
