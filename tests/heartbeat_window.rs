@@ -1,6 +1,7 @@
 //! Heartbeat windows come from what the server advertised and from the client's own last
 //! heartbeat: clients that stop at any moment relative to their last ping are never closed
-//! "early" by a healthy server; a server that never closes them is caught (MUST); a cap shorter
+//! "early" by a healthy server; a server that never closes them, or closes them before the
+//! window it advertised, is caught (MUST); a cap shorter
 //! than the advertised window reports "not observed" (INFO), never a failure. EIO 3 and 4.
 
 mod common;
@@ -50,6 +51,31 @@ fn never_timeout_is_caught_as_must_eio3_and_eio4() {
         assert_eq!(missing["count"], 8, "EIO {eio}: {}", o.stdout);
         assert_eq!(missing["level"], "MUST");
         assert!(rule(&s, "dorm/connection/heartbeat-timeout-not-observed").is_null());
+    }
+}
+
+/// `early-timeout` advertises four times the pingTimeout it enforces: its closes come before
+/// the advertised window, and are caught as early.
+#[test]
+fn early_timeout_is_caught_as_must_eio3_and_eio4() {
+    for eio in ["3", "4"] {
+        let _serial = serial();
+        let o = roomrig_run(
+            &repo_file(MOMENTS),
+            &["--eio", eio, "--server-fault", "early-timeout"],
+        );
+        assert_eq!(o.code, 1, "EIO {eio}: {}", o.explain());
+        let s = o.report();
+        let early = rule(&s, "dorm/connection/heartbeat-timeout-early");
+        assert_eq!(early["count"], 8, "EIO {eio}: {}", o.stdout);
+        assert_eq!(early["level"], "MUST");
+        assert!(
+            early["examples"][0]["expected"]
+                .as_str()
+                .unwrap()
+                .contains("pingTimeout 2000 ms"),
+            "the advertised figure: {early}"
+        );
     }
 }
 

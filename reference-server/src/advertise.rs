@@ -1,8 +1,12 @@
-//! The `never-timeout` fault must look like a healthy server from the outside: it advertises the
-//! configured pingTimeout in its OPEN packet and then never enforces it. engineioxide advertises
-//! what it enforces, so the fault runs socketioxide with a day-long timeout on an inner loopback
-//! port, and this relay in front of it rewrites the websocket OPEN frame's `pingTimeout` to the
-//! configured value (long-polling responses pass unchanged).
+//! Heartbeat faults that advertise another pingTimeout than the one enforced. engineioxide
+//! advertises what it enforces, so such a server runs socketioxide on an inner loopback port and
+//! this relay in front of it rewrites the websocket OPEN frame's `pingTimeout` (long-polling
+//! responses pass unchanged):
+//!
+//! - `never-timeout` enforces a day and advertises the configured value: it looks healthy until
+//!   a client's heartbeat stops;
+//! - `early-timeout` enforces the configured value and advertises four times as much: it closes
+//!   a silent client before the window it announced.
 
 use std::net::SocketAddr;
 
@@ -67,11 +71,16 @@ where
         }
     };
     let (hdr, len) = frame;
-    let payload = &buf[head_end + hdr..head_end + hdr + len];
-    let text = String::from_utf8_lossy(payload).replace(
-        &format!("\"pingTimeout\":{from}"),
-        &format!("\"pingTimeout\":{to}"),
-    );
+    let payload = String::from_utf8_lossy(&buf[head_end + hdr..head_end + hdr + len]);
+    let text = payload
+        .strip_prefix('0')
+        .and_then(|json| serde_json::from_str::<serde_json::Value>(json).ok())
+        .filter(|open| open["pingTimeout"] == from)
+        .map(|mut open| {
+            open["pingTimeout"] = to.into();
+            format!("0{open}")
+        })
+        .unwrap_or_else(|| payload.into_owned());
     let mut out = buf[..head_end].to_vec();
     out.push(buf[head_end]);
     if text.len() < 126 {
@@ -117,12 +126,25 @@ mod tests {
         rewrite_open(&mut &input[..], &mut out, 86_400_000, 500)
             .await
             .unwrap();
-        let want = br#"0{"sid":"x","pingInterval":500,"pingTimeout":500}"#;
+        let want = br#"0{"pingInterval":500,"pingTimeout":500,"sid":"x"}"#;
         let head = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n";
         assert_eq!(&out[..head.len()], head);
         assert_eq!(out[head.len() + 1] as usize, want.len());
         assert_eq!(&out[head.len() + 2..head.len() + 2 + want.len()], want);
         assert_eq!(&out[head.len() + 2 + want.len()..], &[0x81, 2, b'4', b'0']);
+    }
+
+    #[tokio::test]
+    async fn only_the_exact_value_is_rewritten() {
+        let open = br#"0{"sid":"x","pingInterval":500,"pingTimeout":5000}"#;
+        let mut input = b"HTTP/1.1 101 Switching Protocols\r\n\r\n".to_vec();
+        input.extend_from_slice(&[0x81, open.len() as u8]);
+        input.extend_from_slice(open);
+        let mut out = Vec::new();
+        rewrite_open(&mut &input[..], &mut out, 500, 2000)
+            .await
+            .unwrap();
+        assert_eq!(out, input);
     }
 
     #[tokio::test]

@@ -239,22 +239,29 @@ pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
     let faults = FaultSet::new(&config.faults);
     // `never-timeout`: engineioxide cannot switch heartbeat enforcement off, so wait a day for the
     // pong (EIO4) or the next ping (EIO3); a day keeps pingInterval + pingTimeout under
-    // JavaScript's setTimeout limit (2^31 - 1 ms). A relay in front advertises the configured
-    // pingTimeout, so the server looks healthy until a client's heartbeat stops.
-    let mut relay = None;
+    // JavaScript's setTimeout limit (2^31 - 1 ms). It and `early-timeout` advertise another
+    // pingTimeout than they enforce, through a relay in front of the server (see `advertise`).
     let ping_timeout = if faults.never_timeout {
+        faults::NEVER_TIMEOUT_PING_TIMEOUT
+    } else {
+        config.ping_timeout
+    };
+    let advertised = if faults.early_timeout {
+        config.ping_timeout * 4
+    } else {
+        config.ping_timeout
+    };
+    let mut relay = None;
+    if advertised != ping_timeout {
         let inner = listen(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 0))?;
         let public = std::mem::replace(&mut listener, inner);
         relay = Some(tokio::spawn(advertise::relay(
             public,
             listener.local_addr()?,
-            faults::NEVER_TIMEOUT_PING_TIMEOUT.as_millis() as u64,
-            config.ping_timeout.as_millis() as u64,
+            ping_timeout.as_millis() as u64,
+            advertised.as_millis() as u64,
         )));
-        faults::NEVER_TIMEOUT_PING_TIMEOUT
-    } else {
-        config.ping_timeout
-    };
+    }
     let (layer, io) = SocketIo::builder()
         .ping_interval(config.ping_interval)
         .ping_timeout(ping_timeout)
