@@ -246,7 +246,9 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
     };
     let (eio, detected) = resolve_eio(&target, &client_config, scenario.eio).await?;
     if let Some(d) = &detected {
-        if scenario.eio == crate::protocol::EioSetting::Auto && opts.worker.is_none() {
+        // The embedded server speaks both generations: only a target's is news.
+        if scenario.eio == crate::protocol::EioSetting::Auto && has_target && opts.worker.is_none()
+        {
             println!("detected Engine.IO {eio} at {target}: {}", d.signal);
         }
     }
