@@ -114,3 +114,129 @@ fn a_two_generation_server_takes_either_explicit_version() {
         assert!(o.report()["scenario"]["eio_detected"].is_null());
     }
 }
+
+/// Node's official servers, as independent targets: socket.io 2.5.0 (Engine.IO 3 only), 4.8.1
+/// (Engine.IO 4 only) and 4.8.1 with `allowEIO3` (both).
+mod node {
+    use std::io::BufRead as _;
+    use std::path::PathBuf;
+    use std::process::{Child, Command, Stdio};
+
+    use super::common::{repo_file, roomrig_run, serial};
+
+    fn dir() -> PathBuf {
+        repo_file("tests/node-servers")
+    }
+
+    /// `npm ci` once when node_modules is missing or older than the lockfile; false when node
+    /// or npm is not installed.
+    fn ready() -> bool {
+        static READY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *READY.get_or_init(|| {
+            let has = |tool: &str| Command::new(tool).arg("--version").output().is_ok();
+            if !has("node") || !has("npm") {
+                eprintln!("SKIPPED: node and npm are not installed");
+                return false;
+            }
+            let mtime = |p: PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+            let current = match (
+                mtime(dir().join("node_modules/.package-lock.json")),
+                mtime(dir().join("package-lock.json")),
+            ) {
+                (Some(installed), Some(locked)) => installed >= locked,
+                _ => false,
+            };
+            if !current {
+                let out = Command::new("npm")
+                    .arg("ci")
+                    .arg("--prefix")
+                    .arg(dir())
+                    .args(["--no-audit", "--no-fund"])
+                    .output()
+                    .expect("npm runs");
+                assert!(out.status.success(), "npm ci: {out:?}");
+            }
+            true
+        })
+    }
+
+    struct NodeServer {
+        child: Child,
+        url: String,
+    }
+
+    impl NodeServer {
+        fn start(which: &str) -> NodeServer {
+            let mut child = Command::new("node")
+                .arg(dir().join("server.js"))
+                .arg(which)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("node starts");
+            let mut line = String::new();
+            std::io::BufReader::new(child.stdout.take().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            let url = line
+                .trim()
+                .strip_prefix("listening on ")
+                .unwrap_or_else(|| panic!("first line: {line:?}"))
+                .to_string();
+            NodeServer { child, url }
+        }
+    }
+
+    impl Drop for NodeServer {
+        fn drop(&mut self) {
+            self.child.kill().ok();
+            self.child.wait().ok();
+        }
+    }
+
+    #[test]
+    fn node_servers_are_detected_and_a_mismatch_refused() {
+        if !ready() {
+            return;
+        }
+        let scenario = repo_file("tests/scenarios/connect-only.yaml");
+        // (server, what auto detects, a version the server refuses)
+        for (which, detected, wrong) in [
+            ("2", "3", Some("4")),
+            ("4", "4", Some("3")),
+            ("4-eio3", "4", None),
+        ] {
+            let _serial = serial();
+            let server = NodeServer::start(which);
+            let o = roomrig_run(&scenario, &["--target", &server.url]);
+            assert_eq!(o.code, 0, "socket.io {which}: {}", o.explain());
+            assert!(
+                o.stdout
+                    .contains(&format!("detected Engine.IO {detected} at")),
+                "socket.io {which}: {}",
+                o.stdout
+            );
+            assert_eq!(o.report()["scenario"]["eio"], detected);
+            assert_eq!(o.report()["clients"]["connected"], 4);
+            if let Some(wrong) = wrong {
+                let o = roomrig_run(&scenario, &["--target", &server.url, "--eio", wrong]);
+                assert_eq!(o.code, 5, "socket.io {which}: {}", o.explain());
+                assert!(
+                    o.stderr
+                        .contains(&format!("the target speaks Engine.IO {detected} ("))
+                        && o.stderr.contains(&format!(
+                        "the run asks for Engine.IO {wrong}: use --eio {detected} or --eio auto"
+                    )),
+                    "{}",
+                    o.stderr
+                );
+            } else {
+                // Both generations: either explicit version runs.
+                for eio in ["3", "4"] {
+                    let o = roomrig_run(&scenario, &["--target", &server.url, "--eio", eio]);
+                    assert_eq!(o.code, 0, "socket.io {which} EIO {eio}: {}", o.explain());
+                }
+            }
+        }
+    }
+}
