@@ -167,9 +167,13 @@ mod node {
 
     impl NodeServer {
         fn start(which: &str) -> NodeServer {
+            NodeServer::with_args(&[which])
+        }
+
+        fn with_args(args: &[&str]) -> NodeServer {
             let mut child = Command::new("node")
                 .arg(dir().join("server.js"))
-                .arg(which)
+                .args(args)
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 .spawn()
@@ -237,6 +241,31 @@ mod node {
                     assert_eq!(o.code, 0, "socket.io {which} EIO {eio}: {}", o.explain());
                 }
             }
+        }
+    }
+
+    /// Point 3 on servers nobody here wrote: clients that stop their heartbeat at six moments
+    /// relative to their last ping are closed inside the window derived from the handshake
+    /// (500 ms + 500 ms), never early, by socket.io 2 (EIO 3) and 4 (EIO 4, and EIO 3 through
+    /// allowEIO3).
+    #[test]
+    fn node_servers_close_dead_heartbeats_inside_the_window() {
+        if !ready() {
+            return;
+        }
+        let scenario = repo_file("tests/scenarios/connect-heartbeat-moments.yaml");
+        for (which, eio) in [("2", "3"), ("4", "4"), ("4-eio3", "3")] {
+            let _serial = serial();
+            let server = NodeServer::with_args(&[which, "500", "500"]);
+            let o = roomrig_run(&scenario, &["--target", &server.url, "--eio", eio]);
+            assert_eq!(o.code, 0, "socket.io {which} EIO {eio}: {}", o.explain());
+            let s = o.report();
+            assert_eq!(s["violations"]["total"], 0, "{}", o.stdout);
+            assert_eq!(
+                s["metrics"]["heartbeat.close"]["raw"]["count"], 6,
+                "{}",
+                o.stdout
+            );
         }
     }
 }
