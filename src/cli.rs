@@ -325,9 +325,22 @@ async fn check(args: CheckArgs) -> i32 {
         },
         None => None,
     };
+    // The target's generation, detected once (the suite and its reports name it).
+    let eio = match &args.target {
+        Some(target) => match driver::resolve_eio(target, &Default::default(), args.eio).await {
+            Ok((eio, detected)) => {
+                if let (EioSetting::Auto, Some(d)) = (args.eio, detected) {
+                    println!("detected Engine.IO {eio} at {target}: {}", d.signal);
+                }
+                EioSetting::Fixed(eio)
+            }
+            Err(e) => return run_error(e),
+        },
+        None => args.eio,
+    };
     let opts = check::CheckOptions {
         target: args.target.clone(),
-        eio: args.eio,
+        eio,
         users,
         strict: args.strict,
         heartbeat_deadline: Duration::from_millis(args.heartbeat_deadline_ms),
@@ -337,7 +350,7 @@ async fn check(args: CheckArgs) -> i32 {
         Err(e) => return run_error(e),
     };
     print!("{}", check::table(&results));
-    let suite_name = format!("roomrig check {} (EIO={})", args.dialect, args.eio);
+    let suite_name = format!("roomrig check {} (EIO={eio})", args.dialect);
     if let Some(path) = &args.junit {
         let xml = crate::junit::render(&suite_name, &check::junit_cases(&results));
         if let Err(code) = write_output(path, xml) {

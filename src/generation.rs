@@ -70,7 +70,9 @@ pub async fn resolve(
         EioSetting::Auto => EioVersion::V4,
         EioSetting::Fixed(v) => v,
     };
-    let found = match probe(target, cfg, first).await {
+    let first_probe = probe(target, cfg, first).await;
+    tracing::debug!(?first_probe, %first, "generation probe result");
+    let found = match first_probe {
         Ok(Some(d)) => Some(d),
         Ok(None) => match setting {
             // Asked for 4 and no sign: a v3 server may still show itself when asked for 3.
@@ -150,6 +152,7 @@ async fn first_sign(ws: &mut WebSocketStream<TcpStream>, connect_sent: bool) -> 
                 _ => continue,
             }
         };
+        tracing::debug!(frame = %text, connect_sent, "generation probe");
         if let Some(d) = sign_of(&text, connect_sent) {
             return Some(d);
         }

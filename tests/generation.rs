@@ -81,13 +81,18 @@ fn check_defaults_to_auto_and_refuses_a_mismatch() {
                 .output()
                 .unwrap()
         };
-        let out = run(&[]);
+        let dir = tempfile::tempdir().unwrap();
+        let junit = dir.path().join("junit.xml");
+        let out = run(&["--junit", junit.to_str().unwrap()]);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(0), "EIO {eio}: {stdout}");
         assert!(
             stdout.contains(&format!("detected Engine.IO {eio} at")),
             "{stdout}"
         );
+        // The suite names the version it ran with, not "auto".
+        let xml = std::fs::read_to_string(&junit).unwrap();
+        assert!(xml.contains(&format!("(EIO={eio})")), "{xml}");
         let wrong = if eio == "3" { "4" } else { "3" };
         let out = run(&["--eio", wrong]);
         let stderr = String::from_utf8_lossy(&out.stderr);
