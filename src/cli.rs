@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::driver::{self, RunError, RunOptions};
 use crate::exit::Exit;
-use crate::protocol::EioVersion;
+use crate::protocol::EioSetting;
 use crate::report;
 use crate::scenario::Scenario;
 
@@ -52,9 +52,9 @@ pub struct CheckArgs {
     /// The server to check (http://host:port); absent: the embedded reference server.
     #[arg(long)]
     pub target: Option<String>,
-    /// Engine.IO version (3 or 4).
-    #[arg(long, value_parser = parse_eio, default_value = "4")]
-    pub eio: EioVersion,
+    /// Engine.IO version: 3, 4, or auto (detect the target's generation first).
+    #[arg(long, default_value = "auto")]
+    pub eio: EioSetting,
     /// Users file of the target's accounts; default: the generated users (`serve --generate-users`).
     #[arg(long)]
     pub users: Option<PathBuf>,
@@ -88,9 +88,10 @@ pub struct RunArgs {
     /// Override the scenario's seed.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Override the scenario's Engine.IO version (3 or 4).
-    #[arg(long, value_parser = parse_eio)]
-    pub eio: Option<EioVersion>,
+    /// Override the scenario's Engine.IO version: 3, 4, or auto (detect the target's
+    /// generation first; the scenario's default).
+    #[arg(long)]
+    pub eio: Option<EioSetting>,
     /// Users file (JSON) to use instead of the scenario's users.
     #[arg(long)]
     pub users: Option<PathBuf>,
@@ -378,14 +379,6 @@ fn sanitize(name: &str) -> String {
         .collect()
 }
 
-fn parse_eio(s: &str) -> Result<EioVersion, String> {
-    match s {
-        "3" => Ok(EioVersion::V3),
-        "4" => Ok(EioVersion::V4),
-        _ => Err(format!("EIO version must be 3 or 4, not {s:?}")),
-    }
-}
-
 async fn check(args: CheckArgs) -> i32 {
     use crate::check::{self, Status};
     let suite = check::suite(&args.dialect);
@@ -423,9 +416,22 @@ async fn check(args: CheckArgs) -> i32 {
         },
         None => None,
     };
+    // The target's generation, detected once (the suite and its reports name it).
+    let eio = match &args.target {
+        Some(target) => match driver::resolve_eio(target, &Default::default(), args.eio).await {
+            Ok((eio, detected)) => {
+                if let (EioSetting::Auto, Some(d)) = (args.eio, detected) {
+                    println!("detected Engine.IO {eio} at {target}: {}", d.signal);
+                }
+                EioSetting::Fixed(eio)
+            }
+            Err(e) => return run_error(e),
+        },
+        None => args.eio,
+    };
     let opts = check::CheckOptions {
         target: args.target.clone(),
-        eio: args.eio,
+        eio,
         users,
         strict: args.strict,
         heartbeat_deadline: Duration::from_millis(args.heartbeat_deadline_ms),
@@ -462,7 +468,7 @@ async fn check(args: CheckArgs) -> i32 {
         Err(e) => return run_error(e),
     };
     print!("{}", check::table(&results));
-    let suite_name = format!("roomrig check {} (EIO={})", args.dialect, args.eio);
+    let suite_name = format!("roomrig check {} (EIO={eio})", args.dialect);
     if let Some(path) = &args.junit {
         let xml = crate::junit::render(&suite_name, &check::junit_cases(&results));
         if let Err(code) = write_output(path, xml) {
@@ -512,7 +518,7 @@ fn rules(args: RulesArgs) -> i32 {
 fn run_error(e: RunError) -> i32 {
     eprintln!("error: {e}");
     match e {
-        RunError::Unreachable { .. } => Exit::Unreachable.code(),
+        RunError::Unreachable { .. } | RunError::Generation(_) => Exit::Unreachable.code(),
         RunError::Setup(_) => Exit::Usage.code(),
     }
 }

@@ -228,6 +228,24 @@ pub struct HeartbeatStats {
     pub pongs_received: u32,
 }
 
+/// The client's own heartbeat history, all times taken *before* the write, so a server
+/// cannot have seen any of it earlier: the basis of the window in which the server may close a
+/// client whose heartbeat stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeartbeatMarks {
+    /// Before the TCP connect: the server's session (and its heartbeat timers) began later.
+    pub connect_started: Instant,
+    /// The last frame of any kind written (EIO 3 servers such as Node's engine.io 3 count any
+    /// packet as a sign of life).
+    pub last_sent: Instant,
+    /// EIO 3: the last ping written.
+    pub last_ping_sent: Option<Instant>,
+    /// EIO 4: the last pong written.
+    pub last_pong_sent: Option<Instant>,
+    /// EIO 4: server pings answered.
+    pub pongs_sent: u32,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum TimerKind {
     /// EIO3: time to send a ping.
@@ -249,6 +267,12 @@ pub struct Connection {
     hb_at: Option<Instant>,
     /// EIO3: a ping is outstanding and its pong must arrive by then.
     pong_deadline: Option<Instant>,
+    /// When and what the client wrote, for judging when a server may close a silent client
+    /// (see [`HeartbeatMarks`]).
+    connect_started: Instant,
+    last_sent: Instant,
+    last_ping_sent: Option<Instant>,
+    last_pong_sent: Option<Instant>,
     next_ack: u64,
     ping_interval_ms: u32,
     ping_timeout_ms: u32,
@@ -479,6 +503,69 @@ fn millis_u32(d: Duration) -> u32 {
     u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
 }
 
+/// TCP connect, websocket handshake asking for Engine.IO `eio`, and the server's OPEN packet.
+/// Shared by [`Connection::connect`] and the generation probe, which reads what follows the
+/// OPEN itself.
+pub(crate) async fn open_session(
+    target: &str,
+    cfg: &ClientConfig,
+    eio: EioVersion,
+) -> Result<(WebSocketStream<TcpStream>, engineio::OpenInfo), ConnectError> {
+    let target = Target::parse(target)?;
+    let path = if cfg.path.starts_with('/') {
+        cfg.path.clone()
+    } else {
+        format!("/{}", cfg.path)
+    };
+    let mut url = format!(
+        "ws://{}{}?EIO={}&transport=websocket",
+        target.authority, path, eio
+    );
+    if !target.query.is_empty() {
+        url.push('&');
+        url.push_str(&target.query);
+    }
+
+    let stream = tcp_connect(&target.authority, cfg.local_addr).await?;
+    let (mut ws, _response) =
+        tokio_tungstenite::client_async_with_config(url, stream, Some(ws_config()))
+            .await
+            .map_err(handshake_error)?;
+
+    let open = loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => match engineio::decode(&t) {
+                Ok(EioPacket::Open(info)) => break info,
+                Ok(_) => {
+                    return Err(ConnectError::NotEngineIo(format!(
+                        "first frame is not an Engine.IO OPEN packet: {:?}",
+                        excerpt(&t)
+                    )))
+                }
+                Err(e) => return Err(ConnectError::NotEngineIo(e.to_string())),
+            },
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+            Some(Ok(other)) => {
+                return Err(ConnectError::NotEngineIo(format!(
+                    "first frame is a {}",
+                    describe(&other)
+                )))
+            }
+            Some(Err(e)) => {
+                return Err(ConnectError::NotEngineIo(format!(
+                    "connection failed before the Engine.IO OPEN packet: {e}"
+                )))
+            }
+            None => {
+                return Err(ConnectError::NotEngineIo(
+                    "connection closed before the Engine.IO OPEN packet".to_owned(),
+                ))
+            }
+        }
+    };
+    Ok((ws, open))
+}
+
 impl Connection {
     /// TCP connect (optional bind to `local_addr`, TCP_NODELAY), websocket handshake with small
     /// buffers, read the Engine.IO OPEN, connect the Socket.IO namespace (send `40` where the
@@ -495,60 +582,9 @@ impl Connection {
     }
 
     async fn connect_inner(target: &str, cfg: &ClientConfig) -> Result<Connection, ConnectError> {
-        let target = Target::parse(target)?;
+        let connect_started = Instant::now();
         let ns = normalize_ns(&cfg.namespace)?;
-        let path = if cfg.path.starts_with('/') {
-            cfg.path.clone()
-        } else {
-            format!("/{}", cfg.path)
-        };
-        let mut url = format!(
-            "ws://{}{}?EIO={}&transport=websocket",
-            target.authority, path, cfg.eio
-        );
-        if !target.query.is_empty() {
-            url.push('&');
-            url.push_str(&target.query);
-        }
-
-        let stream = tcp_connect(&target.authority, cfg.local_addr).await?;
-        let (mut ws, _response) =
-            tokio_tungstenite::client_async_with_config(url, stream, Some(ws_config()))
-                .await
-                .map_err(handshake_error)?;
-
-        // Engine.IO OPEN.
-        let open = loop {
-            match ws.next().await {
-                Some(Ok(Message::Text(t))) => match engineio::decode(&t) {
-                    Ok(EioPacket::Open(info)) => break info,
-                    Ok(_) => {
-                        return Err(ConnectError::NotEngineIo(format!(
-                            "first frame is not an Engine.IO OPEN packet: {:?}",
-                            excerpt(&t)
-                        )))
-                    }
-                    Err(e) => return Err(ConnectError::NotEngineIo(e.to_string())),
-                },
-                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
-                Some(Ok(other)) => {
-                    return Err(ConnectError::NotEngineIo(format!(
-                        "first frame is a {}",
-                        describe(&other)
-                    )))
-                }
-                Some(Err(e)) => {
-                    return Err(ConnectError::NotEngineIo(format!(
-                        "connection failed before the Engine.IO OPEN packet: {e}"
-                    )))
-                }
-                None => {
-                    return Err(ConnectError::NotEngineIo(
-                        "connection closed before the Engine.IO OPEN packet".to_owned(),
-                    ))
-                }
-            }
-        };
+        let (ws, open) = open_session(target, cfg, cfg.eio).await?;
         let opened_at = Instant::now();
 
         let mut conn = Connection {
@@ -561,6 +597,10 @@ impl Connection {
             ns,
             hb_at: None,
             pong_deadline: None,
+            connect_started,
+            last_sent: connect_started,
+            last_ping_sent: None,
+            last_pong_sent: None,
             next_ack: 0,
             ping_interval_ms: millis_u32(open.ping_interval),
             ping_timeout_ms: millis_u32(open.ping_timeout),
@@ -597,6 +637,7 @@ impl Connection {
                 .send(Message::text(frame))
                 .await
                 .map_err(|e| ConnectError::Closed(format!("sending CONNECT failed: {e}")))?;
+            self.last_sent = Instant::now();
         }
         loop {
             let msg = match self.ws.next().await {
@@ -625,6 +666,8 @@ impl Connection {
                                 ConnectError::Closed(format!("sending pong failed: {e}"))
                             })?;
                         self.stats.pongs_sent += 1;
+                        self.last_pong_sent = Some(Instant::now());
+                        self.last_sent = Instant::now();
                     }
                 }
                 EioPacket::Pong(_) => self.stats.pongs_received += 1,
@@ -728,6 +771,17 @@ impl Connection {
         self.stats
     }
 
+    /// What the client did that bounds when the server may close it for a dead heartbeat.
+    pub fn heartbeat_marks(&self) -> HeartbeatMarks {
+        HeartbeatMarks {
+            connect_started: self.connect_started,
+            last_sent: self.last_sent,
+            last_ping_sent: self.last_ping_sent,
+            last_pong_sent: self.last_pong_sent,
+            pongs_sent: self.stats.pongs_sent,
+        }
+    }
+
     /// True once `recv` has reported `Closed` (or a fatal error).
     pub fn is_closed(&self) -> bool {
         self.closed
@@ -764,6 +818,8 @@ impl Connection {
         if self.closed {
             return Err(ClientError::Closed);
         }
+        // Stamped before the write: a server cannot have received it earlier.
+        self.last_sent = Instant::now();
         match self.ws.send(Message::text(frame)).await {
             Ok(()) => {
                 // `send` flushes everything, queued control frames included.
@@ -900,18 +956,21 @@ impl Connection {
     }
 
     /// Queues a control frame without waiting; `poll_recv` flushes it.
-    fn queue_control(&mut self, text: &'static str) {
+    fn queue_control(&mut self, text: &'static str) -> Instant {
+        let now = Instant::now();
         if Pin::new(&mut self.ws)
             .start_send(Message::Text(Utf8Bytes::from_static(text)))
             .is_ok()
         {
             self.needs_flush = true;
+            self.last_sent = now;
         }
+        now
     }
 
     fn send_ping(&mut self) {
-        let now = Instant::now();
-        self.queue_control(engineio::PING);
+        let now = self.queue_control(engineio::PING);
+        self.last_ping_sent = Some(now);
         self.stats.pings_sent += 1;
         self.hb_at = None;
         self.pong_deadline = Some(now + self.ping_timeout());
@@ -975,7 +1034,7 @@ impl Connection {
                     self.hb_at = Some(Instant::now() + self.ping_interval() + self.ping_timeout());
                 }
                 if self.heartbeat == Heartbeat::Normal {
-                    self.queue_control(engineio::PONG);
+                    self.last_pong_sent = Some(self.queue_control(engineio::PONG));
                     self.stats.pongs_sent += 1;
                 }
                 return None;

@@ -12,6 +12,8 @@ pub mod client;
 pub mod dialect;
 pub mod driver;
 pub mod exit;
+pub mod generation;
+pub mod heartbeat;
 pub mod junit;
 pub mod metrics;
 pub mod oracle;

@@ -63,7 +63,11 @@ pub struct ScenarioInfo {
     pub name: String,
     pub path: String,
     pub dialect: String,
+    /// The Engine.IO version the run spoke.
     pub eio: String,
+    /// With `--eio auto`: what the target sent that told its generation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eio_detected: Option<String>,
     pub seed: u64,
     pub deadline_ms: f64,
     /// The scenario as parsed, defaults filled in.
@@ -170,7 +174,8 @@ pub fn summarize(
             name: s.name.clone(),
             path: scenario_path.display().to_string(),
             dialect: s.dialect.0.clone(),
-            eio: s.eio.to_string(),
+            eio: result.eio.to_string(),
+            eio_detected: result.eio_detected.clone(),
             seed: result.seed,
             deadline_ms: s.deadline().as_secs_f64() * 1e3,
             config: serde_json::to_value(&**s).unwrap_or_default(),
@@ -221,7 +226,7 @@ pub fn summarize(
             "roomrig run {} --seed {} --eio {}{}{}",
             scenario_path.display(),
             result.seed,
-            s.eio,
+            result.eio,
             if result.embedded {
                 String::new()
             } else {
@@ -502,11 +507,16 @@ pub fn console(summary: &SummaryFile) -> String {
     let s = summary;
     let _ = writeln!(
         out,
-        "\nroomrig {} · {} · dialect {} · EIO={} · seed {} · {:.1}s",
+        "\nroomrig {} · {} · dialect {} · EIO={}{} · seed {} · {:.1}s",
         s.tool.version,
         s.scenario.name,
         s.scenario.dialect,
         s.scenario.eio,
+        if s.scenario.eio_detected.is_some() {
+            " (detected)"
+        } else {
+            ""
+        },
         s.scenario.seed,
         s.duration_s
     );

@@ -12,7 +12,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::dialect;
-use crate::protocol::EioVersion;
+use crate::protocol::EioSetting;
 
 /// A parsed, validated scenario.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -22,9 +22,10 @@ pub struct Scenario {
     #[serde(default)]
     pub name: String,
     pub dialect: DialectName,
-    /// Engine.IO version: 3 (socket.io 1/2) or 4 (socket.io 3/4).
-    #[serde(default = "default_eio")]
-    pub eio: EioVersion,
+    /// Engine.IO version: 3 (socket.io 1/2), 4 (socket.io 3/4) or `auto` (the default: detect
+    /// the server's generation before the load, then use it).
+    #[serde(default)]
+    pub eio: EioSetting,
     /// Seeds every random choice of the run: same seed, same schedule of operations.
     #[serde(default = "default_seed")]
     pub seed: u64,
@@ -32,9 +33,10 @@ pub struct Scenario {
     #[serde(default)]
     pub target: Option<String>,
     pub users: UsersSpec,
-    /// Settings of the embedded reference server (ignored with `target`).
+    /// Settings of the embedded reference server (do not apply to a target: a run with one
+    /// warns, and judges by what the target advertises).
     #[serde(default)]
-    pub server: ServerSettings,
+    pub server: Option<ServerSettings>,
     /// A broadcast or reply not received within this time is late; twice this, missing.
     #[serde(default = "default_deadline")]
     pub deadline: Dur,
@@ -63,9 +65,6 @@ pub struct Scenario {
     pub thresholds: Vec<String>,
 }
 
-fn default_eio() -> EioVersion {
-    EioVersion::V4
-}
 fn default_seed() -> u64 {
     1
 }
@@ -299,6 +298,11 @@ pub struct ExpectStep {
     /// The event must *not* arrive within `within` (the step always lasts that long).
     #[serde(default)]
     pub absent: bool,
+    /// The event follows another client's heartbeat close: the wait also allows the longest
+    /// close the server advertised (pingInterval + pingTimeout + `heartbeat_grace`, capped by
+    /// `heartbeat_deadline`), so a server with long heartbeats is waited for, not failed.
+    #[serde(default)]
+    pub heartbeat: bool,
 }
 
 /// A dialect operation with its parameters (checked against the dialect's table).
@@ -328,6 +332,11 @@ pub enum ScenarioError {
 }
 
 impl Scenario {
+    /// The embedded reference server's settings (the defaults when the file has none).
+    pub fn server_settings(&self) -> ServerSettings {
+        self.server.clone().unwrap_or_default()
+    }
+
     /// Reads, parses and validates a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let shown = path.display().to_string();
@@ -766,7 +775,8 @@ clients:
     #[test]
     fn parses_a_good_scenario() {
         let s = Scenario::parse(GOOD, "good.yaml").unwrap();
-        assert_eq!(s.eio, EioVersion::V4);
+        assert_eq!(s.eio, EioSetting::Auto);
+        assert!(s.server.is_none());
         assert_eq!(s.clients[0].flow.len(), 4);
         let Step::Loop(l) = &s.clients[0].flow[2] else {
             panic!("expected a loop")
@@ -776,6 +786,23 @@ clients:
             panic!("expected an op")
         };
         assert_eq!(action.params["value"], serde_json::json!("05"));
+    }
+
+    #[test]
+    fn eio_is_3_4_or_auto() {
+        use crate::protocol::EioVersion;
+        for (text, want) in [
+            ("3", EioSetting::Fixed(EioVersion::V3)),
+            ("4", EioSetting::Fixed(EioVersion::V4)),
+            ("auto", EioSetting::Auto),
+        ] {
+            let s = Scenario::parse(&format!("eio: {text}\n{GOOD}"), "e.yaml").unwrap();
+            assert_eq!(s.eio, want, "{text}");
+        }
+        let err = Scenario::parse(&format!("eio: 5\n{GOOD}"), "e.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("3, 4 or auto"), "{err}");
     }
 
     #[test]

@@ -2,11 +2,12 @@
 //! conformance checker can be shown to catch it. All faults are deterministic (no randomness).
 //!
 //! Spec syntax (`--fault SPEC`, repeatable): `drop-broadcast=F`, `leak-to-non-member`,
-//! `omit-time`, `error-on-wrong-event`, `duplicate-broadcast`, `never-timeout`, `no-leave-notice`,
-//! `notify-non-member`, `reorder-broadcast`, `wrong-field-type`, `crash-on-hostile-room-name`,
-//! `socket-id-room`, `no-join-reply`, `accept-rejoin`, `no-left-room`, `ignore-second-login`,
-//! `relay-non-member`, `seed-token-broadcast`, `leak-to-first-room`, `keep-name-on-disconnect`,
-//! `keep-room-on-disconnect`, `prototype-names-exist`.
+//! `omit-time`, `error-on-wrong-event`, `duplicate-broadcast`, `never-timeout`, `early-timeout`,
+//! `no-leave-notice`, `notify-non-member`, `reorder-broadcast`, `wrong-field-type`,
+//! `crash-on-hostile-room-name`, `socket-id-room`, `no-join-reply`, `accept-rejoin`,
+//! `no-left-room`, `ignore-second-login`, `relay-non-member`, `seed-token-broadcast`,
+//! `leak-to-first-room`, `keep-name-on-disconnect`, `keep-room-on-disconnect`,
+//! `prototype-names-exist`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -28,8 +29,12 @@ pub enum Fault {
     ErrorOnWrongEvent,
     /// Every room broadcast is emitted twice.
     DuplicateBroadcast,
-    /// Every dialect: a client that misses heartbeats is never closed (pingTimeout becomes one day).
+    /// Every dialect: a client that misses heartbeats is never closed (pingTimeout becomes one day;
+    /// the OPEN packet still advertises the configured one).
     NeverTimeout,
+    /// Every dialect: the OPEN packet advertises four times the pingTimeout the server enforces,
+    /// so a client that misses heartbeats is closed before the advertised window.
+    EarlyTimeout,
     /// lobby: on disconnect, the remaining members of the leaver's rooms get no `otherLeftRoom`.
     NoLeaveNotice,
     /// lobby: `otherJoinedRoom` also goes to one logged-in socket that is not in the room.
@@ -92,7 +97,7 @@ impl Fault {
 pub enum FaultParseError {
     #[error(
         "unknown fault {0:?} (known: drop-broadcast=F, leak-to-non-member, omit-time, \
-         error-on-wrong-event, duplicate-broadcast, never-timeout, no-leave-notice, \
+         error-on-wrong-event, duplicate-broadcast, never-timeout, early-timeout, no-leave-notice, \
          notify-non-member, reorder-broadcast, wrong-field-type, crash-on-hostile-room-name, \
          socket-id-room, no-join-reply, accept-rejoin, no-left-room, ignore-second-login, \
          relay-non-member, seed-token-broadcast, leak-to-first-room, keep-name-on-disconnect, \
@@ -136,6 +141,7 @@ impl FromStr for Fault {
             "error-on-wrong-event" => bare(Fault::ErrorOnWrongEvent),
             "duplicate-broadcast" => bare(Fault::DuplicateBroadcast),
             "never-timeout" => bare(Fault::NeverTimeout),
+            "early-timeout" => bare(Fault::EarlyTimeout),
             "no-leave-notice" => bare(Fault::NoLeaveNotice),
             "notify-non-member" => bare(Fault::NotifyNonMember),
             "reorder-broadcast" => bare(Fault::ReorderBroadcast),
@@ -166,6 +172,7 @@ impl fmt::Display for Fault {
             Fault::ErrorOnWrongEvent => f.write_str("error-on-wrong-event"),
             Fault::DuplicateBroadcast => f.write_str("duplicate-broadcast"),
             Fault::NeverTimeout => f.write_str("never-timeout"),
+            Fault::EarlyTimeout => f.write_str("early-timeout"),
             Fault::NoLeaveNotice => f.write_str("no-leave-notice"),
             Fault::NotifyNonMember => f.write_str("notify-non-member"),
             Fault::ReorderBroadcast => f.write_str("reorder-broadcast"),
@@ -196,6 +203,7 @@ pub struct FaultSet {
     pub error_on_wrong_event: bool,
     pub duplicate_broadcast: bool,
     pub never_timeout: bool,
+    pub early_timeout: bool,
     pub no_leave_notice: bool,
     pub notify_non_member: bool,
     pub reorder_broadcast: bool,
@@ -225,6 +233,7 @@ impl FaultSet {
                 Fault::ErrorOnWrongEvent => set.error_on_wrong_event = true,
                 Fault::DuplicateBroadcast => set.duplicate_broadcast = true,
                 Fault::NeverTimeout => set.never_timeout = true,
+                Fault::EarlyTimeout => set.early_timeout = true,
                 Fault::NoLeaveNotice => set.no_leave_notice = true,
                 Fault::NotifyNonMember => set.notify_non_member = true,
                 Fault::ReorderBroadcast => set.reorder_broadcast = true,
@@ -292,6 +301,7 @@ mod tests {
             "error-on-wrong-event",
             "duplicate-broadcast",
             "never-timeout",
+            "early-timeout",
             "no-leave-notice",
             "notify-non-member",
             "reorder-broadcast",

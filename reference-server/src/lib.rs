@@ -7,9 +7,11 @@
 //! A dialect is one module that registers its namespace handlers on a [`SocketIo`] instance and
 //! owns its state (see [`dorm::install`]); [`start`] picks the module from [`Dialect`].
 
+mod advertise;
 pub mod dorm;
 pub mod faults;
 pub mod fixtures;
+pub mod generation;
 mod inline;
 pub mod lobby;
 
@@ -101,6 +103,9 @@ pub struct ServerConfig {
     pub ping_timeout: Duration,
     /// Test-only misbehaviours; empty means a healthy server.
     pub faults: Vec<Fault>,
+    /// Serve one Engine.IO generation only (3 or 4), as single-generation servers do; `None`
+    /// serves both. See [`generation`].
+    pub only_eio: Option<u8>,
 }
 
 impl ServerConfig {
@@ -113,6 +118,7 @@ impl ServerConfig {
             ping_interval: Duration::from_secs(25),
             ping_timeout: Duration::from_secs(20),
             faults: Vec::new(),
+            only_eio: None,
         }
     }
 }
@@ -124,6 +130,8 @@ pub struct RunningServer {
     io: SocketIo,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
+    /// The `never-timeout` fault's relay (see [`advertise`]).
+    relay: Option<JoinHandle<()>>,
 }
 
 impl fmt::Debug for RunningServer {
@@ -167,6 +175,9 @@ impl RunningServer {
         if let Some(stop) = self.stop.take() {
             stop.send(()).ok();
         }
+        if let Some(relay) = self.relay.take() {
+            relay.abort();
+        }
         if let Some(mut task) = self.task.take() {
             match tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await {
                 Ok(Ok(Ok(()))) => {}
@@ -184,6 +195,9 @@ impl RunningServer {
 
 impl Drop for RunningServer {
     fn drop(&mut self) {
+        if let Some(relay) = self.relay.take() {
+            relay.abort();
+        }
         if let Some(stop) = self.stop.take() {
             stop.send(()).ok();
             if let Ok(handle) = tokio::runtime::Handle::try_current() {
@@ -219,18 +233,35 @@ pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
         .fixtures
         .validate()
         .map_err(|m| std::io::Error::new(std::io::ErrorKind::InvalidInput, m))?;
-    let listener = listen(config.listen)?;
+    let mut listener = listen(config.listen)?;
     let local_addr = listener.local_addr()?;
 
     let faults = FaultSet::new(&config.faults);
     // `never-timeout`: engineioxide cannot switch heartbeat enforcement off, so wait a day for the
-    // pong (EIO4) or the next ping (EIO3). Clients see it as pingTimeout; a day keeps
-    // pingInterval + pingTimeout under JavaScript's setTimeout limit (2^31 - 1 ms).
+    // pong (EIO4) or the next ping (EIO3); a day keeps pingInterval + pingTimeout under
+    // JavaScript's setTimeout limit (2^31 - 1 ms). It and `early-timeout` advertise another
+    // pingTimeout than they enforce, through a relay in front of the server (see `advertise`).
     let ping_timeout = if faults.never_timeout {
         faults::NEVER_TIMEOUT_PING_TIMEOUT
     } else {
         config.ping_timeout
     };
+    let advertised = if faults.early_timeout {
+        config.ping_timeout * 4
+    } else {
+        config.ping_timeout
+    };
+    let mut relay = None;
+    if advertised != ping_timeout {
+        let inner = listen(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 0))?;
+        let public = std::mem::replace(&mut listener, inner);
+        relay = Some(tokio::spawn(advertise::relay(
+            public,
+            listener.local_addr()?,
+            ping_timeout.as_millis() as u64,
+            advertised.as_millis() as u64,
+        )));
+    }
     let (layer, io) = SocketIo::builder()
         .ping_interval(config.ping_interval)
         .ping_timeout(ping_timeout)
@@ -253,7 +284,7 @@ pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
     }
 
     let dialect = config.dialect;
-    let app = axum::Router::new()
+    let mut app = axum::Router::new()
         .route(
             "/",
             axum::routing::get(move || async move {
@@ -261,6 +292,11 @@ pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
             }),
         )
         .layer(layer);
+    if let Some(only) = config.only_eio {
+        app = app.layer(axum::middleware::from_fn(move |req, next| {
+            generation::one_generation(only, req, next)
+        }));
+    }
 
     // Small Socket.IO frames must not wait for Nagle's algorithm: latency is what we measure.
     let listener = listener.tap_io(|tcp| {
@@ -280,6 +316,7 @@ pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
         io,
         stop: Some(stop),
         task: Some(task),
+        relay,
     })
 }
 
@@ -326,6 +363,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "MS", default_value_t = 20_000)]
     pub ping_timeout_ms: u64,
 
+    /// Serve only this Engine.IO generation: 3 answers every client as socket.io 2 does, 4
+    /// refuses EIO=3 as socket.io 3/4 without `allowEIO3` does [default: both].
+    #[arg(long, value_name = "3|4", value_parser = clap::value_parser!(u8).range(3..=4))]
+    pub eio: Option<u8>,
+
     /// Test-only: break one rule on purpose (repeatable). See `reference_server::faults`.
     #[arg(long = "fault", value_name = "SPEC", hide = true)]
     pub faults: Vec<Fault>,
@@ -353,6 +395,7 @@ impl ServeArgs {
         config.ping_interval = Duration::from_millis(self.ping_interval_ms);
         config.ping_timeout = Duration::from_millis(self.ping_timeout_ms);
         config.faults = self.faults.clone();
+        config.only_eio = self.eio;
         Ok(config)
     }
 }

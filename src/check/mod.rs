@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::driver::{self, RunError, RunOptions};
 use crate::oracle::rules::{rule_id, Check, Level};
-use crate::protocol::EioVersion;
+use crate::protocol::{EioSetting, EioVersion};
 use crate::scenario::Scenario;
 use reference_server::fixtures::Fixtures;
 
@@ -301,7 +301,8 @@ pub struct CaseResult {
 /// What `check` needs besides the case list.
 pub struct CheckOptions {
     pub target: Option<String>,
-    pub eio: EioVersion,
+    /// `auto`: detected once against the target, before the first case.
+    pub eio: EioSetting,
     pub users: Option<Fixtures>,
     pub strict: bool,
     /// Caps the heartbeat window a server advertises (a server that never closes a dead
@@ -372,11 +373,28 @@ pub async fn run(
         ),
         None => None,
     };
+    // The target's generation, once: every case then runs with it.
+    let eio = match &opts.target {
+        Some(target) => {
+            let (eio, detected) =
+                driver::resolve_eio(target, &Default::default(), opts.eio).await?;
+            if let (EioSetting::Auto, Some(d)) = (opts.eio, detected) {
+                println!("detected Engine.IO {eio} at {target}: {}", d.signal);
+            }
+            EioSetting::Fixed(eio)
+        }
+        None => opts.eio,
+    };
     let dialect = cases
         .first()
         .map_or("", |c| c.id.split('/').next().unwrap_or(""));
+    // The generation the suite's own connections (probe, watch, bystanders) speak.
+    let version = match eio {
+        EioSetting::Fixed(v) => v,
+        EioSetting::Auto => EioVersion::V4,
+    };
     let config = crate::client::ClientConfig {
-        eio: opts.eio,
+        eio: version,
         ..Default::default()
     };
     // Against a target: listeners that stay for the whole suite, in rooms no case uses.
@@ -384,8 +402,7 @@ pub async fn run(
         (Some(target), Some(f), Some(p)) => {
             driver::preflight(target, &config).await?;
             Some(
-                watch::Listeners::start(dialect, target, opts.eio, f, &p.watch, "watch", true)
-                    .await,
+                watch::Listeners::start(dialect, target, version, f, &p.watch, "watch", true).await,
             )
         }
         _ => None,
@@ -406,7 +423,7 @@ pub async fn run(
             continue;
         }
         let started = std::time::Instant::now();
-        scenario.eio = opts.eio;
+        scenario.eio = eio;
         scenario.name = case.id.replace('/', "_");
         if opts.target.is_some() {
             scenario.heartbeat_deadline = Some(crate::scenario::Dur(opts.heartbeat_deadline));
@@ -439,7 +456,7 @@ pub async fn run(
         let neighbours = watch::Listeners::start(
             dialect,
             &target,
-            opts.eio,
+            version,
             &fixtures,
             &bystanders,
             "bystander",

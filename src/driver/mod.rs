@@ -151,6 +151,10 @@ pub enum RunError {
         eio: String,
         reason: String,
     },
+    /// The target speaks another Engine.IO generation than the run asks for, or none that can
+    /// be told apart (exit 5, before any load).
+    #[error("{0}")]
+    Generation(String),
     #[error("{0}")]
     Setup(String),
 }
@@ -160,6 +164,10 @@ pub struct RunResult {
     pub scenario: Arc<Scenario>,
     pub target: String,
     pub embedded: bool,
+    /// The Engine.IO version the run spoke.
+    pub eio: crate::protocol::EioVersion,
+    /// With `--eio auto`: what the server sent that told its generation.
+    pub eio_detected: Option<String>,
     pub seed: u64,
     pub started_at: chrono::DateTime<chrono::Utc>,
     pub duration: Duration,
@@ -228,17 +236,29 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
 
     // The target: a given server, or the embedded reference server on a free loopback port.
     let explicit_target = opts.target.clone().or_else(|| scenario.target.clone());
+    let has_target = explicit_target.is_some();
     let embedded = match &explicit_target {
         Some(_) => None,
         None => Some(start_embedded(&scenario, &fixtures, &opts.server_faults).await?),
     };
     let target = explicit_target.unwrap_or_else(|| embedded.as_ref().expect("embedded").url());
 
-    let client_config = ClientConfig {
-        eio: scenario.eio,
+    if has_target && scenario.server.is_some() && opts.worker.is_none() {
+        warn_server_block();
+    }
+    let mut client_config = ClientConfig {
         local_addr: opts.local_addr,
         ..ClientConfig::default()
     };
+    let (eio, detected) = resolve_eio(&target, &client_config, scenario.eio).await?;
+    if let Some(d) = &detected {
+        // The embedded server speaks both generations: only a target's is news.
+        if scenario.eio == crate::protocol::EioSetting::Auto && has_target && opts.worker.is_none()
+        {
+            println!("detected Engine.IO {eio} at {target}: {}", d.signal);
+        }
+    }
+    client_config.eio = eio;
     preflight(&target, &client_config).await?;
 
     let mut users = user_infos(&fixtures);
@@ -385,6 +405,10 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         scenario: scenario.clone(),
         target,
         embedded: scenario.target.is_none() && opts.target.is_none(),
+        eio,
+        eio_detected: detected
+            .filter(|_| scenario.eio == crate::protocol::EioSetting::Auto)
+            .map(|d| d.signal),
         seed: scenario.seed,
         started_at,
         duration,
@@ -479,8 +503,9 @@ async fn start_embedded(
         "127.0.0.1:0".parse().expect("loopback address"),
         fixtures.clone(),
     );
-    config.ping_interval = scenario.server.ping_interval.0;
-    config.ping_timeout = scenario.server.ping_timeout.0;
+    let settings = scenario.server_settings();
+    config.ping_interval = settings.ping_interval.0;
+    config.ping_timeout = settings.ping_timeout.0;
     config.faults = faults
         .iter()
         .map(|f| {
@@ -498,6 +523,43 @@ async fn start_embedded(
     reference_server::start(config)
         .await
         .map_err(|e| RunError::Setup(format!("cannot start the embedded reference server: {e}")))
+}
+
+/// The Engine.IO version to run with: detected for `auto`, or the fixed one if the target
+/// speaks it (see [`crate::generation`]).
+pub async fn resolve_eio(
+    target: &str,
+    config: &ClientConfig,
+    setting: crate::protocol::EioSetting,
+) -> Result<
+    (
+        crate::protocol::EioVersion,
+        Option<crate::generation::Detected>,
+    ),
+    RunError,
+> {
+    use crate::generation::GenerationError;
+    let config = ClientConfig {
+        connect_timeout: Duration::from_secs(5),
+        ..config.clone()
+    };
+    crate::generation::resolve(target, &config, setting)
+        .await
+        .map_err(|e| match e {
+            GenerationError::Connect(e) => RunError::Unreachable {
+                target: target.to_string(),
+                eio: setting.to_string(),
+                reason: e.to_string(),
+            },
+            other => RunError::Generation(other.to_string()),
+        })
+}
+
+/// The scenario's `server:` block configures the embedded reference server only.
+pub fn warn_server_block() {
+    eprintln!(
+        "warning: the scenario's `server:` block (ping_interval, ping_timeout) applies to the embedded reference server only, not to a target; heartbeat windows come from what the target advertises"
+    );
 }
 
 /// One connection before the load, so an unreachable or non-speaking target fails fast.

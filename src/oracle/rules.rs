@@ -50,6 +50,7 @@ pub enum Check {
     UnexpectedClose,
     HeartbeatTimeoutMissing,
     HeartbeatTimeoutEarly,
+    HeartbeatTimeoutNotObserved,
     Malformed,
     Unresponsive,
 }
@@ -80,6 +81,7 @@ impl Check {
         Check::UnexpectedClose,
         Check::HeartbeatTimeoutMissing,
         Check::HeartbeatTimeoutEarly,
+        Check::HeartbeatTimeoutNotObserved,
         Check::Malformed,
         Check::Unresponsive,
     ];
@@ -110,6 +112,7 @@ impl Check {
             Check::UnexpectedClose => "unexpected-close",
             Check::HeartbeatTimeoutMissing => "heartbeat-timeout-missing",
             Check::HeartbeatTimeoutEarly => "heartbeat-timeout-early",
+            Check::HeartbeatTimeoutNotObserved => "heartbeat-timeout-not-observed",
             Check::Malformed => "malformed",
             Check::Unresponsive => "unresponsive",
         }
@@ -117,7 +120,9 @@ impl Check {
 
     pub fn level(self) -> Level {
         match self {
-            Check::TimeFormat | Check::UnknownEvent => Level::Info,
+            Check::TimeFormat | Check::UnknownEvent | Check::HeartbeatTimeoutNotObserved => {
+                Level::Info
+            }
             Check::Forbidden => Level::Should,
             _ => Level::Must,
         }
@@ -166,7 +171,10 @@ impl Check {
                 "a client whose heartbeat stopped was not closed within pingInterval + pingTimeout + grace"
             }
             Check::HeartbeatTimeoutEarly => {
-                "a client whose heartbeat stopped was closed before pingTimeout had passed"
+                "a client whose heartbeat stopped was closed before the advertised pingInterval + pingTimeout had passed since its last heartbeat"
+            }
+            Check::HeartbeatTimeoutNotObserved => {
+                "the heartbeat deadline ended the wait before the server's advertised window had passed: no close observed, nothing judged"
             }
             Check::Malformed => "the server sent a frame that is not valid Engine.IO/Socket.IO",
             Check::Unresponsive => {
@@ -222,6 +230,12 @@ pub const COMMON: &[RuleSpec] = &[
         checks: &[Check::HeartbeatTimeoutMissing, Check::HeartbeatTimeoutEarly],
         level: Level::Must,
         source: "common rule: Engine.IO heartbeat (pingInterval + pingTimeout of the handshake)",
+    },
+    RuleSpec {
+        scope: "connection",
+        checks: &[Check::HeartbeatTimeoutNotObserved],
+        level: Level::Info,
+        source: "common rule: Engine.IO heartbeat; a wait capped below the advertised window judges nothing",
     },
     RuleSpec {
         scope: "connection",

@@ -51,6 +51,88 @@ impl EioVersion {
     }
 }
 
+impl EioVersion {
+    /// The other generation.
+    pub fn other(self) -> EioVersion {
+        match self {
+            EioVersion::V3 => EioVersion::V4,
+            EioVersion::V4 => EioVersion::V3,
+        }
+    }
+
+    /// The socket.io releases that speak this generation, for messages.
+    pub fn releases(self) -> &'static str {
+        match self {
+            EioVersion::V3 => "socket.io 1/2",
+            EioVersion::V4 => "socket.io 3/4",
+        }
+    }
+}
+
+/// The Engine.IO version a run asks for: `auto` (detect the server's generation in the
+/// preflight connection, then use it) or a fixed one, which a server of the other generation
+/// makes the run refuse to start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum EioSetting {
+    #[default]
+    Auto,
+    Fixed(EioVersion),
+}
+
+impl fmt::Display for EioSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EioSetting::Auto => f.write_str("auto"),
+            EioSetting::Fixed(v) => v.fmt(f),
+        }
+    }
+}
+
+impl FromStr for EioSetting {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "auto" => Ok(EioSetting::Auto),
+            "3" => Ok(EioSetting::Fixed(EioVersion::V3)),
+            "4" => Ok(EioSetting::Fixed(EioVersion::V4)),
+            other => Err(format!(
+                "Engine.IO version must be 3, 4 or auto, not {other:?}"
+            )),
+        }
+    }
+}
+
+impl serde::Serialize for EioSetting {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            EioSetting::Auto => s.serialize_str("auto"),
+            EioSetting::Fixed(v) => s.serialize_u8(u8::from(*v)),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EioSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = EioSetting;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("3, 4 or auto")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<EioSetting, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<EioSetting, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<EioSetting, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 impl TryFrom<u8> for EioVersion {
     type Error = String;
     fn try_from(v: u8) -> Result<Self, Self::Error> {

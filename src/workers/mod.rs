@@ -257,6 +257,29 @@ pub async fn run_parent(args: &RunArgs, mut scenario: Scenario) -> i32 {
         None => servers.iter().map(|s| s.url.clone()).collect(),
     };
 
+    // One generation for every worker: detected here once, passed on as a fixed version.
+    if target.is_some() && scenario.server.is_some() {
+        crate::driver::warn_server_block();
+    }
+    let asked = scenario.eio;
+    let probe_config = crate::client::ClientConfig::default();
+    let (eio, detected) =
+        match crate::driver::resolve_eio(&targets[0], &probe_config, scenario.eio).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {e}");
+                stop_servers(servers).await;
+                return Exit::Unreachable.code();
+            }
+        };
+    let eio_detected = detected
+        .filter(|_| asked == crate::protocol::EioSetting::Auto)
+        .map(|d| d.signal);
+    if let Some(signal) = &eio_detected {
+        println!("detected Engine.IO {eio} at {}: {signal}", targets[0]);
+    }
+    scenario.eio = crate::protocol::EioSetting::Fixed(eio);
+
     // The workers: started together, each connects once and waits for the start.
     let live = Arc::new(Mutex::new(vec![Live::default(); n as usize]));
     let mut workers = Vec::new();
@@ -441,6 +464,8 @@ pub async fn run_parent(args: &RunArgs, mut scenario: Scenario) -> i32 {
         scenario: Arc::new(scenario.clone()),
         target: targets.join(", "),
         embedded: target.is_none(),
+        eio,
+        eio_detected,
         started_at: start.into(),
         interrupted: interrupted.is_some(),
         users_file: args.users.clone(),
@@ -544,9 +569,19 @@ async fn start_servers(
         "--users".into(),
         users.display().to_string(),
         "--ping-interval-ms".into(),
-        scenario.server.ping_interval.0.as_millis().to_string(),
+        scenario
+            .server_settings()
+            .ping_interval
+            .0
+            .as_millis()
+            .to_string(),
         "--ping-timeout-ms".into(),
-        scenario.server.ping_timeout.0.as_millis().to_string(),
+        scenario
+            .server_settings()
+            .ping_timeout
+            .0
+            .as_millis()
+            .to_string(),
     ];
     for f in &args.server_fault {
         sargs.extend(["--fault".into(), f.clone()]);

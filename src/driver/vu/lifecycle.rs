@@ -7,6 +7,7 @@ use serde_json::Value;
 use super::{Closing, Stop, Vu};
 use crate::client::{CloseReason, Connection, Heartbeat};
 use crate::dialect::{user_room, Precondition, EVERYONE};
+use crate::heartbeat::{self, Advertised, Marks};
 use crate::oracle::rules::Check;
 use crate::oracle::{Micros, Outgoing};
 use crate::scenario::Fault;
@@ -84,46 +85,73 @@ impl Vu {
                     return Some(now);
                 };
                 conn.set_heartbeat(Heartbeat::Dropped);
-                // EIO 4: a ping may already be on its way, answered by nobody: the earliest
-                // legitimate close is one pingTimeout away. EIO 3: the last ping was sent at
-                // most one interval ago. Either way the latest is interval + timeout + grace.
-                let (interval, timeout) = (
-                    conn.ping_interval().as_micros() as u64,
-                    conn.ping_timeout().as_micros() as u64,
-                );
-                let grace = shared.scenario.heartbeat_grace.0.as_micros() as u64;
-                let earliest = timeout.saturating_sub(grace.min(timeout));
-                // A stated deadline caps what the server advertised.
-                let advertised = interval + timeout + grace;
-                let latest = match shared.scenario.heartbeat_deadline {
-                    Some(d) => advertised.min(d.0.as_micros() as u64),
-                    None => advertised,
+                // The window comes from the server's OPEN packet and the client's own last
+                // heartbeat (see `crate::heartbeat`), not from when this step ran.
+                let adv = Advertised {
+                    eio: conn.eio(),
+                    ping_interval: conn.ping_interval().as_micros() as u64,
+                    ping_timeout: conn.ping_timeout().as_micros() as u64,
                 };
+                let m = conn.heartbeat_marks();
+                let marks = Marks {
+                    connect_started: shared.micros_of(m.connect_started),
+                    last_sent: shared.micros_of(m.last_sent),
+                    last_ping_sent: m.last_ping_sent.map(|t| shared.micros_of(t)),
+                    pongs_sent: m.pongs_sent,
+                };
+                let grace = shared.scenario.heartbeat_grace.0.as_micros() as u64;
+                let cap = shared
+                    .scenario
+                    .heartbeat_deadline
+                    .map(|d| d.0.as_micros() as u64);
+                let window = heartbeat::window(adv, marks, now, grace, cap);
                 self.closing = Closing::HeartbeatDropped {
                     since: now,
-                    earliest,
-                    latest,
+                    window,
+                    adv,
                 };
-                // The server announces the departure when it notices it, up to `latest` away.
-                self.announce_departure(now, Some(latest + shared.oracle.deadline()));
-                while self.conn.is_some() && shared.now() < now + latest {
-                    if !self.serve_once(now + latest, stop).await {
+                // The server announces the departure when it notices it, up to the end of the
+                // wait (then the client vanishes, which the server notices at once).
+                let until = window.wait_until.max(now);
+                self.announce_departure(now, Some(until - now + shared.oracle.deadline()));
+                while self.conn.is_some() && shared.now() < until {
+                    if !self.serve_once(until, stop).await {
                         return None;
                     }
                 }
                 if self.conn.is_some() {
                     let at = shared.now();
-                    shared.oracle.violate(
-                        self.me,
-                        "connection",
-                        Check::HeartbeatTimeoutMissing,
-                        at,
-                        format!(
-                            "closed within {:.0} ms of the last heartbeat (pingInterval + pingTimeout + grace)",
-                            latest as f64 / 1e3
-                        ),
-                        "still open".into(),
-                    );
+                    let (check, expected, received) = if window.capped() {
+                        (
+                            Check::HeartbeatTimeoutNotObserved,
+                            format!(
+                                "a close by {:.0} ms after the heartbeat stopped (the server advertised pingInterval {:.0} ms + pingTimeout {:.0} ms, + grace {:.0} ms, from the last heartbeat)",
+                                (window.latest.saturating_sub(now)) as f64 / 1e3,
+                                adv.ping_interval as f64 / 1e3,
+                                adv.ping_timeout as f64 / 1e3,
+                                grace as f64 / 1e3,
+                            ),
+                            format!(
+                                "still open when the heartbeat deadline of {:.0} ms ended the wait, before the advertised window had passed: not observed",
+                                (until - now) as f64 / 1e3
+                            ),
+                        )
+                    } else {
+                        (
+                            Check::HeartbeatTimeoutMissing,
+                            format!(
+                                "closed within {:.0} ms of the heartbeat stopping (pingInterval {:.0} ms + pingTimeout {:.0} ms + grace {:.0} ms from the last frame sent)",
+                                (window.latest.saturating_sub(now)) as f64 / 1e3,
+                                adv.ping_interval as f64 / 1e3,
+                                adv.ping_timeout as f64 / 1e3,
+                                grace as f64 / 1e3,
+                            ),
+                            "still open".into(),
+                        )
+                    };
+                    shared
+                        .oracle
+                        .violate(self.me, "connection", check, at, expected, received);
                     self.vanish();
                 }
                 Some(shared.now())
@@ -276,36 +304,37 @@ impl Vu {
         self.departed(now);
         let shared = self.shared.clone();
         match std::mem::replace(&mut self.closing, Closing::Unexpected) {
-            Closing::HeartbeatDropped {
-                since,
-                earliest,
-                latest,
-            } => {
+            Closing::HeartbeatDropped { since, window, adv } => {
                 shared
                     .metrics
                     .record(("heartbeat", "close"), now - since, now - since);
-                if now < since + earliest {
+                if now < window.earliest {
                     shared.oracle.violate(
                         self.me,
                         "connection",
                         Check::HeartbeatTimeoutEarly,
                         now,
                         format!(
-                            "no close before pingTimeout ({:.0} ms after the heartbeat stopped)",
-                            earliest as f64 / 1e3
+                            "no close before {:.0} ms after the heartbeat stopped (pingInterval {:.0} ms + pingTimeout {:.0} ms after the last heartbeat the server can have received)",
+                            window.earliest.saturating_sub(since) as f64 / 1e3,
+                            adv.ping_interval as f64 / 1e3,
+                            adv.ping_timeout as f64 / 1e3,
                         ),
                         format!(
                             "closed after {:.3} ms ({reason:?})",
                             (now - since) as f64 / 1e3
                         ),
                     );
-                } else if now > since + latest {
+                } else if now > window.latest {
                     shared.oracle.violate(
                         self.me,
                         "connection",
                         Check::HeartbeatTimeoutMissing,
                         now,
-                        format!("closed within {:.0} ms", latest as f64 / 1e3),
+                        format!(
+                            "closed within {:.0} ms",
+                            window.latest.saturating_sub(since) as f64 / 1e3
+                        ),
                         format!("closed after {:.3} ms", (now - since) as f64 / 1e3),
                     );
                 }

@@ -134,12 +134,12 @@ pub async fn run(shared: Arc<Shared>, arrival: Arrival) {
 enum Closing {
     /// The client is healthy: a close is a violation.
     Unexpected,
-    /// The client dropped its heartbeat at `since`: the server must close it within
-    /// [`since + earliest`, `since + latest`].
+    /// The client dropped its heartbeat at `since`: the server must close it inside
+    /// `window` (from what it advertised, `adv`).
     HeartbeatDropped {
         since: Micros,
-        earliest: Micros,
-        latest: Micros,
+        window: crate::heartbeat::Window,
+        adv: crate::heartbeat::Advertised,
     },
     /// The client stalled: the server may drop a slow consumer.
     Tolerated,
@@ -239,9 +239,14 @@ impl Vu {
                             self.received_since_step.clear();
                             continue;
                         }
+                        let extra = if e.heartbeat {
+                            self.longest_heartbeat_close()
+                        } else {
+                            0
+                        };
                         waiting = Some(Waiting {
                             event: e.event.clone(),
-                            until: sched.max(now) + e.within.0.as_micros() as u64,
+                            until: sched.max(now) + e.within.0.as_micros() as u64 + extra,
                             absent: false,
                         });
                     }
@@ -356,6 +361,25 @@ impl Vu {
         };
         self.note(|| format!("think {:.3}ms", us as f64 / 1e3));
         us
+    }
+
+    /// How long the server may take to close a client whose heartbeat stops now, from what it
+    /// advertised to this client (0 when disconnected).
+    fn longest_heartbeat_close(&self) -> Micros {
+        let Some(conn) = self.conn.as_ref() else {
+            return 0;
+        };
+        let adv = crate::heartbeat::Advertised {
+            eio: conn.eio(),
+            ping_interval: conn.ping_interval().as_micros() as u64,
+            ping_timeout: conn.ping_timeout().as_micros() as u64,
+        };
+        let scenario = &self.shared.scenario;
+        crate::heartbeat::longest_close(
+            adv,
+            scenario.heartbeat_grace.0.as_micros() as u64,
+            scenario.heartbeat_deadline.map(|d| d.0.as_micros() as u64),
+        )
     }
 
     /// Appends to the operation log, when the run keeps one.
