@@ -416,22 +416,9 @@ async fn check(args: CheckArgs) -> i32 {
         },
         None => None,
     };
-    // The target's generation, detected once (the suite and its reports name it).
-    let eio = match &args.target {
-        Some(target) => match driver::resolve_eio(target, &Default::default(), args.eio).await {
-            Ok((eio, detected)) => {
-                if let (EioSetting::Auto, Some(d)) = (args.eio, detected) {
-                    println!("detected Engine.IO {eio} at {target}: {}", d.signal);
-                }
-                EioSetting::Fixed(eio)
-            }
-            Err(e) => return run_error(e),
-        },
-        None => args.eio,
-    };
     let opts = check::CheckOptions {
         target: args.target.clone(),
-        eio,
+        eio: args.eio,
         users,
         strict: args.strict,
         heartbeat_deadline: Duration::from_millis(args.heartbeat_deadline_ms),
@@ -463,7 +450,9 @@ async fn check(args: CheckArgs) -> i32 {
         }
         return Exit::Pass.code();
     }
-    let results = match check::run(&cases, &opts).await {
+    // The target's generation is detected once, after the users are laid out and before the
+    // first case; the suite's reports name it.
+    let (results, eio) = match check::run(&cases, &opts).await {
         Ok(r) => r,
         Err(e) => return run_error(e),
     };

@@ -350,7 +350,7 @@ pub fn users_needed(cases: &[&'static Case], opts: &CheckOptions) -> Option<usiz
 pub async fn run(
     cases: &[&'static Case],
     opts: &CheckOptions,
-) -> Result<Vec<CaseResult>, RunError> {
+) -> Result<(Vec<CaseResult>, EioSetting), RunError> {
     let scenarios: Vec<Scenario> = cases.iter().map(|c| parse(c)).collect();
     let counts: Vec<usize> = cases.iter().map(|c| users_of(c)).collect();
     let shared = shared_users(opts);
@@ -516,7 +516,7 @@ pub async fn run(
             results.push(last.with_leaks(late));
         }
     }
-    Ok(results)
+    Ok((results, eio))
 }
 
 /// The reference server for one case, with a fast heartbeat so dead clients close quickly.
