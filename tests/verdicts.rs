@@ -23,9 +23,11 @@ fn examples(report: &serde_json::Value, rule: &str) -> Vec<String> {
 /// waits for what is due to it before it leaves.
 #[test]
 fn a_slow_conformant_server_passes() {
-    for (dialect, scenario) in [
-        ("lobby", "tests/scenarios/lobby-slow.yaml"),
-        ("dorm", "tests/scenarios/dorm-slow.yaml"),
+    for (dialect, scenario, eio) in [
+        ("lobby", "tests/scenarios/lobby-slow.yaml", "3"),
+        ("dorm", "tests/scenarios/dorm-slow.yaml", "4"),
+        ("lobby", "tests/scenarios/lobby-slow.yaml", "4"),
+        ("dorm", "tests/scenarios/dorm-slow.yaml", "3"),
     ] {
         let _serial = serial();
         let server = Served::start(&[
@@ -37,9 +39,9 @@ fn a_slow_conformant_server_passes() {
             "4",
         ]);
         let relay = delaying_proxy(&server.url, Duration::from_millis(300));
-        let o = roomrig_run(&repo_file(scenario), &["--target", &relay]);
+        let o = roomrig_run(&repo_file(scenario), &["--target", &relay, "--eio", eio]);
         let s = o.report();
-        assert_eq!(o.code, 0, "{dialect}: {}", o.explain());
+        assert_eq!(o.code, 0, "{dialect} EIO {eio}: {}", o.explain());
         assert_eq!(s["violations"]["total"], 0, "{dialect}");
         // The relay's delay is in the latency figures, where it belongs.
         let fanout = if dialect == "dorm" {
@@ -57,77 +59,88 @@ fn a_slow_conformant_server_passes() {
 /// their own requests (no `error-content` shifted by one).
 #[test]
 fn an_accepted_request_does_not_shift_the_errors_after_it() {
-    let _serial = serial();
-    let path = repo_file("tests/scenarios/lobby-errors-shift.yaml");
-    let o = roomrig_run(&path, &["--server-fault", "accept-rejoin"]);
-    assert_eq!(o.code, 1, "{}", o.explain());
-    let rules = o.rules();
-    assert!(
-        rules.contains(&"lobby/joinRoom/error-missing".to_string()),
-        "{rules:?}"
-    );
-    assert!(
-        rules.iter().all(|r| !r.ends_with("/error-content")),
-        "{rules:?}"
-    );
-    assert_eq!(
-        o.report()["violations"]["by_rule"]["lobby/joinRoom/error-missing"]["count"],
-        4,
-        "one per client"
-    );
-    let healthy = roomrig_run(&path, &[]);
-    assert_eq!(healthy.code, 0, "{}", healthy.explain());
+    for eio in ["3", "4"] {
+        let _serial = serial();
+        let path = repo_file("tests/scenarios/lobby-errors-shift.yaml");
+        let o = roomrig_run(&path, &["--server-fault", "accept-rejoin", "--eio", eio]);
+        assert_eq!(o.code, 1, "{}", o.explain());
+        let rules = o.rules();
+        assert!(
+            rules.contains(&"lobby/joinRoom/error-missing".to_string()),
+            "{rules:?}"
+        );
+        assert!(
+            rules.iter().all(|r| !r.ends_with("/error-content")),
+            "{rules:?}"
+        );
+        assert_eq!(
+            o.report()["violations"]["by_rule"]["lobby/joinRoom/error-missing"]["count"],
+            4,
+            "one per client"
+        );
+        let healthy = roomrig_run(&path, &["--eio", eio]);
+        assert_eq!(healthy.code, 0, "{}", healthy.explain());
+    }
 }
 
 /// A server that never answers `join_room` still has its broadcasts judged: from the join
 /// request and the users file, flagged as assumed.
 #[test]
 fn members_are_judged_when_the_join_reply_never_comes() {
-    let _serial = serial();
-    let path = repo_file("tests/scenarios/dorm-no-reply.yaml");
-    let o = roomrig_run(
-        &path,
-        &[
-            "--server-fault",
-            "no-join-reply",
-            "--server-fault",
-            "drop-broadcast=1",
-        ],
-    );
-    assert_eq!(o.code, 1, "{}", o.explain());
-    let s = o.report();
-    let rules = o.rules();
-    assert!(
-        rules.contains(&"dorm/join_room/reply-missing".to_string()),
-        "{rules:?}"
-    );
-    let missing = examples(&s, "dorm/message/missing");
-    assert!(!missing.is_empty(), "{rules:?}");
-    assert!(missing.iter().all(|e| e.contains("assumed")), "{missing:?}");
-    // Near miss: the replies are missing, but every broadcast arrives.
-    let o = roomrig_run(&path, &["--server-fault", "no-join-reply"]);
-    assert_eq!(o.code, 1);
-    assert_eq!(o.rules(), vec!["dorm/join_room/reply-missing".to_string()]);
+    for eio in ["3", "4"] {
+        let _serial = serial();
+        let path = repo_file("tests/scenarios/dorm-no-reply.yaml");
+        let o = roomrig_run(
+            &path,
+            &[
+                "--server-fault",
+                "no-join-reply",
+                "--server-fault",
+                "drop-broadcast=1",
+                "--eio",
+                eio,
+            ],
+        );
+        assert_eq!(o.code, 1, "{}", o.explain());
+        let s = o.report();
+        let rules = o.rules();
+        assert!(
+            rules.contains(&"dorm/join_room/reply-missing".to_string()),
+            "{rules:?}"
+        );
+        let missing = examples(&s, "dorm/message/missing");
+        assert!(!missing.is_empty(), "{rules:?}");
+        assert!(missing.iter().all(|e| e.contains("assumed")), "{missing:?}");
+        // Near miss: the replies are missing, but every broadcast arrives.
+        let o = roomrig_run(&path, &["--server-fault", "no-join-reply", "--eio", eio]);
+        assert_eq!(o.code, 1);
+        assert_eq!(o.rules(), vec!["dorm/join_room/reply-missing".to_string()]);
+    }
 }
 
 /// Hostile input a server may accept is not `unknown` when it is relayed to the room; relayed
 /// to a client outside the room it is `non-member`.
 #[test]
 fn a_relayed_hostile_message_is_judged_only_by_who_gets_it() {
-    let _serial = serial();
-    let path = repo_file("tests/scenarios/dorm-lenient-relay.yaml");
-    let o = roomrig_run(&path, &[]);
-    assert_eq!(o.code, 0, "{}", o.explain());
-    let o = roomrig_run(&path, &["--server-fault", "leak-to-non-member"]);
-    assert_eq!(o.code, 1, "{}", o.explain());
-    assert!(
-        o.rules().contains(&"dorm/message/non-member".to_string()),
-        "{:?}",
-        o.rules()
-    );
-    assert!(
-        !o.rules().contains(&"dorm/message/unknown".to_string()),
-        "{:?}",
-        o.rules()
-    );
+    for eio in ["3", "4"] {
+        let _serial = serial();
+        let path = repo_file("tests/scenarios/dorm-lenient-relay.yaml");
+        let o = roomrig_run(&path, &["--eio", eio]);
+        assert_eq!(o.code, 0, "{}", o.explain());
+        let o = roomrig_run(
+            &path,
+            &["--server-fault", "leak-to-non-member", "--eio", eio],
+        );
+        assert_eq!(o.code, 1, "{}", o.explain());
+        assert!(
+            o.rules().contains(&"dorm/message/non-member".to_string()),
+            "{:?}",
+            o.rules()
+        );
+        assert!(
+            !o.rules().contains(&"dorm/message/unknown".to_string()),
+            "{:?}",
+            o.rules()
+        );
+    }
 }
