@@ -447,7 +447,16 @@ pub async fn run(
         // bystanders can join it before the case's clients arrive.
         let embedded = match &opts.target {
             Some(_) => None,
-            None => Some(start_embedded(dialect, &fixtures).await?),
+            // A fast heartbeat, so that dead clients are closed quickly.
+            None => Some(
+                driver::start_reference_server(
+                    dialect,
+                    &fixtures,
+                    (Duration::from_secs(1), Duration::from_secs(1)),
+                    &[],
+                )
+                .await?,
+            ),
         };
         let target = opts
             .target
@@ -517,26 +526,6 @@ pub async fn run(
         }
     }
     Ok((results, eio))
-}
-
-/// The reference server for one case, with a fast heartbeat so dead clients close quickly.
-async fn start_embedded(
-    dialect: &str,
-    fixtures: &Fixtures,
-) -> Result<reference_server::RunningServer, RunError> {
-    let dialect = dialect
-        .parse::<reference_server::Dialect>()
-        .map_err(|e| RunError::Setup(format!("embedded server: {e}")))?;
-    let mut config = reference_server::ServerConfig::new(
-        dialect,
-        "127.0.0.1:0".parse().expect("loopback address"),
-        fixtures.clone(),
-    );
-    config.ping_interval = Duration::from_secs(1);
-    config.ping_timeout = Duration::from_secs(1);
-    reference_server::start(config)
-        .await
-        .map_err(|e| RunError::Setup(format!("cannot start the embedded reference server: {e}")))
 }
 
 impl CaseResult {

@@ -493,9 +493,25 @@ async fn start_embedded(
     fixtures: &Fixtures,
     faults: &[String],
 ) -> Result<reference_server::RunningServer, RunError> {
-    let dialect = scenario
-        .dialect
-        .0
+    let settings = scenario.server_settings();
+    start_reference_server(
+        &scenario.dialect.0,
+        fixtures,
+        (settings.ping_interval.0, settings.ping_timeout.0),
+        faults,
+    )
+    .await
+}
+
+/// Starts the bundled reference server in this process on a free loopback port, with the
+/// given heartbeat (pingInterval, pingTimeout) and test-only faults.
+pub async fn start_reference_server(
+    dialect: &str,
+    fixtures: &Fixtures,
+    (ping_interval, ping_timeout): (Duration, Duration),
+    faults: &[String],
+) -> Result<reference_server::RunningServer, RunError> {
+    let dialect = dialect
         .parse::<reference_server::Dialect>()
         .map_err(|e| RunError::Setup(format!("embedded server: {e}")))?;
     let mut config = reference_server::ServerConfig::new(
@@ -503,9 +519,8 @@ async fn start_embedded(
         "127.0.0.1:0".parse().expect("loopback address"),
         fixtures.clone(),
     );
-    let settings = scenario.server_settings();
-    config.ping_interval = settings.ping_interval.0;
-    config.ping_timeout = settings.ping_timeout.0;
+    config.ping_interval = ping_interval;
+    config.ping_timeout = ping_timeout;
     config.faults = faults
         .iter()
         .map(|f| {
