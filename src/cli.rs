@@ -61,7 +61,8 @@ pub struct CheckArgs {
     /// SHOULD violations fail too.
     #[arg(long)]
     pub strict: bool,
-    /// Run only these cases (repeatable).
+    /// Run only these cases (repeatable); a family's id (`dorm/robustness/malformed-frames`)
+    /// selects each of its cases.
     #[arg(long = "case", value_name = "ID")]
     pub cases: Vec<String>,
     /// Print the cases without running them.
@@ -396,7 +397,7 @@ async fn check(args: CheckArgs) -> i32 {
         if let Some(unknown) = args
             .cases
             .iter()
-            .find(|id| !cases.iter().any(|c| c.id == *id))
+            .find(|id| !cases.iter().any(|c| check::selects(id, c)))
         {
             eprintln!(
                 "error: no case `{unknown}` in the {} suite (see --list)",
@@ -404,7 +405,7 @@ async fn check(args: CheckArgs) -> i32 {
             );
             return Exit::Usage.code();
         }
-        cases.retain(|c| args.cases.iter().any(|id| id == c.id));
+        cases.retain(|c| args.cases.iter().any(|id| check::selects(id, c)));
     }
     let users = match &args.users {
         Some(path) => match reference_server::fixtures::Fixtures::load(path) {
@@ -426,7 +427,7 @@ async fn check(args: CheckArgs) -> i32 {
     if args.list {
         for c in &cases {
             println!(
-                "{:<48} {:<6} {:>2}+{} users  {}  [{}]",
+                "{:<64} {:<6} {:>2}+{} users  {}  [{}]",
                 c.id,
                 c.level.to_string(),
                 check::users_of(c),

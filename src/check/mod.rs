@@ -3,6 +3,7 @@
 //! (its own users, and against the embedded server its own server) and passes when the oracle
 //! finds no MUST violation (and, with `--strict`, no SHOULD one).
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -17,8 +18,10 @@ pub mod plan;
 pub mod watch;
 
 /// One case of a suite.
+#[derive(Clone)]
 pub struct Case {
-    /// Stable id: `<dialect>/<event>/<what>`.
+    /// Stable id: `<dialect>/<event>/<what>`, for a generated robustness case
+    /// `<dialect>/robustness/<family>/<input>`.
     pub id: &'static str,
     pub level: Level,
     pub description: &'static str,
@@ -63,8 +66,8 @@ const fn hostile(
     }
 }
 
-/// The built-in suites.
-pub static CASES: &[Case] = &[
+/// The cases written out one by one.
+static SINGLE: &[Case] = &[
     case(
         "dorm/join_room/last-data-to-joiner",
         Level::Must,
@@ -120,20 +123,6 @@ pub static CASES: &[Case] = &[
         "common rule: Engine.IO heartbeat",
         "a client that stops its heartbeat is closed within pingInterval + pingTimeout + grace",
         include_str!("cases/dorm-heartbeat.yaml"),
-    ),
-    case(
-        "dorm/robustness/hostile-requests",
-        Level::Must,
-        "common rule: keep serving every other client",
-        "after requests without payload, with extra arguments, prototype event names or over 1 MB, everyone else is served",
-        include_str!("cases/dorm-hostile-requests.yaml"),
-    ),
-    case(
-        "dorm/robustness/malformed-frames",
-        Level::Must,
-        "common rule: keep serving every other client",
-        "after frames that are not valid Socket.IO, everyone else (and a later wave) is served",
-        include_str!("cases/dorm-malformed-frames.yaml"),
     ),
     case(
         "lobby/login/announced",
@@ -241,21 +230,382 @@ pub static CASES: &[Case] = &[
         "joinRoom(<client 1's socket id>, 2)",
         include_str!("cases/lobby-hostile-join-socket-id.yaml"),
     ),
-    case(
-        "lobby/robustness/hostile-types",
-        Level::Must,
-        "common rule: keep serving every other client",
-        "after missing arguments, wrong types and huge strings, later clients are served",
-        include_str!("cases/lobby-hostile-types.yaml"),
-    ),
-    case(
-        "lobby/robustness/malformed-frames",
-        Level::Must,
-        "common rule: keep serving every other client",
-        "after frames that are not valid Socket.IO, everyone else is served",
-        include_str!("cases/lobby-malformed-frames.yaml"),
-    ),
 ];
+
+/// One hostile input of a robustness family: the last segment of its case id, the request as
+/// the evidence names it when the server dies after it, and the scenario steps that send it.
+struct Input {
+    name: &'static str,
+    trigger: &'static str,
+    steps: &'static [&'static str],
+}
+
+/// Robustness cases generated from a template scenario, one case per hostile input, so that a
+/// server that dies on one input is still judged on the others and the case id names it.
+struct Family {
+    id: &'static str,
+    /// `{input}` stands for the input's trigger.
+    description: &'static str,
+    /// The line `- HOSTILE` is replaced by the input's steps.
+    template: &'static str,
+    inputs: &'static [Input],
+}
+
+const fn input(name: &'static str, trigger: &'static str, steps: &'static [&'static str]) -> Input {
+    Input {
+        name,
+        trigger,
+        steps,
+    }
+}
+
+impl Family {
+    fn cases(&self) -> impl Iterator<Item = Case> + '_ {
+        let (_, indent) = self
+            .template
+            .split_once("- HOSTILE\n")
+            .and_then(|(head, _)| head.rsplit_once('\n'))
+            .unwrap_or_else(|| panic!("template of {} has no `- HOSTILE` line", self.id));
+        let placeholder = format!("{indent}- HOSTILE\n");
+        self.inputs.iter().map(move |i| {
+            let steps: String = i
+                .steps
+                .iter()
+                .map(|step| format!("{indent}- {step}\n"))
+                .collect();
+            // Generated once per process (CASES is built once), so leaking is bounded.
+            let leak = |s: String| -> &'static str { s.leak() };
+            Case {
+                id: leak(format!("{}/{}", self.id, i.name)),
+                level: Level::Must,
+                description: leak(self.description.replace("{input}", i.trigger)),
+                section: "common rule: keep serving every other client",
+                scenario: leak(self.template.replace(&placeholder, &steps)),
+                trigger: Some(i.trigger),
+            }
+        })
+    }
+}
+
+/// Frames that are not valid Socket.IO: `event` is an event of the dialect, then a `42` frame
+/// with an object payload, an unterminated request (as shown, as sent) and a 2 MB event frame.
+macro_rules! malformed_frames {
+    ($event:literal, $object:literal, $unterminated_shown:literal, $unterminated:literal, $huge:literal) => {
+        &[
+            input(
+                "event-without-payload",
+                "the frame `42`",
+                &[r#"send: { frame: "42", lenient: true }"#],
+            ),
+            input(
+                "unterminated-array",
+                "the frame `42[`",
+                &[r#"send: { frame: "42[", lenient: true }"#],
+            ),
+            input(
+                "unterminated-event",
+                concat!("the frame `42[\"", $event, "\"` (unterminated)"),
+                &[concat!(
+                    r#"send: { frame: "42[\""#,
+                    $event,
+                    r#"\"", lenient: true }"#
+                )],
+            ),
+            input(
+                "object-not-array",
+                "a `42` frame whose payload is an object",
+                &[concat!(
+                    r#"send: { frame: ""#,
+                    $object,
+                    r#"", lenient: true }"#
+                )],
+            ),
+            input(
+                "empty-array",
+                "the frame `42[]`",
+                &[r#"send: { frame: "42[]", lenient: true }"#],
+            ),
+            input(
+                "null-event-name",
+                "the frame `42[null]`",
+                &[r#"send: { frame: "42[null]", lenient: true }"#],
+            ),
+            input(
+                "number-event-name",
+                "the frame `42[1,2,3]`",
+                &[r#"send: { frame: "42[1,2,3]", lenient: true }"#],
+            ),
+            input(
+                "bare-message-packet",
+                "the frame `4`",
+                &[r#"send: { frame: "4", lenient: true }"#],
+            ),
+            input(
+                "unknown-packet-type",
+                "the frame `49[]`",
+                &[r#"send: { frame: "49[]", lenient: true }"#],
+            ),
+            input(
+                "unknown-namespace",
+                "an event to the namespace /no-such-namespace",
+                &[concat!(
+                    r#"send: { frame: "42/no-such-namespace,[\""#,
+                    $event,
+                    r#"\",{}]", lenient: true }"#
+                )],
+            ),
+            input(
+                "binary-without-attachment",
+                "a binary event (`451-`) whose attachment never comes",
+                &[concat!(
+                    r#"send: { frame: "451-[\""#,
+                    $event,
+                    r#"\",{\"_placeholder\":true,\"num\":0}]", lenient: true }"#
+                )],
+            ),
+            input(
+                "unknown-engine-packet",
+                "the Engine.IO frame `9`",
+                &[r#"send: { frame: "9", lenient: true }"#],
+            ),
+            input(
+                "empty-frame",
+                "an empty frame",
+                &[r#"send: { frame: "", lenient: true }"#],
+            ),
+            input(
+                "unterminated-request",
+                concat!("the unterminated frame `", $unterminated_shown, "`"),
+                &[concat!(
+                    r#"send: { frame: ""#,
+                    $unterminated,
+                    r#"", lenient: true }"#
+                )],
+            ),
+            input(
+                "over-1mb",
+                "a 2 MB event frame",
+                &[concat!(
+                    r#"send: { frame: ""#,
+                    $huge,
+                    r#"", lenient: true }"#
+                )],
+            ),
+        ]
+    };
+}
+
+static FAMILIES: &[Family] = &[
+    Family {
+        id: "dorm/robustness/hostile-requests",
+        description: "after {input}, everyone else (and a later wave) is served",
+        template: include_str!("cases/dorm-hostile-input.yaml"),
+        inputs: &[
+            input(
+                "join-room-no-arguments",
+                "join_room with no arguments",
+                &[r#"send: { event: join_room, args: [], lenient: true }"#],
+            ),
+            input(
+                "join-room-extra-arguments",
+                "join_room({token}, \"extra\", 1, null)",
+                &[
+                    r#"send: { event: join_room, args: [ { token: "{token}" }, "extra", 1, null ], lenient: true }"#,
+                ],
+            ),
+            input(
+                "message-nested-arrays",
+                "message with a message nested 6 arrays deep",
+                &[
+                    r#"send: { event: message, args: [ { token: "{token}", message: [ [ [ [ [ [ "deep" ] ] ] ] ] ] } ], lenient: true }"#,
+                ],
+            ),
+            input(
+                "prototype-event-__proto__",
+                "the event __proto__({token})",
+                &[r#"send: { event: __proto__, args: [ { token: "{token}" } ], lenient: true }"#],
+            ),
+            input(
+                "prototype-event-constructor",
+                "the event constructor({token})",
+                &[r#"send: { event: constructor, args: [ { token: "{token}" } ], lenient: true }"#],
+            ),
+            input(
+                "prototype-event-toString",
+                "the event toString()",
+                &[r#"send: { event: toString, args: [], lenient: true }"#],
+            ),
+            input(
+                "prototype-event-hasOwnProperty",
+                "the event hasOwnProperty(\"join_room\")",
+                &[r#"send: { event: hasOwnProperty, args: [ "join_room" ], lenient: true }"#],
+            ),
+            input(
+                "message-over-1mb",
+                "a 2 MB message",
+                &[
+                    r#"send: { event: message, args: [ { token: "{token}", message: "{pad:2000000}" } ], lenient: true }"#,
+                ],
+            ),
+        ],
+    },
+    Family {
+        id: "dorm/robustness/malformed-frames",
+        description: "after {input}, everyone else (and a later wave) is served",
+        template: include_str!("cases/dorm-hostile-input.yaml"),
+        inputs: malformed_frames!(
+            "message",
+            r#"42{\"token\":\"{token}\"}"#,
+            "42[\"join_room\",{…}",
+            r#"42[\"join_room\",{\"token\":\"{token}\"}"#,
+            r#"42[\"message\",{\"token\":\"{token}\",\"message\":\"{pad:2000000}\"}]"#
+        ),
+    },
+    Family {
+        id: "lobby/robustness/hostile-types",
+        description: "after {input}, later clients are served",
+        template: include_str!("cases/lobby-hostile-type.yaml"),
+        inputs: &[
+            input(
+                "login-no-arguments",
+                "login with no arguments",
+                &[r#"send: { event: login, args: [], lenient: true }"#],
+            ),
+            input(
+                "login-number",
+                "login(5)",
+                &[r#"send: { event: login, args: [ 5 ], lenient: true }"#],
+            ),
+            input(
+                "login-object",
+                "login({name})",
+                &[r#"send: { event: login, args: [ { name: "{me}" } ], lenient: true }"#],
+            ),
+            input(
+                "login-null",
+                "login(null)",
+                &[r#"send: { event: login, args: [ null ], lenient: true }"#],
+            ),
+            input(
+                "login-array",
+                "login([name])",
+                &[r#"send: { event: login, args: [ [ "{me}" ] ], lenient: true }"#],
+            ),
+            input(
+                "login-over-1mb",
+                "login(<a 2 MB string>)",
+                &[r#"send: { event: login, args: [ "{pad:2000000}" ], lenient: true }"#],
+            ),
+            input(
+                "join-room-no-arguments",
+                "joinRoom with no arguments",
+                &[
+                    "login",
+                    r#"send: { event: joinRoom, args: [], lenient: true }"#,
+                ],
+            ),
+            input(
+                "join-room-number-name",
+                "joinRoom(5, \"x\")",
+                &[
+                    "login",
+                    r#"send: { event: joinRoom, args: [ 5, "x" ], lenient: true }"#,
+                ],
+            ),
+            input(
+                "join-room-object-name",
+                "joinRoom({name: \"r\"}, -1)",
+                &[
+                    "login",
+                    r#"send: { event: joinRoom, args: [ { name: "r" }, -1 ], lenient: true }"#,
+                ],
+            ),
+            input(
+                "join-room-string-capacity",
+                "joinRoom(name, <a 100-character string>)",
+                &[
+                    "login",
+                    r#"send: { event: joinRoom, args: [ "t-{me}", "{pad:100}" ], lenient: true }"#,
+                ],
+            ),
+            input(
+                "room-message-wrong-types",
+                "roomMessage({}, [])",
+                &[
+                    "login",
+                    r#"send: { event: roomMessage, args: [ {}, [] ], lenient: true }"#,
+                ],
+            ),
+            input(
+                "room-message-over-1mb",
+                "roomMessage(its room, <a 2 MB string>)",
+                &[
+                    "login",
+                    r#"joinRoom: { room: "t-{me}", lenient: true }"#,
+                    r#"send: { event: roomMessage, args: [ "t-{me}", "{pad:2000000}" ], lenient: true }"#,
+                ],
+            ),
+            input(
+                "private-message-nulls",
+                "privateMessage(null, null)",
+                &[
+                    "login",
+                    r#"send: { event: privateMessage, args: [ null, null ], lenient: true }"#,
+                ],
+            ),
+            input(
+                "public-message-object",
+                "publicMessage({content: 1})",
+                &[
+                    "login",
+                    r#"send: { event: publicMessage, args: [ { content: 1 } ], lenient: true }"#,
+                ],
+            ),
+            input(
+                "leave-room-number",
+                "leaveRoom(42)",
+                &[
+                    "login",
+                    r#"send: { event: leaveRoom, args: [ 42 ], lenient: true }"#,
+                ],
+            ),
+            input(
+                "prototype-event-__proto__",
+                "the event __proto__(\"x\")",
+                &[
+                    "login",
+                    r#"send: { event: __proto__, args: [ "x" ], lenient: true }"#,
+                ],
+            ),
+        ],
+    },
+    Family {
+        id: "lobby/robustness/malformed-frames",
+        description: "after {input}, everyone else is served",
+        template: include_str!("cases/lobby-malformed-frame.yaml"),
+        inputs: malformed_frames!(
+            "login",
+            r#"42{\"login\":1}"#,
+            "42[\"login\",\"…\"",
+            r#"42[\"login\",\"{me}\""#,
+            r#"42[\"publicMessage\",\"{pad:2000000}\"]"#
+        ),
+    },
+];
+
+/// The built-in suites: the cases written out, then per dialect its generated robustness
+/// cases.
+pub static CASES: LazyLock<Vec<Case>> = LazyLock::new(|| {
+    let mut all = Vec::new();
+    for dialect in ["dorm", "lobby"] {
+        let of = |id: &str| id.split('/').next() == Some(dialect);
+        all.extend(SINGLE.iter().filter(|c| of(c.id)).cloned());
+        for family in FAMILIES.iter().filter(|f| of(f.id)) {
+            all.extend(family.cases());
+        }
+    }
+    all
+});
 
 /// The cases of a dialect, in suite order.
 pub fn suite(dialect: &str) -> Vec<&'static Case> {
@@ -263,6 +613,14 @@ pub fn suite(dialect: &str) -> Vec<&'static Case> {
         .iter()
         .filter(|c| c.id.split('/').next() == Some(dialect))
         .collect()
+}
+
+/// Whether `--case id` selects `case`: its own id, or the id of its family (the robustness
+/// cases generated one per hostile input).
+pub fn selects(id: &str, case: &Case) -> bool {
+    case.id
+        .strip_prefix(id)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// How a case ended.
@@ -777,7 +1135,7 @@ pub fn table(results: &[CaseResult]) -> String {
         };
         let _ = writeln!(
             out,
-            "{status:<5} {:<6} {:<44} {:>6.1}s  {}",
+            "{status:<5} {:<6} {:<64} {:>6.1}s  {}",
             r.shown_level().to_string(),
             r.id,
             r.seconds,
@@ -819,4 +1177,36 @@ pub fn table(results: &[CaseResult]) -> String {
         count(Status::Skipped)
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every generated case parses, sends its own input and nothing of the placeholder, names
+    /// its input as the trigger, and has an id no other case has.
+    #[test]
+    fn families_give_one_parsed_case_per_input() {
+        let mut ids = std::collections::BTreeSet::new();
+        for case in CASES.iter() {
+            assert!(ids.insert(case.id), "duplicate id {}", case.id);
+            assert!(!case.scenario.contains("- HOSTILE\n"), "{}", case.id);
+            parse(case);
+        }
+        for family in FAMILIES {
+            let cases: Vec<&Case> = CASES.iter().filter(|c| selects(family.id, c)).collect();
+            assert_eq!(cases.len(), family.inputs.len(), "{}", family.id);
+            for (case, input) in cases.iter().zip(family.inputs) {
+                assert_eq!(case.id, format!("{}/{}", family.id, input.name));
+                assert_eq!(case.trigger, Some(input.trigger));
+                for step in input.steps {
+                    assert!(case.scenario.contains(step), "{}: {step}", case.id);
+                }
+            }
+        }
+        assert!(!selects(
+            "lobby/robustness/malformed",
+            &CASES[CASES.len() - 1]
+        ));
+    }
 }
