@@ -292,6 +292,65 @@ fn a_crash_fails_the_case_that_caused_it_and_the_run_reports_the_rest() {
     assert!(c.stdout.contains("server/unresponsive"), "{}", c.stdout);
 }
 
+/// One hostile input per case: a server that dies on `joinRoom(5, "x")` fails exactly that
+/// case of the hostile-types family, with evidence naming the input; the inputs before it were
+/// judged (and passed) on the same server, the ones after it are skipped with the reason.
+#[test]
+fn a_crash_on_one_hostile_input_fails_only_that_inputs_case() {
+    let _serial = serial();
+    let server = served(&["--dialect", "lobby", "--fault", "crash-on-number-room-name"]);
+    let family = "lobby/robustness/hostile-types";
+    let c = roomrig_check(&[
+        "--dialect",
+        "lobby",
+        "--target",
+        &server.url,
+        "--case",
+        family,
+    ]);
+    assert_eq!(c.code, 1, "{}\n{}", c.stdout, c.stderr);
+    let cases = c.json.as_array().unwrap();
+    assert!(cases.len() > 10, "the family's cases: {}", c.stdout);
+    assert!(
+        cases
+            .iter()
+            .all(|r| r["id"].as_str().unwrap().starts_with(&format!("{family}/"))),
+        "{}",
+        c.stdout
+    );
+    let crashed = format!("{family}/join-room-number-name");
+    let at = cases.iter().position(|r| r["id"] == crashed).unwrap();
+    assert!(
+        at >= 6,
+        "login inputs and joinRoom() run first: {}",
+        c.stdout
+    );
+    assert!(
+        cases[..at].iter().all(|r| r["status"] == "pass"),
+        "{}",
+        c.stdout
+    );
+    assert_eq!(cases[at]["status"], "fail", "{}", c.stdout);
+    assert!(
+        rules_of(&c, &crashed).contains(&"lobby/server/unresponsive".to_string()),
+        "{}",
+        c.stdout
+    );
+    let evidence = &cases[at]["evidence"];
+    assert!(
+        evidence["user"]
+            .as_str()
+            .unwrap_or("")
+            .contains("joinRoom(5, \"x\")"),
+        "{evidence}"
+    );
+    assert!(at + 1 < cases.len(), "inputs follow the crashing one");
+    for r in &cases[at + 1..] {
+        assert_eq!(r["status"], "skipped", "{}", c.stdout);
+        assert!(r["reason"].as_str().unwrap().contains(&crashed), "{r}");
+    }
+}
+
 /// Rules only the reference server chose are not failures: a missing `leftRoom` (the public
 /// server's earlier version sends none) passes, a second login that is ignored instead of
 /// refused is a `warn` shown as SHOULD (a failure only with `--strict`), at EIO 3 and 4; the
@@ -684,6 +743,26 @@ fn list_and_usage_errors() {
     assert_eq!(roomrig_check(&["--dialect", "nope"]).code, 2);
     assert_eq!(
         roomrig_check(&["--dialect", "dorm", "--case", "dorm/none"]).code,
+        2
+    );
+    // A family id selects each of its cases (one per hostile input), a partial segment none.
+    let family = "lobby/robustness/malformed-frames";
+    let c = roomrig_check(&["--dialect", "lobby", "--list", "--case", family]);
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    let ids: Vec<&str> = c
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|id| id.contains('/'))
+        .collect();
+    assert!(ids.len() > 10, "{}", c.stdout);
+    assert!(
+        ids.iter().all(|id| id.starts_with(&format!("{family}/"))),
+        "{ids:?}"
+    );
+    assert!(ids.contains(&"lobby/robustness/malformed-frames/unterminated-array"));
+    assert_eq!(
+        roomrig_check(&["--dialect", "lobby", "--case", "lobby/robustness/malformed"]).code,
         2
     );
 }

@@ -4,7 +4,7 @@
 //! Spec syntax (`--fault SPEC`, repeatable): `drop-broadcast=F`, `leak-to-non-member`,
 //! `omit-time`, `error-on-wrong-event`, `duplicate-broadcast`, `never-timeout`, `early-timeout`,
 //! `no-leave-notice`, `notify-non-member`, `reorder-broadcast`, `wrong-field-type`,
-//! `crash-on-hostile-room-name`, `socket-id-room`, `no-join-reply`, `accept-rejoin`,
+//! `crash-on-hostile-room-name`, `crash-on-number-room-name`, `socket-id-room`, `no-join-reply`, `accept-rejoin`,
 //! `no-left-room`, `ignore-second-login`, `relay-non-member`, `seed-token-broadcast`,
 //! `leak-to-first-room`, `keep-name-on-disconnect`, `keep-room-on-disconnect`,
 //! `prototype-names-exist`.
@@ -49,6 +49,9 @@ pub enum Fault {
     /// `constructor`, `toString` or after a connected socket's id. Only for a server in its own
     /// process (`roomrig serve`): embedded, it would take the driver down with it.
     CrashOnHostileRoomName,
+    /// lobby: the process exits (as a crash) when `joinRoom`'s room name is a number (what a
+    /// server calling a string method on the name does). Only for a server in its own process.
+    CrashOnNumberRoomName,
     /// lobby: a room named after a connected socket's id may be joined, and its room messages
     /// also reach that socket (what `io.to(name)` does in socket.io).
     SocketIdRoom,
@@ -88,7 +91,10 @@ pub enum Fault {
 impl Fault {
     /// Whether the fault ends the process, so it cannot run inside the driver.
     pub fn kills_the_process(&self) -> bool {
-        matches!(self, Fault::CrashOnHostileRoomName)
+        matches!(
+            self,
+            Fault::CrashOnHostileRoomName | Fault::CrashOnNumberRoomName
+        )
     }
 }
 
@@ -99,7 +105,7 @@ pub enum FaultParseError {
         "unknown fault {0:?} (known: drop-broadcast=F, leak-to-non-member, omit-time, \
          error-on-wrong-event, duplicate-broadcast, never-timeout, early-timeout, no-leave-notice, \
          notify-non-member, reorder-broadcast, wrong-field-type, crash-on-hostile-room-name, \
-         socket-id-room, no-join-reply, accept-rejoin, no-left-room, ignore-second-login, \
+         crash-on-number-room-name, socket-id-room, no-join-reply, accept-rejoin, no-left-room, ignore-second-login, \
          relay-non-member, seed-token-broadcast, leak-to-first-room, keep-name-on-disconnect, \
          keep-room-on-disconnect, prototype-names-exist)"
     )]
@@ -147,6 +153,7 @@ impl FromStr for Fault {
             "reorder-broadcast" => bare(Fault::ReorderBroadcast),
             "wrong-field-type" => bare(Fault::WrongFieldType),
             "crash-on-hostile-room-name" => bare(Fault::CrashOnHostileRoomName),
+            "crash-on-number-room-name" => bare(Fault::CrashOnNumberRoomName),
             "socket-id-room" => bare(Fault::SocketIdRoom),
             "no-join-reply" => bare(Fault::NoJoinReply),
             "accept-rejoin" => bare(Fault::AcceptRejoin),
@@ -178,6 +185,7 @@ impl fmt::Display for Fault {
             Fault::ReorderBroadcast => f.write_str("reorder-broadcast"),
             Fault::WrongFieldType => f.write_str("wrong-field-type"),
             Fault::CrashOnHostileRoomName => f.write_str("crash-on-hostile-room-name"),
+            Fault::CrashOnNumberRoomName => f.write_str("crash-on-number-room-name"),
             Fault::SocketIdRoom => f.write_str("socket-id-room"),
             Fault::NoJoinReply => f.write_str("no-join-reply"),
             Fault::AcceptRejoin => f.write_str("accept-rejoin"),
@@ -209,6 +217,7 @@ pub struct FaultSet {
     pub reorder_broadcast: bool,
     pub wrong_field_type: bool,
     pub crash_on_hostile_room_name: bool,
+    pub crash_on_number_room_name: bool,
     pub socket_id_room: bool,
     pub no_join_reply: bool,
     pub accept_rejoin: bool,
@@ -239,6 +248,7 @@ impl FaultSet {
                 Fault::ReorderBroadcast => set.reorder_broadcast = true,
                 Fault::WrongFieldType => set.wrong_field_type = true,
                 Fault::CrashOnHostileRoomName => set.crash_on_hostile_room_name = true,
+                Fault::CrashOnNumberRoomName => set.crash_on_number_room_name = true,
                 Fault::SocketIdRoom => set.socket_id_room = true,
                 Fault::NoJoinReply => set.no_join_reply = true,
                 Fault::AcceptRejoin => set.accept_rejoin = true,
@@ -307,6 +317,7 @@ mod tests {
             "reorder-broadcast",
             "wrong-field-type",
             "crash-on-hostile-room-name",
+            "crash-on-number-room-name",
             "socket-id-room",
             "no-join-reply",
             "accept-rejoin",

@@ -437,6 +437,12 @@ impl LobbyState {
         if self.faults.crash_on_hostile_room_name {
             self.crash_on_hostile(args.first());
         }
+        if self.faults.crash_on_number_room_name {
+            if let Some(Value::Number(n)) = args.first() {
+                eprintln!("fault crash-on-number-room-name: crashing on room name {n}");
+                std::process::exit(101);
+            }
+        }
         let username = self.username_of(socket)?;
         let name = match args.first() {
             Some(Value::String(s)) if is_valid_name(s) => s.as_str(),
