@@ -15,7 +15,7 @@
 //! the join time and action of the first join) and every one of those sockets receives the
 //! room's broadcasts. A member's action is reset when the member leaves the room completely
 //! (last socket left or disconnected). The broadcast `message` carries `user_id`, never the
-//! sender's token (see protocols.md).
+//! sender's token (see docs/dialects/dorm.md).
 //!
 //! Every handler runs inline in socketioxide's dispatch path (see [`crate::inline`]), so the
 //! events of one socket are applied in arrival order and each room's broadcasts reach all of

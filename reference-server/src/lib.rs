@@ -47,7 +47,7 @@ pub const DEFAULT_GENERATED_USERS: u64 = 1000;
 /// How long [`RunningServer::shutdown`] waits for open connections before giving up on them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// The room protocol a server speaks (see `shared/protocols.md`).
+/// The room protocol a server speaks (see `docs/dialects/`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Dialect {

@@ -15,7 +15,7 @@
 //! | `privateMessage(user, content)` | the target alone `gotPrivateMessage {username: sender, content}` |
 //! | disconnect | remaining members of each of the leaver's rooms `otherLeftRoom`, then every other connected socket `otherLogedout {username, numusers}` |
 //!
-//! Decisions where the seed and protocols.md are silent:
+//! Decisions where the seed is silent (docs/dialects/lobby.md):
 //! - A socket must log in before anything else ([`errors::NOT_LOGGED_IN`]) and logs in once
 //!   ([`errors::ALREADY_LOGGED_IN`]); a name must be a non-empty string of at most
 //!   [`MAX_NAME_BYTES`] bytes ([`errors::INVALID_USERNAME`]). `numusers` counts logged-in users.
