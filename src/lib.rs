@@ -20,6 +20,7 @@ pub mod oracle;
 pub mod protocol;
 pub mod report;
 pub mod resources;
+pub mod roster;
 pub mod scenario;
 pub mod schedule;
 pub mod signals;

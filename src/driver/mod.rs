@@ -16,8 +16,10 @@ use tokio::time::Instant;
 use crate::client::{ClientConfig, Connection};
 use crate::dialect::{self, DialectSpec, RoomOf};
 use crate::metrics::{Metrics, Pair};
+use crate::oracle::judge::Judge;
 use crate::oracle::{Micros, Oracle, RuleTally};
 use crate::resources::Usage;
+use crate::roster::{Roster, UserInfo};
 use crate::scenario::{Scenario, UsersSpec};
 use crate::schedule;
 
@@ -50,29 +52,14 @@ pub struct Counters {
     pub unexpected_closes: Counter,
 }
 
-/// A user as the driver needs it.
-pub struct UserInfo {
-    pub user_id: u64,
-    pub username: String,
-    pub token: String,
-    /// The fixture room and its capacity.
-    pub room: Option<u64>,
-    pub room_size: u32,
-    /// The next user of the same fixture room (wrapping; the user itself when alone).
-    pub roommate: u32,
-}
-
 /// What every client task of a run shares.
 pub struct Shared {
     pub scenario: Arc<Scenario>,
     pub spec: &'static DialectSpec,
     pub target: String,
     pub client_config: ClientConfig,
-    pub users: Vec<UserInfo>,
-    pub by_user_id: HashMap<u64, u32>,
-    /// Clients by token (a seed-literal dorm broadcast names its sender by token).
-    pub by_token: HashMap<String, u32>,
-    pub by_username: HashMap<String, u32>,
+    /// Every client's user.
+    pub roster: Roster,
     pub oracle: Oracle,
     pub metrics: Metrics,
     pub counters: Counters,
@@ -84,8 +71,6 @@ pub struct Shared {
     pub overloaded: AtomicBool,
     /// Each client's operations, when the run keeps an operation log (`--op-log`).
     pub oplog: Option<std::sync::Mutex<OpLog>>,
-    /// Each client's current Socket.IO id (for the `{sid:N}` template of hostile input).
-    pub socket_ids: Box<[std::sync::Mutex<String>]>,
 }
 
 impl Shared {
@@ -99,16 +84,14 @@ impl Shared {
     pub fn instant_of(&self, at: Micros) -> Instant {
         self.start + Duration::from_micros(at.min(u64::MAX / 4))
     }
-}
-
-impl crate::dialect::RunClients for Shared {
-    fn username(&self, n: usize) -> Option<&str> {
-        self.users.get(n).map(|u| u.username.as_str())
-    }
-    fn socket_id(&self, n: usize) -> Option<String> {
-        self.socket_ids
-            .get(n)
-            .map(|id| crate::oracle::lock(id).clone())
+    /// The judge of this run's clients.
+    pub fn judge(&self) -> Judge<'_> {
+        Judge {
+            oracle: &self.oracle,
+            spec: self.spec,
+            roster: &self.roster,
+            metrics: &self.metrics,
+        }
     }
 }
 
@@ -269,21 +252,6 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
             u.roommate = u.roommate.saturating_sub(skip as u32);
         }
     }
-    let by_user_id = users
-        .iter()
-        .enumerate()
-        .map(|(i, u)| (u.user_id, i as u32))
-        .collect();
-    let by_token = users
-        .iter()
-        .enumerate()
-        .map(|(i, u)| (u.token.clone(), i as u32))
-        .collect();
-    let by_username = users
-        .iter()
-        .enumerate()
-        .map(|(i, u)| (u.username.clone(), i as u32))
-        .collect();
     let mut arrivals = schedule::arrivals(&scenario, users.len());
     if let Some(share) = &opts.worker {
         // The same schedule as one process, but only the clients of this worker's rooms.
@@ -309,11 +277,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
                 .as_micros() as u64,
             users.iter().map(|u| u.username.clone()).collect(),
         ),
-        socket_ids: users.iter().map(|_| Default::default()).collect(),
-        users,
-        by_user_id,
-        by_token,
-        by_username,
+        roster: Roster::new(users),
         metrics: Metrics::new(workers * 2),
         counters: Counters::default(),
         // A short lead so the first arrivals are not late before the tasks exist.
@@ -330,7 +294,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         shared.oracle.name_room(r.room_id, &r.room_name);
     }
     if spec.events.iter().any(|e| e.room == RoomOf::ReceiverUser) {
-        for u in &shared.users {
+        for u in &shared.roster.users {
             shared
                 .oracle
                 .label_room(crate::dialect::user_room(&u.username), || {
@@ -439,7 +403,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
             .map(|c| {
                 (
                     c,
-                    shared.users[c as usize].username.clone(),
+                    shared.roster.users[c as usize].username.clone(),
                     shared.oracle.transcript(c),
                 )
             })

@@ -20,6 +20,7 @@
 
 pub mod attribution;
 pub mod json;
+pub mod judge;
 pub mod rules;
 pub mod shape;
 

@@ -2,14 +2,12 @@
 //! scenario (dropped heartbeat, reset, stall, close), and what a departure must cause.
 
 use rand::Rng;
-use serde_json::Value;
 
-use super::{Closing, Stop, Vu};
+use super::{Stop, Vu};
 use crate::client::{CloseReason, Connection, Heartbeat};
-use crate::dialect::{user_room, Precondition, EVERYONE};
 use crate::heartbeat::{self, Advertised, Marks};
-use crate::oracle::rules::Check;
-use crate::oracle::{Micros, Outgoing};
+use crate::oracle::judge::CloseVerdict;
+use crate::oracle::Micros;
 use crate::scenario::Fault;
 
 impl Vu {
@@ -43,26 +41,16 @@ impl Vu {
                 shared.counters.active.inc();
                 // Socket.IO 2 (EIO 3) names a socket of `/` by its Engine.IO id.
                 let id = conn.socket_id().unwrap_or(conn.sid()).to_string();
-                *crate::oracle::lock(&shared.socket_ids[self.me as usize]) = id;
+                *crate::oracle::lock(&shared.roster.socket_ids[self.me as usize]) = id;
                 self.conn = Some(conn);
-                self.session += 1;
-                if shared.spec.uses_everyone {
-                    shared.oracle.join_sent(self.me, EVERYONE, now);
-                    shared.oracle.join_confirmed(self.me, EVERYONE, now);
-                }
-                self.closing = Closing::Unexpected;
+                shared.judge().connected(&mut self.client, now);
                 Ok(())
             }
             Err(e) => {
                 shared.counters.connect_errors.inc();
-                shared.oracle.violate(
-                    self.me,
-                    "connection",
-                    Check::ConnectFailed,
-                    now,
-                    "a Socket.IO session".into(),
-                    e.to_string(),
-                );
+                shared
+                    .judge()
+                    .connect_failed(&self.client, now, e.to_string());
                 Err(())
             }
         }
@@ -105,53 +93,28 @@ impl Vu {
                     .heartbeat_deadline
                     .map(|d| d.0.as_micros() as u64);
                 let window = heartbeat::window(adv, marks, now, grace, cap);
-                self.closing = Closing::HeartbeatDropped {
-                    since: now,
-                    window,
-                    adv,
-                };
                 // The server announces the departure when it notices it, up to the end of the
                 // wait (then the client vanishes, which the server notices at once).
                 let until = window.wait_until.max(now);
-                self.announce_departure(now, Some(until - now + shared.oracle.deadline()));
+                shared.judge().heartbeat_dropped(
+                    &mut self.client,
+                    now,
+                    window,
+                    adv,
+                    until - now + shared.oracle.deadline(),
+                );
                 while self.conn.is_some() && shared.now() < until {
                     if !self.serve_once(until, stop).await {
                         return None;
                     }
                 }
                 if self.conn.is_some() {
-                    let at = shared.now();
-                    let (check, expected, received) = if window.capped() {
-                        (
-                            Check::HeartbeatTimeoutNotObserved,
-                            format!(
-                                "a close by {:.0} ms after the heartbeat stopped (the server advertised pingInterval {:.0} ms + pingTimeout {:.0} ms, + grace {:.0} ms, from the last heartbeat)",
-                                (window.latest.saturating_sub(now)) as f64 / 1e3,
-                                adv.ping_interval as f64 / 1e3,
-                                adv.ping_timeout as f64 / 1e3,
-                                grace as f64 / 1e3,
-                            ),
-                            format!(
-                                "still open when the heartbeat deadline of {:.0} ms ended the wait, before the advertised window had passed: not observed",
-                                (until - now) as f64 / 1e3
-                            ),
-                        )
-                    } else {
-                        (
-                            Check::HeartbeatTimeoutMissing,
-                            format!(
-                                "closed within {:.0} ms of the heartbeat stopping (pingInterval {:.0} ms + pingTimeout {:.0} ms + grace {:.0} ms from the last frame sent)",
-                                (window.latest.saturating_sub(now)) as f64 / 1e3,
-                                adv.ping_interval as f64 / 1e3,
-                                adv.ping_timeout as f64 / 1e3,
-                                grace as f64 / 1e3,
-                            ),
-                            "still open".into(),
-                        )
-                    };
-                    shared
-                        .oracle
-                        .violate(self.me, "connection", check, at, expected, received);
+                    shared.judge().heartbeat_close_not_seen(
+                        &self.client,
+                        shared.now(),
+                        grace,
+                        until,
+                    );
                     self.vanish();
                 }
                 Some(shared.now())
@@ -169,10 +132,7 @@ impl Vu {
             Fault::Stall(d) => {
                 self.note(|| format!("stall {d}"));
                 let until = now + d.0.as_micros() as u64;
-                for &(room, _) in &self.joined {
-                    shared.oracle.excuse(self.me, room, now, until);
-                }
-                self.closing = Closing::Tolerated;
+                shared.judge().stalled(&mut self.client, now, until);
                 tokio::select! {
                     _ = tokio::time::sleep_until(shared.instant_of(until)) => {}
                     _ = &mut *stop => { self.ended = true; self.disconnect().await; return None }
@@ -238,122 +198,24 @@ impl Vu {
 
     /// The connection is gone: the client leaves every room and its pending replies are moot.
     pub(super) fn departed(&mut self, at: Micros) {
-        self.announce_departure(at, None);
-        for (room, _) in self.joined.drain(..).chain(self.joining.drain(..)) {
-            self.shared.oracle.left(self.me, room, at);
-        }
-        if self.shared.spec.uses_everyone {
-            self.shared.oracle.left(self.me, EVERYONE, at);
-        }
-        self.departure_announced = false;
-        self.pending.clear();
-        self.recent.clear();
-        self.foreign_errors.clear();
-        self.assumed.clear();
-        self.tolerated_errors.clear();
-        self.shared.counters.active.dec();
-    }
-
-    /// Registers what the server must tell the others about this client's departure (once per
-    /// connection; only for a logged-in client: one whose own user room is confirmed).
-    pub(super) fn announce_departure(&mut self, at: Micros, deadline: Option<Micros>) {
         let shared = self.shared.clone();
-        let Some(departure) = shared.spec.departure else {
-            return;
-        };
-        let me = user_room(&shared.users[self.me as usize].username);
-        // A login the server never confirmed (assumed) announces nothing.
-        if self.departure_announced
-            || !self.joined.iter().any(|(r, _)| *r == me)
-            || self.assumed.contains(&me)
-        {
-            return;
-        }
-        self.departure_announced = true;
-        let session = self.session;
-        let send = |room, event, value| Outgoing {
-            sender: self.me,
-            session,
-            room,
-            event,
-            include_sender: false,
-            unless: Precondition::None,
-            seq: None,
-            value,
-            intended: at,
-            sent: at,
-            metric: "after-fault",
-            deadline,
-        };
-        if let Some(event) = departure.each_room {
-            for (room, name) in self.joined.iter().filter(|(r, _)| *r != me) {
-                shared
-                    .oracle
-                    .broadcast_sent(send(*room, event, Some(Value::String(name.clone()))));
-            }
-        }
-        if let Some(event) = departure.everyone {
-            shared.oracle.broadcast_sent(send(EVERYONE, event, None));
-        }
+        shared.judge().departed(&mut self.client, at);
+        shared.counters.active.dec();
     }
 
     pub(super) fn on_closed(&mut self, reason: CloseReason, now: Micros) {
         if self.conn.take().is_none() {
             return;
         }
-        self.departed(now);
         let shared = self.shared.clone();
-        match std::mem::replace(&mut self.closing, Closing::Unexpected) {
-            Closing::HeartbeatDropped { since, window, adv } => {
-                shared
-                    .metrics
-                    .record(("heartbeat", "close"), now - since, now - since);
-                if now < window.earliest {
-                    shared.oracle.violate(
-                        self.me,
-                        "connection",
-                        Check::HeartbeatTimeoutEarly,
-                        now,
-                        format!(
-                            "no close before {:.0} ms after the heartbeat stopped (pingInterval {:.0} ms + pingTimeout {:.0} ms after the last heartbeat the server can have received)",
-                            window.earliest.saturating_sub(since) as f64 / 1e3,
-                            adv.ping_interval as f64 / 1e3,
-                            adv.ping_timeout as f64 / 1e3,
-                        ),
-                        format!(
-                            "closed after {:.3} ms ({reason:?})",
-                            (now - since) as f64 / 1e3
-                        ),
-                    );
-                } else if now > window.latest {
-                    shared.oracle.violate(
-                        self.me,
-                        "connection",
-                        Check::HeartbeatTimeoutMissing,
-                        now,
-                        format!(
-                            "closed within {:.0} ms",
-                            window.latest.saturating_sub(since) as f64 / 1e3
-                        ),
-                        format!("closed after {:.3} ms", (now - since) as f64 / 1e3),
-                    );
-                }
-            }
-            Closing::Tolerated => {}
-            // After hostile input the server may close the connection; the flow goes on.
-            Closing::Unexpected if self.lenient => {}
-            Closing::Unexpected => {
-                self.ended = true;
-                shared.counters.unexpected_closes.inc();
-                shared.oracle.violate(
-                    self.me,
-                    "connection",
-                    Check::UnexpectedClose,
-                    now,
-                    "the connection stays open while the client is healthy".into(),
-                    format!("{reason:?}"),
-                );
-            }
+        shared.counters.active.dec();
+        let verdict =
+            shared
+                .judge()
+                .closed_by_server(&mut self.client, now, &format!("{reason:?}"));
+        if verdict == CloseVerdict::Unexpected {
+            self.ended = true;
+            shared.counters.unexpected_closes.inc();
         }
     }
 }

@@ -1,65 +1,25 @@
 //! One simulated client (a virtual user): connects at its intended arrival time, runs its
-//! group's flow on the open-loop schedule, and hands every received event to the oracle.
+//! group's flow on the open-loop schedule, and hands everything it does and receives to the
+//! judge ([`crate::oracle::judge`]), which keeps the client's judging state.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 
-mod judge;
+mod decode;
 mod lifecycle;
 
 use super::Shared;
-use crate::client::{ClientError, CloseReason, Connection, Incoming, RawIncoming};
-use crate::dialect::{self, Effect, ErrorStyle, OpContext, EXPECT_ERROR, LENIENT};
-use crate::oracle::rules::{Cap, Check};
+use crate::client::{ClientError, CloseReason, Connection, Incoming, RawEvent, RawIncoming};
+use crate::dialect::{self, EXPECT_ERROR, LENIENT};
+use crate::oracle::judge::{self, Intent};
 use crate::oracle::shape;
-use crate::oracle::{ClientId, IntMap, Micros, Outgoing, RoomKey};
+use crate::oracle::{ClientId, Micros};
 use crate::protocol::socketio;
 use crate::scenario::{SendStep, Step, Think};
 use crate::schedule::{client_rng, Arrival};
-
-/// A request whose reply or error has not come yet.
-struct Pending {
-    kind: PendingKind,
-    /// The request's event name.
-    request: &'static str,
-    intended: Micros,
-    sent: Micros,
-    /// After this the answer is `late`; none by `due` + deadline is `missing`.
-    due: Micros,
-    /// The request expects what the seed does not state: its violations are judged at most
-    /// at this level.
-    cap: Option<Cap>,
-    /// The server may or may not send it (a request it should refuse but may accept).
-    optional: bool,
-}
-
-#[derive(PartialEq)]
-enum PendingKind {
-    /// A reply event (e.g. `last_data`) must come; it confirms the join of `joins`.
-    Reply {
-        event: &'static str,
-        joins: Option<RoomKey>,
-    },
-    /// An error must come (on the request's own event, or on the dialect's error channel),
-    /// with this text when given. `instead` is the reply a valid request would get: its
-    /// arrival means the server accepted the request (the error is missing, not pending).
-    Error {
-        text: Option<String>,
-        instead: Option<&'static str>,
-    },
-}
-
-/// A request sent lately, not yet seen answered.
-struct Recent {
-    request: &'static str,
-    sent: Micros,
-    /// The broadcast whose copy reaches the sender when the server accepted the request.
-    echo: Option<&'static str>,
-}
 
 /// Position in a (possibly nested) flow.
 struct Frame<'a> {
@@ -91,25 +51,12 @@ pub async fn run(shared: Arc<Shared>, arrival: Arrival) {
     let intended = shared.micros_of(start_at);
     let mut vu = Vu {
         me,
-        joined: Vec::new(),
-        joining: Vec::new(),
-        departure_announced: false,
+        client: judge::Client::new(me),
         rng: client_rng(shared.scenario.seed, me),
         conn: None,
         shared: shared.clone(),
-        pending: Vec::new(),
-        recent: std::collections::VecDeque::new(),
-        foreign_errors: Vec::new(),
-        assumed: Vec::new(),
-        session: 0,
-        tolerated_errors: HashMap::new(),
-        last_seq: IntMap::default(),
-        received_since_step: Vec::new(),
-        seq: 0,
         ended: false,
-        closing: Closing::Unexpected,
         oplog: shared.oplog.is_some().then(Vec::new),
-        lenient: false,
         wake: Box::pin(tokio::time::sleep_until(start_at)),
     };
     if vu
@@ -130,62 +77,18 @@ pub async fn run(shared: Arc<Shared>, arrival: Arrival) {
     }
 }
 
-/// How a close by the server is judged.
-enum Closing {
-    /// The client is healthy: a close is a violation.
-    Unexpected,
-    /// The client dropped its heartbeat at `since`: the server must close it inside
-    /// `window` (from what it advertised, `adv`).
-    HeartbeatDropped {
-        since: Micros,
-        window: crate::heartbeat::Window,
-        adv: crate::heartbeat::Advertised,
-    },
-    /// The client stalled: the server may drop a slow consumer.
-    Tolerated,
-}
-
 struct Vu {
     me: ClientId,
-    /// Rooms whose join the server confirmed, with their names (for departure notices).
-    joined: Vec<(RoomKey, String)>,
-    /// Rooms whose join was sent but not confirmed yet.
-    joining: Vec<(RoomKey, String)>,
-    /// The departure notices were registered already (at the heartbeat drop).
-    departure_announced: bool,
+    /// What the judge knows of this client.
+    client: judge::Client,
     rng: ChaCha8Rng,
     /// None while disconnected (after `vanish`, `close` or a server close, before `reconnect`).
     conn: Option<Connection>,
     shared: Arc<Shared>,
-    pending: Vec<Pending>,
-    /// The requests sent within the last two deadlines that got no answer this client could
-    /// see (a reply, an error, or its own copy of the broadcast), oldest first: what an error
-    /// may answer.
-    recent: std::collections::VecDeque<Recent>,
-    /// Arrival times of errors on an event no recent request used, when more than one request
-    /// was waiting for an error (which one it answers is unknown): each excuses one
-    /// `error-missing` of a request that was waiting then, as the `error-wrong-event` already
-    /// reported it.
-    foreign_errors: Vec<Micros>,
-    /// Rooms whose join was never confirmed and is assumed (see `Oracle::join_assumed`).
-    assumed: Vec<RoomKey>,
-    /// Connections made so far (the current one's number once connected).
-    session: u32,
-    /// Errors allowed on an event because its request was sent while not a confirmed member.
-    tolerated_errors: HashMap<&'static str, u32>,
-    /// Highest content sequence seen per sender (order check).
-    last_seq: IntMap<ClientId, u64>,
-    /// Event names received since the current step began (for `expect`).
-    received_since_step: Vec<String>,
-    seq: u64,
     /// The flow cannot go on (stopped, or closed by the server while healthy).
     ended: bool,
-    closing: Closing,
     /// The operations performed, when the run keeps an operation log.
     oplog: Option<Vec<String>>,
-    /// The client sent lenient (hostile) input: the server may close it, and nothing it
-    /// receives is judged any more.
-    lenient: bool,
     /// The timer of [`Vu::serve_once`], reset in place.
     wake: std::pin::Pin<Box<tokio::time::Sleep>>,
 }
@@ -224,7 +127,7 @@ impl Vu {
                     }
                     Step::Expect(e) if e.absent => {
                         // Only what arrives from now on counts against an absence.
-                        self.received_since_step.clear();
+                        self.client.step_begins();
                         let now = self.shared.now();
                         waiting = Some(Waiting {
                             event: e.event.clone(),
@@ -234,9 +137,9 @@ impl Vu {
                     }
                     Step::Expect(e) => {
                         let now = self.shared.now();
-                        if self.received_since_step.contains(&e.event) {
+                        if self.client.seen_since_step(&e.event) {
                             sched = sched.max(now);
-                            self.received_since_step.clear();
+                            self.client.step_begins();
                             continue;
                         }
                         let extra = if e.heartbeat {
@@ -280,32 +183,22 @@ impl Vu {
             // An `expect` is open: serve the socket until it is met, breached or times out.
             let w = waiting.as_ref().expect("waiting is set");
             let now = self.shared.now();
-            if self.received_since_step.contains(&w.event) {
-                self.received_since_step.clear();
+            if self.client.seen_since_step(&w.event) {
+                self.client.step_begins();
                 if !w.absent {
                     sched = sched.max(now);
                     waiting = None;
                     continue;
                 }
-                self.shared.oracle.violate(
-                    self.me,
-                    &w.event,
-                    Check::ExpectAbsent,
-                    now,
-                    format!("no `{}` before {:.3} ms", w.event, w.until as f64 / 1e3),
-                    format!("`{}` at {:.3} ms", w.event, now as f64 / 1e3),
-                );
+                self.shared
+                    .judge()
+                    .expect_breached(&self.client, &w.event, w.until, now);
             }
             if now >= w.until {
                 if !w.absent {
-                    self.shared.oracle.violate(
-                        self.me,
-                        &w.event,
-                        Check::ExpectMissing,
-                        now,
-                        format!("`{}` by {:.3} ms", w.event, w.until as f64 / 1e3),
-                        "nothing".into(),
-                    );
+                    self.shared
+                        .judge()
+                        .expect_missed(&self.client, &w.event, w.until, now);
                 }
                 sched = w.until;
                 waiting = None;
@@ -324,16 +217,8 @@ impl Vu {
         // What is due to this client must arrive or run out of time before it leaves: a client
         // that left while a broadcast to it was still in flight would prove nothing.
         let flow_end = self.shared.now();
-        let deadline = self.shared.oracle.deadline();
-        let settle = flow_end + 2 * deadline;
-        let mut rooms: Vec<RoomKey> = self.joined.iter().map(|(r, _)| *r).collect();
-        if self.shared.spec.uses_everyone {
-            rooms.push(dialect::EVERYONE);
-        }
         while !self.ended && self.conn.is_some() {
-            let replies = self.pending.iter().map(|p| p.due + deadline).max();
-            let broadcasts = self.shared.oracle.awaited(self.me, &rooms, flow_end);
-            let Some(until) = replies.max(broadcasts).map(|u| u.min(settle)) else {
+            let Some(until) = self.shared.judge().settled_at(&self.client, flow_end) else {
                 break;
             };
             if self.shared.now() >= until || !self.serve_once(until, stop).await {
@@ -342,7 +227,8 @@ impl Vu {
         }
         if !self.ended {
             // Stopped or closed by the server: pending replies are moot then.
-            self.expire_pending(Micros::MAX);
+            let shared = self.shared.clone();
+            shared.judge().expire_pending(&mut self.client, Micros::MAX);
         }
         self.disconnect().await;
     }
@@ -406,12 +292,7 @@ impl Vu {
     /// Waits for one incoming item or until `at` (or the earliest pending deadline).
     async fn serve_once(&mut self, at: Micros, stop: &mut Stop) -> bool {
         let deadline = self.shared.oracle.deadline();
-        let wake = self
-            .pending
-            .iter()
-            .map(|p| p.due + deadline)
-            .min()
-            .map_or(at, |d| d.min(at));
+        let wake = self.client.next_expiry(deadline).map_or(at, |d| d.min(at));
         let wake_at = self.shared.instant_of(wake);
         // One timer per client, moved only when the wake time changes: a new `Sleep` per
         // received event would register and cancel a timer entry each time.
@@ -445,42 +326,50 @@ impl Vu {
                         if closed {
                             self.on_closed(CloseReason::Reset(e.to_string()), now);
                         } else {
-                            self.shared.oracle.violate(self.me, "connection", Check::Malformed, now,
-                                "a valid Engine.IO/Socket.IO frame".into(), e.to_string());
+                            self.shared.judge().malformed(&self.client, now, e.to_string());
                         }
                     }
                 }
             }
             _ = self.wake.as_mut() => {}
         }
-        if !self.pending.is_empty() {
-            self.expire_pending(self.shared.now());
+        if self.client.has_pending() {
+            let shared = self.shared.clone();
+            shared
+                .judge()
+                .expire_pending(&mut self.client, shared.now());
         }
         !self.ended
     }
 
-    /// What the dialect's request builders and reply checks know about this client.
-    fn context<'a>(&self, shared: &'a Shared) -> OpContext<'a> {
-        let user = &shared.users[self.me as usize];
-        OpContext {
-            client: self.me,
-            user_id: user.user_id,
-            username: &user.username,
-            token: &user.token,
-            home: user.room.map(|r| (r, user.room_size)),
-            roommate: &shared.users[user.roommate as usize].username,
-            seq: self.seq,
-            run: shared,
-        }
+    /// Judges one received event.
+    fn on_event(&mut self, event: RawEvent, now: Micros) {
+        let shared = &*self.shared;
+        let Some(parsed) = decode::parse_event(event.args()) else {
+            // Malformed arguments: reported as the parsing client reports them.
+            let reason = match event.parse() {
+                Err(e) => e.to_string(),
+                Ok(_) => "Socket.IO EVENT arguments the driver could not read".to_string(),
+            };
+            shared.judge().malformed(&self.client, now, reason);
+            return;
+        };
+        shared.counters.received.inc();
+        shared
+            .judge()
+            .received(&mut self.client, &parsed.name, &parsed.payload, now);
+        shared
+            .oracle
+            .log_raw(self.me, now, "<<", &parsed.name, &parsed.text);
     }
 
     /// Builds, sends and registers one dialect operation.
     async fn perform(&mut self, op: &crate::scenario::OpStep, intended: Micros) {
         let shared = self.shared.clone();
         let spec = shared.spec.op(&op.op).expect("validated op");
-        let ctx = self.context(&shared);
+        let ctx = shared.roster.context(self.me, self.client.seq);
         let request = (spec.build)(&ctx, &op.params, &mut self.rng);
-        self.received_since_step.clear();
+        self.client.step_begins();
         self.note(|| {
             format!(
                 "{} {}",
@@ -492,162 +381,27 @@ impl Vu {
             tracing::warn!(client = self.me, op = %op.op, "operation skipped: the client is disconnected (add a `reconnect` step)");
             return;
         }
-        // `expect_error: true` turns any operation into one the server must refuse;
-        // `lenient: true` into one whose outcome only the other clients are judged on.
-        // The reply a valid request would get: if it comes, the server accepted the request.
-        let instead = request.effects.iter().find_map(|e| match e {
-            Effect::Join { reply, .. } => Some(*reply),
-            Effect::Reply { event } => Some(*event),
-            _ => None,
-        });
-        // The broadcast whose copy comes back to the sender when the server accepts it.
-        let echo = request.effects.iter().find_map(|e| match e {
-            Effect::Broadcast {
-                event,
-                include_sender: true,
-                ..
-            } => Some(*event),
-            _ => None,
-        });
-        let (mut effects, error_text) = match (op.params.get(EXPECT_ERROR), op.params.get(LENIENT))
-        {
-            (_, Some(Value::Bool(true))) => {
-                self.become_lenient();
-                (Vec::new(), None)
-            }
-            (Some(Value::Bool(true)), _) => (vec![Effect::Error], None),
-            (Some(Value::String(text)), _) => (vec![Effect::Error], Some(text.clone())),
-            _ => (Vec::new(), None),
+        let intent = match (op.params.get(EXPECT_ERROR), op.params.get(LENIENT)) {
+            (_, Some(Value::Bool(true))) => Intent::Lenient,
+            (Some(Value::Bool(true)), _) => Intent::Refused(None),
+            (Some(Value::String(text)), _) => Intent::Refused(Some(text.clone())),
+            _ => Intent::Valid,
         };
-        // A refusal the seed does not state (`cap`): the server should refuse, but may accept,
-        // so the request's own effects are allowed, never required. Either way a relay of a
-        // refused broadcast may reach the room's members (dorm: a non-member's message relayed
-        // to the user's room), never anyone else.
-        let expects_error = !effects.is_empty();
-        let cap = match op.params.get(EXPECT_ERROR) {
-            Some(Value::Bool(true)) => shared.spec.error_cap(None),
-            Some(Value::String(text)) => shared.spec.error_cap(Some(text)),
-            _ => None,
-        };
-        let optional = expects_error;
-        let hostile = matches!(op.params.get(LENIENT), Some(Value::Bool(true)));
-        if !expects_error && !hostile {
-            effects = request.effects;
-        } else if expects_error {
-            effects.extend(request.effects.into_iter().filter_map(|e| match e {
-                Effect::Broadcast {
-                    event,
-                    room,
-                    include_sender,
-                    seq,
-                    value,
-                    ..
-                } => Some(Effect::Broadcast {
-                    event,
-                    room,
-                    include_sender,
-                    unless: crate::dialect::Precondition::Refused,
-                    seq,
-                    value,
-                }),
-                e @ (Effect::Join { .. } | Effect::Reply { .. }) if cap.is_some() => Some(e),
-                _ => None,
-            }));
-        }
+        let dialect::Request {
+            event,
+            args,
+            effects,
+        } = request;
         // Register what the request must cause *before* writing it: on loopback the first
         // receipts can arrive at other clients before this task runs again.
         let sent = shared.now();
-        let due = sent + shared.oracle.deadline();
-        let error_key = self.error_key(request.event);
-        for effect in effects {
-            match effect {
-                Effect::Join { room, name, reply } => {
-                    shared.oracle.name_room(room, &name);
-                    shared.oracle.join_sent(self.me, room, sent);
-                    if !self.joining.iter().any(|(r, _)| *r == room) {
-                        self.joining.push((room, name));
-                    }
-                    self.pending.push(Pending {
-                        kind: PendingKind::Reply {
-                            event: reply,
-                            joins: Some(room),
-                        },
-                        request: request.event,
-                        intended,
-                        sent,
-                        due,
-                        cap,
-                        optional,
-                    });
-                }
-                Effect::Reply { event } => self.pending.push(Pending {
-                    kind: PendingKind::Reply { event, joins: None },
-                    request: request.event,
-                    intended,
-                    sent,
-                    due,
-                    cap,
-                    optional,
-                }),
-                Effect::Leave { room } => {
-                    shared.oracle.left(self.me, room, sent);
-                    let was_member = self.joined.iter().any(|(r, _)| *r == room);
-                    self.joined.retain(|(r, _)| *r != room);
-                    self.joining.retain(|(r, _)| *r != room);
-                    if !was_member {
-                        *self.tolerated_errors.entry(error_key).or_default() += 1;
-                    }
-                }
-                Effect::Broadcast {
-                    event,
-                    room,
-                    include_sender,
-                    unless,
-                    seq,
-                    value,
-                } => {
-                    if seq.is_some() {
-                        self.seq += 1;
-                    }
-                    let allowed = shared.oracle.broadcast_sent(Outgoing {
-                        sender: self.me,
-                        session: self.session,
-                        room,
-                        event,
-                        include_sender,
-                        unless,
-                        seq,
-                        value,
-                        intended,
-                        sent,
-                        metric: "fanout",
-                        deadline: None,
-                    });
-                    // A refused request's error is awaited as such, not merely tolerated.
-                    if !allowed && unless != crate::dialect::Precondition::Refused {
-                        *self.tolerated_errors.entry(error_key).or_default() += 1;
-                    }
-                }
-                Effect::Error => self.pending.push(Pending {
-                    kind: PendingKind::Error {
-                        text: error_text.clone(),
-                        instead,
-                    },
-                    request: request.event,
-                    intended,
-                    sent,
-                    due,
-                    cap,
-                    optional: false,
-                }),
-            }
-        }
-        self.remember_request(request.event, sent, echo);
+        shared
+            .judge()
+            .request(&mut self.client, event, effects, intent, intended, sent);
         let conn = self.conn.as_mut().expect("connected");
-        let (frame, args_at) =
-            socketio::encode_event_parts(conn.namespace(), request.event, &request.args);
+        let (frame, args_at) = socketio::encode_event_parts(conn.namespace(), event, &args);
         // The payload as the transcript shows it: the one argument, or the array of them.
-        let payload = match request.args.len() {
+        let payload = match args.len() {
             1 => frame[args_at..frame.len() - 1].to_owned(),
             _ => format!("[{}]", &frame[args_at..frame.len() - 1]),
         };
@@ -668,16 +422,14 @@ impl Vu {
                 shared.stop.send_replace(true);
             }
         }
-        shared
-            .oracle
-            .log_raw(self.me, sent, ">>", request.event, &payload);
+        shared.oracle.log_raw(self.me, sent, ">>", event, &payload);
     }
 
     /// Sends hostile or malformed input: an arbitrary event, or a raw frame.
     async fn send(&mut self, step: &SendStep, intended: Micros) {
         let shared = self.shared.clone();
-        let ctx = self.context(&shared);
-        self.received_since_step.clear();
+        let ctx = shared.roster.context(self.me, self.client.seq);
+        self.client.step_begins();
         if self.conn.is_none() {
             tracing::warn!(
                 client = self.me,
@@ -686,7 +438,7 @@ impl Vu {
             return;
         }
         if step.lenient {
-            self.become_lenient();
+            shared.judge().become_lenient(&mut self.client);
         }
         let sent = shared.now();
         let written = match (&step.event, &step.frame) {
@@ -704,22 +456,9 @@ impl Vu {
                     Some(Value::String(t)) => Some(Some(t.clone())),
                     _ => None,
                 };
-                self.remember_request(event, sent, None);
-                if let Some(text) = text {
-                    let cap = shared.spec.error_cap(text.as_deref());
-                    self.pending.push(Pending {
-                        kind: PendingKind::Error {
-                            text,
-                            instead: None,
-                        },
-                        request: event,
-                        intended,
-                        sent,
-                        due: sent + shared.oracle.deadline(),
-                        cap,
-                        optional: false,
-                    });
-                }
+                shared
+                    .judge()
+                    .free_event(&mut self.client, event, text, intended, sent);
                 shared.oracle.log(self.me, sent, ">>", event, &payload);
                 let conn = self.conn.as_mut().expect("connected");
                 conn.emit(event, &args).await
@@ -739,37 +478,6 @@ impl Vu {
         match written {
             Ok(()) => shared.counters.sent.inc(),
             Err(e) => self.on_closed(CloseReason::Reset(e.to_string()), sent),
-        }
-    }
-
-    /// Keeps the requests of the last two deadlines (bounded: an error answers a recent one).
-    fn remember_request(&mut self, request: &'static str, at: Micros, echo: Option<&'static str>) {
-        let horizon = 2 * self.shared.oracle.deadline();
-        while self
-            .recent
-            .front()
-            .is_some_and(|r| r.sent + horizon < at || self.recent.len() >= 64)
-        {
-            self.recent.pop_front();
-        }
-        self.recent.push_back(Recent {
-            request,
-            sent: at,
-            echo,
-        });
-    }
-
-    /// After hostile input: the server may answer anything, or close this connection.
-    fn become_lenient(&mut self) {
-        self.lenient = true;
-        self.shared.oracle.set_lenient(self.me);
-    }
-
-    /// The key errors of a request are counted under: its event, or the error channel.
-    fn error_key(&self, request: &'static str) -> &'static str {
-        match self.shared.spec.errors {
-            ErrorStyle::SameEvent { .. } => request,
-            ErrorStyle::Channel { event } => event,
         }
     }
 }

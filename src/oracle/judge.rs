@@ -1,0 +1,1287 @@
+//! The judge of one client: everything the client does and sees, as `(time, what happened)`,
+//! turned into verdicts. No sockets and no clock: the virtual user performs operations and
+//! forwards what it receives, the judge keeps the client's judging state ([`Client`]) and
+//! asks the room model ([`Oracle`]) about broadcasts.
+//!
+//! Each received event is judged against the dialect's table (shape, forbidden fields), then
+//! as a reply, a broadcast (content id or FIFO attribution) or an error.
+
+use std::collections::{HashMap, VecDeque};
+
+use serde_json::Value;
+
+use super::attribution::{attribute_error, ErrorAnswer, ErrorSource, Unanswered};
+use super::json::Json;
+use super::rules::{Cap, Check, Level};
+use super::shape::{self, Node as _, Problem};
+use super::{ClientId, IntMap, Micros, Oracle, Outgoing, Receipt, RoomKey};
+use crate::dialect::{
+    named_room, user_room, Attribution, DialectSpec, Effect, ErrorStyle, EventSpec, Precondition,
+    RoomOf, SenderKey, EVERYONE,
+};
+use crate::heartbeat::{Advertised, Window};
+use crate::metrics::Metrics;
+use crate::roster::Roster;
+
+/// What the judge of a run reads: the room model, the dialect's table, the users, and where
+/// latencies go. Cheap to build (references only).
+#[derive(Clone, Copy)]
+pub struct Judge<'a> {
+    pub oracle: &'a Oracle,
+    pub spec: &'static DialectSpec,
+    pub roster: &'a Roster,
+    pub metrics: &'a Metrics,
+}
+
+/// A request whose reply or error has not come yet.
+#[derive(Debug)]
+pub struct Pending {
+    kind: PendingKind,
+    /// The request's event name.
+    request: &'static str,
+    intended: Micros,
+    sent: Micros,
+    /// After this the answer is `late`; none by `due` + deadline is `missing`.
+    due: Micros,
+    /// The request expects what the seed does not state: its violations are judged at most
+    /// at this level.
+    cap: Option<Cap>,
+    /// The server may or may not send it (a request it should refuse but may accept).
+    optional: bool,
+}
+
+#[derive(Debug, PartialEq)]
+enum PendingKind {
+    /// A reply event (e.g. `last_data`) must come; it confirms the join of `joins`.
+    Reply {
+        event: &'static str,
+        joins: Option<RoomKey>,
+    },
+    /// An error must come (on the request's own event, or on the dialect's error channel),
+    /// with this text when given. `instead` is the reply a valid request would get: its
+    /// arrival means the server accepted the request (the error is missing, not pending).
+    Error {
+        text: Option<String>,
+        instead: Option<&'static str>,
+    },
+}
+
+/// A request sent lately, not yet seen answered.
+#[derive(Debug)]
+struct Recent {
+    request: &'static str,
+    sent: Micros,
+    /// The broadcast whose copy reaches the sender when the server accepted the request.
+    echo: Option<&'static str>,
+}
+
+/// How a close by the server is judged.
+#[derive(Debug)]
+enum Closing {
+    /// The client is healthy: a close is a violation.
+    Unexpected,
+    /// The client dropped its heartbeat at `since`: the server must close it inside
+    /// `window` (from what it advertised, `adv`).
+    HeartbeatDropped {
+        since: Micros,
+        window: Window,
+        adv: Advertised,
+    },
+    /// The client stalled: the server may drop a slow consumer.
+    Tolerated,
+}
+
+/// How a request is meant (the scenario's `expect_error` / `lenient`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Intent {
+    /// A valid request: its effects must happen.
+    Valid,
+    /// The server must refuse it with an error (with this text when given).
+    Refused(Option<String>),
+    /// Hostile input: only the other clients are judged on its outcome.
+    Lenient,
+}
+
+/// What a close by the server meant for the flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseVerdict {
+    /// Not connected any more (already counted).
+    NotConnected,
+    /// A close the client caused or may get: the flow goes on.
+    Expected,
+    /// The server closed a healthy client: a violation, and the flow ends.
+    Unexpected,
+}
+
+/// One client's judging state: its rooms, what it waits for, what it may receive.
+pub struct Client {
+    pub me: ClientId,
+    /// Rooms whose join the server confirmed, with their names (for departure notices).
+    joined: Vec<(RoomKey, String)>,
+    /// Rooms whose join was sent but not confirmed yet.
+    joining: Vec<(RoomKey, String)>,
+    /// The departure notices were registered already (at the heartbeat drop).
+    departure_announced: bool,
+    /// Connected (between `connected` and `departed`).
+    connected: bool,
+    pending: Vec<Pending>,
+    /// The requests sent within the last two deadlines that got no answer this client could
+    /// see (a reply, an error, or its own copy of the broadcast), oldest first: what an error
+    /// may answer.
+    recent: VecDeque<Recent>,
+    /// Arrival times of errors on an event no recent request used, when more than one request
+    /// was waiting for an error (which one it answers is unknown): each excuses one
+    /// `error-missing` of a request that was waiting then, as the `error-wrong-event` already
+    /// reported it.
+    foreign_errors: Vec<Micros>,
+    /// Rooms whose join was never confirmed and is assumed (see `Oracle::join_assumed`).
+    assumed: Vec<RoomKey>,
+    /// Connections made so far (the current one's number once connected).
+    session: u32,
+    /// Errors allowed on an event because its request was sent while not a confirmed member.
+    tolerated_errors: HashMap<&'static str, u32>,
+    /// Highest content sequence seen per sender (order check).
+    last_seq: IntMap<ClientId, u64>,
+    /// Event names received since the current step began (for `expect`).
+    received_since_step: Vec<String>,
+    /// The sequence number of the next attributable send.
+    pub seq: u64,
+    closing: Closing,
+    /// The client sent lenient (hostile) input: the server may close it, and nothing it
+    /// receives is judged any more.
+    lenient: bool,
+}
+
+impl Client {
+    pub fn new(me: ClientId) -> Client {
+        Client {
+            me,
+            joined: Vec::new(),
+            joining: Vec::new(),
+            departure_announced: false,
+            connected: false,
+            pending: Vec::new(),
+            recent: VecDeque::new(),
+            foreign_errors: Vec::new(),
+            assumed: Vec::new(),
+            session: 0,
+            tolerated_errors: HashMap::new(),
+            last_seq: IntMap::default(),
+            received_since_step: Vec::new(),
+            seq: 0,
+            closing: Closing::Unexpected,
+            lenient: false,
+        }
+    }
+
+    /// The rooms whose join the server confirmed (or that are assumed).
+    pub fn joined_rooms(&self) -> impl Iterator<Item = RoomKey> + '_ {
+        self.joined.iter().map(|(r, _)| *r)
+    }
+
+    /// The earliest time a pending reply or error runs out (to wake up for it).
+    pub fn next_expiry(&self, deadline: Micros) -> Option<Micros> {
+        self.pending.iter().map(|p| p.due + deadline).min()
+    }
+
+    /// The latest time a pending reply or error can still arrive.
+    pub fn last_expiry(&self, deadline: Micros) -> Option<Micros> {
+        self.pending.iter().map(|p| p.due + deadline).max()
+    }
+
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// A new step begins: only what arrives from now on counts for its `expect`.
+    pub fn step_begins(&mut self) {
+        self.received_since_step.clear();
+    }
+
+    /// Whether `event` arrived since the step began.
+    pub fn seen_since_step(&self, event: &str) -> bool {
+        self.received_since_step.iter().any(|n| n == event)
+    }
+}
+
+impl Judge<'_> {
+    // ---- connections ----
+
+    /// A connection (a session) was established at `now`.
+    pub fn connected(&self, c: &mut Client, now: Micros) {
+        c.session += 1;
+        c.connected = true;
+        if self.spec.uses_everyone {
+            self.oracle.join_sent(c.me, EVERYONE, now);
+            self.oracle.join_confirmed(c.me, EVERYONE, now);
+        }
+        c.closing = Closing::Unexpected;
+    }
+
+    /// The connection could not be established.
+    pub fn connect_failed(&self, c: &Client, now: Micros, error: String) {
+        self.oracle.violate(
+            c.me,
+            "connection",
+            Check::ConnectFailed,
+            now,
+            "a Socket.IO session".into(),
+            error,
+        );
+    }
+
+    /// A frame the client could not read as the protocol's.
+    pub fn malformed(&self, c: &Client, now: Micros, reason: String) {
+        self.oracle.violate(
+            c.me,
+            "connection",
+            Check::Malformed,
+            now,
+            "a valid Engine.IO/Socket.IO frame".into(),
+            reason,
+        );
+    }
+
+    /// The client stops reading from `now` until `until`: the server may drop it, and
+    /// broadcasts it misses meanwhile are excused.
+    pub fn stalled(&self, c: &mut Client, now: Micros, until: Micros) {
+        for &(room, _) in &c.joined {
+            self.oracle.excuse(c.me, room, now, until);
+        }
+        c.closing = Closing::Tolerated;
+    }
+
+    /// The client stopped answering heartbeats at `now`; the server must close it inside
+    /// `window` (see [`crate::heartbeat::window`]). The departure it causes is announced with
+    /// a deadline up to `notice_deadline`.
+    pub fn heartbeat_dropped(
+        &self,
+        c: &mut Client,
+        now: Micros,
+        window: Window,
+        adv: Advertised,
+        notice_deadline: Micros,
+    ) {
+        c.closing = Closing::HeartbeatDropped {
+            since: now,
+            window,
+            adv,
+        };
+        self.announce_departure(c, now, Some(notice_deadline));
+    }
+
+    /// The connection is still open at `at`, when the wait for the heartbeat close ended.
+    pub fn heartbeat_close_not_seen(
+        &self,
+        c: &Client,
+        at: Micros,
+        grace: Micros,
+        wait_end: Micros,
+    ) {
+        let Closing::HeartbeatDropped { since, window, adv } = c.closing else {
+            return;
+        };
+        let (check, expected, received) = if window.capped() {
+            (
+                Check::HeartbeatTimeoutNotObserved,
+                format!(
+                    "a close by {:.0} ms after the heartbeat stopped (the server advertised pingInterval {:.0} ms + pingTimeout {:.0} ms, + grace {:.0} ms, from the last heartbeat)",
+                    (window.latest.saturating_sub(since)) as f64 / 1e3,
+                    adv.ping_interval as f64 / 1e3,
+                    adv.ping_timeout as f64 / 1e3,
+                    grace as f64 / 1e3,
+                ),
+                format!(
+                    "still open when the heartbeat deadline of {:.0} ms ended the wait, before the advertised window had passed: not observed",
+                    (wait_end - since) as f64 / 1e3
+                ),
+            )
+        } else {
+            (
+                Check::HeartbeatTimeoutMissing,
+                format!(
+                    "closed within {:.0} ms of the heartbeat stopping (pingInterval {:.0} ms + pingTimeout {:.0} ms + grace {:.0} ms from the last frame sent)",
+                    (window.latest.saturating_sub(since)) as f64 / 1e3,
+                    adv.ping_interval as f64 / 1e3,
+                    adv.ping_timeout as f64 / 1e3,
+                    grace as f64 / 1e3,
+                ),
+                "still open".into(),
+            )
+        };
+        self.oracle
+            .violate(c.me, "connection", check, at, expected, received);
+    }
+
+    /// The connection is gone (closed by either side, reset, or vanished): the client leaves
+    /// every room and its pending replies are moot.
+    pub fn departed(&self, c: &mut Client, at: Micros) {
+        self.announce_departure(c, at, None);
+        for (room, _) in c.joined.drain(..).chain(c.joining.drain(..)) {
+            self.oracle.left(c.me, room, at);
+        }
+        if self.spec.uses_everyone {
+            self.oracle.left(c.me, EVERYONE, at);
+        }
+        c.connected = false;
+        c.departure_announced = false;
+        c.pending.clear();
+        c.recent.clear();
+        c.foreign_errors.clear();
+        c.assumed.clear();
+        c.tolerated_errors.clear();
+    }
+
+    /// The server (or the network) closed the connection at `now`, for `reason`.
+    pub fn closed_by_server(&self, c: &mut Client, now: Micros, reason: &str) -> CloseVerdict {
+        if !c.connected {
+            return CloseVerdict::NotConnected;
+        }
+        self.departed(c, now);
+        match std::mem::replace(&mut c.closing, Closing::Unexpected) {
+            Closing::HeartbeatDropped { since, window, adv } => {
+                self.metrics
+                    .record(("heartbeat", "close"), now - since, now - since);
+                if now < window.earliest {
+                    self.oracle.violate(
+                        c.me,
+                        "connection",
+                        Check::HeartbeatTimeoutEarly,
+                        now,
+                        format!(
+                            "no close before {:.0} ms after the heartbeat stopped (pingInterval {:.0} ms + pingTimeout {:.0} ms after the last heartbeat the server can have received)",
+                            window.earliest.saturating_sub(since) as f64 / 1e3,
+                            adv.ping_interval as f64 / 1e3,
+                            adv.ping_timeout as f64 / 1e3,
+                        ),
+                        format!(
+                            "closed after {:.3} ms ({reason})",
+                            (now - since) as f64 / 1e3
+                        ),
+                    );
+                } else if now > window.latest {
+                    self.oracle.violate(
+                        c.me,
+                        "connection",
+                        Check::HeartbeatTimeoutMissing,
+                        now,
+                        format!(
+                            "closed within {:.0} ms",
+                            window.latest.saturating_sub(since) as f64 / 1e3
+                        ),
+                        format!("closed after {:.3} ms", (now - since) as f64 / 1e3),
+                    );
+                }
+                CloseVerdict::Expected
+            }
+            Closing::Tolerated => CloseVerdict::Expected,
+            // After hostile input the server may close the connection; the flow goes on.
+            Closing::Unexpected if c.lenient => CloseVerdict::Expected,
+            Closing::Unexpected => {
+                self.oracle.violate(
+                    c.me,
+                    "connection",
+                    Check::UnexpectedClose,
+                    now,
+                    "the connection stays open while the client is healthy".into(),
+                    reason.to_string(),
+                );
+                CloseVerdict::Unexpected
+            }
+        }
+    }
+
+    /// Registers what the server must tell the others about this client's departure (once per
+    /// connection; only for a logged-in client: one whose own user room is confirmed).
+    fn announce_departure(&self, c: &mut Client, at: Micros, deadline: Option<Micros>) {
+        let Some(departure) = self.spec.departure else {
+            return;
+        };
+        let me = user_room(&self.roster.users[c.me as usize].username);
+        // A login the server never confirmed (assumed) announces nothing.
+        if c.departure_announced
+            || !c.joined.iter().any(|(r, _)| *r == me)
+            || c.assumed.contains(&me)
+        {
+            return;
+        }
+        c.departure_announced = true;
+        let session = c.session;
+        let send = |room, event, value| Outgoing {
+            sender: c.me,
+            session,
+            room,
+            event,
+            include_sender: false,
+            unless: Precondition::None,
+            seq: None,
+            value,
+            intended: at,
+            sent: at,
+            metric: "after-fault",
+            deadline,
+        };
+        if let Some(event) = departure.each_room {
+            for (room, name) in c.joined.iter().filter(|(r, _)| *r != me) {
+                self.oracle
+                    .broadcast_sent(send(*room, event, Some(Value::String(name.clone()))));
+            }
+        }
+        if let Some(event) = departure.everyone {
+            self.oracle.broadcast_sent(send(EVERYONE, event, None));
+        }
+    }
+
+    // ---- what the client sends ----
+
+    /// Registers what a dialect request must cause, *before* it is written: on loopback the
+    /// first receipts can arrive at other clients before the sender runs again.
+    pub fn request(
+        &self,
+        c: &mut Client,
+        request_event: &'static str,
+        request_effects: Vec<Effect>,
+        intent: Intent,
+        intended: Micros,
+        sent: Micros,
+    ) {
+        c.received_since_step.clear();
+        // The reply a valid request would get: if it comes, the server accepted the request.
+        let instead = request_effects.iter().find_map(|e| match e {
+            Effect::Join { reply, .. } => Some(*reply),
+            Effect::Reply { event } => Some(*event),
+            _ => None,
+        });
+        // The broadcast whose copy comes back to the sender when the server accepts it.
+        let echo = request_effects.iter().find_map(|e| match e {
+            Effect::Broadcast {
+                event,
+                include_sender: true,
+                ..
+            } => Some(*event),
+            _ => None,
+        });
+        // `expect_error` turns any operation into one the server must refuse; `lenient` into
+        // one whose outcome only the other clients are judged on.
+        let (mut effects, error_text, cap) = match &intent {
+            Intent::Lenient => {
+                self.become_lenient(c);
+                (Vec::new(), None, None)
+            }
+            Intent::Refused(text) => (
+                vec![Effect::Error],
+                text.clone(),
+                self.spec.error_cap(text.as_deref()),
+            ),
+            Intent::Valid => (Vec::new(), None, None),
+        };
+        // A refusal the seed does not state (`cap`): the server should refuse, but may accept,
+        // so the request's own effects are allowed, never required. Either way a relay of a
+        // refused broadcast may reach the room's members (dorm: a non-member's message relayed
+        // to the user's room), never anyone else.
+        let expects_error = matches!(intent, Intent::Refused(_));
+        let optional = expects_error;
+        match intent {
+            Intent::Valid => effects = request_effects,
+            Intent::Refused(_) => {
+                effects.extend(request_effects.into_iter().filter_map(|e| match e {
+                    Effect::Broadcast {
+                        event,
+                        room,
+                        include_sender,
+                        seq,
+                        value,
+                        ..
+                    } => Some(Effect::Broadcast {
+                        event,
+                        room,
+                        include_sender,
+                        unless: Precondition::Refused,
+                        seq,
+                        value,
+                    }),
+                    e @ (Effect::Join { .. } | Effect::Reply { .. }) if cap.is_some() => Some(e),
+                    _ => None,
+                }))
+            }
+            Intent::Lenient => {}
+        }
+        let due = sent + self.oracle.deadline();
+        let error_key = self.error_key(request_event);
+        for effect in effects {
+            match effect {
+                Effect::Join { room, name, reply } => {
+                    self.oracle.name_room(room, &name);
+                    self.oracle.join_sent(c.me, room, sent);
+                    if !c.joining.iter().any(|(r, _)| *r == room) {
+                        c.joining.push((room, name));
+                    }
+                    c.pending.push(Pending {
+                        kind: PendingKind::Reply {
+                            event: reply,
+                            joins: Some(room),
+                        },
+                        request: request_event,
+                        intended,
+                        sent,
+                        due,
+                        cap,
+                        optional,
+                    });
+                }
+                Effect::Reply { event } => c.pending.push(Pending {
+                    kind: PendingKind::Reply { event, joins: None },
+                    request: request_event,
+                    intended,
+                    sent,
+                    due,
+                    cap,
+                    optional,
+                }),
+                Effect::Leave { room } => {
+                    self.oracle.left(c.me, room, sent);
+                    let was_member = c.joined.iter().any(|(r, _)| *r == room);
+                    c.joined.retain(|(r, _)| *r != room);
+                    c.joining.retain(|(r, _)| *r != room);
+                    if !was_member {
+                        *c.tolerated_errors.entry(error_key).or_default() += 1;
+                    }
+                }
+                Effect::Broadcast {
+                    event,
+                    room,
+                    include_sender,
+                    unless,
+                    seq,
+                    value,
+                } => {
+                    if seq.is_some() {
+                        c.seq += 1;
+                    }
+                    let allowed = self.oracle.broadcast_sent(Outgoing {
+                        sender: c.me,
+                        session: c.session,
+                        room,
+                        event,
+                        include_sender,
+                        unless,
+                        seq,
+                        value,
+                        intended,
+                        sent,
+                        metric: "fanout",
+                        deadline: None,
+                    });
+                    // A refused request's error is awaited as such, not merely tolerated.
+                    if !allowed && unless != Precondition::Refused {
+                        *c.tolerated_errors.entry(error_key).or_default() += 1;
+                    }
+                }
+                Effect::Error => c.pending.push(Pending {
+                    kind: PendingKind::Error {
+                        text: error_text.clone(),
+                        instead,
+                    },
+                    request: request_event,
+                    intended,
+                    sent,
+                    due,
+                    cap,
+                    optional: false,
+                }),
+            }
+        }
+        self.remember_request(c, request_event, sent, echo);
+    }
+
+    /// Registers an arbitrary event (hostile or malformed input) the client sends; with
+    /// `expect_error` the server must refuse it (with this text when given).
+    pub fn free_event(
+        &self,
+        c: &mut Client,
+        event: &'static str,
+        expect_error: Option<Option<String>>,
+        intended: Micros,
+        sent: Micros,
+    ) {
+        c.received_since_step.clear();
+        self.remember_request(c, event, sent, None);
+        if let Some(text) = expect_error {
+            let cap = self.spec.error_cap(text.as_deref());
+            c.pending.push(Pending {
+                kind: PendingKind::Error {
+                    text,
+                    instead: None,
+                },
+                request: event,
+                intended,
+                sent,
+                due: sent + self.oracle.deadline(),
+                cap,
+                optional: false,
+            });
+        }
+    }
+
+    /// After hostile input: the server may answer anything, or close this connection.
+    pub fn become_lenient(&self, c: &mut Client) {
+        c.lenient = true;
+        self.oracle.set_lenient(c.me);
+    }
+
+    /// Keeps the requests of the last two deadlines (bounded: an error answers a recent one).
+    fn remember_request(
+        &self,
+        c: &mut Client,
+        request: &'static str,
+        at: Micros,
+        echo: Option<&'static str>,
+    ) {
+        let horizon = 2 * self.oracle.deadline();
+        while c
+            .recent
+            .front()
+            .is_some_and(|r| r.sent + horizon < at || c.recent.len() >= 64)
+        {
+            c.recent.pop_front();
+        }
+        c.recent.push_back(Recent {
+            request,
+            sent: at,
+            echo,
+        });
+    }
+
+    /// The key errors of a request are counted under: its event, or the error channel.
+    fn error_key(&self, request: &'static str) -> &'static str {
+        match self.spec.errors {
+            ErrorStyle::SameEvent { .. } => request,
+            ErrorStyle::Channel { event } => event,
+        }
+    }
+
+    // ---- `expect` steps ----
+
+    /// An `expect … absent` step saw `event` at `now`.
+    pub fn expect_breached(&self, c: &Client, event: &str, until: Micros, now: Micros) {
+        self.oracle.violate(
+            c.me,
+            event,
+            Check::ExpectAbsent,
+            now,
+            format!("no `{event}` before {:.3} ms", until as f64 / 1e3),
+            format!("`{event}` at {:.3} ms", now as f64 / 1e3),
+        );
+    }
+
+    /// An `expect` step's event did not come by `until`.
+    pub fn expect_missed(&self, c: &Client, event: &str, until: Micros, now: Micros) {
+        self.oracle.violate(
+            c.me,
+            event,
+            Check::ExpectMissing,
+            now,
+            format!("`{event}` by {:.3} ms", until as f64 / 1e3),
+            "nothing".into(),
+        );
+    }
+
+    /// When the client may leave after its flow ended at `flow_end`: the latest time a reply
+    /// or a broadcast due to it can still arrive (none: it may leave now).
+    pub fn settled_at(&self, c: &Client, flow_end: Micros) -> Option<Micros> {
+        let deadline = self.oracle.deadline();
+        let mut rooms: Vec<RoomKey> = c.joined_rooms().collect();
+        if self.spec.uses_everyone {
+            rooms.push(EVERYONE);
+        }
+        let replies = c.last_expiry(deadline);
+        let broadcasts = self.oracle.awaited(c.me, &rooms, flow_end);
+        replies
+            .max(broadcasts)
+            .map(|u| u.min(flow_end + 2 * deadline))
+    }
+
+    // ---- what the client receives ----
+
+    /// Judges one received event: `name` with its payload.
+    pub fn received(&self, c: &mut Client, name: &str, payload: &Json<'_>, now: Micros) {
+        let table = self.spec;
+        // `DialectSpec::is_error` on the borrowed payload.
+        let is_error = match table.errors {
+            ErrorStyle::SameEvent { field } => payload.has_key(field),
+            ErrorStyle::Channel { event } => name == event,
+        };
+        if is_error {
+            self.on_error(c, name, payload, now);
+        } else if let Some((_, spec)) = table.event(name) {
+            let oracle = self.oracle;
+            let mut problems = Vec::new();
+            shape::check(payload, &spec.shape, spec.name, &mut problems);
+            for p in problems {
+                match p {
+                    Problem::Shape(msg) => oracle.violate(
+                        c.me,
+                        spec.name,
+                        Check::Shape,
+                        now,
+                        msg,
+                        payload.excerpt(),
+                    ),
+                    Problem::TimeFormat(msg) => oracle.violate(
+                        c.me,
+                        spec.name,
+                        Check::TimeFormat,
+                        now,
+                        "an RFC 3339 datetime".into(),
+                        msg,
+                    ),
+                    Problem::Unstated(msg) => oracle.violate_capped(
+                        c.me,
+                        spec.name,
+                        Check::Shape,
+                        now,
+                        msg,
+                        payload.excerpt(),
+                        Some(Cap {
+                            level: Level::Should,
+                            source: "reference-server decision: a field the seed's payload does not have",
+                        }),
+                    ),
+                }
+            }
+            for field in spec.forbidden {
+                if payload.has_key(field) {
+                    oracle.violate(
+                        c.me,
+                        spec.name,
+                        Check::Forbidden,
+                        now,
+                        format!("no `{field}` field"),
+                        payload.excerpt(),
+                    );
+                }
+            }
+            match spec.attribution {
+                Attribution::Reply => self.on_reply(c, spec.name, payload, now),
+                Attribution::ContentId { field, sender } => {
+                    self.on_content_broadcast(c, spec, payload, field, sender, now)
+                }
+                Attribution::SenderFifo {
+                    sender,
+                    value_field,
+                } => self.on_fifo_broadcast(c, spec, payload, sender, value_field, now),
+            }
+        } else {
+            self.oracle.violate(
+                c.me,
+                "connection",
+                Check::UnknownEvent,
+                now,
+                format!("one of the {} events", table.name),
+                format!("{name} {}", payload.excerpt()),
+            );
+        }
+        // Distinct names only: bounded by the dialect's events, not by traffic.
+        if !c.received_since_step.iter().any(|n| n == name) {
+            c.received_since_step.push(name.to_string());
+        }
+    }
+
+    fn on_reply(&self, c: &mut Client, event: &'static str, payload: &Json<'_>, now: Micros) {
+        let Some(i) = c
+            .pending
+            .iter()
+            .position(|p| matches!(p.kind, PendingKind::Reply { event: e, .. } if e == event))
+        else {
+            // The reply a request expecting an error would have got: the server accepted it.
+            if let Some(i) = c.pending.iter().position(
+                |p| matches!(p.kind, PendingKind::Error { instead: Some(e), .. } if e == event),
+            ) {
+                let p = take_pending(c, i);
+                self.oracle.violate_capped(
+                    c.me,
+                    p.request,
+                    Check::ErrorMissing,
+                    now,
+                    format!("an error refusing this `{}`", p.request),
+                    format!(
+                        "the reply {event} (the request was accepted): {}",
+                        payload.excerpt()
+                    ),
+                    p.cap,
+                );
+                return;
+            }
+            self.oracle.violate(
+                c.me,
+                event,
+                Check::ReplyUnsolicited,
+                now,
+                "no reply: this client has no request waiting for one".into(),
+                payload.excerpt(),
+            );
+            return;
+        };
+        let p = take_pending(c, i);
+        self.metrics.record(
+            (p.request, event),
+            now.saturating_sub(p.intended),
+            now.saturating_sub(p.sent),
+        );
+        if now > p.due {
+            self.oracle.violate(
+                c.me,
+                event,
+                Check::Late,
+                now,
+                format!("within {} ms of the request", self.oracle.deadline() / 1000),
+                format!("after {:.3} ms", now.saturating_sub(p.sent) as f64 / 1e3),
+            );
+        }
+        let ctx = self.roster.context(c.me, c.seq);
+        // Replies are rare: the dialect's check reads a `Value`.
+        let value = payload.to_value();
+        if let Err(msg) = (self.spec.check_reply)(event, &value, &ctx) {
+            self.oracle.violate(
+                c.me,
+                event,
+                Check::ReplyContent,
+                now,
+                msg,
+                shape::excerpt(&value),
+            );
+        }
+        if let PendingKind::Reply {
+            joins: Some(room), ..
+        } = p.kind
+        {
+            self.oracle.join_confirmed(c.me, room, now);
+            if let Some(i) = c.joining.iter().position(|(r, _)| *r == room) {
+                let entry = c.joining.remove(i);
+                if !c.joined.iter().any(|(r, _)| *r == room) {
+                    c.joined.push(entry);
+                }
+            }
+        }
+    }
+
+    /// The client a payload names as the sender.
+    fn sender_of(&self, payload: &Json<'_>, key: SenderKey) -> Option<ClientId> {
+        let roster = self.roster;
+        match key {
+            SenderKey::UserId(f) => match payload.field(f) {
+                Json::Num(n) => n.as_u64(),
+                Json::Str(s) => s.parse().ok(),
+                _ => None,
+            }
+            .and_then(|id| roster.by_user_id.get(&id).copied()),
+            // The seed's own form names the sender by its token.
+            SenderKey::UserIdOrToken { id, token } => {
+                self.sender_of(payload, SenderKey::UserId(id)).or_else(|| {
+                    payload
+                        .field(token)
+                        .as_str()
+                        .and_then(|t| roster.by_token.get(t).copied())
+                })
+            }
+            SenderKey::Username(f) => payload
+                .field(f)
+                .as_str()
+                .and_then(|n| roster.by_username.get(n).copied()),
+        }
+    }
+
+    /// The room a received broadcast belongs to.
+    fn room_of(
+        &self,
+        c: &Client,
+        spec: &EventSpec,
+        payload: &Json<'_>,
+        sender: ClientId,
+    ) -> Option<RoomKey> {
+        match spec.room {
+            RoomOf::SenderHome => self.roster.users[sender as usize].room,
+            RoomOf::Field(f) => payload.field(f).as_str().map(named_room),
+            RoomOf::Everyone => Some(EVERYONE),
+            RoomOf::ReceiverUser => Some(user_room(&self.roster.users[c.me as usize].username)),
+        }
+    }
+
+    fn on_content_broadcast(
+        &self,
+        c: &mut Client,
+        spec: &'static EventSpec,
+        payload: &Json<'_>,
+        field: &str,
+        sender_key: SenderKey,
+        now: Micros,
+    ) {
+        let event = spec.name;
+        let Some((sender, seq)) = payload
+            .get(field)
+            .and_then(Json::as_str)
+            .and_then(crate::dialect::parse_content_id)
+            .filter(|(s, _)| (*s as usize) < self.roster.len())
+        else {
+            // Hostile input a lenient client sent may be relayed as it is (a server may
+            // accept it): only who receives it is judged.
+            if let Some(sender) = self
+                .sender_of(payload, sender_key)
+                .filter(|&s| self.oracle.is_lenient(s))
+            {
+                if let Some(room) = self.room_of(c, spec, payload, sender) {
+                    let receipt = self.oracle.relay_received(c.me, room, now);
+                    self.on_receipt(c, event, sender, receipt, payload, now);
+                }
+                return;
+            }
+            self.oracle.violate(
+                c.me,
+                event,
+                Check::Unknown,
+                now,
+                format!("`{field}` carrying a roomrig content id"),
+                payload.excerpt(),
+            );
+            return;
+        };
+        if self.sender_of(payload, sender_key) != Some(sender) {
+            let user = &self.roster.users[sender as usize];
+            self.oracle.violate(
+                c.me,
+                event,
+                Check::WrongSender,
+                now,
+                format!(
+                    "{} naming user {} ({})",
+                    sender_key.field(),
+                    user.user_id,
+                    user.username
+                ),
+                payload.field(sender_key.field()).excerpt(),
+            );
+        }
+        let last = c.last_seq.entry(sender).or_insert(seq);
+        if seq < *last {
+            self.oracle.violate(
+                c.me,
+                event,
+                Check::Order,
+                now,
+                format!("sequence after {} from client {sender}", *last),
+                format!("sequence {seq}"),
+            );
+        } else {
+            *last = seq;
+        }
+        let Some(room) = self.room_of(c, spec, payload, sender) else {
+            return;
+        };
+        let mut receipt =
+            self.oracle
+                .broadcast_received(c.me, room, event, sender, Some(seq), None, now);
+        if matches!(receipt, Receipt::Fault(Check::Unknown, _)) && self.oracle.is_lenient(sender) {
+            receipt = self.oracle.relay_received(c.me, room, now);
+        }
+        self.on_receipt(c, event, sender, receipt, payload, now);
+    }
+
+    fn on_fifo_broadcast(
+        &self,
+        c: &mut Client,
+        spec: &'static EventSpec,
+        payload: &Json<'_>,
+        sender_key: SenderKey,
+        value_field: Option<&str>,
+        now: Micros,
+    ) {
+        let event = spec.name;
+        let Some(sender) = self.sender_of(payload, sender_key) else {
+            self.oracle.violate(
+                c.me,
+                event,
+                Check::Unknown,
+                now,
+                format!("`{}` naming a user of the run", sender_key.field()),
+                payload.excerpt(),
+            );
+            return;
+        };
+        let Some(room) = self.room_of(c, spec, payload, sender) else {
+            return;
+        };
+        let value = value_field.and_then(|f| payload.get(f)).map(Json::to_value);
+        let mut receipt =
+            self.oracle
+                .broadcast_received(c.me, room, event, sender, None, value.as_ref(), now);
+        if matches!(receipt, Receipt::Fault(Check::Unknown, _)) && self.oracle.is_lenient(sender) {
+            receipt = self.oracle.relay_received(c.me, room, now);
+        }
+        self.on_receipt(c, event, sender, receipt, payload, now);
+    }
+
+    fn on_receipt(
+        &self,
+        c: &mut Client,
+        event: &'static str,
+        sender: ClientId,
+        receipt: Receipt,
+        payload: &Json<'_>,
+        now: Micros,
+    ) {
+        if sender == c.me && matches!(receipt, Receipt::Delivered(_) | Receipt::Allowed(_)) {
+            // Its own copy: the server accepted the request, which so explains no error.
+            if let Some(i) = c.recent.iter().position(|r| r.echo == Some(event)) {
+                c.recent.remove(i);
+            }
+        }
+        match receipt {
+            Receipt::Delivered(m) | Receipt::Allowed(m) => {
+                self.metrics.record(
+                    (event, m.metric),
+                    now.saturating_sub(m.intended),
+                    now.saturating_sub(m.sent),
+                );
+                if m.late && matches!(receipt, Receipt::Delivered(_)) {
+                    self.oracle.violate(
+                        c.me,
+                        event,
+                        Check::Late,
+                        now,
+                        "within the deadline of the send".into(),
+                        format!("after {:.3} ms", now.saturating_sub(m.sent) as f64 / 1e3),
+                    );
+                }
+            }
+            Receipt::Backlog => {}
+            Receipt::Fault(check, expected) => {
+                self.oracle
+                    .violate(c.me, event, check, now, expected, payload.excerpt())
+            }
+        }
+    }
+
+    fn on_error(&self, c: &mut Client, event: &str, payload: &Json<'_>, now: Micros) {
+        let spec = self.spec;
+        let mut problems = Vec::new();
+        shape::check(payload, &spec.error_shape, event, &mut problems);
+        for p in problems {
+            if let Problem::Shape(msg) = p {
+                self.oracle
+                    .violate(c.me, "error", Check::Shape, now, msg, payload.excerpt());
+            }
+        }
+        let (channel, text) = match spec.errors {
+            ErrorStyle::SameEvent { field } => (false, payload.field(field).as_str()),
+            ErrorStyle::Channel { .. } => (true, payload.as_str()),
+        };
+        let source = if channel {
+            ErrorSource::Channel(text.and_then(|t| spec.error_sources(t)))
+        } else {
+            ErrorSource::OwnEvent(event)
+        };
+        let key = if channel {
+            self.error_key("")
+        } else {
+            spec.ops
+                .iter()
+                .map(|o| o.name)
+                .find(|n| *n == event)
+                .unwrap_or("error")
+        };
+        // A reply the server may or may not send (to a request it should refuse) stands for no
+        // request of its own: its request is waiting for the error.
+        let waiting: Vec<usize> = (0..c.pending.len())
+            .filter(|&i| !c.pending[i].optional)
+            .collect();
+        let unanswered: Vec<Unanswered> = waiting
+            .iter()
+            .map(|&i| Unanswered {
+                request: c.pending[i].request,
+                expects_error: matches!(c.pending[i].kind, PendingKind::Error { .. }),
+            })
+            .collect();
+        let recent: Vec<&'static str> = c.recent.iter().map(|r| r.request).collect();
+        let tolerated = c.tolerated_errors.get(key).is_some_and(|n| *n > 0);
+        let received = || format!("{event} {}", payload.excerpt());
+        match attribute_error(source, &unanswered, &recent, tolerated) {
+            ErrorAnswer::Expected { index, ambiguous } => {
+                let p = take_pending(c, waiting[index]);
+                if let PendingKind::Error {
+                    text: Some(want), ..
+                } = &p.kind
+                {
+                    if text != Some(want.as_str()) {
+                        let mut expected = format!("the error {want:?}");
+                        if ambiguous {
+                            expected.push_str(
+                                " (ambiguous: the error names no request and requests of \
+                                 other events were waiting for one too; paired with the oldest)",
+                            );
+                        }
+                        self.oracle.violate_capped(
+                            c.me,
+                            p.request,
+                            Check::ErrorContent,
+                            now,
+                            expected,
+                            payload.excerpt(),
+                            p.cap,
+                        );
+                    }
+                }
+                self.metrics.record(
+                    (p.request, "error"),
+                    now.saturating_sub(p.intended),
+                    now.saturating_sub(p.sent),
+                );
+            }
+            ErrorAnswer::Tolerated => {
+                if let Some(n) = c.tolerated_errors.get_mut(key) {
+                    *n -= 1;
+                }
+            }
+            ErrorAnswer::Refused { index } => {
+                let p = take_pending(c, waiting[index]);
+                self.oracle.violate(
+                    c.me,
+                    p.request,
+                    Check::ErrorUnexpected,
+                    now,
+                    "the reply to a valid request".into(),
+                    payload.excerpt(),
+                );
+            }
+            ErrorAnswer::Unexpected => self.oracle.violate(
+                c.me,
+                key,
+                Check::ErrorUnexpected,
+                now,
+                format!("no error: every request this client sent on `{event}` was valid"),
+                payload.excerpt(),
+            ),
+            ErrorAnswer::WrongEvent { request, index } => {
+                if let Some(i) = index {
+                    take_pending(c, waiting[i]);
+                }
+                self.oracle.violate(
+                    c.me,
+                    request,
+                    Check::ErrorWrongEvent,
+                    now,
+                    format!("the error on `{request}`, the event of the request"),
+                    received(),
+                );
+            }
+            ErrorAnswer::AmbiguousWrongEvent { candidates } => {
+                // It stands for one missing error of a request waiting now (see
+                // `expire_pending`), since it may have been that one's.
+                c.foreign_errors.push(now);
+                self.oracle.violate(
+                    c.me,
+                    "error",
+                    Check::ErrorWrongEvent,
+                    now,
+                    format!(
+                        "errors on the event of their request; this one answers one of `{}` \
+                         (ambiguous: which one is not known, so none of them is charged a \
+                         missing error for it)",
+                        candidates.join("`, `")
+                    ),
+                    received(),
+                );
+            }
+            ErrorAnswer::NoCause => self.oracle.violate(
+                c.me,
+                "error",
+                Check::ErrorUnexpected,
+                now,
+                "no error: no request of this client was waiting for an answer".into(),
+                received(),
+            ),
+        }
+    }
+
+    /// Flags replies and errors that did not come: late after their deadline, missing after
+    /// twice it (as broadcasts). `now = Micros::MAX` flushes every one.
+    pub fn expire_pending(&self, c: &mut Client, now: Micros) {
+        let deadline = self.oracle.deadline();
+        let (expired, kept): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut c.pending)
+            .into_iter()
+            .partition(|p| now >= p.due.saturating_add(deadline));
+        c.pending = kept;
+        for p in expired {
+            if p.optional {
+                continue;
+            }
+            let at = now.min(p.due + deadline);
+            match p.kind {
+                PendingKind::Reply { event, joins } => {
+                    self.oracle.violate_capped(
+                        c.me,
+                        p.request,
+                        Check::ReplyMissing,
+                        at,
+                        format!("`{event}` within {} ms", 2 * deadline / 1000),
+                        "nothing".into(),
+                        p.cap,
+                    );
+                    // Judge the room all the same, as the request and the users file say.
+                    if let Some(room) = joins {
+                        self.assume_joined(c, room, at);
+                    }
+                }
+                PendingKind::Error { .. } => {
+                    // An error on another event, when it was unknown which request it
+                    // answered, was reported then; it stands for one missing error here.
+                    if let Some(i) = c.foreign_errors.iter().position(|&t| t >= p.sent) {
+                        c.foreign_errors.remove(i);
+                        continue;
+                    }
+                    self.oracle.violate_capped(
+                        c.me,
+                        p.request,
+                        Check::ErrorMissing,
+                        at,
+                        format!(
+                            "an error on `{}` within {} ms",
+                            p.request,
+                            2 * deadline / 1000
+                        ),
+                        "nothing".into(),
+                        p.cap,
+                    );
+                }
+            }
+        }
+    }
+
+    /// The join of `room` was never confirmed: take the client for a member from `at` on.
+    fn assume_joined(&self, c: &mut Client, room: RoomKey, at: Micros) {
+        self.oracle.join_assumed(c.me, room, at);
+        if let Some(i) = c.joining.iter().position(|(r, _)| *r == room) {
+            let entry = c.joining.remove(i);
+            if !c.joined.iter().any(|(r, _)| *r == room) {
+                c.joined.push(entry);
+                c.assumed.push(room);
+            }
+        }
+    }
+}
+
+/// Takes the pending request at `i`: it got its answer, so it no longer explains errors that
+/// arrive later.
+fn take_pending(c: &mut Client, i: usize) -> Pending {
+    let p = c.pending.remove(i);
+    // Answered: the other answer it might have had instead will not come.
+    c.pending
+        .retain(|q| !(q.optional && q.sent == p.sent && q.request == p.request));
+    if let Some(i) = c
+        .recent
+        .iter()
+        .position(|r| r.request == p.request && r.sent == p.sent)
+    {
+        c.recent.remove(i);
+    }
+    p
+}

@@ -1,0 +1,89 @@
+//! The users of a run as the driver and the judge know them: each client's user, and the
+//! lookups from what a payload names (user id, token, username) back to the client.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// A user as the driver needs it.
+pub struct UserInfo {
+    pub user_id: u64,
+    pub username: String,
+    pub token: String,
+    /// The fixture room and its capacity.
+    pub room: Option<u64>,
+    pub room_size: u32,
+    /// The next user of the same fixture room (wrapping; the user itself when alone).
+    pub roommate: u32,
+}
+
+/// Every client's user (client `n` is user `users[n]`), with reverse lookups.
+pub struct Roster {
+    pub users: Vec<UserInfo>,
+    pub by_user_id: HashMap<u64, u32>,
+    /// Clients by token (a seed-literal dorm broadcast names its sender by token).
+    pub by_token: HashMap<String, u32>,
+    pub by_username: HashMap<String, u32>,
+    /// Each client's current Socket.IO id (for the `{sid:N}` template of hostile input).
+    pub socket_ids: Box<[Mutex<String>]>,
+}
+
+impl Roster {
+    pub fn new(users: Vec<UserInfo>) -> Roster {
+        let index = |key: fn(&UserInfo) -> _| {
+            users
+                .iter()
+                .enumerate()
+                .map(|(i, u)| (key(u), i as u32))
+                .collect::<HashMap<String, u32>>()
+        };
+        let by_token = index(|u| u.token.clone());
+        let by_username = index(|u| u.username.clone());
+        Roster {
+            by_user_id: users
+                .iter()
+                .enumerate()
+                .map(|(i, u)| (u.user_id, i as u32))
+                .collect(),
+            by_token,
+            by_username,
+            socket_ids: users.iter().map(|_| Mutex::default()).collect(),
+            users,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+}
+
+impl crate::dialect::RunClients for Roster {
+    fn username(&self, n: usize) -> Option<&str> {
+        self.users.get(n).map(|u| u.username.as_str())
+    }
+    fn socket_id(&self, n: usize) -> Option<String> {
+        self.socket_ids
+            .get(n)
+            .map(|id| crate::oracle::lock(id).clone())
+    }
+}
+
+impl Roster {
+    /// What the dialect's request builders and reply checks know about client `client`.
+    pub fn context(&self, client: u32, seq: u64) -> crate::dialect::OpContext<'_> {
+        let user = &self.users[client as usize];
+        crate::dialect::OpContext {
+            client,
+            user_id: user.user_id,
+            username: &user.username,
+            token: &user.token,
+            home: user.room.map(|r| (r, user.room_size)),
+            roommate: &self.users[user.roommate as usize].username,
+            seq,
+            run: self,
+        }
+    }
+}
