@@ -173,6 +173,18 @@ pub fn markdown(spec: &DialectSpec) -> String {
                 ty_text(&spec.error_shape)
             );
         }
+        ErrorStyle::Coded {
+            event,
+            field,
+            codes,
+        } => {
+            let _ = writeln!(
+                out,
+                "Replies and errors share `{event}`; a message whose `{field}` is one of `{}` is an error (payload `{}`), whatever the request.",
+                codes.join("`, `"),
+                ty_text(&spec.error_shape)
+            );
+        }
     }
     match spec.seed_errors {
         Some(texts) => {

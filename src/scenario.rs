@@ -443,7 +443,8 @@ fn check_steps(steps: &[Step], spec: &dialect::DialectSpec, at: &str) -> Result<
             }
             Step::Expect(e) => {
                 let channel = match spec.errors {
-                    dialect::ErrorStyle::Channel { event } => event == e.event,
+                    dialect::ErrorStyle::Channel { event }
+                    | dialect::ErrorStyle::Coded { event, .. } => event == e.event,
                     dialect::ErrorStyle::SameEvent { .. } => false,
                 };
                 if !channel && !spec.events.iter().any(|ev| ev.name == e.event) {

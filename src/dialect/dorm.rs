@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::{
     content_id, no_params, only_params, Attribution, DialectSpec, Effect, ErrorStyle, EventSpec,
-    OpContext, OpSpec, Precondition, Request, RoomOf, SenderKey,
+    OpContext, OpSpec, Precondition, Request, RoomOf, SenderKey, Via, Wire,
 };
 use crate::oracle::rules::{Check, Level, RuleSpec};
 use crate::oracle::shape::{Field, Ty};
@@ -34,6 +34,7 @@ pub static SPEC: DialectSpec = DialectSpec {
     events: &[
         EventSpec {
             name: "last_data",
+            wire: Wire::SAME,
             shape: Ty::Obj(&[
                 Field::req(
                     "current_user_data",
@@ -62,6 +63,7 @@ pub static SPEC: DialectSpec = DialectSpec {
         },
         EventSpec {
             name: "message",
+            wire: Wire::SAME,
             // The seed's broadcast is {token, message, time}: `user_id` instead of the token is
             // the reference server's decision, so a seed-literal server is identified by token.
             shape: Ty::Obj(&[
@@ -82,6 +84,7 @@ pub static SPEC: DialectSpec = DialectSpec {
         },
         EventSpec {
             name: "action",
+            wire: Wire::SAME,
             shape: Ty::Obj(&[
                 Field::req("user_id", Ty::Id),
                 Field::req("action", ACTION),
@@ -98,6 +101,7 @@ pub static SPEC: DialectSpec = DialectSpec {
     ops: &[
         OpSpec {
             name: "join_room",
+            via: Via::EMIT,
             summary: "join the user's dorm room; the server answers last_data",
             check_params: no_params,
             build: |ctx, _, _| Request {
@@ -115,6 +119,7 @@ pub static SPEC: DialectSpec = DialectSpec {
         },
         OpSpec {
             name: "leave_room",
+            via: Via::EMIT,
             summary: "leave the room; no reply on success",
             check_params: no_params,
             build: |ctx, _, _| Request {
@@ -128,12 +133,14 @@ pub static SPEC: DialectSpec = DialectSpec {
         },
         OpSpec {
             name: "message",
+            via: Via::EMIT,
             summary: "chat message to the room: {size: bytes} (default 32)",
             check_params: check_message,
             build: build_message,
         },
         OpSpec {
             name: "action",
+            via: Via::EMIT,
             summary: "set an action: \"00\"..\"09\", null (cancel), random, or an invalid code",
             check_params: check_action,
             build: build_action,

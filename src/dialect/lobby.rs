@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::{
     content_id, dorm::check_size, named_room, only_params, template, user_room, Attribution,
     Departure, DialectSpec, Effect, ErrorStyle, EventSpec, OpContext, OpSpec, Precondition,
-    Request, RoomOf, SenderKey, EVERYONE,
+    Request, RoomOf, SenderKey, Via, Wire, EVERYONE,
 };
 use crate::oracle::rules::{Check, Level, RuleSpec};
 use crate::oracle::shape::{Field, Ty};
@@ -25,6 +25,7 @@ const BY_NAME: SenderKey = SenderKey::Username("username");
 const fn reply(name: &'static str, shape: Ty) -> EventSpec {
     EventSpec {
         name,
+        wire: Wire::SAME,
         shape,
         forbidden: &[],
         attribution: Attribution::Reply,
@@ -40,6 +41,7 @@ const fn notice(
 ) -> EventSpec {
     EventSpec {
         name,
+        wire: Wire::SAME,
         shape,
         forbidden: &[],
         attribution: Attribution::SenderFifo {
@@ -53,6 +55,7 @@ const fn notice(
 const fn message(name: &'static str, shape: Ty, room: RoomOf) -> EventSpec {
     EventSpec {
         name,
+        wire: Wire::SAME,
         shape,
         forbidden: &[],
         attribution: Attribution::ContentId {
@@ -94,6 +97,7 @@ pub static SPEC: DialectSpec = DialectSpec {
     ops: &[
         OpSpec {
             name: "login",
+            via: Via::EMIT,
             summary: "log in with the user's name: logedin to self, otherLogedin to every other socket",
             check_params: |p| only_params(p, &["name"]),
             build: |ctx, p, _| Request {
@@ -112,6 +116,7 @@ pub static SPEC: DialectSpec = DialectSpec {
         },
         OpSpec {
             name: "joinRoom",
+            via: Via::EMIT,
             summary: "join or create a room: {room: \"room{room}\", max_users: N|null (default: the fixture room size)}",
             check_params: |p| only_params(p, &["room", "max_users"]),
             build: |ctx, p, _| {
@@ -137,6 +142,7 @@ pub static SPEC: DialectSpec = DialectSpec {
         },
         OpSpec {
             name: "leaveRoom",
+            via: Via::EMIT,
             summary: "leave a room: {room: \"room{room}\"}; leftRoom to self, otherLeftRoom to the rest",
             check_params: |p| only_params(p, &["room"]),
             build: |ctx, p, _| {
@@ -155,6 +161,7 @@ pub static SPEC: DialectSpec = DialectSpec {
         },
         OpSpec {
             name: "roomMessage",
+            via: Via::EMIT,
             summary: "message to every member of a room, sender included: {room, size}",
             check_params: |p| {
                 only_params(p, &["room", "size"])?;
@@ -178,6 +185,7 @@ pub static SPEC: DialectSpec = DialectSpec {
         },
         OpSpec {
             name: "publicMessage",
+            via: Via::EMIT,
             summary: "message to every socket, sender included: {size}",
             check_params: |p| {
                 only_params(p, &["size"])?;
@@ -191,6 +199,7 @@ pub static SPEC: DialectSpec = DialectSpec {
         },
         OpSpec {
             name: "privateMessage",
+            via: Via::EMIT,
             summary: "message to one user: {to: \"user7\" (default: the next user of the fixture room), size}",
             check_params: |p| {
                 only_params(p, &["to", "size"])?;

@@ -59,6 +59,87 @@ pub enum ErrorStyle {
     SameEvent { field: &'static str },
     /// On one event for every request (`err`), so an error names no request.
     Channel { event: &'static str },
+    /// On one event shared with the replies, told apart by a field: an error is a message on
+    /// `event` whose `field` is one of `codes` (push: `downmsg` with `code` 2003 or 2004); the
+    /// code is its text. Like a channel, an error names no request.
+    Coded {
+        event: &'static str,
+        field: &'static str,
+        codes: &'static [&'static str],
+    },
+}
+
+impl ErrorStyle {
+    /// Whether a received `event` with this payload is an error.
+    pub fn is_error(&self, event: &str, payload: &crate::oracle::json::Json<'_>) -> bool {
+        match *self {
+            ErrorStyle::SameEvent { field } => payload.has_key(field),
+            ErrorStyle::Channel { event: channel } => event == channel,
+            ErrorStyle::Coded {
+                event: on,
+                field,
+                codes,
+            } => event == on && field_text(payload, field).is_some_and(|c| codes.contains(&&*c)),
+        }
+    }
+}
+
+/// A payload field's value as text: a string as it is, a number in decimal (`"2002"` and
+/// `2002` name the same code).
+pub fn field_text<'p>(
+    payload: &'p crate::oracle::json::Json<'_>,
+    field: &str,
+) -> Option<std::borrow::Cow<'p, str>> {
+    use crate::oracle::json::Json;
+    match payload.get(field)? {
+        Json::Str(s) => Some(std::borrow::Cow::Borrowed(&**s)),
+        Json::Num(n) => Some(std::borrow::Cow::Owned(n.to_string())),
+        _ => None,
+    }
+}
+
+/// Where an event travels, and how it is told apart from other events of the same name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wire {
+    /// The Socket.IO namespace (`/` for a one-namespace dialect: the connection's own; and for
+    /// plain WebSocket).
+    pub namespace: &'static str,
+    /// The event's name on the wire, when it is not the spec's name (several specs share one
+    /// wire name and differ by `tag`).
+    pub event: Option<&'static str>,
+    /// A payload field and the value that make a message this event (push: `downmsg` with
+    /// `code` "2002" is the login reply).
+    pub tag: Option<(&'static str, &'static str)>,
+}
+
+impl Wire {
+    /// The spec's own name, on the dialect's only namespace, with no tag.
+    pub const SAME: Wire = Wire {
+        namespace: "/",
+        event: None,
+        tag: None,
+    };
+    /// The spec's own name on `namespace`.
+    pub const fn on(namespace: &'static str) -> Wire {
+        Wire {
+            namespace,
+            event: None,
+            tag: None,
+        }
+    }
+    /// `event` on `namespace` whose `field` is `value`.
+    pub const fn tagged(
+        namespace: &'static str,
+        event: &'static str,
+        field: &'static str,
+        value: &'static str,
+    ) -> Wire {
+        Wire {
+            namespace,
+            event: Some(event),
+            tag: Some((field, value)),
+        }
+    }
 }
 
 /// The notices a departure causes (sender: the departed user).
@@ -74,6 +155,22 @@ impl DialectSpec {
     pub fn op(&self, name: &str) -> Option<&OpSpec> {
         self.ops.iter().find(|o| o.name == name)
     }
+    /// The event a received message is: by namespace, wire name and tag.
+    pub fn classify(
+        &self,
+        namespace: &str,
+        name: &str,
+        payload: &crate::oracle::json::Json<'_>,
+    ) -> Option<&EventSpec> {
+        self.events.iter().find(|e| {
+            e.wire.namespace == namespace
+                && e.wire.event.unwrap_or(e.name) == name
+                && e.wire
+                    .tag
+                    .is_none_or(|(f, v)| field_text(payload, f).is_some_and(|t| t == v))
+        })
+    }
+
     pub fn event(&self, name: &str) -> Option<(usize, &EventSpec)> {
         self.events.iter().enumerate().find(|(_, e)| e.name == name)
     }
@@ -95,16 +192,6 @@ impl DialectSpec {
                 level: Level::Should,
                 source: "reference-server decision: the seed does not name this error",
             }),
-        }
-    }
-
-    /// Is `(event, payload)` an error under this dialect's style?
-    pub fn is_error(&self, event: &str, payload: &Value) -> bool {
-        match self.errors {
-            ErrorStyle::SameEvent { field } => {
-                payload.as_object().is_some_and(|o| o.contains_key(field))
-            }
-            ErrorStyle::Channel { event: channel } => event == channel,
         }
     }
 }
@@ -138,7 +225,10 @@ pub fn user_room(username: &str) -> RoomKey {
 
 /// A server→client event.
 pub struct EventSpec {
+    /// The event's id in rule ids (its wire name unless `wire` says otherwise).
     pub name: &'static str,
+    /// Namespace, wire name and tag.
+    pub wire: Wire,
     pub shape: Ty,
     /// Fields that must not appear (e.g. a credential).
     pub forbidden: &'static [&'static str],
@@ -199,6 +289,16 @@ pub enum Attribution {
         sender: SenderKey,
         value_field: Option<&'static str>,
     },
+    /// A kick ([`Effect::Kick`]): it names no sender, so it is matched to the oldest kick the
+    /// receiver is owed in the room its `room` names; the receiver is out of that room.
+    Kicked,
+    /// A reply that also hands over the deliveries kept for this user while it was offline
+    /// ([`Effect::Deferrable`]): each element of the arrays `lists` carries a content id in
+    /// `content`.
+    KeptReply {
+        lists: &'static [&'static str],
+        content: &'static str,
+    },
 }
 
 /// What the client knows when it builds a request.
@@ -258,6 +358,31 @@ pub enum Effect {
     },
     /// The request is invalid: an error must come back.
     Error,
+    /// Every *other* current connection in `room` gets `event` and is out of the room from
+    /// then on (push: a `loginWhenLast` login kicks the earlier connections with code 2005).
+    Kick { event: &'static str, room: RoomKey },
+    /// Exactly one other member of `room` gets `event`; if it does not report back (its
+    /// [`Effect::Report`]) within `failover`, another member must get it (voice: `exit_room`
+    /// to one remaining member).
+    NotifyOne {
+        event: &'static str,
+        room: RoomKey,
+        value: Option<Value>,
+        failover: u64,
+    },
+    /// This client reports back on the `event` of `room` it got (voice: `exit_room_report`).
+    Report { event: &'static str, room: RoomKey },
+    /// `event` to every connection of a user (`room`: the user's own room); when none is
+    /// online the server keeps it and hands it over once, in the reply `via` of the user's
+    /// next session (chat: a friend message to an offline user comes in `saoff`).
+    Deferrable {
+        event: &'static str,
+        room: RoomKey,
+        seq: u64,
+        via: &'static str,
+    },
+    /// The HTTP response of a [`Via::Http`] request must have one of these statuses.
+    HttpStatus { accept: &'static [u16] },
 }
 
 /// What a broadcast request needs; without it the server answers with an error instead.
@@ -277,10 +402,31 @@ pub enum Precondition {
 /// One operation of a dialect.
 pub struct OpSpec {
     pub name: &'static str,
+    /// How its request travels.
+    pub via: Via,
     /// One line for listings and errors.
     pub summary: &'static str,
     pub check_params: fn(&BTreeMap<String, Value>) -> Result<(), String>,
     pub build: fn(&OpContext, &BTreeMap<String, Value>, &mut dyn rand::RngCore) -> Request,
+}
+
+/// How an operation's request travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// An event on the client's connection, on this namespace (`/`: the connection's own).
+    Emit { namespace: &'static str },
+    /// An HTTP request to the target (push: `POST /api/push`); the request's one argument is
+    /// the JSON body. Its response is judged by the request's [`Effect::HttpStatus`], the
+    /// deliveries it causes by its other effects.
+    Http {
+        method: &'static str,
+        path: &'static str,
+    },
+}
+
+impl Via {
+    /// An event on the connection's own namespace.
+    pub const EMIT: Via = Via::Emit { namespace: "/" };
 }
 
 /// Accepts no parameters (but the generic `expect_error`).

@@ -6,6 +6,7 @@
 //! Each received event is judged against the dialect's table (shape, forbidden fields), then
 //! as a reply, a broadcast (content id or FIFO attribution) or an error.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 
 use serde_json::Value;
@@ -16,8 +17,8 @@ use super::rules::{Cap, Check, Level};
 use super::shape::{self, Node as _, Problem};
 use super::{ClientId, IntMap, Micros, Oracle, Outgoing, Receipt, RoomKey};
 use crate::dialect::{
-    named_room, user_room, Attribution, DialectSpec, Effect, ErrorStyle, EventSpec, Precondition,
-    RoomOf, SenderKey, EVERYONE,
+    field_text, named_room, user_room, Attribution, DialectSpec, Effect, ErrorStyle, EventSpec,
+    Precondition, RoomOf, SenderKey, EVERYONE,
 };
 use crate::heartbeat::{Advertised, Window};
 use crate::metrics::Metrics;
@@ -64,6 +65,8 @@ enum PendingKind {
         text: Option<String>,
         instead: Option<&'static str>,
     },
+    /// The HTTP response of the request must have one of these statuses.
+    Http { accept: &'static [u16] },
 }
 
 /// A request sent lately, not yet seen answered.
@@ -138,6 +141,8 @@ pub struct Client {
     assumed: Vec<RoomKey>,
     /// Connections made so far (the current one's number once connected).
     session: u32,
+    /// When the current connection was made.
+    session_began: Micros,
     /// Errors allowed on an event because its request was sent while not a confirmed member.
     tolerated_errors: HashMap<&'static str, u32>,
     /// Highest content sequence seen per sender (order check).
@@ -165,6 +170,7 @@ impl Client {
             foreign_errors: Vec::new(),
             assumed: Vec::new(),
             session: 0,
+            session_began: 0,
             tolerated_errors: HashMap::new(),
             last_seq: IntMap::default(),
             received_since_step: Vec::new(),
@@ -210,6 +216,7 @@ impl Judge<'_> {
     /// A connection (a session) was established at `now`.
     pub fn connected(&self, c: &mut Client, now: Micros) {
         c.session += 1;
+        c.session_began = now;
         c.connected = true;
         if self.spec.uses_everyone {
             self.oracle.join_sent(c.me, EVERYONE, now);
@@ -577,6 +584,44 @@ impl Judge<'_> {
                         *c.tolerated_errors.entry(error_key).or_default() += 1;
                     }
                 }
+                Effect::Kick { event, room } => {
+                    self.oracle
+                        .kick_sent(self.outgoing(c, room, event, None, intended, sent));
+                }
+                Effect::NotifyOne {
+                    event,
+                    room,
+                    value,
+                    failover,
+                } => {
+                    self.oracle.notify_one_sent(
+                        self.outgoing(c, room, event, value, intended, sent),
+                        failover,
+                    );
+                }
+                Effect::Report { event, room } => self.oracle.reported(c.me, room, event),
+                Effect::Deferrable {
+                    event,
+                    room,
+                    seq,
+                    via,
+                } => {
+                    c.seq += 1;
+                    let send = Outgoing {
+                        seq: Some(seq),
+                        ..self.outgoing(c, room, event, None, intended, sent)
+                    };
+                    self.oracle.deferrable_sent(send, via);
+                }
+                Effect::HttpStatus { accept } => c.pending.push(Pending {
+                    kind: PendingKind::Http { accept },
+                    request: request_event,
+                    intended,
+                    sent,
+                    due,
+                    cap,
+                    optional: false,
+                }),
                 Effect::Error => c.pending.push(Pending {
                     kind: PendingKind::Error {
                         text: error_text.clone(),
@@ -592,6 +637,73 @@ impl Judge<'_> {
             }
         }
         self.remember_request(c, request_event, sent, echo);
+    }
+
+    /// A broadcast of this client's current connection, that it does not get itself.
+    fn outgoing(
+        &self,
+        c: &Client,
+        room: RoomKey,
+        event: &'static str,
+        value: Option<Value>,
+        intended: Micros,
+        sent: Micros,
+    ) -> Outgoing {
+        Outgoing {
+            sender: c.me,
+            session: c.session,
+            room,
+            event,
+            include_sender: false,
+            unless: Precondition::None,
+            seq: None,
+            value,
+            intended,
+            sent,
+            metric: "fanout",
+            deadline: None,
+        }
+    }
+
+    /// The HTTP response to this client's `request` (a [`crate::dialect::Via::Http`]
+    /// operation) came with `status` at `now`.
+    pub fn http_response(&self, c: &mut Client, request: &str, status: u16, now: Micros) {
+        let Some(i) = c
+            .pending
+            .iter()
+            .position(|p| p.request == request && matches!(p.kind, PendingKind::Http { .. }))
+        else {
+            return;
+        };
+        let p = take_pending(c, i);
+        self.metrics.record(
+            (p.request, "http"),
+            now.saturating_sub(p.intended),
+            now.saturating_sub(p.sent),
+        );
+        if let PendingKind::Http { accept } = p.kind {
+            if !accept.contains(&status) {
+                self.oracle.violate_capped(
+                    c.me,
+                    p.request,
+                    Check::ReplyContent,
+                    now,
+                    format!("an HTTP response with status {accept:?}"),
+                    format!("status {status}"),
+                    p.cap,
+                );
+            }
+        }
+        if now > p.due {
+            self.oracle.violate(
+                c.me,
+                p.request,
+                Check::Late,
+                now,
+                format!("within {} ms of the request", self.oracle.deadline() / 1000),
+                format!("after {:.3} ms", now.saturating_sub(p.sent) as f64 / 1e3),
+            );
+        }
     }
 
     /// Registers an arbitrary event (hostile or malformed input) the client sends; with
@@ -656,7 +768,7 @@ impl Judge<'_> {
     fn error_key(&self, request: &'static str) -> &'static str {
         match self.spec.errors {
             ErrorStyle::SameEvent { .. } => request,
-            ErrorStyle::Channel { event } => event,
+            ErrorStyle::Channel { event } | ErrorStyle::Coded { event, .. } => event,
         }
     }
 
@@ -703,17 +815,20 @@ impl Judge<'_> {
 
     // ---- what the client receives ----
 
-    /// Judges one received event: `name` with its payload.
-    pub fn received(&self, c: &mut Client, name: &str, payload: &Json<'_>, now: Micros) {
+    /// Judges one received event: `name` on `namespace` (the dialect's: `/` is the
+    /// connection's own) with its payload.
+    pub fn received(
+        &self,
+        c: &mut Client,
+        namespace: &str,
+        name: &str,
+        payload: &Json<'_>,
+        now: Micros,
+    ) {
         let table = self.spec;
-        // `DialectSpec::is_error` on the borrowed payload.
-        let is_error = match table.errors {
-            ErrorStyle::SameEvent { field } => payload.has_key(field),
-            ErrorStyle::Channel { event } => name == event,
-        };
-        if is_error {
+        if table.errors.is_error(name, payload) {
             self.on_error(c, name, payload, now);
-        } else if let Some((_, spec)) = table.event(name) {
+        } else if let Some(spec) = table.classify(namespace, name, payload) {
             let oracle = self.oracle;
             let mut problems = Vec::new();
             shape::check(payload, &spec.shape, spec.name, &mut problems);
@@ -770,6 +885,11 @@ impl Judge<'_> {
                     sender,
                     value_field,
                 } => self.on_fifo_broadcast(c, spec, payload, sender, value_field, now),
+                Attribution::Kicked => self.on_kick(c, spec, payload, now),
+                Attribution::KeptReply { lists, content } => {
+                    self.on_reply(c, spec.name, payload, now);
+                    self.on_kept(c, spec.name, payload, lists, content, now);
+                }
             }
         } else {
             self.oracle.violate(
@@ -904,6 +1024,73 @@ impl Judge<'_> {
             RoomOf::Field(f) => payload.field(f).as_str().map(named_room),
             RoomOf::Everyone => Some(EVERYONE),
             RoomOf::ReceiverUser => Some(user_room(&self.roster.users[c.me as usize].username)),
+        }
+    }
+
+    /// A kick: the receiver is out of the room it names (or the one it was kicked from).
+    fn on_kick(&self, c: &mut Client, spec: &'static EventSpec, payload: &Json<'_>, now: Micros) {
+        let rooms: Vec<RoomKey> = match spec.room {
+            RoomOf::Field(f) => payload
+                .field(f)
+                .as_str()
+                .map(named_room)
+                .into_iter()
+                .collect(),
+            _ => c.joined.iter().chain(&c.joining).map(|(r, _)| *r).collect(),
+        };
+        let (receipt, room) = self.oracle.kick_received(c.me, &rooms, spec.name, now);
+        if let Some(room) = room {
+            c.joined.retain(|(r, _)| *r != room);
+            c.joining.retain(|(r, _)| *r != room);
+        }
+        self.on_receipt(c, spec.name, c.me, receipt, payload, now);
+    }
+
+    /// The deliveries kept for this user while it was offline, handed over in a reply.
+    fn on_kept(
+        &self,
+        c: &mut Client,
+        event: &'static str,
+        payload: &Json<'_>,
+        lists: &[&str],
+        content: &str,
+        now: Micros,
+    ) {
+        let mut items = Vec::new();
+        for list in lists {
+            let Some(Json::Arr(elements)) = payload.get(list) else {
+                continue;
+            };
+            for e in elements {
+                match e
+                    .get(content)
+                    .and_then(Json::as_str)
+                    .and_then(crate::dialect::parse_content_id)
+                {
+                    Some(item) => items.push(item),
+                    None => self.oracle.violate(
+                        c.me,
+                        event,
+                        Check::Unknown,
+                        now,
+                        format!("`{content}` carrying a roomrig content id"),
+                        e.excerpt(),
+                    ),
+                }
+            }
+        }
+        let room = user_room(&self.roster.users[c.me as usize].username);
+        for (check, expected) in
+            self.oracle
+                .deferred_received(c.me, room, event, &items, c.session_began)
+        {
+            let received = if check == Check::Missing {
+                "not in it".to_string()
+            } else {
+                payload.excerpt()
+            };
+            self.oracle
+                .violate(c.me, event, check, now, expected, received);
         }
     }
 
@@ -1072,9 +1259,13 @@ impl Judge<'_> {
             }
         }
         let (channel, text) = match spec.errors {
-            ErrorStyle::SameEvent { field } => (false, payload.field(field).as_str()),
-            ErrorStyle::Channel { .. } => (true, payload.as_str()),
+            ErrorStyle::SameEvent { field } => {
+                (false, payload.field(field).as_str().map(Cow::Borrowed))
+            }
+            ErrorStyle::Channel { .. } => (true, payload.as_str().map(Cow::Borrowed)),
+            ErrorStyle::Coded { field, .. } => (true, field_text(payload, field)),
         };
+        let text = text.as_deref();
         let source = if channel {
             ErrorSource::Channel(text.and_then(|t| spec.error_sources(t)))
         } else {
@@ -1231,6 +1422,18 @@ impl Judge<'_> {
                         self.assume_joined(c, room, at);
                     }
                 }
+                PendingKind::Http { accept } => self.oracle.violate_capped(
+                    c.me,
+                    p.request,
+                    Check::ReplyMissing,
+                    at,
+                    format!(
+                        "an HTTP response with status {accept:?} within {} ms",
+                        2 * deadline / 1000
+                    ),
+                    "nothing".into(),
+                    p.cap,
+                ),
                 PendingKind::Error { .. } => {
                     // An error on another event, when it was unknown which request it
                     // answered, was reported then; it stands for one missing error here.
@@ -1285,3 +1488,6 @@ fn take_pending(c: &mut Client, i: usize) -> Pending {
     }
     p
 }
+
+#[cfg(test)]
+mod vocabulary_tests;

@@ -111,6 +111,80 @@ struct Broadcast {
     /// the membership this one belonged to.
     skipped: Vec<ClientId>,
     received: Vec<ClientId>,
+    /// Exactly one member at a time must get it (see [`Oracle::notify_one_sent`]).
+    one: Option<OneMember>,
+    /// A kick (see [`Oracle::kick_sent`]): matched by room and receiver, not by sender.
+    kick: bool,
+}
+
+impl Broadcast {
+    /// When nothing more can be judged about it: its deadline has passed twice, and for an
+    /// exactly-one delivery the holder's report time and the fail-over's deadline too.
+    fn settles(&self, deadline: Micros) -> Micros {
+        let takeover = self
+            .one
+            .as_ref()
+            .and_then(|o| o.got.last().map(|&(_, at)| at + o.failover + deadline))
+            .unwrap_or(0);
+        (self.due + deadline).max(takeover)
+    }
+}
+
+impl OneMember {
+    /// What an exactly-one delivery missed when it is swept at `now`: nobody got it, or the
+    /// holder did not report back and no other member got it after the fail-over time. At the
+    /// end of a run (`now = Micros::MAX`) a fail-over still running is not judged.
+    fn missing(
+        &self,
+        b: &Broadcast,
+        room: RoomKey,
+        now: Micros,
+        deadline: Micros,
+    ) -> Option<MissingDelivery> {
+        let candidate = b
+            .required
+            .iter()
+            .copied()
+            .find(|c| !self.got.iter().any(|(g, _)| g == c))?;
+        let because = match self.got.last() {
+            None => "exactly one of the room's other members had to get it, and none did",
+            Some(&(_, at)) if !self.reported && now != Micros::MAX && at + self.failover + deadline < now => {
+                "the member that got it did not report back in time, so another member had to get it"
+            }
+            Some(_) => return None,
+        };
+        Some(MissingDelivery {
+            receiver: candidate,
+            event: b.event,
+            sender: b.sender,
+            sent: b.sent,
+            room,
+            because: Some(because),
+        })
+    }
+}
+
+/// The state of an exactly-one delivery with fail-over.
+struct OneMember {
+    /// How long the member that got it has to report back before another one must get it.
+    failover: Micros,
+    /// Who got it, when (the last one is the current holder).
+    got: Vec<(ClientId, Micros)>,
+    /// The current holder reported back: nobody else may get it.
+    reported: bool,
+}
+
+/// A delivery kept for a user with no connection online, owed once in the reply `via` of the
+/// user's next session (see [`Oracle::deferrable_sent`]).
+struct Stored {
+    event: &'static str,
+    via: &'static str,
+    sender: ClientId,
+    seq: u64,
+    sent: Micros,
+    /// A connection of the user was in its join or leave window when it was sent: it may have
+    /// been delivered live instead.
+    maybe_live: bool,
 }
 
 /// A member's interval in a room.
@@ -132,6 +206,42 @@ struct Membership {
 struct Room {
     members: Vec<Membership>,
     outstanding: VecDeque<Broadcast>,
+    /// Deliveries kept for the room's user until its next session.
+    stored: Vec<Stored>,
+    /// Kept deliveries handed over already (sender, seq): a second copy is a duplicate.
+    handed_over: Vec<(ClientId, u64)>,
+}
+
+impl Room {
+    /// `client` leaves at `at`: broadcasts still in their race window (except the one at
+    /// `except`) keep it as a conditional receiver.
+    fn leave(&mut self, client: ClientId, at: Micros, except: Option<usize>) {
+        for m in self.members.iter_mut() {
+            if m.client == client && m.left.is_none() {
+                m.left = Some(at);
+            }
+        }
+        for (i, b) in self.outstanding.iter_mut().enumerate() {
+            if Some(i) != except && at < b.excuse_until {
+                if let Some(k) = b.required.iter().position(|&c| c == client) {
+                    b.required.swap_remove(k);
+                    if !b.received.contains(&client) {
+                        b.conditional.push(client);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether `client` may be a member at `at` (joined by `at + deadline`, not left before
+    /// `at - deadline`).
+    fn maybe_member(&self, client: ClientId, at: Micros, deadline: Micros) -> bool {
+        self.members.iter().any(|m| {
+            m.client == client
+                && m.join_sent <= at + deadline
+                && m.left.is_none_or(|l| l + deadline >= at)
+        })
+    }
 }
 
 /// A broadcast request, as the oracle registers it.
@@ -640,23 +750,8 @@ impl Oracle {
     /// same sender (see the module docs).
     pub fn left(&self, client: ClientId, room: RoomKey, at: Micros) {
         let mut shard = self.shard(room);
-        let Some(r) = shard.get_mut(&room) else {
-            return;
-        };
-        for m in r.members.iter_mut() {
-            if m.client == client && m.left.is_none() {
-                m.left = Some(at);
-            }
-        }
-        for b in r.outstanding.iter_mut() {
-            if at < b.excuse_until {
-                if let Some(i) = b.required.iter().position(|&c| c == client) {
-                    b.required.swap_remove(i);
-                    if !b.received.contains(&client) {
-                        b.conditional.push(client);
-                    }
-                }
-            }
+        if let Some(r) = shard.get_mut(&room) {
+            r.leave(client, at, None);
         }
     }
 
@@ -670,7 +765,12 @@ impl Oracle {
             let Some(r) = shard.get(&room) else {
                 continue;
             };
-            for b in r.outstanding.iter().filter(|b| b.sent <= by) {
+            // An exactly-one delivery that somebody got is not awaited by the others.
+            for b in r
+                .outstanding
+                .iter()
+                .filter(|b| b.sent <= by && b.one.as_ref().is_none_or(|o| o.got.is_empty()))
+            {
                 if b.required.contains(&client) && !b.received.contains(&client) {
                     latest = latest.max(Some(b.due));
                 }
@@ -789,8 +889,210 @@ impl Oracle {
             conditional: Vec::new(),
             skipped: Vec::new(),
             received: Vec::new(),
+            one: None,
+            kick: false,
         });
         allowed
+    }
+
+    /// Like [`Oracle::broadcast_sent`], but exactly one member (other than the sender) must get
+    /// it; if that member does not report back (see [`Oracle::reported`]) within `failover`,
+    /// another one must (voice: one remaining member is told of a departure).
+    pub fn notify_one_sent(&self, send: Outgoing, failover: Micros) -> bool {
+        let room = send.room;
+        let allowed = self.broadcast_sent(Outgoing {
+            include_sender: false,
+            ..send
+        });
+        let mut shard = self.shard(room);
+        if let Some(b) = shard.get_mut(&room).and_then(|r| r.outstanding.back_mut()) {
+            b.one = Some(OneMember {
+                failover,
+                got: Vec::new(),
+                reported: false,
+            });
+            // The holder's report time and the fail-over's deadline come after the first
+            // deadline: the send stays in the model until both have passed.
+            b.excuse_until = b.excuse_until.max(b.sent);
+        }
+        allowed
+    }
+
+    /// `client` reported back on the `event` it got in `room` (see
+    /// [`Oracle::notify_one_sent`]): nobody else may get it now.
+    pub fn reported(&self, client: ClientId, room: RoomKey, event: &str) {
+        let mut shard = self.shard(room);
+        let Some(r) = shard.get_mut(&room) else {
+            return;
+        };
+        for b in r.outstanding.iter_mut().rev().filter(|b| b.event == event) {
+            if let Some(one) = b.one.as_mut() {
+                if one.got.last().is_some_and(|&(c, _)| c == client) {
+                    one.reported = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The client's request makes the server move every *other* current connection out of
+    /// `send.room`, telling each with `send.event` (push: a `loginWhenLast` login kicks the
+    /// earlier connections). Returns the clients that must be told; from `send.sent` on they
+    /// are no longer members (what was in flight to them may or may not arrive).
+    pub fn kick_sent(&self, send: Outgoing) -> Vec<ClientId> {
+        let room = send.room;
+        self.broadcast_sent(Outgoing {
+            include_sender: false,
+            unless: Precondition::None,
+            ..send
+        });
+        let mut shard = self.shard(room);
+        let r = shard.entry(room).or_default();
+        let last = r.outstanding.len() - 1;
+        r.outstanding[last].kick = true;
+        let kicked = r.outstanding[last].required.clone();
+        let at = r.outstanding[last].sent;
+        for &c in &kicked {
+            r.leave(c, at, Some(last));
+        }
+        kicked
+    }
+
+    /// A kick arrived at `receiver`, naming one of `rooms` (or, when the payload names none,
+    /// any room the receiver is in): matched to the oldest kick it is owed there. Returns the
+    /// receipt and the room it is out of.
+    pub fn kick_received(
+        &self,
+        receiver: ClientId,
+        rooms: &[RoomKey],
+        event: &str,
+        at: Micros,
+    ) -> (Receipt, Option<RoomKey>) {
+        for &room in rooms {
+            let mut shard = self.shard(room);
+            let Some(r) = shard.get_mut(&room) else {
+                continue;
+            };
+            let Some(b) = r.outstanding.iter_mut().find(|b| {
+                b.kick
+                    && b.event == event
+                    && b.sent <= at
+                    && (b.required.contains(&receiver) || b.conditional.contains(&receiver))
+                    && !b.received.contains(&receiver)
+            }) else {
+                continue;
+            };
+            let required = b.required.contains(&receiver);
+            b.received.push(receiver);
+            let matched = Matched {
+                intended: b.intended,
+                sent: b.sent,
+                late: at > b.due,
+                metric: b.metric,
+            };
+            let receipt = if required {
+                Receipt::Delivered(matched)
+            } else {
+                Receipt::Allowed(matched)
+            };
+            return (receipt, Some(room));
+        }
+        (
+            Receipt::Fault(
+                Check::NonMember,
+                "a kick only to a connection that another login moved out of its room".to_string(),
+            ),
+            None,
+        )
+    }
+
+    /// A broadcast to a user's own room that the server must keep when none of the user's
+    /// connections is online, and hand over once in the reply `via` of the user's next
+    /// session (chat: a friend message to an offline user comes in `saoff`).
+    pub fn deferrable_sent(&self, send: Outgoing, via: &'static str) -> bool {
+        let (room, sender, seq, event, at) =
+            (send.room, send.sender, send.seq, send.event, send.sent);
+        let allowed = self.broadcast_sent(send);
+        let Some(seq) = seq else {
+            return allowed;
+        };
+        let mut shard = self.shard(room);
+        let r = shard.entry(room).or_default();
+        let required = r.outstanding.back().is_some_and(|b| !b.required.is_empty());
+        if allowed && !required {
+            let maybe_live = r
+                .members
+                .iter()
+                .any(|m| r.maybe_member(m.client, at, self.deadline));
+            r.stored.push(Stored {
+                event,
+                via,
+                sender,
+                seq,
+                sent: at,
+                maybe_live,
+            });
+        }
+        allowed
+    }
+
+    /// The reply `via` handed `receiver` the kept deliveries `items` (sender, seq) of its user
+    /// room, in a session that began at `session_began`. Returns the faults: an item not kept
+    /// (or handed over before) and every item kept before the session began and not in it.
+    pub fn deferred_received(
+        &self,
+        receiver: ClientId,
+        room: RoomKey,
+        via: &str,
+        items: &[(ClientId, u64)],
+        session_began: Micros,
+    ) -> Vec<(Check, String)> {
+        let _ = receiver;
+        let mut faults = Vec::new();
+        let mut shard = self.shard(room);
+        let r = shard.entry(room).or_default();
+        for &(sender, seq) in items {
+            if let Some(i) = r
+                .stored
+                .iter()
+                .position(|s| s.via == via && s.sender == sender && s.seq == seq)
+            {
+                r.stored.swap_remove(i);
+                r.handed_over.push((sender, seq));
+            } else if r.handed_over.contains(&(sender, seq))
+                || r.outstanding
+                    .iter()
+                    .any(|b| b.sender == sender && b.seq == Some(seq) && !b.received.is_empty())
+            {
+                faults.push((
+                    Check::Duplicate,
+                    format!("a kept delivery handed over once: message {seq} of client {sender} was delivered before"),
+                ));
+            } else {
+                faults.push((
+                    Check::Unknown,
+                    format!("only deliveries kept for this user: message {seq} of client {sender} was never kept"),
+                ));
+            }
+        }
+        let owed: Vec<usize> = (0..r.stored.len())
+            .filter(|&i| {
+                r.stored[i].via == via
+                    && r.stored[i].sent < session_began
+                    && !r.stored[i].maybe_live
+            })
+            .collect();
+        for &i in owed.iter().rev() {
+            let s = r.stored.swap_remove(i);
+            faults.push((
+                Check::Missing,
+                format!(
+                    "the {} that client {} sent at {:.3} ms while this user was offline, kept and handed over in this {via}",
+                    s.event, s.sender, s.sent as f64 / 1e3
+                ),
+            ));
+        }
+        faults
     }
 
     /// A broadcast arrived at `receiver`, attributed to `sender` by content `seq` or FIFO `value`.
@@ -918,13 +1220,47 @@ impl Oracle {
             );
         }
         let b = &mut r.outstanding[i];
+        let mut due = b.due;
+        if let Some(one) = b.one.as_mut() {
+            if let Some(&(holder, got_at)) = one.got.last() {
+                let takeover = got_at + one.failover;
+                if one.reported || at < takeover {
+                    return Receipt::Fault(
+                        Check::Duplicate,
+                        format!(
+                            "exactly one member at a time: client {holder} got it at {:.3} ms and {}",
+                            got_at as f64 / 1e3,
+                            if one.reported {
+                                "reported back".to_string()
+                            } else {
+                                format!("had until {:.3} ms to report back", takeover as f64 / 1e3)
+                            }
+                        ),
+                    );
+                }
+                due = takeover + deadline;
+            }
+            one.got.push((receiver, at));
+        }
         b.received.push(receiver);
         let matched = Matched {
             intended: b.intended,
             sent: b.sent,
-            late: at > b.due,
+            late: at > due,
             metric: b.metric,
         };
+        // A kept delivery that reached a connection of the user live is owed no more.
+        if let Some(seq) = b.seq {
+            let sender = b.sender;
+            if let Some(k) = r
+                .stored
+                .iter()
+                .position(|s| s.sender == sender && s.seq == seq)
+            {
+                r.stored.swap_remove(k);
+                r.handed_over.push((sender, seq));
+            }
+        }
         if required {
             Receipt::Delivered(matched)
         } else {
@@ -943,10 +1279,14 @@ impl Oracle {
                 while r
                     .outstanding
                     .front()
-                    .is_some_and(|b| now == Micros::MAX || b.due + self.deadline < now)
+                    .is_some_and(|b| now == Micros::MAX || b.settles(self.deadline) < now)
                 {
                     let b = r.outstanding.pop_front().expect("front exists");
                     let room = *key;
+                    if let Some(one) = &b.one {
+                        missing.extend(one.missing(&b, room, now, self.deadline));
+                        continue;
+                    }
                     let assumed = |c: ClientId| {
                         r.members
                             .iter()

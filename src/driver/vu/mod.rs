@@ -357,7 +357,8 @@ impl Vu {
         shared.counters.received.inc();
         shared
             .judge()
-            .received(&mut self.client, &parsed.name, &parsed.payload, now);
+            // One namespace per connection: its events are the dialect's `/` ones.
+            .received(&mut self.client, "/", &parsed.name, &parsed.payload, now);
         shared
             .oracle
             .log_raw(self.me, now, "<<", &parsed.name, &parsed.text);
@@ -392,6 +393,11 @@ impl Vu {
             args,
             effects,
         } = request;
+        if let dialect::Via::Http { method, path } = spec.via {
+            // No implemented dialect has one yet; push (issue 15) brings the HTTP client.
+            tracing::warn!(client = self.me, op = %op.op, "{method} {path}: HTTP operations are not performed by this driver yet");
+            return;
+        }
         // Register what the request must cause *before* writing it: on loopback the first
         // receipts can arrive at other clients before this task runs again.
         let sent = shared.now();
@@ -399,7 +405,13 @@ impl Vu {
             .judge()
             .request(&mut self.client, event, effects, intent, intended, sent);
         let conn = self.conn.as_mut().expect("connected");
-        let (frame, args_at) = socketio::encode_event_parts(conn.namespace(), event, &args);
+        // `/` is the connection's own namespace (the target URL's path).
+        let namespace = match spec.via {
+            dialect::Via::Emit { namespace: "/" } => conn.namespace(),
+            dialect::Via::Emit { namespace } => namespace,
+            dialect::Via::Http { .. } => unreachable!("refused before registering"),
+        };
+        let (frame, args_at) = socketio::encode_event_parts(namespace, event, &args);
         // The payload as the transcript shows it: the one argument, or the array of them.
         let payload = match args.len() {
             1 => frame[args_at..frame.len() - 1].to_owned(),
