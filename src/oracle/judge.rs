@@ -1285,3 +1285,6 @@ fn take_pending(c: &mut Client, i: usize) -> Pending {
     }
     p
 }
+
+#[cfg(test)]
+mod tests;
