@@ -255,6 +255,10 @@ impl Judge<'_> {
         for &(room, _) in &c.joined {
             self.oracle.excuse(c.me, room, now, until);
         }
+        // The "every connection" room too: a stalled reader is excused its public backlog.
+        if self.spec.uses_everyone {
+            self.oracle.excuse(c.me, EVERYONE, now, until);
+        }
         c.closing = Closing::Tolerated;
     }
 
@@ -1489,5 +1493,7 @@ fn take_pending(c: &mut Client, i: usize) -> Pending {
     p
 }
 
+#[cfg(test)]
+mod tests;
 #[cfg(test)]
 mod vocabulary_tests;
