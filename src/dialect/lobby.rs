@@ -71,7 +71,11 @@ pub static SPEC: DialectSpec = DialectSpec {
     events: &[
         reply("logedin", Ty::Obj(&[WHO, NUMUSERS])),
         notice("otherLogedin", Ty::Obj(&[WHO, NUMUSERS]), RoomOf::Everyone, None),
-        reply("joinedRoom", Ty::Obj(&[WHO, ROOMNAME, USERLIST])),
+        // The reply names the room it answers: paired by that, not by queue position.
+        EventSpec {
+            room: RoomOf::Field("roomname"),
+            ..reply("joinedRoom", Ty::Obj(&[WHO, ROOMNAME, USERLIST]))
+        },
         notice(
             "otherJoinedRoom",
             Ty::Obj(&[WHO, ROOMNAME, USERLIST]),

@@ -881,7 +881,7 @@ impl Judge<'_> {
                 }
             }
             match spec.attribution {
-                Attribution::Reply => self.on_reply(c, spec.name, payload, now),
+                Attribution::Reply => self.on_reply(c, spec, payload, now),
                 Attribution::ContentId { field, sender } => {
                     self.on_content_broadcast(c, spec, payload, field, sender, now)
                 }
@@ -891,7 +891,7 @@ impl Judge<'_> {
                 } => self.on_fifo_broadcast(c, spec, payload, sender, value_field, now),
                 Attribution::Kicked => self.on_kick(c, spec, payload, now),
                 Attribution::KeptReply { lists, content } => {
-                    self.on_reply(c, spec.name, payload, now);
+                    self.on_reply(c, spec, payload, now);
                     self.on_kept(c, spec.name, payload, lists, content, now);
                 }
             }
@@ -911,11 +911,24 @@ impl Judge<'_> {
         }
     }
 
-    fn on_reply(&self, c: &mut Client, event: &'static str, payload: &Json<'_>, now: Micros) {
-        let Some(i) = c
-            .pending
-            .iter()
-            .position(|p| matches!(p.kind, PendingKind::Reply { event: e, .. } if e == event))
+    fn on_reply(&self, c: &mut Client, spec: &'static EventSpec, payload: &Json<'_>, now: Micros) {
+        let event = spec.name;
+        // A reply that names its room (lobby's `joinedRoom {roomname}`) answers the join of
+        // that room, whatever its place in the queue; failing that, the oldest request.
+        let keyed = match spec.room {
+            RoomOf::Field(f) => payload.field(f).as_str().map(named_room),
+            _ => None,
+        };
+        let is_reply =
+            |p: &Pending| matches!(p.kind, PendingKind::Reply { event: e, .. } if e == event);
+        let Some(i) = keyed
+            .and_then(|room| {
+                c.pending.iter().position(|p| {
+                    is_reply(p)
+                        && matches!(p.kind, PendingKind::Reply { joins: Some(r), .. } if r == room)
+                })
+            })
+            .or_else(|| c.pending.iter().position(is_reply))
         else {
             // The reply a request expecting an error would have got: the server accepted it.
             if let Some(i) = c.pending.iter().position(

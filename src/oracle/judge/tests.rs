@@ -1640,3 +1640,19 @@ fn every_check_has_a_firing_stream_and_a_near_miss() {
         );
     }
 }
+
+#[test]
+fn a_join_reply_that_names_its_room_answers_that_join_not_the_oldest() {
+    let mut rig = lobby(&[0], &[]);
+    rig.op(0, "joinRoom", json!({"room": "room8"}), 20 * MS);
+    rig.op(0, "joinRoom", json!({"room": "room9"}), 21 * MS);
+    // The server answers only the second join.
+    let joined = json!({"username": name(0), "roomname": "room9", "userlist": [name(0)]});
+    rig.recv(0, "joinedRoom", joined, 22 * MS);
+    let (_, client) = rig.judge(0);
+    let rooms: Vec<_> = client.joined_rooms().collect();
+    assert!(rooms.contains(&dialect::named_room("room9")), "{rooms:?}");
+    assert!(!rooms.contains(&dialect::named_room("room8")), "{rooms:?}");
+    rig.finish();
+    rig.assert_verdicts(&[("lobby/joinRoom/reply-missing", 1, Must)]);
+}
