@@ -235,11 +235,12 @@ mod tests {
     /// The committed pages are what `roomrig rules --markdown` prints.
     #[test]
     fn dialect_pages_match_the_catalogue() {
-        for name in dialect::IMPLEMENTED {
+        for d in dialect::DIALECTS {
+            let name = d.name();
             let path = format!("docs/dialects/{name}.md");
             assert_eq!(
                 repo_file(&path),
-                markdown(dialect::spec(name)),
+                markdown(d.spec),
                 "{path} is stale: run `roomrig rules --dialect {name} --markdown > {path}`"
             );
         }
@@ -249,7 +250,8 @@ mod tests {
     #[test]
     fn readme_rule_tables_match_the_catalogue() {
         let readme = repo_file("README.md");
-        for name in dialect::IMPLEMENTED {
+        for d in dialect::DIALECTS {
+            let name = d.name();
             let (start, end) = (
                 format!("<!-- rules:{name} -->\n"),
                 format!("<!-- /rules:{name} -->"),
@@ -258,7 +260,7 @@ mod tests {
             let to = readme[from..].find(&end).expect("end marker") + from;
             assert_eq!(
                 &readme[from..to],
-                rule_table(dialect::spec(name)),
+                rule_table(d.spec),
                 "README's {name} rule table is stale: paste `roomrig rules --dialect {name} --markdown`'s Rules table"
             );
         }
@@ -321,8 +323,8 @@ mod tests {
     /// Every MUST row cites a seed section or a common rule, never only our server's choice.
     #[test]
     fn every_must_cites_a_seed_section_or_a_common_rule() {
-        for name in dialect::IMPLEMENTED {
-            for e in entries(dialect::spec(name)) {
+        for d in dialect::DIALECTS {
+            for e in entries(d.spec) {
                 if e.level == Level::Must {
                     assert!(
                         e.source.starts_with("seed ")

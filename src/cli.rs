@@ -384,11 +384,10 @@ async fn check(args: CheckArgs) -> i32 {
     use crate::check::{self, Status};
     let suite = check::suite(&args.dialect);
     if suite.is_empty() {
-        let known: Vec<&str> = crate::dialect::IMPLEMENTED.to_vec();
         eprintln!(
             "error: no conformance suite for dialect `{}`; known: {}",
             args.dialect,
-            known.join(", ")
+            crate::dialect::implemented().join(", ")
         );
         return Exit::Usage.code();
     }
@@ -482,19 +481,21 @@ async fn check(args: CheckArgs) -> i32 {
 
 /// `roomrig rules`: the catalogue as text, or a dialect's page in Markdown.
 fn rules(args: RulesArgs) -> i32 {
-    let names: Vec<&str> = match &args.dialect {
-        Some(d) if crate::dialect::IMPLEMENTED.contains(&d.as_str()) => vec![d.as_str()],
-        Some(d) => {
-            eprintln!(
-                "error: unknown dialect `{d}`; known: {}",
-                crate::dialect::IMPLEMENTED.join(", ")
-            );
-            return Exit::Usage.code();
-        }
-        None => crate::dialect::IMPLEMENTED.to_vec(),
+    let dialects: Vec<&crate::dialect::Dialect> = match &args.dialect {
+        Some(d) => match crate::dialect::find(d) {
+            Some(dialect) => vec![dialect],
+            None => {
+                eprintln!(
+                    "error: unknown dialect `{d}`; known: {}",
+                    crate::dialect::implemented().join(", ")
+                );
+                return Exit::Usage.code();
+            }
+        },
+        None => crate::dialect::DIALECTS.iter().collect(),
     };
-    for name in names {
-        let spec = crate::dialect::spec(name);
+    for dialect in dialects {
+        let spec = dialect.spec;
         if args.markdown {
             print!("{}", crate::catalogue::markdown(spec));
         } else {

@@ -480,12 +480,12 @@ impl<'de> Deserialize<'de> for DialectName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let name = String::deserialize(d)?;
         if dialect::NAMES.contains(&name.as_str()) {
-            if dialect::IMPLEMENTED.contains(&name.as_str()) {
+            if dialect::find(&name).is_some() {
                 Ok(DialectName(name))
             } else {
                 Err(de::Error::custom(format!(
                     "dialect `{name}` is not implemented yet; implemented: {}",
-                    dialect::IMPLEMENTED.join(", ")
+                    dialect::implemented().join(", ")
                 )))
             }
         } else {

@@ -562,6 +562,15 @@ fn remove_socket(live: &mut LiveRoom, user_id: u64, sid: Sid) -> bool {
     true
 }
 
+/// The dorm dialect's entry in [`crate::DIALECTS`].
+pub const DIALECT: crate::Dialect = crate::Dialect {
+    name: "dorm",
+    summary: "Dorm rooms of 2 or 4 (seed 000): join_room, leave_room, message, action",
+    serve: |io, fixtures, faults| {
+        install(io, Arc::new(DormState::new(fixtures, faults, Utc::now())));
+    },
+};
+
 /// Registers the dorm dialect on namespace `/` of `io`.
 ///
 /// Event handlers are registered in a connect middleware, which socketioxide awaits before it

@@ -5,7 +5,8 @@
 //! and HTTP long-polling, on the default path `/socket.io/`.
 //!
 //! A dialect is one module that registers its namespace handlers on a [`SocketIo`] instance and
-//! owns its state (see [`dorm::install`]); [`start`] picks the module from [`Dialect`].
+//! owns its state (see [`dorm::install`]), and one line in [`DIALECTS`], where [`start`] finds it
+//! by name.
 
 mod advertise;
 pub mod dorm;
@@ -20,7 +21,6 @@ use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -47,45 +47,107 @@ pub const DEFAULT_GENERATED_USERS: u64 = 1000;
 /// How long [`RunningServer::shutdown`] waits for open connections before giving up on them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// The room protocol a server speaks (see `docs/dialects/`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Dialect {
-    /// Dorm rooms of 2 or 4 (seed 000): join_room, leave_room, message, action.
-    Dorm,
-    /// Named rooms and users (seed 004): login, joinRoom, leaveRoom, room/public/private messages.
-    Lobby,
+/// A room protocol the server speaks: one entry of [`DIALECTS`], made by the dialect's module.
+#[derive(Clone, Copy)]
+pub struct Dialect {
+    /// The name the CLI and the driver use (`--dialect NAME`, a scenario's `dialect`).
+    pub name: &'static str,
+    /// One line for `--help`.
+    pub summary: &'static str,
+    /// Builds the dialect's state from the fixtures and the faults, and registers its
+    /// handlers on `io`.
+    pub serve: fn(io: &SocketIo, fixtures: &Fixtures, faults: FaultSet),
 }
 
+/// Every dialect the server speaks, in listing order: the one place a dialect module is
+/// registered. The driver has its own list (`roomrig::dialect::DIALECTS`); the two agree on
+/// names only, which a test of the driver checks.
+pub static DIALECTS: &[Dialect] = &[dorm::DIALECT, lobby::DIALECT];
+
 impl Dialect {
-    pub const ALL: [Dialect; 2] = [Dialect::Dorm, Dialect::Lobby];
+    /// The registered dialect of this name (exact spelling).
+    pub fn named(name: &str) -> Option<Dialect> {
+        DIALECTS.iter().find(|d| d.name == name).copied()
+    }
 
     pub fn name(self) -> &'static str {
-        match self {
-            Dialect::Dorm => "dorm",
-            Dialect::Lobby => "lobby",
-        }
+        self.name
+    }
+}
+
+/// The registered names, for messages.
+fn known_names() -> String {
+    DIALECTS
+        .iter()
+        .map(|d| d.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+// A dialect is its name: two entries with one name cannot be registered (see the tests).
+impl PartialEq for Dialect {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Dialect {}
+
+impl std::hash::Hash for Dialect {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl fmt::Debug for Dialect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Dialect({})", self.name)
     }
 }
 
 impl fmt::Display for Dialect {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        f.write_str(self.name)
+    }
+}
+
+impl Serialize for Dialect {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name)
+    }
+}
+
+impl<'de> Deserialize<'de> for Dialect {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// `--dialect`: the registered names are its possible values, each with its summary.
+impl clap::ValueEnum for Dialect {
+    fn value_variants<'a>() -> &'a [Self] {
+        DIALECTS
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name).help(self.summary))
     }
 }
 
 /// Error of [`Dialect::from_str`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown dialect {0:?} (known: dorm, lobby)")]
+#[error("unknown dialect {0:?} (known: {known})", known = known_names())]
 pub struct UnknownDialect(pub String);
 
 impl FromStr for Dialect {
     type Err = UnknownDialect;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Dialect::ALL
-            .into_iter()
-            .find(|d| d.name().eq_ignore_ascii_case(s.trim()))
+        DIALECTS
+            .iter()
+            .find(|d| d.name.eq_ignore_ascii_case(s.trim()))
+            .copied()
             .ok_or_else(|| UnknownDialect(s.to_string()))
     }
 }
@@ -271,17 +333,7 @@ pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
         .max_buffer_size(OUTBOUND_BUFFER_PACKETS)
         .build_layer();
 
-    match config.dialect {
-        Dialect::Dorm => {
-            let state = dorm::DormState::new(&config.fixtures, faults, Utc::now());
-            dorm::install(&io, Arc::new(state));
-        }
-        Dialect::Lobby => {
-            let first = config.fixtures.rooms.first().map(|r| r.room_name.as_str());
-            let state = lobby::LobbyState::new(faults).with_first_room(first);
-            lobby::install(&io, Arc::new(state));
-        }
-    }
+    (config.dialect.serve)(&io, &config.fixtures, faults);
 
     let dialect = config.dialect;
     let mut app = axum::Router::new()
@@ -330,7 +382,7 @@ pub fn rfc3339_millis(t: DateTime<Utc>) -> String {
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
     /// Room protocol to serve.
-    #[arg(long, value_name = "DIALECT", default_value_t = Dialect::Dorm)]
+    #[arg(long, value_name = "DIALECT", default_value_t = dorm::DIALECT)]
     pub dialect: Dialect,
 
     /// Address to listen on; port 0 picks a free port.
@@ -457,21 +509,42 @@ mod tests {
 
     #[test]
     fn dialect_names() {
-        assert_eq!("dorm".parse::<Dialect>(), Ok(Dialect::Dorm));
-        assert_eq!("DORM".parse::<Dialect>(), Ok(Dialect::Dorm));
-        assert_eq!("lobby".parse::<Dialect>(), Ok(Dialect::Lobby));
-        assert_eq!(Dialect::Lobby.to_string(), "lobby");
-        assert_eq!(serde_json::to_string(&Dialect::Lobby).unwrap(), "\"lobby\"");
+        assert_eq!("dorm".parse::<Dialect>(), Ok(dorm::DIALECT));
+        assert_eq!("DORM".parse::<Dialect>(), Ok(dorm::DIALECT));
+        assert_eq!("lobby".parse::<Dialect>(), Ok(lobby::DIALECT));
+        assert_eq!(lobby::DIALECT.to_string(), "lobby");
+        assert_eq!(serde_json::to_string(&lobby::DIALECT).unwrap(), "\"lobby\"");
         assert!("chat2".parse::<Dialect>().is_err());
-        assert_eq!(Dialect::Dorm.to_string(), "dorm");
-        assert_eq!(serde_json::to_string(&Dialect::Dorm).unwrap(), "\"dorm\"");
+        assert_eq!(
+            "chat".parse::<Dialect>().unwrap_err().to_string(),
+            "unknown dialect \"chat\" (known: dorm, lobby)"
+        );
+        assert_eq!(Dialect::named("lobby"), Some(lobby::DIALECT));
+        assert_eq!(Dialect::named("LOBBY"), None);
+        assert_eq!(dorm::DIALECT.to_string(), "dorm");
+        assert_eq!(serde_json::to_string(&dorm::DIALECT).unwrap(), "\"dorm\"");
+    }
+
+    /// Names are parsed ignoring case, so two entries must differ in more than case.
+    #[test]
+    fn registered_names_are_unique() {
+        for (i, d) in DIALECTS.iter().enumerate() {
+            assert_eq!(d.name.parse::<Dialect>(), Ok(*d));
+            assert!(
+                DIALECTS[..i]
+                    .iter()
+                    .all(|e| !e.name.eq_ignore_ascii_case(d.name)),
+                "{} twice",
+                d.name
+            );
+        }
     }
 
     #[test]
     fn cli_parses_defaults_and_faults() {
         let cli = Cli::try_parse_from(["x"]).unwrap();
         let config = cli.serve.to_config().unwrap();
-        assert_eq!(config.dialect, Dialect::Dorm);
+        assert_eq!(config.dialect, dorm::DIALECT);
         assert_eq!(config.listen, "127.0.0.1:3000".parse().unwrap());
         assert_eq!(config.fixtures.users.len() as u64, DEFAULT_GENERATED_USERS);
         assert_eq!(config.ping_interval, Duration::from_secs(25));
@@ -521,7 +594,7 @@ mod tests {
     async fn start_refuses_inconsistent_fixtures() {
         let mut fixtures = Fixtures::generate(4, 2);
         fixtures.users[1].token = fixtures.users[0].token.clone();
-        let config = ServerConfig::new(Dialect::Dorm, "127.0.0.1:0".parse().unwrap(), fixtures);
+        let config = ServerConfig::new(dorm::DIALECT, "127.0.0.1:0".parse().unwrap(), fixtures);
         let err = start(config).await.unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     }
@@ -530,7 +603,7 @@ mod tests {
     async fn starts_on_a_free_port_and_shuts_down() {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
         let config = ServerConfig::new(
-            Dialect::Dorm,
+            dorm::DIALECT,
             "0.0.0.0:0".parse().unwrap(),
             Fixtures::generate(2, 2),
         );

@@ -759,6 +759,19 @@ fn content_arg(v: Option<&Value>) -> Result<&str, &'static str> {
     }
 }
 
+/// The lobby dialect's entry in [`crate::DIALECTS`].
+pub const DIALECT: crate::Dialect = crate::Dialect {
+    name: "lobby",
+    summary:
+        "Named rooms and users (seed 004): login, joinRoom, leaveRoom, room/public/private messages",
+    serve: |io, fixtures, faults| {
+        // Rooms are created by their first joiner; the fixtures only name the first room
+        // (for the `leak-to-first-room` fault).
+        let first = fixtures.rooms.first().map(|r| r.room_name.as_str());
+        install(io, Arc::new(LobbyState::new(faults).with_first_room(first)));
+    },
+};
+
 /// Registers the lobby dialect on namespace `/` of `io`.
 ///
 /// Event handlers are registered in a connect middleware, which socketioxide awaits before it

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{is_rfc3339_millis_utc, RawWs, SioClient, TestServer, WAIT};
 use futures_util::StreamExt as _;
-use reference_server::{Dialect, ServerConfig};
+use reference_server::{dorm, ServerConfig};
 use rust_socketio::TransportType;
 use serde_json::{json, Value};
 
@@ -296,7 +296,7 @@ fn events_of_one_socket_are_applied_in_arrival_order() {
 #[test]
 fn eio3_connects_root_namespace_unprompted_and_answers_pings() {
     let mut config = ServerConfig::new(
-        Dialect::Dorm,
+        dorm::DIALECT,
         "127.0.0.1:0".parse().unwrap(),
         reference_server::fixtures::Fixtures::generate(2, 2),
     );
@@ -333,7 +333,7 @@ fn eio3_connects_root_namespace_unprompted_and_answers_pings() {
 #[test]
 fn eio4_handshake_and_server_pings() {
     let mut config = ServerConfig::new(
-        Dialect::Dorm,
+        dorm::DIALECT,
         "127.0.0.1:0".parse().unwrap(),
         reference_server::fixtures::Fixtures::generate(2, 2),
     );
@@ -400,7 +400,7 @@ fn first_event_after_connect_is_never_lost() {
 #[test]
 fn silent_clients_are_closed_after_the_heartbeat_timeout() {
     let mut config = ServerConfig::new(
-        Dialect::Dorm,
+        dorm::DIALECT,
         "127.0.0.1:0".parse().unwrap(),
         reference_server::fixtures::Fixtures::generate(2, 2),
     );

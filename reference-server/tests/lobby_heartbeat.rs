@@ -266,7 +266,7 @@ fn never_timeout_fault_keeps_a_silent_eio3_client() {
 #[test]
 fn never_timeout_fault_applies_to_dorm_as_well() {
     let mut config = reference_server::ServerConfig::new(
-        reference_server::Dialect::Dorm,
+        reference_server::dorm::DIALECT,
         "127.0.0.1:0".parse().unwrap(),
         reference_server::fixtures::Fixtures::generate(2, 2),
     );

@@ -17,590 +17,15 @@ use reference_server::fixtures::Fixtures;
 pub mod plan;
 pub mod watch;
 
-/// One case of a suite.
-#[derive(Clone)]
-pub struct Case {
-    /// Stable id: `<dialect>/<event>/<what>`, for a generated robustness case
-    /// `<dialect>/robustness/<family>/<input>`.
-    pub id: &'static str,
-    pub level: Level,
-    pub description: &'static str,
-    /// Where the rule comes from.
-    pub section: &'static str,
-    scenario: &'static str,
-    /// The one hostile request of a robustness case, named when the server dies after it.
-    pub trigger: Option<&'static str>,
-}
+pub use crate::dialect::suite::Case;
 
-const fn case(
-    id: &'static str,
-    level: Level,
-    section: &'static str,
-    description: &'static str,
-    scenario: &'static str,
-) -> Case {
-    Case {
-        id,
-        level,
-        description,
-        section,
-        scenario,
-        trigger: None,
-    }
-}
-
-/// A robustness case that sends one hostile request, `trigger`.
-const fn hostile(
-    id: &'static str,
-    description: &'static str,
-    trigger: &'static str,
-    scenario: &'static str,
-) -> Case {
-    Case {
-        id,
-        level: Level::Must,
-        description,
-        section: "common rule: keep serving every other client",
-        scenario,
-        trigger: Some(trigger),
-    }
-}
-
-/// The cases written out one by one.
-static SINGLE: &[Case] = &[
-    case(
-        "dorm/join_room/last-data-to-joiner",
-        Level::Must,
-        "seed 000, join_room",
-        "join_room is answered with last_data naming the joiner, its room and its roommates",
-        include_str!("cases/dorm-join.yaml"),
-    ),
-    case(
-        "dorm/message/broadcast-includes-sender",
-        Level::Must,
-        "seed 000, message",
-        "every member, the sender included, gets each message once, in order, with user_id and time",
-        include_str!("cases/dorm-message.yaml"),
-    ),
-    case(
-        "dorm/action/broadcast-and-cancel",
-        Level::Must,
-        "seed 000, action",
-        "a valid action code and null (cancel) are broadcast to every member",
-        include_str!("cases/dorm-action.yaml"),
-    ),
-    case(
-        "dorm/errors/not-in-room",
-        Level::Must,
-        "reference-server decision: seed 000 names no condition for {error}; errors on their own event are seed 000's (MUST)",
-        "message, action and leave_room outside the room should get {error} on their own event only (a relay to the user's own room is allowed, to another room a non-member leak)",
-        include_str!("cases/dorm-not-in-room.yaml"),
-    ),
-    case(
-        "dorm/errors/invalid-action",
-        Level::Must,
-        "seed 000 §用户活动信息 (action codes); the refusal is a reference-server decision, its event seed 000's (MUST)",
-        "an action other than \"00\"..\"09\" or null gets {error} on `action`; valid ones still go out",
-        include_str!("cases/dorm-invalid-action.yaml"),
-    ),
-    case(
-        "dorm/errors/bad-token",
-        Level::Must,
-        "seed 000, {token} on every event; the refusal is a reference-server decision, its event seed 000's (MUST)",
-        "a missing, mistyped, unknown, empty, prototype-named or huge token gets {error} on its event",
-        include_str!("cases/dorm-bad-token.yaml"),
-    ),
-    case(
-        "dorm/errors/bad-payload",
-        Level::Must,
-        "seed 000, payloads; the refusal is a reference-server decision, its event seed 000's (MUST)",
-        "a payload that is not the documented object, or a message that is not a string, gets {error}",
-        include_str!("cases/dorm-bad-payload.yaml"),
-    ),
-    case(
-        "dorm/connection/dead-heartbeat-closed",
-        Level::Must,
-        "common rule: Engine.IO heartbeat",
-        "a client that stops its heartbeat is closed within pingInterval + pingTimeout + grace",
-        include_str!("cases/dorm-heartbeat.yaml"),
-    ),
-    case(
-        "lobby/login/announced",
-        Level::Must,
-        "seed 004 §Login",
-        "login answers logedin and tells every other socket otherLogedin",
-        include_str!("cases/lobby-login.yaml"),
-    ),
-    case(
-        "lobby/login/name-free-after-disconnect",
-        Level::Must,
-        "seed 004, Login (duplicate username) and Logout",
-        "after its user disconnects, a name logs in again on a new connection",
-        include_str!("cases/lobby-name-free.yaml"),
-    ),
-    case(
-        "lobby/login/reconnect-right-after-login",
-        Level::Must,
-        "seed 004, Login and Logout",
-        "a login raced by its own disconnect leaves no ghost: the name logs in again",
-        include_str!("cases/lobby-reconnect-after-login.yaml"),
-    ),
-    case(
-        "lobby/login/second-login-refused",
-        Level::Should,
-        "reference-server decision: a socket logs in once (seed 004 says nothing)",
-        "a second login on a logged-in socket is refused on err",
-        include_str!("cases/lobby-second-login.yaml"),
-    ),
-    case(
-        "lobby/room/join-message-leave",
-        Level::Must,
-        "seed 004, JoinOrCreateRoom, SendRoomMessage, SendPrivateMessage, SendPublicMessage, LeaveRoom",
-        "room joins, room, private and public messages and leaves reach exactly who they must",
-        include_str!("cases/lobby-room.yaml"),
-    ),
-    case(
-        "lobby/err/error-strings",
-        Level::Must,
-        "seed 004 §GotError (MUST); `not logged in` is a reference-server decision (SHOULD)",
-        "not logged in, already in room, no such room or not in it, no such user, on err",
-        include_str!("cases/lobby-errors.yaml"),
-    ),
-    case(
-        "lobby/err/room-full-and-duplicate-username",
-        Level::Must,
-        "seed 004, GotError",
-        "a room at its maxUser answers `room full`, a taken name `duplicate username`, on err",
-        include_str!("cases/lobby-full-and-taken.yaml"),
-    ),
-    case(
-        "lobby/disconnect/announced",
-        Level::Must,
-        "seed 004, Logout / LeaveRoom on disconnect",
-        "a vanished user's rooms get otherLeftRoom, every other socket otherLogedout",
-        include_str!("cases/lobby-departure.yaml"),
-    ),
-    case(
-        "lobby/disconnect/room-reopened",
-        Level::Should,
-        "seed 004 §LeaveRoom (a disconnect leaves every room); reference-server decision: an empty room is removed",
-        "a room whose last member disconnected is joined again, with its new creator's maxUser",
-        include_str!("cases/lobby-room-reopened.yaml"),
-    ),
-    case(
-        "lobby/connection/dead-heartbeat-closed",
-        Level::Must,
-        "common rule: Engine.IO heartbeat; seed 004 §Logout (a lost connection is a logout)",
-        "a member whose heartbeat stops is closed in time, and its room and everyone are told",
-        include_str!("cases/lobby-heartbeat.yaml"),
-    ),
-    hostile(
-        "lobby/robustness/unknown-prototype-rooms",
-        "a message to or a leave of a room named __proto__, constructor, toString or hasOwnProperty that nobody created is `no such room or not in it`",
-        "roomMessage and leaveRoom naming the rooms __proto__, constructor, toString, hasOwnProperty",
-        include_str!("cases/lobby-hostile-unknown-rooms.yaml"),
-    ),
-    hostile(
-        "lobby/robustness/private-to-prototype-names",
-        "a private message to __proto__, constructor or toString (nobody's name) is `no such user`",
-        "privateMessage to the users __proto__, constructor, toString",
-        include_str!("cases/lobby-hostile-private.yaml"),
-    ),
-    hostile(
-        "lobby/robustness/join-room-__proto__",
-        "joining and talking in a room named __proto__ leaks nothing, and everyone else is served",
-        "joinRoom(\"__proto__\", 2)",
-        include_str!("cases/lobby-hostile-join-__proto__.yaml"),
-    ),
-    hostile(
-        "lobby/robustness/join-room-constructor",
-        "joining and talking in a room named constructor leaks nothing, and everyone else is served",
-        "joinRoom(\"constructor\", 2)",
-        include_str!("cases/lobby-hostile-join-constructor.yaml"),
-    ),
-    hostile(
-        "lobby/robustness/join-room-toString",
-        "joining and talking in a room named toString leaks nothing, and everyone else is served",
-        "joinRoom(\"toString\", 2)",
-        include_str!("cases/lobby-hostile-join-toString.yaml"),
-    ),
-    hostile(
-        "lobby/robustness/join-room-socket-id",
-        "another connection's socket id as a room name: that connection receives nothing of it",
-        "joinRoom(<client 1's socket id>, 2)",
-        include_str!("cases/lobby-hostile-join-socket-id.yaml"),
-    ),
-];
-
-/// One hostile input of a robustness family: the last segment of its case id, the request as
-/// the evidence names it when the server dies after it, and the scenario steps that send it.
-struct Input {
-    name: &'static str,
-    trigger: &'static str,
-    steps: &'static [&'static str],
-}
-
-/// Robustness cases generated from a template scenario, one case per hostile input, so that a
-/// server that dies on one input is still judged on the others and the case id names it.
-struct Family {
-    id: &'static str,
-    /// `{input}` stands for the input's trigger.
-    description: &'static str,
-    /// The line `- HOSTILE` is replaced by the input's steps.
-    template: &'static str,
-    inputs: &'static [Input],
-}
-
-const fn input(name: &'static str, trigger: &'static str, steps: &'static [&'static str]) -> Input {
-    Input {
-        name,
-        trigger,
-        steps,
-    }
-}
-
-impl Family {
-    fn cases(&self) -> impl Iterator<Item = Case> + '_ {
-        let (_, indent) = self
-            .template
-            .split_once("- HOSTILE\n")
-            .and_then(|(head, _)| head.rsplit_once('\n'))
-            .unwrap_or_else(|| panic!("template of {} has no `- HOSTILE` line", self.id));
-        let placeholder = format!("{indent}- HOSTILE\n");
-        self.inputs.iter().map(move |i| {
-            let steps: String = i
-                .steps
-                .iter()
-                .map(|step| format!("{indent}- {step}\n"))
-                .collect();
-            // Generated once per process (CASES is built once), so leaking is bounded.
-            let leak = |s: String| -> &'static str { s.leak() };
-            Case {
-                id: leak(format!("{}/{}", self.id, i.name)),
-                level: Level::Must,
-                description: leak(self.description.replace("{input}", i.trigger)),
-                section: "common rule: keep serving every other client",
-                scenario: leak(self.template.replace(&placeholder, &steps)),
-                trigger: Some(i.trigger),
-            }
-        })
-    }
-}
-
-/// Frames that are not valid Socket.IO: `event` is an event of the dialect, then a `42` frame
-/// with an object payload, an unterminated request (as shown, as sent) and a 2 MB event frame.
-macro_rules! malformed_frames {
-    ($event:literal, $object:literal, $unterminated_shown:literal, $unterminated:literal, $huge:literal) => {
-        &[
-            input(
-                "event-without-payload",
-                "the frame `42`",
-                &[r#"send: { frame: "42", lenient: true }"#],
-            ),
-            input(
-                "unterminated-array",
-                "the frame `42[`",
-                &[r#"send: { frame: "42[", lenient: true }"#],
-            ),
-            input(
-                "unterminated-event",
-                concat!("the frame `42[\"", $event, "\"` (unterminated)"),
-                &[concat!(
-                    r#"send: { frame: "42[\""#,
-                    $event,
-                    r#"\"", lenient: true }"#
-                )],
-            ),
-            input(
-                "object-not-array",
-                "a `42` frame whose payload is an object",
-                &[concat!(
-                    r#"send: { frame: ""#,
-                    $object,
-                    r#"", lenient: true }"#
-                )],
-            ),
-            input(
-                "empty-array",
-                "the frame `42[]`",
-                &[r#"send: { frame: "42[]", lenient: true }"#],
-            ),
-            input(
-                "null-event-name",
-                "the frame `42[null]`",
-                &[r#"send: { frame: "42[null]", lenient: true }"#],
-            ),
-            input(
-                "number-event-name",
-                "the frame `42[1,2,3]`",
-                &[r#"send: { frame: "42[1,2,3]", lenient: true }"#],
-            ),
-            input(
-                "bare-message-packet",
-                "the frame `4`",
-                &[r#"send: { frame: "4", lenient: true }"#],
-            ),
-            input(
-                "unknown-packet-type",
-                "the frame `49[]`",
-                &[r#"send: { frame: "49[]", lenient: true }"#],
-            ),
-            input(
-                "unknown-namespace",
-                "an event to the namespace /no-such-namespace",
-                &[concat!(
-                    r#"send: { frame: "42/no-such-namespace,[\""#,
-                    $event,
-                    r#"\",{}]", lenient: true }"#
-                )],
-            ),
-            input(
-                "binary-without-attachment",
-                "a binary event (`451-`) whose attachment never comes",
-                &[concat!(
-                    r#"send: { frame: "451-[\""#,
-                    $event,
-                    r#"\",{\"_placeholder\":true,\"num\":0}]", lenient: true }"#
-                )],
-            ),
-            input(
-                "unknown-engine-packet",
-                "the Engine.IO frame `9`",
-                &[r#"send: { frame: "9", lenient: true }"#],
-            ),
-            input(
-                "empty-frame",
-                "an empty frame",
-                &[r#"send: { frame: "", lenient: true }"#],
-            ),
-            input(
-                "unterminated-request",
-                concat!("the unterminated frame `", $unterminated_shown, "`"),
-                &[concat!(
-                    r#"send: { frame: ""#,
-                    $unterminated,
-                    r#"", lenient: true }"#
-                )],
-            ),
-            input(
-                "over-1mb",
-                "a 2 MB event frame",
-                &[concat!(
-                    r#"send: { frame: ""#,
-                    $huge,
-                    r#"", lenient: true }"#
-                )],
-            ),
-        ]
-    };
-}
-
-static FAMILIES: &[Family] = &[
-    Family {
-        id: "dorm/robustness/hostile-requests",
-        description: "after {input}, everyone else (and a later wave) is served",
-        template: include_str!("cases/dorm-hostile-input.yaml"),
-        inputs: &[
-            input(
-                "join-room-no-arguments",
-                "join_room with no arguments",
-                &[r#"send: { event: join_room, args: [], lenient: true }"#],
-            ),
-            input(
-                "join-room-extra-arguments",
-                "join_room({token}, \"extra\", 1, null)",
-                &[
-                    r#"send: { event: join_room, args: [ { token: "{token}" }, "extra", 1, null ], lenient: true }"#,
-                ],
-            ),
-            input(
-                "message-nested-arrays",
-                "message with a message nested 6 arrays deep",
-                &[
-                    r#"send: { event: message, args: [ { token: "{token}", message: [ [ [ [ [ [ "deep" ] ] ] ] ] ] } ], lenient: true }"#,
-                ],
-            ),
-            input(
-                "prototype-event-__proto__",
-                "the event __proto__({token})",
-                &[r#"send: { event: __proto__, args: [ { token: "{token}" } ], lenient: true }"#],
-            ),
-            input(
-                "prototype-event-constructor",
-                "the event constructor({token})",
-                &[r#"send: { event: constructor, args: [ { token: "{token}" } ], lenient: true }"#],
-            ),
-            input(
-                "prototype-event-toString",
-                "the event toString()",
-                &[r#"send: { event: toString, args: [], lenient: true }"#],
-            ),
-            input(
-                "prototype-event-hasOwnProperty",
-                "the event hasOwnProperty(\"join_room\")",
-                &[r#"send: { event: hasOwnProperty, args: [ "join_room" ], lenient: true }"#],
-            ),
-            input(
-                "message-over-1mb",
-                "a 2 MB message",
-                &[
-                    r#"send: { event: message, args: [ { token: "{token}", message: "{pad:2000000}" } ], lenient: true }"#,
-                ],
-            ),
-        ],
-    },
-    Family {
-        id: "dorm/robustness/malformed-frames",
-        description: "after {input}, everyone else (and a later wave) is served",
-        template: include_str!("cases/dorm-hostile-input.yaml"),
-        inputs: malformed_frames!(
-            "message",
-            r#"42{\"token\":\"{token}\"}"#,
-            "42[\"join_room\",{…}",
-            r#"42[\"join_room\",{\"token\":\"{token}\"}"#,
-            r#"42[\"message\",{\"token\":\"{token}\",\"message\":\"{pad:2000000}\"}]"#
-        ),
-    },
-    Family {
-        id: "lobby/robustness/hostile-types",
-        description: "after {input}, later clients are served",
-        template: include_str!("cases/lobby-hostile-type.yaml"),
-        inputs: &[
-            input(
-                "login-no-arguments",
-                "login with no arguments",
-                &[r#"send: { event: login, args: [], lenient: true }"#],
-            ),
-            input(
-                "login-number",
-                "login(5)",
-                &[r#"send: { event: login, args: [ 5 ], lenient: true }"#],
-            ),
-            input(
-                "login-object",
-                "login({name})",
-                &[r#"send: { event: login, args: [ { name: "{me}" } ], lenient: true }"#],
-            ),
-            input(
-                "login-null",
-                "login(null)",
-                &[r#"send: { event: login, args: [ null ], lenient: true }"#],
-            ),
-            input(
-                "login-array",
-                "login([name])",
-                &[r#"send: { event: login, args: [ [ "{me}" ] ], lenient: true }"#],
-            ),
-            input(
-                "login-over-1mb",
-                "login(<a 2 MB string>)",
-                &[r#"send: { event: login, args: [ "{pad:2000000}" ], lenient: true }"#],
-            ),
-            input(
-                "join-room-no-arguments",
-                "joinRoom with no arguments",
-                &[
-                    "login",
-                    r#"send: { event: joinRoom, args: [], lenient: true }"#,
-                ],
-            ),
-            input(
-                "join-room-number-name",
-                "joinRoom(5, \"x\")",
-                &[
-                    "login",
-                    r#"send: { event: joinRoom, args: [ 5, "x" ], lenient: true }"#,
-                ],
-            ),
-            input(
-                "join-room-object-name",
-                "joinRoom({name: \"r\"}, -1)",
-                &[
-                    "login",
-                    r#"send: { event: joinRoom, args: [ { name: "r" }, -1 ], lenient: true }"#,
-                ],
-            ),
-            input(
-                "join-room-string-capacity",
-                "joinRoom(name, <a 100-character string>)",
-                &[
-                    "login",
-                    r#"send: { event: joinRoom, args: [ "t-{me}", "{pad:100}" ], lenient: true }"#,
-                ],
-            ),
-            input(
-                "room-message-wrong-types",
-                "roomMessage({}, [])",
-                &[
-                    "login",
-                    r#"send: { event: roomMessage, args: [ {}, [] ], lenient: true }"#,
-                ],
-            ),
-            input(
-                "room-message-over-1mb",
-                "roomMessage(its room, <a 2 MB string>)",
-                &[
-                    "login",
-                    r#"joinRoom: { room: "t-{me}", lenient: true }"#,
-                    r#"send: { event: roomMessage, args: [ "t-{me}", "{pad:2000000}" ], lenient: true }"#,
-                ],
-            ),
-            input(
-                "private-message-nulls",
-                "privateMessage(null, null)",
-                &[
-                    "login",
-                    r#"send: { event: privateMessage, args: [ null, null ], lenient: true }"#,
-                ],
-            ),
-            input(
-                "public-message-object",
-                "publicMessage({content: 1})",
-                &[
-                    "login",
-                    r#"send: { event: publicMessage, args: [ { content: 1 } ], lenient: true }"#,
-                ],
-            ),
-            input(
-                "leave-room-number",
-                "leaveRoom(42)",
-                &[
-                    "login",
-                    r#"send: { event: leaveRoom, args: [ 42 ], lenient: true }"#,
-                ],
-            ),
-            input(
-                "prototype-event-__proto__",
-                "the event __proto__(\"x\")",
-                &[
-                    "login",
-                    r#"send: { event: __proto__, args: [ "x" ], lenient: true }"#,
-                ],
-            ),
-        ],
-    },
-    Family {
-        id: "lobby/robustness/malformed-frames",
-        description: "after {input}, everyone else is served",
-        template: include_str!("cases/lobby-malformed-frame.yaml"),
-        inputs: malformed_frames!(
-            "login",
-            r#"42{\"login\":1}"#,
-            "42[\"login\",\"…\"",
-            r#"42[\"login\",\"{me}\""#,
-            r#"42[\"publicMessage\",\"{pad:2000000}\"]"#
-        ),
-    },
-];
-
-/// The built-in suites: the cases written out, then per dialect its generated robustness
-/// cases.
+/// The built-in suites, one per registered dialect: the cases written out, then its generated
+/// robustness cases.
 pub static CASES: LazyLock<Vec<Case>> = LazyLock::new(|| {
     let mut all = Vec::new();
-    for dialect in ["dorm", "lobby"] {
-        let of = |id: &str| id.split('/').next() == Some(dialect);
-        all.extend(SINGLE.iter().filter(|c| of(c.id)).cloned());
-        for family in FAMILIES.iter().filter(|f| of(f.id)) {
+    for dialect in crate::dialect::DIALECTS {
+        all.extend(dialect.suite.cases.iter().cloned());
+        for family in dialect.suite.families {
             all.extend(family.cases());
         }
     }
@@ -743,9 +168,13 @@ pub async fn run(
         }
         None => opts.eio,
     };
-    let dialect = cases
+    // The cases of one suite: its dialect is the first segment of their ids.
+    let Some(dialect) = cases
         .first()
-        .map_or("", |c| c.id.split('/').next().unwrap_or(""));
+        .and_then(|c| crate::dialect::find(c.id.split('/').next().unwrap_or("")))
+    else {
+        return Ok((Vec::new(), eio));
+    };
     // The generation the suite's own connections (probe, watch, bystanders) speak.
     let version = match eio {
         EioSetting::Fixed(v) => v,
@@ -808,7 +237,7 @@ pub async fn run(
             // A fast heartbeat, so that dead clients are closed quickly.
             None => Some(
                 driver::start_reference_server(
-                    dialect,
+                    dialect.name(),
                     &fixtures,
                     (Duration::from_secs(1), Duration::from_secs(1)),
                     &[],
@@ -1193,7 +622,10 @@ mod tests {
             assert!(!case.scenario.contains("- HOSTILE\n"), "{}", case.id);
             parse(case);
         }
-        for family in FAMILIES {
+        for family in crate::dialect::DIALECTS
+            .iter()
+            .flat_map(|d| d.suite.families)
+        {
             let cases: Vec<&Case> = CASES.iter().filter(|c| selects(family.id, c)).collect();
             assert_eq!(cases.len(), family.inputs.len(), "{}", family.id);
             for (case, input) in cases.iter().zip(family.inputs) {
@@ -1208,5 +640,22 @@ mod tests {
             "lobby/robustness/malformed",
             &CASES[CASES.len() - 1]
         ));
+    }
+
+    /// A dialect's suite holds its own cases only: `suite` finds them by the id's first segment.
+    #[test]
+    fn every_case_is_of_its_dialect() {
+        for d in crate::dialect::DIALECTS {
+            let ids = d
+                .suite
+                .cases
+                .iter()
+                .map(|c| c.id)
+                .chain(d.suite.families.iter().map(|f| f.id));
+            for id in ids {
+                assert_eq!(id.split('/').next(), Some(d.name()), "{id}");
+            }
+            assert!(!suite(d.name()).is_empty(), "{}", d.name());
+        }
     }
 }

@@ -6,16 +6,18 @@
 //!
 //! The judgement is deliberately this narrow: which room an event belongs to is read from the
 //! event itself (dorm: the sender's `user_id`, whose room the users file states; lobby: its
-//! `roomname`), never from timing.
+//! `roomname`; see each dialect's [`Listening`]), never from timing.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::task::JoinHandle;
 
 use crate::client::{ClientConfig, Connection, Incoming};
+use crate::dialect::suite::Listening;
+use crate::dialect::Dialect;
 use crate::oracle::rules::{rule_id, Check};
 use crate::oracle::Violation;
 use crate::protocol::EioVersion;
@@ -35,9 +37,9 @@ pub struct Listeners {
 /// Who one listener is.
 struct Seat {
     label: String,
-    /// dorm: the token to join with; lobby: the name to log in with. `None`: joins nothing.
+    /// The token and the name to join with. `None`: joins nothing.
     user: Option<(String, String)>,
-    /// dorm: the fixture room; lobby: the room name it joins.
+    /// The room it joins, as the dialect names it (see [`Listening::room`]).
     room: Option<String>,
 }
 
@@ -45,7 +47,7 @@ impl Listeners {
     /// Connects one listener per user in `users` (joined to its room) and, with `unjoined`,
     /// one that joins nothing; returns once each has joined or given up.
     pub async fn start(
-        dialect: &str,
+        dialect: &'static Dialect,
         target: &str,
         eio: EioVersion,
         fixtures: &Fixtures,
@@ -62,7 +64,7 @@ impl Listeners {
         );
         let mut seats: Vec<Seat> = users
             .iter()
-            .map(|&i| seat(dialect, fixtures, i, role))
+            .map(|&i| seat(&dialect.suite.listening, fixtures, i, role))
             .collect();
         if unjoined {
             seats.push(Seat {
@@ -84,7 +86,7 @@ impl Listeners {
         for seat in seats {
             let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
             let listener = Listener {
-                dialect: dialect.to_string(),
+                dialect,
                 seat,
                 rooms: Arc::clone(&rooms),
                 leaks: Arc::clone(&leaks),
@@ -117,37 +119,31 @@ impl Listeners {
     }
 }
 
-fn seat(dialect: &str, f: &Fixtures, i: usize, role: &str) -> Seat {
+fn seat(listening: &Listening, f: &Fixtures, i: usize, role: &str) -> Seat {
     let user = &f.users[i];
-    let room = user.room_id.map(|id| {
+    let fixture_room = user.room_id.map(|id| {
         f.rooms
             .iter()
             .find(|r| r.room_id == id)
             .map_or_else(|| format!("room{id}"), |r| r.room_name.clone())
     });
-    match dialect {
-        "lobby" => {
-            let room = room.unwrap_or_else(|| format!("roomrig-{role}-{}", user.username));
-            Seat {
-                label: format!("{role} {} (in room {room})", user.username),
-                user: Some((user.token.clone(), user.username.clone())),
-                room: Some(room),
-            }
-        }
-        _ => Seat {
-            label: format!(
-                "{role} {} (in room {})",
-                user.username,
-                room.as_deref().unwrap_or("none")
-            ),
-            user: Some((user.token.clone(), user.username.clone())),
-            room: user.room_id.map(|r| r.to_string()),
-        },
+    let room = (listening.room)(user, fixture_room.as_deref(), role);
+    Seat {
+        label: format!(
+            "{role} {} (in room {})",
+            user.username,
+            fixture_room
+                .or_else(|| room.clone())
+                .as_deref()
+                .unwrap_or("none")
+        ),
+        user: Some((user.token.clone(), user.username.clone())),
+        room,
     }
 }
 
 struct Listener {
-    dialect: String,
+    dialect: &'static Dialect,
     seat: Seat,
     /// user_id → fixture room, to tell whose room a dorm broadcast is from.
     rooms: Arc<HashMap<u64, u64>>,
@@ -192,29 +188,15 @@ impl Listener {
         let Some((token, name)) = &self.seat.user else {
             return Ok(());
         };
-        let steps: Vec<(&str, Vec<Value>, &[&str])> = match self.dialect.as_str() {
-            "lobby" => vec![
-                ("login", vec![json!(name)], &["logedin", "err"]),
-                (
-                    "joinRoom",
-                    vec![json!(self.seat.room), Value::Null],
-                    &["joinedRoom", "err"],
-                ),
-            ],
-            _ => vec![(
-                "join_room",
-                vec![json!({ "token": token })],
-                &["last_data", "join_room"],
-            )],
-        };
-        for (event, args, answers) in steps {
-            conn.emit(event, &args).await.map_err(|_| ())?;
+        let steps = (self.dialect.suite.listening.join)(token, name, self.seat.room.as_deref());
+        for step in steps {
+            conn.emit(step.event, &step.args).await.map_err(|_| ())?;
             let until = tokio::time::Instant::now() + JOIN_WAIT;
             loop {
                 match tokio::time::timeout_at(until, conn.recv()).await {
                     Err(_) => break,
                     Ok(Ok(Incoming::Event { name, args, .. })) => {
-                        if answers.contains(&name.as_str()) {
+                        if step.answers.contains(&name.as_str()) {
                             break;
                         }
                         self.judge(&name, &args);
@@ -230,23 +212,9 @@ impl Listener {
     /// A room event that is not of this listener's room is a leak.
     fn judge(&self, event: &str, args: &[Value]) {
         let payload = args.first().unwrap_or(&Value::Null);
-        let foreign = match (self.dialect.as_str(), event) {
-            ("dorm", "message" | "action") => {
-                let from = payload["user_id"].as_u64().and_then(|u| self.rooms.get(&u));
-                let mine = self
-                    .seat
-                    .room
-                    .as_deref()
-                    .and_then(|r| r.parse::<u64>().ok());
-                // An error answer is not a broadcast; this listener sent nothing to get one.
-                payload.get("error").is_none() && (mine.is_none() || from != mine.as_ref())
-            }
-            ("lobby", "gotRoomMessage" | "otherJoinedRoom" | "otherLeftRoom") => {
-                payload["roomname"].as_str() != self.seat.room.as_deref()
-                    || self.seat.user.is_none()
-            }
-            _ => false,
-        };
+        // A listener that joined nothing is in no room, whatever its seat says.
+        let room = self.seat.user.as_ref().and(self.seat.room.as_deref());
+        let foreign = (self.dialect.suite.listening.foreign)(event, payload, room, &self.rooms);
         if !foreign {
             return;
         }
@@ -259,13 +227,9 @@ impl Listener {
             received.truncate(end);
             received.push('…');
         }
-        let rating = crate::oracle::rules::rate(
-            crate::dialect::spec(&self.dialect).rules,
-            event,
-            Check::NonMember,
-        );
+        let rating = crate::oracle::rules::rate(self.dialect.spec.rules, event, Check::NonMember);
         let violation = Violation {
-            rule: rule_id(&self.dialect, event, Check::NonMember),
+            rule: rule_id(self.dialect.name(), event, Check::NonMember),
             level: rating.level,
             source: rating.source.to_string(),
             client: 0,
@@ -287,12 +251,14 @@ impl Listener {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
-    fn listener(dialect: &str, user: usize) -> Listener {
+    fn listener(name: &str, user: usize) -> Listener {
         let f = Fixtures::generate(12, 4);
+        let dialect = crate::dialect::find(name).unwrap();
         Listener {
-            dialect: dialect.into(),
-            seat: seat(dialect, &f, user, "bystander"),
+            dialect,
+            seat: seat(&dialect.suite.listening, &f, user, "bystander"),
             rooms: Arc::new(
                 f.users
                     .iter()
@@ -371,7 +337,7 @@ mod tests {
             &[json!({"username": "a", "roomname": "room1", "content": "x"})],
         );
         assert_eq!(l.leaks.lock().unwrap().len(), 1);
-        l.dialect = "dorm".into();
+        l.dialect = crate::dialect::find("dorm").unwrap();
         l.judge(
             "message",
             &[json!({"user_id": 1, "message": "hi", "time": "t"})],

@@ -2,6 +2,8 @@
 //! receive each `message` and `action` broadcast, the sender included; errors come back on the
 //! request's own event as `{error}`.
 
+pub mod suite;
+
 use std::collections::BTreeMap;
 
 use rand::Rng;

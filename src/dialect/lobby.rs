@@ -2,6 +2,8 @@
 //! arguments; errors arrive on `err` as a bare string; a user logs in by name, joins any number
 //! of named rooms (capacity set by the first joiner), and every departure is announced.
 
+pub mod suite;
+
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};

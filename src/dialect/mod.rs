@@ -2,10 +2,12 @@
 //! operations a client can perform (how to build the request and what it must cause).
 //!
 //! The oracle and the driver are generic over this table; a dialect adds a module with its
-//! table and a few request builders, never a copy of the checking logic.
+//! table and a few request builders, never a copy of the checking logic, and one line in
+//! [`DIALECTS`], the registry everything keyed by a dialect's name looks it up in.
 
 pub mod dorm;
 pub mod lobby;
+pub mod suite;
 
 use std::collections::BTreeMap;
 
@@ -15,10 +17,45 @@ use crate::oracle::rules::{Cap, Level, RuleSpec};
 use crate::oracle::shape::Ty;
 use crate::oracle::RoomKey;
 
-/// Every dialect roomrig knows by name (see docs/dialects/ for the implemented ones).
+/// Every dialect roomrig knows by name, implemented or not (see docs/dialects/ for the
+/// implemented ones): a scenario naming one of the others is told it is not implemented yet.
 pub const NAMES: &[&str] = &["dorm", "chat", "push", "voice", "lobby"];
-/// The dialects whose driver, oracle and reference server exist today.
-pub const IMPLEMENTED: &[&str] = &["dorm", "lobby"];
+
+/// One implemented dialect: everything the driver keys by a dialect's name.
+pub struct Dialect {
+    /// Its table: events, operations, rules, the text of its docs page.
+    pub spec: &'static DialectSpec,
+    /// Its conformance suite (`roomrig check`).
+    pub suite: &'static suite::Suite,
+}
+
+/// The registry: every implemented dialect, in listing order (`rules`, `check`, messages). The
+/// reference server registers its own modules (`reference_server::DIALECTS`); the two lists
+/// agree on names only (see the tests), no judging code is shared.
+pub static DIALECTS: &[Dialect] = &[
+    Dialect::new(&dorm::SPEC, &dorm::suite::SUITE),
+    Dialect::new(&lobby::SPEC, &lobby::suite::SUITE),
+];
+
+impl Dialect {
+    pub const fn new(spec: &'static DialectSpec, suite: &'static suite::Suite) -> Dialect {
+        Dialect { spec, suite }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.spec.name
+    }
+}
+
+/// The implemented dialect of this name.
+pub fn find(name: &str) -> Option<&'static Dialect> {
+    DIALECTS.iter().find(|d| d.name() == name)
+}
+
+/// The implemented dialects' names, in listing order.
+pub fn implemented() -> Vec<&'static str> {
+    DIALECTS.iter().map(Dialect::name).collect()
+}
 
 /// The whole description of one dialect.
 pub struct DialectSpec {
@@ -196,12 +233,11 @@ impl DialectSpec {
     }
 }
 
-/// Looks a dialect up by name; only implemented dialects pass scenario parsing.
+/// Looks a dialect's table up by name; only implemented dialects pass scenario parsing.
 pub fn spec(name: &str) -> &'static DialectSpec {
-    match name {
-        "dorm" => &dorm::SPEC,
-        "lobby" => &lobby::SPEC,
-        other => panic!("dialect `{other}` has no spec (scenario parsing should have refused it)"),
+    match find(name) {
+        Some(d) => d.spec,
+        None => panic!("dialect `{name}` has no spec (scenario parsing should have refused it)"),
     }
 }
 
@@ -566,6 +602,24 @@ pub fn parse_content_id(s: &str) -> Option<(u32, u64)> {
 
 #[cfg(test)]
 mod tests {
+    /// The driver and the reference server list the same dialects, and every name is one
+    /// roomrig knows (so that its messages name it).
+    #[test]
+    fn registries_agree_on_names() {
+        let served: Vec<&str> = reference_server::DIALECTS.iter().map(|d| d.name).collect();
+        assert_eq!(super::implemented(), served);
+        for d in super::DIALECTS {
+            assert!(super::NAMES.contains(&d.name()), "{}", d.name());
+            assert!(
+                std::ptr::eq(super::find(d.name()).unwrap(), d),
+                "{} twice",
+                d.name()
+            );
+            assert!(std::ptr::eq(super::spec(d.name()), d.spec));
+        }
+        assert!(super::find("chat").is_none());
+    }
+
     struct Two;
     impl super::RunClients for Two {
         fn username(&self, n: usize) -> Option<&str> {

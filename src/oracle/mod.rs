@@ -464,11 +464,7 @@ impl Oracle {
             total_count: AtomicU64::new(0),
             violators: Mutex::new(std::collections::HashSet::new()),
             lenient: (0..usernames_len).map(|_| Default::default()).collect(),
-            rules: if crate::dialect::IMPLEMENTED.contains(&dialect) {
-                crate::dialect::spec(dialect).rules
-            } else {
-                &[]
-            },
+            rules: crate::dialect::find(dialect).map_or(&[], |d| d.spec.rules),
             room_names: Mutex::new(IntMap::default()),
             tails: (0..usernames_len).map(|_| Default::default()).collect(),
             open_examples: Mutex::new(Vec::new()),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt as _, StreamExt as _};
 use reference_server::faults::Fault;
 use reference_server::fixtures::Fixtures;
-use reference_server::{start, Dialect, RunningServer, ServerConfig};
+use reference_server::{dorm, lobby, start, RunningServer, ServerConfig};
 use rust_socketio::{ClientBuilder, Event, Payload, TransportType};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
@@ -28,7 +28,7 @@ impl TestServer {
     pub fn dorm(users: u64, room_size: u32, faults: Vec<Fault>) -> TestServer {
         let fixtures = Fixtures::generate(users, room_size);
         let mut config = ServerConfig::new(
-            Dialect::Dorm,
+            dorm::DIALECT,
             "127.0.0.1:0".parse().unwrap(),
             fixtures.clone(),
         );
@@ -43,7 +43,7 @@ impl TestServer {
         faults: Vec<Fault>,
     ) -> TestServer {
         let mut config = ServerConfig::new(
-            Dialect::Lobby,
+            lobby::DIALECT,
             "127.0.0.1:0".parse().unwrap(),
             Fixtures::generate(0, 2),
         );
