@@ -3,7 +3,8 @@
 //! `run` replays a YAML [`scenario`] with many simulated clients ([`driver`]) that speak
 //! Engine.IO/Socket.IO themselves ([`client`], [`protocol`]); the [`oracle`] judges every
 //! received event against the [`dialect`]'s table; [`metrics`] keeps the latency histograms;
-//! [`report`] presents a finished run; [`workers`] splits a run across driver processes.
+//! [`report`] presents a finished run; [`run`] runs one, in one process or split by [`workers`]
+//! across driver processes.
 
 pub mod catalogue;
 pub mod check;
@@ -20,8 +21,10 @@ pub mod oracle;
 pub mod protocol;
 pub mod report;
 pub mod resources;
+pub mod run;
 pub mod scenario;
 pub mod schedule;
+pub mod share;
 pub mod signals;
 pub mod thresholds;
 pub mod workers;
