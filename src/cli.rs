@@ -18,13 +18,13 @@ use crate::share::{WorkerShare, MAX_WORKERS};
     version,
     about = "Load-testing and conformance harness for real-time room protocols over Socket.IO and WebSocket"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run a scenario against a target (or the embedded reference server) and report.
     Run(RunArgs),
     /// Run a dialect's conformance suite against a server (or the embedded one).
@@ -36,7 +36,7 @@ pub enum Command {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct RulesArgs {
+pub(crate) struct RulesArgs {
     /// Only this dialect (default: every implemented dialect).
     #[arg(long)]
     pub dialect: Option<String>,
@@ -46,7 +46,7 @@ pub struct RulesArgs {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// The dialect whose suite runs.
     #[arg(long)]
     pub dialect: String,
@@ -81,7 +81,7 @@ pub struct CheckArgs {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// The scenario file (YAML).
     pub scenario: PathBuf,
     /// Drive this server (http://host:port) instead of the scenario's target or the embedded server.

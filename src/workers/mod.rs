@@ -34,7 +34,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::io::AsyncWriteExt as _;
 
-pub use merge::{read_hlog, PART_FILE};
+pub use merge::read_hlog;
+// Public though only this module uses them: crate-private, `check_splittable` leaves the
+// dialect table's unused `DialectSpec::is_error` unreachable, which the table's rework settles.
 pub use split::{check_splittable, source_addr};
 
 use crate::driver::RunResult;
@@ -46,7 +48,7 @@ use procs::ServerProc;
 
 /// What a `--workers N` run needs beyond the scenario (the seed is the scenario's).
 #[derive(Debug, Clone)]
-pub struct ParentOptions {
+pub(crate) struct ParentOptions {
     /// The scenario file, which each worker loads itself.
     pub scenario_path: PathBuf,
     /// N, more than one.
@@ -64,12 +66,12 @@ pub struct ParentOptions {
 }
 
 /// The report directory of worker `k` inside the run's report directory.
-pub fn worker_dir(dir: &Path, k: u32) -> PathBuf {
+fn worker_dir(dir: &Path, k: u32) -> PathBuf {
     dir.join(format!("worker-{k}"))
 }
 
 /// The end of a worker: its own report files and its result for the parent, quietly.
-pub fn finish_worker(
+pub(crate) fn finish_worker(
     share: &WorkerShare,
     summary: &SummaryFile,
     result: &RunResult,
@@ -98,7 +100,7 @@ fn usage_error<T>(message: String) -> Result<T, i32> {
 /// `roomrig run --workers N` (N > 1): starts the servers and workers, follows them and merges
 /// their results into the summary of the whole run, written into `dir` by the caller. `Err`
 /// is the exit code of a run that could not start or merge.
-pub async fn run_parent(
+pub(crate) async fn run_parent(
     args: &ParentOptions,
     mut scenario: Scenario,
     run_id: &str,
