@@ -170,7 +170,8 @@ pub(crate) async fn run_parent(
         crate::driver::warn_server_block();
     }
     let asked = scenario.eio;
-    let probe_config = crate::client::ClientConfig::default();
+    // The default client settings (the workers bind their own source addresses later).
+    let probe_config = Default::default();
     let (eio, detected) =
         match crate::driver::resolve_eio(&targets[0], &probe_config, scenario.eio).await {
             Ok(r) => r,
