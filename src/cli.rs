@@ -1,15 +1,16 @@
-//! The `roomrig` command line: `run` drives a scenario, `serve` runs the reference server.
+//! The `roomrig` command line: parses the arguments and calls `run` (a scenario, see
+//! [`crate::run`]), `check` (a dialect's conformance suite), `serve` (the reference server) or
+//! `rules` (the rule catalogue).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::driver::{self, RunError, RunOptions};
 use crate::exit::Exit;
 use crate::protocol::EioSetting;
-use crate::report;
-use crate::scenario::Scenario;
+use crate::run::{self, run_error, write_output, RunRequest};
+use crate::share::{WorkerShare, MAX_WORKERS};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -17,13 +18,13 @@ use crate::scenario::Scenario;
     version,
     about = "Load-testing and conformance harness for real-time room protocols over Socket.IO and WebSocket"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run a scenario against a target (or the embedded reference server) and report.
     Run(RunArgs),
     /// Run a dialect's conformance suite against a server (or the embedded one).
@@ -35,7 +36,7 @@ pub enum Command {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct RulesArgs {
+pub(crate) struct RulesArgs {
     /// Only this dialect (default: every implemented dialect).
     #[arg(long)]
     pub dialect: Option<String>,
@@ -45,7 +46,7 @@ pub struct RulesArgs {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// The dialect whose suite runs.
     #[arg(long)]
     pub dialect: String,
@@ -80,7 +81,7 @@ pub struct CheckArgs {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// The scenario file (YAML).
     pub scenario: PathBuf,
     /// Drive this server (http://host:port) instead of the scenario's target or the embedded server.
@@ -120,7 +121,7 @@ pub struct RunArgs {
     /// Split the clients across N driver processes (whole fixture rooms each) and merge their
     /// results into one report.
     #[arg(long, value_name = "N", default_value_t = 1,
-          value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::workers::MAX_WORKERS)))]
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_WORKERS)))]
     pub workers: u32,
     /// With --workers and no target: serve from M reference-server processes (worker k drives
     /// server k mod M).
@@ -129,7 +130,7 @@ pub struct RunArgs {
     pub server_procs: u32,
     /// Internal (set by --workers): this process is worker K of N.
     #[arg(long, hide = true, value_name = "K/N", conflicts_with = "workers")]
-    pub worker: Option<crate::workers::WorkerShare>,
+    pub worker: Option<WorkerShare>,
     /// Bind every client socket to this source address.
     #[arg(long, hide = true, value_name = "IP")]
     pub source_addr: Option<std::net::IpAddr>,
@@ -172,7 +173,7 @@ pub fn main() -> i32 {
         }
     };
     match cli.command {
-        Command::Run(args) => stopped(runtime.block_on(run(args))),
+        Command::Run(args) => stopped(runtime.block_on(run::run(args.into()))),
         Command::Check(args) => stopped(runtime.block_on(check(args))),
         Command::Rules(args) => rules(args),
         Command::Serve(args) => match runtime.block_on(reference_server::serve_cli(args)) {
@@ -194,190 +195,28 @@ fn init_tracing() {
         .try_init();
 }
 
-async fn run(args: RunArgs) -> i32 {
-    let scenario = match Scenario::load(&args.scenario) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::Usage.code();
-        }
-    };
-    let mut scenario = scenario;
-    if let Some(eio) = args.eio {
-        scenario.eio = eio;
-    }
-    if args.workers > 1 {
-        return crate::workers::run_parent(&args, scenario).await;
-    }
-    if args.server_procs > 1 {
-        eprintln!("error: --server-procs needs --workers N with N > 1");
-        return Exit::Usage.code();
-    }
-    if args.worker.is_some() && args.target.is_none() {
-        eprintln!("error: --worker is internal to --workers and needs --target");
-        return Exit::Usage.code();
-    }
-    let opts = RunOptions {
-        target: args.target.clone(),
-        seed: args.seed,
-        users_file: args.users.clone(),
-        server_faults: args.server_fault.clone(),
-        progress: !args.no_progress,
-        max_lateness: Duration::from_millis(args.max_lateness_ms),
-        op_log: args.op_log,
-        fixtures: None,
-        users_skip: 0,
-        local_addr: args.source_addr,
-        worker: args.worker.clone(),
-    };
-    let name = scenario.name.clone();
-    // Every output path is checked before the first connection: a run must not execute for
-    // minutes and then find that it cannot write its report.
-    let report_parent = args
-        .report_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("reports"));
-    for (path, is_dir) in [(Some(&report_parent), true), (args.junit.as_ref(), false)] {
-        if let Some(path) = path {
-            if let Err(e) = check_writable(path, is_dir) {
-                eprintln!("error: cannot write {}: {e}", path.display());
-                return Exit::Usage.code();
-            }
+/// The run as the run module takes it.
+impl From<RunArgs> for RunRequest {
+    fn from(args: RunArgs) -> RunRequest {
+        RunRequest {
+            scenario_path: args.scenario,
+            target: args.target,
+            seed: args.seed,
+            eio: args.eio,
+            users: args.users,
+            report_dir: args.report_dir,
+            strict: args.strict,
+            progress: !args.no_progress,
+            max_lateness: Duration::from_millis(args.max_lateness_ms),
+            junit: args.junit,
+            op_log: args.op_log,
+            server_faults: args.server_fault,
+            workers: args.workers,
+            server_procs: args.server_procs,
+            worker: args.worker,
+            source_addr: args.source_addr,
         }
     }
-    let result = match driver::run(scenario, opts).await {
-        Ok(r) => r,
-        Err(e) => {
-            // The most common CI failure (the server did not come up) still leaves a JUnit
-            // file and a summary for the CI page to show.
-            if let RunError::Unreachable { .. } = &e {
-                write_unreachable(&args, &name, &e.to_string());
-            }
-            return run_error(e);
-        }
-    };
-    let run_id = run_id(result.started_at, &name, result.seed);
-    let summary = report::summarize(&result, &args.scenario, &run_id, args.strict);
-    let dir = args
-        .report_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("reports").join(&run_id));
-    if let Some(share) = &args.worker {
-        return crate::workers::finish_worker(share, args.source_addr, &summary, &result, &dir);
-    }
-    finish_run(&args, &name, &summary, &result, &dir)
-}
-
-/// Can `path` be written (a directory to write into, or a file to create)? Creates what is
-/// missing of a directory; leaves no file behind.
-fn check_writable(path: &std::path::Path, is_dir: bool) -> std::io::Result<()> {
-    let dir = if is_dir {
-        std::fs::create_dir_all(path)?;
-        path.to_path_buf()
-    } else {
-        match path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            Some(parent) => {
-                std::fs::create_dir_all(parent)?;
-                parent.to_path_buf()
-            }
-            None => PathBuf::from("."),
-        }
-    };
-    let probe = dir.join(format!(".roomrig-write-probe-{}", std::process::id()));
-    std::fs::write(&probe, b"")?;
-    std::fs::remove_file(&probe)?;
-    if !is_dir && path.is_dir() {
-        return Err(std::io::Error::other("it is a directory"));
-    }
-    Ok(())
-}
-
-/// The target could not be reached: a JUnit file with one failed case and a summary that say
-/// why, where the run would have written its report.
-fn write_unreachable(args: &RunArgs, name: &str, reason: &str) {
-    if let Some(path) = &args.junit {
-        let case = crate::junit::TestCase {
-            name: "target-reachable".into(),
-            seconds: 0.0,
-            outcome: crate::junit::Outcome::Fail {
-                kind: "unreachable".into(),
-                message: reason.to_string(),
-                body: reason.to_string(),
-            },
-        };
-        let xml = crate::junit::render(&format!("roomrig run {name}"), &[case]);
-        let _ = write_output(path, xml);
-    }
-    let dir = args.report_dir.clone().unwrap_or_else(|| {
-        PathBuf::from("reports").join(run_id(chrono::Utc::now(), name, args.seed.unwrap_or(0)))
-    });
-    let summary = serde_json::json!({
-        "scenario": name,
-        "verdict": { "status": "unreachable", "exit_code": Exit::Unreachable.code(), "reasons": [reason] },
-    });
-    if std::fs::create_dir_all(&dir).is_ok() {
-        let path = dir.join("summary.json");
-        if write_output(&path, format!("{summary:#}\n")).is_ok() {
-            println!("wrote {}", path.display());
-        }
-    }
-}
-
-/// A run's id: its start time, scenario name and seed.
-pub(crate) fn run_id(started_at: chrono::DateTime<chrono::Utc>, name: &str, seed: u64) -> String {
-    format!(
-        "{}-{}-s{}",
-        started_at.format("%Y%m%d-%H%M%S"),
-        sanitize(name),
-        seed
-    )
-}
-
-/// Presents a finished run (one process or merged workers): the console summary, JUnit if
-/// asked, the report files; returns the verdict's exit code.
-pub(crate) fn finish_run(
-    args: &RunArgs,
-    name: &str,
-    summary: &report::SummaryFile,
-    result: &driver::RunResult,
-    dir: &std::path::Path,
-) -> i32 {
-    print!("{}", report::console(summary));
-    // Each output on its own: one that cannot be written does not lose the others.
-    let mut code = summary.verdict.exit_code;
-    match report::write_files(summary, result, dir) {
-        Ok(paths) => {
-            for p in paths {
-                println!("wrote {}", p.display());
-            }
-        }
-        Err(e) => {
-            eprintln!("error: cannot write the report into {}: {e}", dir.display());
-            code = Exit::Internal.code();
-        }
-    }
-    if let Some(path) = &args.junit {
-        let xml = crate::junit::render(
-            &format!("roomrig run {name}"),
-            &report::junit_cases(summary),
-        );
-        if let Err(internal) = write_output(path, xml) {
-            code = internal;
-        }
-    }
-    code
-}
-
-fn sanitize(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 async fn check(args: CheckArgs) -> i32 {
@@ -503,21 +342,4 @@ fn rules(args: RulesArgs) -> i32 {
         }
     }
     Exit::Pass.code()
-}
-
-/// Reports why a run could not start and gives its exit code.
-fn run_error(e: RunError) -> i32 {
-    eprintln!("error: {e}");
-    match e {
-        RunError::Unreachable { .. } | RunError::Generation(_) => Exit::Unreachable.code(),
-        RunError::Setup(_) => Exit::Usage.code(),
-    }
-}
-
-/// Writes an output file; a failure is reported and is an internal error.
-fn write_output(path: &std::path::Path, contents: String) -> Result<(), i32> {
-    std::fs::write(path, contents).map_err(|e| {
-        eprintln!("error: cannot write {}: {e}", path.display());
-        Exit::Internal.code()
-    })
 }

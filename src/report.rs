@@ -14,15 +14,64 @@ use crate::exit::Exit;
 use crate::metrics::Summary;
 use crate::oracle::rules::Level;
 use crate::oracle::RuleTally;
+use crate::scenario::Scenario;
 use crate::thresholds::{Outcome, Threshold};
 
 /// The verdict of a run and why.
 #[derive(Debug, Clone, Serialize)]
 pub struct Verdict {
-    /// `pass`, `violations`, `thresholds`, `invalid` or `interrupted`.
-    pub status: &'static str,
+    pub status: Status,
     pub exit_code: i32,
     pub reasons: Vec<String>,
+}
+
+/// What a run's verdict says, written as [`Status::as_str`] in `summary.json` and JUnit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Pass,
+    Violations,
+    Thresholds,
+    Invalid,
+    Interrupted,
+    /// The target could not be reached: nothing ran.
+    Unreachable,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Violations => "violations",
+            Status::Thresholds => "thresholds",
+            Status::Invalid => "invalid",
+            Status::Interrupted => "interrupted",
+            Status::Unreachable => "unreachable",
+        }
+    }
+
+    /// The exit code of a run with this verdict.
+    pub fn exit(self) -> Exit {
+        match self {
+            Status::Pass => Exit::Pass,
+            Status::Violations => Exit::Violations,
+            Status::Thresholds => Exit::Thresholds,
+            Status::Invalid => Exit::InvalidRun,
+            Status::Interrupted => Exit::Interrupted,
+            Status::Unreachable => Exit::Unreachable,
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Status {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 /// `summary.json`.
@@ -47,9 +96,97 @@ pub struct SummaryFile {
     /// The command that replays this run (same scenario, same seed).
     pub replay: String,
     /// With `--workers N`: each driver process and reference-server process of the run
-    /// (see `crate::workers`); absent for a run in one process.
+    /// (see the workers module); absent for a run in one process.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub processes: Option<serde_json::Value>,
+    pub processes: Option<Processes>,
+}
+
+// The fields of the `processes` structs stand in alphabetical order: the section was first
+// written from a JSON map, which sorts its keys, and reports stay byte-compatible.
+
+/// The `processes` section of a `--workers N` run.
+#[derive(Debug, Serialize)]
+pub struct Processes {
+    /// The most connections open at once, from the workers' live counts.
+    pub peak_open: u64,
+    pub servers: Vec<ServerInfo>,
+    pub workers: Vec<WorkerInfo>,
+}
+
+/// One worker process of a `--workers N` run.
+#[derive(Debug, Serialize)]
+pub struct WorkerInfo {
+    pub connected: u64,
+    pub cpu_s: f64,
+    /// Its report directory.
+    pub dir: String,
+    /// Its exit code (none when a signal ended it).
+    pub exit_code: Option<i32>,
+    pub peak_rss_mb: f64,
+    pub planned: u64,
+    pub received: u64,
+    pub sent: u64,
+    pub source_addr: Option<String>,
+    pub status: WorkerStatus,
+    pub target: String,
+    pub violations: u64,
+    pub worker: u32,
+}
+
+/// A worker's verdict on its own share, or that it left no results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerStatus {
+    Judged(Status),
+    NoResults,
+}
+
+impl WorkerStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerStatus::Judged(s) => s.as_str(),
+            WorkerStatus::NoResults => "no results",
+        }
+    }
+}
+
+impl Serialize for WorkerStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// One reference-server process of a `--workers N` run.
+#[derive(Debug, Serialize)]
+pub struct ServerInfo {
+    pub cpu_s: f64,
+    pub peak_rss_mb: f64,
+    pub url: String,
+}
+
+/// `summary.json` of a run whose target could not be reached: the scenario and why.
+#[derive(Debug, Serialize)]
+pub struct UnreachableSummary {
+    pub scenario: String,
+    pub verdict: Verdict,
+}
+
+impl UnreachableSummary {
+    pub fn new(scenario: &str, reason: &str) -> UnreachableSummary {
+        UnreachableSummary {
+            scenario: scenario.to_string(),
+            verdict: Verdict {
+                status: Status::Unreachable,
+                exit_code: Status::Unreachable.exit().code(),
+                reasons: vec![reason.to_string()],
+            },
+        }
+    }
+
+    /// The file's text. Its keys are sorted, as in the reports before this type existed.
+    pub fn json(&self) -> String {
+        let sorted = serde_json::to_value(self).unwrap_or_default();
+        format!("{sorted:#}\n")
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -121,9 +258,11 @@ pub struct ViolationsInfo {
     pub by_rule: BTreeMap<String, RuleTally>,
 }
 
-/// Builds the summary of a finished run. `strict` makes SHOULD violations fail the run.
+/// Builds the summary of a finished run of `scenario` (as it ran: the seed of the run).
+/// `strict` makes SHOULD violations fail the run.
 pub fn summarize(
     result: &RunResult,
+    scenario: &Scenario,
     scenario_path: &Path,
     run_id: &str,
     strict: bool,
@@ -155,15 +294,14 @@ pub fn summarize(
         count_level(Level::Info),
     );
     let figures = figures(result, &metrics, must, should);
-    let thresholds: Vec<Outcome> = result
-        .scenario
+    let thresholds: Vec<Outcome> = scenario
         .thresholds
         .iter()
         .filter_map(|t| Threshold::parse(t).ok())
         .map(|t| t.evaluate(&figures))
         .collect();
     let verdict = verdict(result, &metrics, must, should, strict, &thresholds);
-    let s = &result.scenario;
+    let s = scenario;
     SummaryFile {
         tool: Tool {
             name: "roomrig",
@@ -178,7 +316,7 @@ pub fn summarize(
             eio_detected: result.eio_detected.clone(),
             seed: result.seed,
             deadline_ms: s.deadline().as_secs_f64() * 1e3,
-            config: serde_json::to_value(&**s).unwrap_or_default(),
+            config: serde_json::to_value(s).unwrap_or_default(),
         },
         target: TargetInfo {
             url: result.target.clone(),
@@ -215,7 +353,7 @@ pub fn summarize(
                 .saturating_sub(result.usage_before.rss_bytes);
             DriverCost {
                 cpu_s: cpu,
-                peak_rss_mb: result.usage_after.peak_rss_bytes as f64 / 1048576.0,
+                peak_rss_mb: result.usage_after.peak_rss_mb(),
                 rss_per_client_kib: grown as f64 / 1024.0 / result.connected.max(1) as f64,
                 cpu_us_per_received_event: cpu * 1e6 / result.received.max(1) as f64,
                 includes_embedded_server: result.embedded,
@@ -239,6 +377,12 @@ pub fn summarize(
         ),
         processes: None,
     }
+}
+
+/// The verdict on a run, as its summary gives it (the parent of `--workers N` judges each
+/// worker's share with it).
+pub fn verdict_of(result: &RunResult, scenario: &Scenario, strict: bool) -> Verdict {
+    summarize(result, scenario, Path::new(""), "", strict).verdict
 }
 
 /// The figures thresholds can name: `<metric>.<stat>` (CO-corrected, ms),
@@ -324,24 +468,38 @@ fn verdict(
             t.actual.map_or("n/a".to_string(), |a| format!("{a:.3}"))
         ));
     }
-    let (status, exit) = if result.interrupted {
-        ("interrupted", Exit::Interrupted)
+    let status = if result.interrupted {
+        Status::Interrupted
     } else if invalid {
-        ("invalid", Exit::InvalidRun)
+        Status::Invalid
     } else if must > 0 || (strict && should > 0) {
-        ("violations", Exit::Violations)
+        Status::Violations
     } else if !failed.is_empty() {
-        ("thresholds", Exit::Thresholds)
+        Status::Thresholds
     } else {
-        ("pass", Exit::Pass)
+        Status::Pass
     };
     if result.interrupted {
         reasons.insert(0, "interrupted (Ctrl-C): the report covers what ran".into());
     }
     Verdict {
         status,
-        exit_code: exit as i32,
+        exit_code: status.exit().code(),
         reasons,
+    }
+}
+
+impl Verdict {
+    /// An invalid (or lost) worker makes the merged run invalid, unless it was interrupted.
+    pub fn invalid_if_a_worker_was(&mut self, worker_reasons: Vec<String>) {
+        if worker_reasons.is_empty() {
+            return;
+        }
+        if self.status != Status::Interrupted {
+            self.status = Status::Invalid;
+            self.exit_code = Status::Invalid.exit().code();
+        }
+        self.reasons.extend(worker_reasons);
     }
 }
 
@@ -357,7 +515,7 @@ pub fn write_files(
     json.push(b'\n');
     std::fs::write(&json_path, json)?;
     let hlog_path = dir.join("histograms.hlog");
-    write_hlog(result, &hlog_path)?;
+    write_hlog(result, &summary.scenario.name, &hlog_path)?;
     let mut written = vec![json_path, hlog_path];
     if !result.transcripts.is_empty() {
         let path = dir.join("transcripts.txt");
@@ -387,7 +545,7 @@ pub fn write_files(
 }
 
 /// One interval per metric and variant, tagged `<metric>.co` / `<metric>.raw`, values in µs.
-fn write_hlog(result: &RunResult, path: &Path) -> std::io::Result<()> {
+fn write_hlog(result: &RunResult, scenario_name: &str, path: &Path) -> std::io::Result<()> {
     use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
     use hdrhistogram::serialization::V2DeflateSerializer;
     let mut buf = Vec::new();
@@ -395,9 +553,8 @@ fn write_hlog(result: &RunResult, path: &Path) -> std::io::Result<()> {
     let start: std::time::SystemTime = result.started_at.into();
     let mut writer = IntervalLogWriterBuilder::new()
         .add_comment(&format!(
-            "roomrig {} run of {}",
+            "roomrig {} run of {scenario_name}",
             env!("CARGO_PKG_VERSION"),
-            result.scenario.name
         ))
         .add_comment(
             "values in microseconds; tags <metric>.co (from intended send) and <metric>.raw",
@@ -451,7 +608,7 @@ pub fn junit_cases(summary: &SummaryFile) -> Vec<crate::junit::TestCase> {
         .filter(|(_, t)| t.level == Some(Level::Must))
         .map(|(rule, _)| rule.as_str())
         .collect();
-    let conformance = if summary.verdict.status == "violations" {
+    let conformance = if summary.verdict.status == Status::Violations {
         Outcome::Fail {
             kind: "violations".into(),
             message: failed_rules.join(", "),
@@ -470,7 +627,7 @@ pub fn junit_cases(summary: &SummaryFile) -> Vec<crate::junit::TestCase> {
     cases.push(TestCase {
         name: "valid-run".into(),
         seconds: 0.0,
-        outcome: if summary.verdict.status == "invalid" {
+        outcome: if summary.verdict.status == Status::Invalid {
             Outcome::Fail {
                 kind: "invalid".into(),
                 message: "the generator fell behind its schedule".into(),
@@ -600,14 +757,75 @@ pub fn console(summary: &SummaryFile) -> String {
     let _ = writeln!(
         out,
         "\nverdict: {} (exit {})",
-        s.verdict.status.to_uppercase(),
+        s.verdict.status.as_str().to_uppercase(),
         s.verdict.exit_code
     );
     for r in &s.verdict.reasons {
         let _ = writeln!(out, "  - {r}");
     }
-    if s.verdict.status != "pass" {
+    if s.verdict.status != Status::Pass {
         let _ = writeln!(out, "replay: {}", s.replay);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_written_as_before() {
+        let all = [
+            (Status::Pass, "pass", 0),
+            (Status::Violations, "violations", 1),
+            (Status::Thresholds, "thresholds", 3),
+            (Status::Invalid, "invalid", 4),
+            (Status::Interrupted, "interrupted", 130),
+            (Status::Unreachable, "unreachable", 5),
+        ];
+        for (status, text, code) in all {
+            assert_eq!(serde_json::to_value(status).unwrap(), text);
+            assert_eq!(status.exit().code(), code);
+        }
+        assert_eq!(
+            serde_json::to_value(WorkerStatus::NoResults).unwrap(),
+            "no results"
+        );
+        assert_eq!(
+            serde_json::to_value(WorkerStatus::Judged(Status::Pass)).unwrap(),
+            "pass"
+        );
+    }
+
+    #[test]
+    fn an_unreachable_summary_is_written_as_before() {
+        let text = UnreachableSummary::new("smoke", "connection refused").json();
+        // How the file was written before it had a type: a JSON map (sorted keys), pretty.
+        let before = serde_json::json!({
+            "scenario": "smoke",
+            "verdict": { "status": "unreachable", "exit_code": 5, "reasons": ["connection refused"] },
+        });
+        assert_eq!(text, format!("{before:#}\n"));
+    }
+
+    #[test]
+    fn an_invalid_worker_makes_the_run_invalid_unless_interrupted() {
+        let mut v = Verdict {
+            status: Status::Violations,
+            exit_code: 1,
+            reasons: vec!["2 MUST violation(s)".into()],
+        };
+        v.invalid_if_a_worker_was(vec![]);
+        assert_eq!(v.status, Status::Violations);
+        v.invalid_if_a_worker_was(vec!["worker 1: behind".into()]);
+        assert_eq!((v.status, v.exit_code), (Status::Invalid, 4));
+        assert_eq!(v.reasons.len(), 2);
+        let mut v = Verdict {
+            status: Status::Interrupted,
+            exit_code: 130,
+            reasons: vec![],
+        };
+        v.invalid_if_a_worker_was(vec!["worker 0 left no results".into()]);
+        assert_eq!((v.status, v.exit_code), (Status::Interrupted, 130));
+    }
 }

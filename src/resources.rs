@@ -23,24 +23,52 @@ impl Usage {
             u.cpu_user_s = secs(ru.ru_utime);
             u.cpu_sys_s = secs(ru.ru_stime);
         }
-        if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
-            let kb = |key: &str| {
-                status
-                    .lines()
-                    .find(|l| l.starts_with(key))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .map_or(0, |v| v * 1024)
-            };
-            u.rss_bytes = kb("VmRSS:");
-            u.peak_rss_bytes = kb("VmHWM:");
+        (u.rss_bytes, u.peak_rss_bytes) = memory("self");
+        u
+    }
+
+    /// Reads another live process's usage, a child's for instance (Linux; zeros elsewhere).
+    pub fn of_process(pid: u32) -> Usage {
+        let mut u = Usage::default();
+        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            // Fields after the command name: state is field 3, utime 14 and stime 15.
+            if let Some((_, rest)) = stat.rsplit_once(") ") {
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                // SAFETY: sysconf only reads a system constant.
+                let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+                let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+                u.cpu_user_s = ticks(11) / tck;
+                u.cpu_sys_s = ticks(12) / tck;
+            }
         }
+        (u.rss_bytes, u.peak_rss_bytes) = memory(&pid.to_string());
         u
     }
 
     pub fn cpu_s(&self) -> f64 {
         self.cpu_user_s + self.cpu_sys_s
     }
+
+    pub fn peak_rss_mb(&self) -> f64 {
+        self.peak_rss_bytes as f64 / 1048576.0
+    }
+}
+
+/// The resident memory of `/proc/<who>/status` (`who`: `self` or a pid), now and at its peak
+/// (`VmRSS`, `VmHWM`), in bytes; zeros where it cannot be read.
+fn memory(who: &str) -> (u64, u64) {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{who}/status")) else {
+        return (0, 0);
+    };
+    let kb = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .map_or(0, |v| v * 1024)
+    };
+    (kb("VmRSS:"), kb("VmHWM:"))
 }
 
 #[cfg(test)]
@@ -50,5 +78,12 @@ mod tests {
         let u = super::Usage::now();
         assert!(u.rss_bytes > 0);
         assert!(u.peak_rss_bytes >= u.rss_bytes);
+    }
+
+    #[test]
+    fn reads_another_process_by_its_id() {
+        let u = super::Usage::of_process(std::process::id());
+        assert!(u.peak_rss_bytes > 0);
+        assert_eq!(super::Usage::of_process(u32::MAX).peak_rss_bytes, 0);
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use roomrig::client::{
     ClientConfig, ClientError, CloseReason, ConnectError, Connection, Heartbeat, Incoming,
 };
-use roomrig::protocol::{socketio, EioVersion};
+use roomrig::protocol::EioVersion;
 use serde_json::{json, Value};
 use socketioxide::extract::{AckSender, Data, SocketRef};
 use socketioxide::handler::ConnectHandler;
@@ -279,7 +279,7 @@ async fn echo_and_acks(eio: EioVersion) {
     );
 
     // Pre-encoded frame.
-    conn.emit_raw(socketio::encode_event_raw("/", "echo", &["[1,2]"]))
+    conn.emit_raw(r#"42["echo",[1,2]]"#.to_string())
         .await
         .unwrap();
     match recv_within(&mut conn, Duration::from_secs(2)).await {

@@ -5,12 +5,15 @@
 mod progress;
 mod vu;
 
+pub use progress::bar as progress_bar;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use reference_server::fixtures::Fixtures;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::client::{ClientConfig, Connection};
@@ -122,7 +125,7 @@ pub struct RunOptions {
     pub local_addr: Option<std::net::IpAddr>,
     /// In a worker process of `--workers N`: run only this worker's share of the clients, and
     /// start the schedule when the parent says so.
-    pub worker: Option<crate::workers::WorkerShare>,
+    pub worker: Option<crate::share::WorkerShare>,
 }
 
 /// Why a run could not start.
@@ -142,9 +145,10 @@ pub enum RunError {
     Setup(String),
 }
 
-/// Everything a run measured, ready for reports.
+/// Everything a run measured, ready for reports (which also read the scenario that ran). A
+/// worker of `--workers N` hands its own to the parent as JSON.
+#[derive(Serialize, Deserialize)]
 pub struct RunResult {
-    pub scenario: Arc<Scenario>,
     pub target: String,
     pub embedded: bool,
     /// The Engine.IO version the run spoke.
@@ -152,6 +156,7 @@ pub struct RunResult {
     /// With `--eio auto`: what the server sent that told its generation.
     pub eio_detected: Option<String>,
     pub seed: u64,
+    #[serde(with = "rfc3339")]
     pub started_at: chrono::DateTime<chrono::Utc>,
     pub duration: Duration,
     pub interrupted: bool,
@@ -180,6 +185,23 @@ pub struct RunResult {
 
 /// Per client: the lines of the operations it performed.
 pub type OpLog = Vec<(u32, Vec<String>)>;
+
+/// A time as RFC 3339 text (chrono is built without its serde feature).
+mod rfc3339 {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&at.to_rfc3339())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|at| at.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
+    }
+}
 
 /// How many violating clients' transcripts a report keeps.
 pub const TRANSCRIPTS_KEPT: usize = 200;
@@ -255,7 +277,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
     let mut arrivals = schedule::arrivals(&scenario, users.len());
     if let Some(share) = &opts.worker {
         // The same schedule as one process, but only the clients of this worker's rooms.
-        let owners = crate::workers::owners(users.iter().map(|u| u.room), share.count);
+        let owners = crate::share::owners(users.iter().map(|u| u.room), share.count);
         arrivals.retain(|a| owners[a.client as usize] == share.index);
     }
     // A worker starts when the parent says, in step with the other workers.
@@ -320,7 +342,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
     let lag = tokio::spawn(lag_probe(shared.clone()));
     // A worker always reports its counters to the parent, which draws the view (or not).
     let progress = match opts.worker {
-        Some(_) => Some(tokio::spawn(crate::workers::progress_lines(shared.clone()))),
+        Some(_) => Some(tokio::spawn(progress::lines(shared.clone()))),
         None => opts
             .progress
             .then(|| tokio::spawn(progress::show(shared.clone(), schedule_end))),
@@ -366,7 +388,6 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
 
     let c = &shared.counters;
     Ok(RunResult {
-        scenario: scenario.clone(),
         target,
         embedded: scenario.target.is_none() && opts.target.is_none(),
         eio,

@@ -1,4 +1,5 @@
-//! The live view of a running load (drawn on stderr, hidden when stderr is not a terminal).
+//! The live view of a running load (drawn on stderr, hidden when stderr is not a terminal),
+//! or, in a worker of `--workers N`, the live counters told to the parent.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,10 +7,12 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Shared;
+use crate::share::Live;
 
-/// Redraws four times a second until aborted.
-pub async fn show(shared: Arc<Shared>, schedule_end: Duration) {
-    let bar = ProgressBar::new(shared.counters.planned.get());
+/// The bar of a run's live view: clients arrived of `planned` (one process or the sum of the
+/// workers'), figures in its message.
+pub fn bar(planned: u64) -> ProgressBar {
+    let bar = ProgressBar::new(planned);
     bar.set_style(
         ProgressStyle::with_template(
             "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} arrived  {msg}",
@@ -17,6 +20,12 @@ pub async fn show(shared: Arc<Shared>, schedule_end: Duration) {
         .expect("valid template")
         .progress_chars("=> "),
     );
+    bar
+}
+
+/// Redraws four times a second until aborted.
+pub async fn show(shared: Arc<Shared>, schedule_end: Duration) {
+    let bar = bar(shared.counters.planned.get());
     let guard = BarGuard(bar.clone());
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let (mut last_sent, mut last_recv, mut last_at) = (0u64, 0u64, tokio::time::Instant::now());
@@ -45,6 +54,25 @@ pub async fn show(shared: Arc<Shared>, schedule_end: Duration) {
         bar.tick();
         (last_sent, last_recv, last_at) = (sent, recv, tokio::time::Instant::now());
         let _ = &guard;
+    }
+}
+
+/// A worker's live counters for the parent, twice a second on stdout, until aborted.
+pub async fn lines(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        let c = &shared.counters;
+        let live = Live {
+            planned: c.planned.get(),
+            connected: c.connected.get(),
+            connect_errors: c.connect_errors.get(),
+            active: c.active.get(),
+            sent: c.sent.get(),
+            received: c.received.get(),
+            violations: shared.oracle.violation_count(),
+        };
+        println!("{}", live.line());
     }
 }
 

@@ -291,14 +291,16 @@ pub fn encode_event_with_ack(ns: &str, ack: Option<u64>, event: &str, args: &[Va
     out
 }
 
-/// Like [`encode_event`], but the arguments are already JSON-encoded (fast path: no `Value`).
-/// The caller guarantees each element of `args_json` is one valid JSON value.
-pub fn encode_event_raw(ns: &str, event: &str, args_json: &[&str]) -> String {
+/// Like [`encode_event`], but the arguments are already JSON-encoded. The caller guarantees
+/// each element of `args_json` is one valid JSON value. Only the tests write frames this way.
+#[cfg(test)]
+fn encode_event_raw(ns: &str, event: &str, args_json: &[&str]) -> String {
     encode_event_raw_with_ack(ns, None, event, args_json)
 }
 
 /// Like [`encode_event_raw`], with an optional ack id.
-pub fn encode_event_raw_with_ack(
+#[cfg(test)]
+fn encode_event_raw_with_ack(
     ns: &str,
     ack: Option<u64>,
     event: &str,

@@ -1,97 +1,31 @@
-//! What a worker leaves in its directory for the parent, and the lossless merge of those parts
-//! into one [`RunResult`] that the ordinary report code presents.
+//! What a worker leaves in its directory for the parent (its [`RunResult`]), and the lossless
+//! merge of those results into the one [`RunResult`] that the ordinary report code presents.
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde::{Deserialize, Serialize};
 
-use crate::driver::{OpLog, RunResult, TRANSCRIPTS_KEPT};
+use crate::driver::{RunResult, TRANSCRIPTS_KEPT};
 use crate::metrics::Pair;
 use crate::oracle::{RuleTally, EXAMPLES_PER_RULE};
-use crate::report::SummaryFile;
 use crate::resources::Usage;
-use crate::scenario::Scenario;
 
-/// The file a worker writes next to its `summary.json` and `histograms.hlog`.
+/// The file a worker writes next to its `summary.json` and `histograms.hlog`: its
+/// [`RunResult`] as JSON.
 pub const PART_FILE: &str = "worker.json";
 
-/// A worker's results in raw form (the histograms are in its `histograms.hlog`).
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Part {
-    pub worker: u32,
-    pub workers: u32,
-    pub target: String,
-    pub source_addr: Option<String>,
-    /// RFC 3339.
-    pub started_at: String,
-    pub duration_us: u64,
-    pub interrupted: bool,
-    pub overloaded: bool,
-    pub planned_clients: u64,
-    pub users_available: u64,
-    pub connected: u64,
-    pub connect_errors: u64,
-    pub unexpected_closes: u64,
-    pub sent: u64,
-    pub received: u64,
-    pub violations: BTreeMap<String, RuleTally>,
-    pub usage_before: Usage,
-    pub usage_after: Usage,
-    pub transcripts: Vec<(u32, String, Vec<String>)>,
-    pub op_log: Option<OpLog>,
-    /// The worker's own verdict on its share (`invalid` makes the merged run invalid).
-    pub status: String,
-    pub exit_code: i32,
-    pub reasons: Vec<String>,
+/// Writes a worker's result for the parent into its directory.
+pub fn write_result(result: &RunResult, dir: &Path) -> std::io::Result<()> {
+    let json = serde_json::to_vec(result).map_err(std::io::Error::other)?;
+    std::fs::write(dir.join(PART_FILE), json)
 }
 
-impl Part {
-    pub fn of(
-        result: &RunResult,
-        summary: &SummaryFile,
-        share: &super::WorkerShare,
-        source_addr: Option<std::net::IpAddr>,
-    ) -> Part {
-        Part {
-            worker: share.index,
-            workers: share.count,
-            target: result.target.clone(),
-            source_addr: source_addr.map(|a| a.to_string()),
-            started_at: result.started_at.to_rfc3339(),
-            duration_us: result.duration.as_micros() as u64,
-            interrupted: result.interrupted,
-            overloaded: result.overloaded,
-            planned_clients: result.planned_clients,
-            users_available: result.users_available,
-            connected: result.connected,
-            connect_errors: result.connect_errors,
-            unexpected_closes: result.unexpected_closes,
-            sent: result.sent,
-            received: result.received,
-            violations: result.violations.clone(),
-            usage_before: result.usage_before,
-            usage_after: result.usage_after,
-            transcripts: result.transcripts.clone(),
-            op_log: result.op_log.clone(),
-            status: summary.verdict.status.to_string(),
-            exit_code: summary.verdict.exit_code,
-            reasons: summary.verdict.reasons.clone(),
-        }
-    }
-
-    pub fn write(&self, dir: &Path) -> std::io::Result<()> {
-        let json = serde_json::to_vec(self).map_err(std::io::Error::other)?;
-        std::fs::write(dir.join(PART_FILE), json)
-    }
-
-    pub fn read(dir: &Path) -> std::io::Result<Part> {
-        let text = std::fs::read(dir.join(PART_FILE))?;
-        serde_json::from_slice(&text).map_err(std::io::Error::other)
-    }
+/// Reads back the result a worker wrote into its directory.
+pub fn read_result(dir: &Path) -> std::io::Result<RunResult> {
+    let text = std::fs::read(dir.join(PART_FILE))?;
+    serde_json::from_slice(&text).map_err(std::io::Error::other)
 }
 
 /// Reads an HdrHistogram interval log (V2, deflate or not): every interval's histogram by tag,
@@ -126,37 +60,6 @@ pub fn read_hlog(path: &Path) -> std::io::Result<BTreeMap<String, Histogram<u64>
         }
     }
     Ok(out)
-}
-
-/// A log's histograms as metric pairs (`<metric>.co` and `<metric>.raw`).
-pub fn metric_pairs(tags: BTreeMap<String, Histogram<u64>>) -> BTreeMap<String, Pair> {
-    type Halves = (Option<Histogram<u64>>, Option<Histogram<u64>>);
-    let mut halves: BTreeMap<String, Halves> = BTreeMap::new();
-    for (tag, h) in tags {
-        if let Some(name) = tag.strip_suffix(".co") {
-            halves.entry(name.to_string()).or_default().0 = Some(h);
-        } else if let Some(name) = tag.strip_suffix(".raw") {
-            halves.entry(name.to_string()).or_default().1 = Some(h);
-        }
-    }
-    halves
-        .into_iter()
-        .filter_map(|(name, halves)| {
-            let pair = match halves {
-                (Some(co), Some(raw)) => Pair { co, raw },
-                (Some(co), None) => Pair {
-                    raw: Histogram::new_from(&co),
-                    co,
-                },
-                (None, Some(raw)) => Pair {
-                    co: Histogram::new_from(&raw),
-                    raw,
-                },
-                (None, None) => return None,
-            };
-            Some((name, pair))
-        })
-        .collect()
 }
 
 /// Adds `from`'s histograms into `into`, metric by metric (lossless: HdrHistogram `add`).
@@ -203,9 +106,9 @@ pub fn add_tallies(into: &mut BTreeMap<String, RuleTally>, from: BTreeMap<String
     }
 }
 
-/// What the parent knows beyond the parts.
+/// What the parent knows beyond the workers' results.
 pub struct Context {
-    pub scenario: Arc<Scenario>,
+    pub seed: u64,
     pub target: String,
     pub embedded: bool,
     pub eio: crate::protocol::EioVersion,
@@ -217,14 +120,10 @@ pub struct Context {
     pub op_log: bool,
 }
 
-/// Merges the parts (with each part's metrics) into the result of the whole run.
-pub fn merge(
-    ctx: Context,
-    parts: Vec<(Part, BTreeMap<String, Pair>)>,
-) -> Result<RunResult, String> {
+/// Merges the workers' results into the result of the whole run.
+pub fn merge(ctx: Context, parts: Vec<RunResult>) -> Result<RunResult, String> {
     let mut r = RunResult {
-        seed: ctx.scenario.seed,
-        scenario: ctx.scenario,
+        seed: ctx.seed,
         target: ctx.target,
         embedded: ctx.embedded,
         eio: ctx.eio,
@@ -250,12 +149,9 @@ pub fn merge(
         transcripts: Vec::new(),
     };
     let mut earliest: Option<chrono::DateTime<chrono::Utc>> = None;
-    for (p, metrics) in parts {
-        if let Ok(at) = chrono::DateTime::parse_from_rfc3339(&p.started_at) {
-            let at = at.with_timezone(&chrono::Utc);
-            earliest = Some(earliest.map_or(at, |e| e.min(at)));
-        }
-        r.duration = r.duration.max(Duration::from_micros(p.duration_us));
+    for p in parts {
+        earliest = Some(earliest.map_or(p.started_at, |e| e.min(p.started_at)));
+        r.duration = r.duration.max(p.duration);
         r.interrupted |= p.interrupted;
         r.overloaded |= p.overloaded;
         r.planned_clients += p.planned_clients;
@@ -265,7 +161,7 @@ pub fn merge(
         r.unexpected_closes += p.unexpected_closes;
         r.sent += p.sent;
         r.received += p.received;
-        add_metrics(&mut r.metrics, metrics)?;
+        add_metrics(&mut r.metrics, p.metrics)?;
         add_tallies(&mut r.violations, p.violations);
         add_usage(&mut r.usage_before, &p.usage_before);
         add_usage(&mut r.usage_after, &p.usage_after);
@@ -374,6 +270,100 @@ mod tests {
         assert_eq!(ats, vec![1.0, 5.0, 6.0, 7.0, 8.0]);
     }
 
+    /// A worker's result: `clients` connected, each sent one message, all with one latency.
+    fn share(clients: u64, latency_us: u64, at: &str) -> RunResult {
+        RunResult {
+            target: "http://127.0.0.1:1".into(),
+            embedded: false,
+            eio: crate::protocol::EioVersion::V4,
+            eio_detected: None,
+            seed: 7,
+            started_at: chrono::DateTime::parse_from_rfc3339(at)
+                .unwrap()
+                .with_timezone(&chrono::Utc),
+            duration: Duration::from_millis(1500),
+            interrupted: false,
+            overloaded: false,
+            users_file: None,
+            planned_clients: clients,
+            users_available: 100,
+            connected: clients,
+            connect_errors: 0,
+            unexpected_closes: 0,
+            sent: clients,
+            received: clients * clients,
+            metrics: BTreeMap::from([(
+                "message.fanout".to_string(),
+                Pair {
+                    co: hist(&vec![latency_us; clients as usize]),
+                    raw: hist(&[latency_us]),
+                },
+            )]),
+            violations: BTreeMap::new(),
+            max_lateness: Duration::from_millis(100),
+            usage_before: Usage::default(),
+            usage_after: Usage {
+                cpu_user_s: 1.0,
+                cpu_sys_s: 0.5,
+                rss_bytes: 1 << 20,
+                peak_rss_bytes: 2 << 20,
+            },
+            op_log: Some(vec![(clients as u32, vec!["join_room".into()])]),
+            transcripts: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_worker_result_reads_back_as_it_was_written() {
+        let dir = std::env::temp_dir().join(format!("rr-part-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let written = share(3, 1200, "2024-05-06T07:08:09.123456Z");
+        write_result(&written, &dir).unwrap();
+        let read = read_result(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(
+            serde_json::to_value(&read).unwrap(),
+            serde_json::to_value(&written).unwrap()
+        );
+        assert_eq!(read.started_at, written.started_at);
+        assert_eq!(
+            read.metrics["message.fanout"].co,
+            written.metrics["message.fanout"].co
+        );
+        assert!(read_result(Path::new("/nonexistent-roomrig-dir")).is_err());
+    }
+
+    #[test]
+    fn results_merge_into_the_whole_run() {
+        let ctx = Context {
+            seed: 7,
+            target: "a, b".into(),
+            embedded: true,
+            eio: crate::protocol::EioVersion::V4,
+            eio_detected: None,
+            started_at: chrono::Utc::now(),
+            interrupted: false,
+            users_file: None,
+            max_lateness: Duration::from_millis(100),
+            op_log: true,
+        };
+        let r = merge(
+            ctx,
+            vec![
+                share(2, 1000, "2024-05-06T07:08:10Z"),
+                share(3, 5000, "2024-05-06T07:08:09Z"),
+            ],
+        )
+        .unwrap();
+        assert_eq!((r.connected, r.sent, r.received), (5, 5, 13));
+        assert_eq!(r.metrics["message.fanout"].co.len(), 5);
+        assert_eq!(r.metrics["message.fanout"].raw.len(), 2);
+        assert_eq!(r.started_at.to_rfc3339(), "2024-05-06T07:08:09+00:00");
+        assert_eq!(r.usage_after.peak_rss_bytes, 4 << 20);
+        let clients: Vec<u32> = r.op_log.unwrap().iter().map(|(c, _)| *c).collect();
+        assert_eq!(clients, vec![2, 3]);
+    }
+
     #[test]
     fn hlog_round_trips_through_the_report_writer_format() {
         use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
@@ -394,9 +384,9 @@ mod tests {
                 .unwrap();
         }
         std::fs::write(&path, &buf).unwrap();
-        let pairs = metric_pairs(read_hlog(&path).unwrap());
-        assert_eq!(pairs["m"].co, co);
-        assert_eq!(pairs["m"].raw, raw);
+        let tags = read_hlog(&path).unwrap();
+        assert_eq!(tags["m.co"], co);
+        assert_eq!(tags["m.raw"], raw);
         std::fs::remove_dir_all(&dir).ok();
     }
 }

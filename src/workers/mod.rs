@@ -12,13 +12,15 @@
 //!   open-file limit and its own loopback source address ([`source_addr`]). A worker connects
 //!   once, says `@ready`, and starts its schedule at the wall-clock time the parent sends, so
 //!   all workers run one schedule; it reports `@progress` lines while it runs.
-//! - **Measuring and presenting stay apart**: each worker writes `summary.json`,
-//!   `histograms.hlog` and `worker.json` (counters, violations with examples, transcripts,
-//!   resource use, its own verdict) into `<report-dir>/worker-K/`; the parent reads them back,
-//!   merges losslessly ([`merge`]: histograms added, counters summed, violation tallies summed
-//!   by rule id keeping the earliest examples) and writes the one report with the ordinary
-//!   report code. Thresholds are judged on the merged result; an invalid worker makes the run
-//!   invalid; Ctrl-C is forwarded to the workers and the report of what ran is still written.
+//! - **Measuring and presenting stay apart**: each worker writes `summary.json` and
+//!   `histograms.hlog` (its own report) and `worker.json` (its [`RunResult`] as JSON: counters,
+//!   histograms, violations with examples, transcripts, resource use) into
+//!   `<report-dir>/worker-K/`; the parent reads the results back, judges each share with the
+//!   ordinary report code, merges them losslessly ([`merge`]: histograms added, counters
+//!   summed, violation tallies summed by rule id keeping the earliest examples) and hands the
+//!   merged summary to its caller, which writes the one report. Thresholds are judged on the
+//!   merged result; an invalid worker makes the run invalid; Ctrl-C is forwarded to the
+//!   workers and the report of what ran is still written.
 
 mod merge;
 mod procs;
@@ -27,122 +29,56 @@ mod split;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
 use tokio::io::AsyncWriteExt as _;
 
-pub use merge::{metric_pairs, read_hlog, Part, PART_FILE};
-pub use split::{check_splittable, owners, source_addr, MAX_WORKERS};
+pub use merge::read_hlog;
+// Public though only this module uses them: crate-private, `check_splittable` leaves the
+// dialect table's unused `DialectSpec::is_error` unreachable, which the table's rework settles.
+pub use split::{check_splittable, source_addr};
 
-use crate::cli::RunArgs;
-use crate::driver::{RunResult, Shared};
+use crate::driver::RunResult;
 use crate::exit::Exit;
-use crate::report::{SummaryFile, Verdict};
+use crate::report::{Processes, ServerInfo, Status, SummaryFile, WorkerInfo, WorkerStatus};
 use crate::scenario::Scenario;
-use procs::{Live, ServerProc};
+use crate::share::{owners, Live, WorkerShare};
+use procs::ServerProc;
 
-/// Which share of a run this process drives: worker `index` of `count` (`--worker K/N`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WorkerShare {
-    pub index: u32,
-    pub count: u32,
-}
-
-impl FromStr for WorkerShare {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (k, n) = s
-            .split_once('/')
-            .ok_or_else(|| format!("expected K/N, not {s:?}"))?;
-        let (index, count) = (
-            k.trim().parse::<u32>().map_err(|e| e.to_string())?,
-            n.trim().parse::<u32>().map_err(|e| e.to_string())?,
-        );
-        if index >= count || count > MAX_WORKERS {
-            return Err(format!("worker {index} of {count} does not exist"));
-        }
-        Ok(WorkerShare { index, count })
-    }
-}
-
-impl WorkerShare {
-    /// Tells the parent this worker is ready (`@ready` on stdout) and waits for the start time
-    /// it sends on stdin (`start <µs since the Unix epoch>`), returned as an instant.
-    pub async fn wait_for_start(&self) -> Result<tokio::time::Instant, String> {
-        use std::io::Write as _;
-        use tokio::io::AsyncBufReadExt as _;
-        // From now on a Ctrl-C forwarded by the parent must not kill the worker before the
-        // run watches for it (the parent repeats it until the worker stops).
-        #[cfg(unix)]
-        let _ = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
-        {
-            let mut out = std::io::stdout().lock();
-            writeln!(out, "@ready")
-                .and_then(|()| out.flush())
-                .map_err(|e| format!("worker {}: cannot talk to the parent: {e}", self.index))?;
-        }
-        let mut line = String::new();
-        tokio::io::BufReader::new(tokio::io::stdin())
-            .read_line(&mut line)
-            .await
-            .map_err(|e| format!("worker {}: cannot read the start: {e}", self.index))?;
-        let micros: u64 = line
-            .trim()
-            .strip_prefix("start ")
-            .and_then(|m| m.parse().ok())
-            .ok_or_else(|| {
-                format!(
-                    "worker {}: the parent sent no start time (got {:?})",
-                    self.index,
-                    line.trim()
-                )
-            })?;
-        let at = UNIX_EPOCH + Duration::from_micros(micros);
-        let wait = at
-            .duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO);
-        Ok(tokio::time::Instant::now() + wait)
-    }
-}
-
-/// A worker's live counters for the parent, twice a second on stdout.
-pub async fn progress_lines(shared: Arc<Shared>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    loop {
-        tick.tick().await;
-        let c = &shared.counters;
-        let live = Live {
-            planned: c.planned.get(),
-            connected: c.connected.get(),
-            connect_errors: c.connect_errors.get(),
-            active: c.active.get(),
-            sent: c.sent.get(),
-            received: c.received.get(),
-            violations: shared.oracle.violation_count(),
-        };
-        println!("{}", live.line());
-    }
+/// What a `--workers N` run needs beyond the scenario (the seed is the scenario's).
+#[derive(Debug, Clone)]
+pub(crate) struct ParentOptions {
+    /// The scenario file, which each worker loads itself.
+    pub scenario_path: PathBuf,
+    /// N, more than one.
+    pub workers: u32,
+    /// Without a target: this many reference-server processes.
+    pub server_procs: u32,
+    pub target: Option<String>,
+    pub users: Option<PathBuf>,
+    pub server_faults: Vec<String>,
+    /// Show the live view of the workers' summed counters.
+    pub progress: bool,
+    pub max_lateness: Duration,
+    pub op_log: bool,
+    pub strict: bool,
 }
 
 /// The report directory of worker `k` inside the run's report directory.
-pub fn worker_dir(dir: &Path, k: u32) -> PathBuf {
+fn worker_dir(dir: &Path, k: u32) -> PathBuf {
     dir.join(format!("worker-{k}"))
 }
 
-/// The end of a worker: its own report files and its part for the parent, quietly.
-pub fn finish_worker(
+/// The end of a worker: its own report files and its result for the parent, quietly.
+pub(crate) fn finish_worker(
     share: &WorkerShare,
-    source_addr: Option<std::net::IpAddr>,
     summary: &SummaryFile,
     result: &RunResult,
     dir: &Path,
 ) -> i32 {
     let written = crate::report::write_files(summary, result, dir)
-        .and_then(|_| Part::of(result, summary, share, source_addr).write(dir));
+        .and_then(|_| merge::write_result(result, dir));
     match written {
         Ok(()) => summary.verdict.exit_code,
         Err(e) => {
@@ -156,44 +92,21 @@ pub fn finish_worker(
     }
 }
 
-/// One worker in the merged report's `processes` section.
-#[derive(Debug, Serialize)]
-struct WorkerInfo {
-    worker: u32,
-    dir: String,
-    source_addr: Option<String>,
-    target: String,
-    planned: u64,
-    connected: u64,
-    sent: u64,
-    received: u64,
-    violations: u64,
-    cpu_s: f64,
-    peak_rss_mb: f64,
-    status: String,
-    exit_code: Option<i32>,
-}
-
-/// One reference-server process in the merged report's `processes` section.
-#[derive(Debug, Serialize)]
-struct ServerInfo {
-    url: String,
-    cpu_s: f64,
-    peak_rss_mb: f64,
-}
-
-fn usage_error(message: String) -> i32 {
+fn usage_error<T>(message: String) -> Result<T, i32> {
     eprintln!("error: {message}");
-    Exit::Usage.code()
+    Err(Exit::Usage.code())
 }
 
-/// `roomrig run --workers N` (N > 1): starts the servers and workers, follows them, merges
-/// their results and presents one report. Returns the exit code.
-pub async fn run_parent(args: &RunArgs, mut scenario: Scenario) -> i32 {
+/// `roomrig run --workers N` (N > 1): starts the servers and workers, follows them and merges
+/// their results into the summary of the whole run, written into `dir` by the caller. `Err`
+/// is the exit code of a run that could not start or merge.
+pub(crate) async fn run_parent(
+    args: &ParentOptions,
+    mut scenario: Scenario,
+    run_id: &str,
+    dir: &Path,
+) -> Result<(SummaryFile, RunResult), i32> {
     let n = args.workers;
-    if let Some(seed) = args.seed {
-        scenario.seed = seed;
-    }
     if let Err(why) = check_splittable(crate::dialect::spec(&scenario.dialect.0)) {
         return usage_error(format!("--workers {n}: {why}"));
     }
@@ -217,12 +130,12 @@ pub async fn run_parent(args: &RunArgs, mut scenario: Scenario) -> i32 {
         Ok(exe) => exe,
         Err(e) => {
             eprintln!("error: cannot find the roomrig executable to start workers: {e}");
-            return Exit::Internal.code();
+            return Err(Exit::Internal.code());
         }
     };
     if let Some(reason) = crate::schedule::plans_nobody(&scenario, fixtures.users.len()) {
         eprintln!("error: {reason}");
-        return Exit::Usage.code();
+        return Err(Exit::Usage.code());
     }
     // The plan: which worker runs which client (the workers compute the same).
     let owners = owners(fixtures.users.iter().map(|u| u.room_id), n);
@@ -230,24 +143,19 @@ pub async fn run_parent(args: &RunArgs, mut scenario: Scenario) -> i32 {
     for a in crate::schedule::arrivals(&scenario, fixtures.users.len()) {
         planned[owners[a.client as usize] as usize] += 1;
     }
-    let run_id = crate::cli::run_id(chrono::Utc::now(), &scenario.name, scenario.seed);
-    let dir = args
-        .report_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("reports").join(&run_id));
-    if let Err(e) = std::fs::create_dir_all(&dir) {
+    if let Err(e) = std::fs::create_dir_all(dir) {
         eprintln!(
             "error: cannot create the report directory {}: {e}",
             dir.display()
         );
-        return Exit::Internal.code();
+        return Err(Exit::Internal.code());
     }
     let mut ctrl_c = Box::pin(crate::signals::stop_requested());
 
     // The servers: the target, or M reference-server processes.
     let servers = match &target {
         Some(_) => Vec::new(),
-        None => match start_servers(&exe, &scenario, &fixtures, args, &dir).await {
+        None => match start_servers(&exe, &scenario, &fixtures, args, dir).await {
             Ok(s) => s,
             Err(e) => return usage_error(format!("cannot start the reference server: {e}")),
         },
@@ -262,14 +170,15 @@ pub async fn run_parent(args: &RunArgs, mut scenario: Scenario) -> i32 {
         crate::driver::warn_server_block();
     }
     let asked = scenario.eio;
-    let probe_config = crate::client::ClientConfig::default();
+    // The default client settings (the workers bind their own source addresses later).
+    let probe_config = Default::default();
     let (eio, detected) =
         match crate::driver::resolve_eio(&targets[0], &probe_config, scenario.eio).await {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("error: {e}");
                 stop_servers(servers).await;
-                return Exit::Unreachable.code();
+                return Err(Exit::Unreachable.code());
             }
         };
     let eio_detected = detected
@@ -287,13 +196,13 @@ pub async fn run_parent(args: &RunArgs, mut scenario: Scenario) -> i32 {
     for k in 0..n {
         let t = targets[k as usize % targets.len()].clone();
         let source = source_addr(&t, k);
-        let wargs = worker_args(args, &scenario, k, &t, source, &worker_dir(&dir, k));
+        let wargs = worker_args(args, &scenario, k, &t, source, &worker_dir(dir, k));
         match procs::start_worker(&exe, k, &wargs, live.clone()) {
             Ok(w) => workers.push(w),
             Err(e) => {
                 eprintln!("error: {e}");
                 stop_servers(servers).await;
-                return Exit::Internal.code();
+                return Err(Exit::Internal.code());
             }
         }
         placement.push((t, source));
@@ -306,16 +215,16 @@ pub async fn run_parent(args: &RunArgs, mut scenario: Scenario) -> i32 {
                 let code = w.child.wait().await.ok().and_then(|s| s.code());
                 drop(workers);
                 stop_servers(servers).await;
-                return match code {
+                return Err(match code {
                     Some(c) if c != 0 => c,
                     _ => Exit::Internal.code(),
-                };
+                });
             },
             _ = &mut ctrl_c => {
                 eprintln!("interrupted before the load started: nothing ran");
                 drop(workers);
                 stop_servers(servers).await;
-                return Exit::Interrupted.code();
+                return Err(Exit::Interrupted.code());
             }
         }
     }
@@ -335,7 +244,9 @@ pub async fn run_parent(args: &RunArgs, mut scenario: Scenario) -> i32 {
     }
 
     // The run: follow the workers; Ctrl-C is forwarded (and repeated) until they stop.
-    let bar = (!args.no_progress).then(|| progress_bar(planned.iter().sum()));
+    let bar = args
+        .progress
+        .then(|| crate::driver::progress_bar(planned.iter().sum()));
     let mut pids = BTreeMap::new();
     let mut waits = tokio::task::JoinSet::new();
     for mut w in workers {
@@ -395,7 +306,7 @@ pub async fn run_parent(args: &RunArgs, mut scenario: Scenario) -> i32 {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    let server_costs: Vec<ServerInfo> = {
+    let servers: Vec<ServerInfo> = {
         let mut out = Vec::new();
         for s in servers {
             let url = s.url.clone();
@@ -409,17 +320,13 @@ pub async fn run_parent(args: &RunArgs, mut scenario: Scenario) -> i32 {
         out
     };
 
-    // The merge: every worker's part and histograms into one result.
-    let mut parts = Vec::new();
-    let mut infos = Vec::new();
+    // The merge: every worker's result into one, each share judged on its own first.
+    let mut results = Vec::new();
+    let mut workers = Vec::new();
     let mut worker_reasons = Vec::new();
     for k in 0..n {
-        let wdir = worker_dir(&dir, k);
+        let wdir = worker_dir(dir, k);
         let (t, source) = &placement[k as usize];
-        let read = Part::read(&wdir).and_then(|p| {
-            let m = read_hlog(&wdir.join("histograms.hlog"))?;
-            Ok((p, metric_pairs(m)))
-        });
         let mut info = WorkerInfo {
             worker: k,
             dir: wdir.display().to_string(),
@@ -432,36 +339,40 @@ pub async fn run_parent(args: &RunArgs, mut scenario: Scenario) -> i32 {
             violations: 0,
             cpu_s: 0.0,
             peak_rss_mb: 0.0,
-            status: "no results".into(),
+            status: WorkerStatus::NoResults,
             exit_code: codes[k as usize],
         };
-        match read {
-            Ok((p, metrics)) => {
-                info.planned = p.planned_clients;
-                info.connected = p.connected;
-                info.sent = p.sent;
-                info.received = p.received;
-                info.violations = p.violations.values().map(|t| t.count).sum();
-                info.cpu_s = p.usage_after.cpu_s() - p.usage_before.cpu_s();
-                info.peak_rss_mb = p.usage_after.peak_rss_bytes as f64 / 1048576.0;
-                info.status = p.status.clone();
-                if p.status == "invalid" {
+        match merge::read_result(&wdir) {
+            Ok(r) => {
+                let verdict = crate::report::verdict_of(&r, &scenario, args.strict);
+                info.planned = r.planned_clients;
+                info.connected = r.connected;
+                info.sent = r.sent;
+                info.received = r.received;
+                info.violations = r.violations.values().map(|t| t.count).sum();
+                info.cpu_s = r.usage_after.cpu_s() - r.usage_before.cpu_s();
+                info.peak_rss_mb = r.usage_after.peak_rss_mb();
+                info.status = WorkerStatus::Judged(verdict.status);
+                if verdict.status == Status::Invalid {
                     worker_reasons.push(format!(
                         "worker {k}: {}",
-                        p.reasons.first().map_or("invalid run", String::as_str)
+                        verdict
+                            .reasons
+                            .first()
+                            .map_or("invalid run", String::as_str)
                     ));
                 }
-                parts.push((p, metrics));
+                results.push(r);
             }
             Err(e) => worker_reasons.push(format!(
                 "worker {k} (exit {}) left no results: {e}",
                 codes[k as usize].map_or("by a signal".to_string(), |c| c.to_string())
             )),
         }
-        infos.push(info);
+        workers.push(info);
     }
     let ctx = merge::Context {
-        scenario: Arc::new(scenario.clone()),
+        seed: scenario.seed,
         target: targets.join(", "),
         embedded: target.is_none(),
         eio,
@@ -469,52 +380,42 @@ pub async fn run_parent(args: &RunArgs, mut scenario: Scenario) -> i32 {
         started_at: start.into(),
         interrupted: interrupted.is_some(),
         users_file: args.users.clone(),
-        max_lateness: Duration::from_millis(args.max_lateness_ms),
+        max_lateness: args.max_lateness,
         op_log: args.op_log,
     };
-    let result = match merge::merge(ctx, parts) {
+    let result = match merge::merge(ctx, results) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot merge the workers' histograms: {e}");
-            return Exit::Internal.code();
+            return Err(Exit::Internal.code());
         }
     };
-    let mut summary = crate::report::summarize(&result, &args.scenario, &run_id, args.strict);
-    invalid_if_a_worker_was(&mut summary.verdict, worker_reasons);
+    let mut summary =
+        crate::report::summarize(&result, &scenario, &args.scenario_path, run_id, args.strict);
+    summary.verdict.invalid_if_a_worker_was(worker_reasons);
     summary.driver.includes_embedded_server = false;
     summary.replay = format!(
         "{} --workers {n}{}",
         summary.replay,
-        if server_costs.len() > 1 {
-            format!(" --server-procs {}", server_costs.len())
+        if servers.len() > 1 {
+            format!(" --server-procs {}", servers.len())
         } else {
             String::new()
         }
     );
-    print!("{}", processes_table(&infos, &server_costs, peak_open));
-    summary.processes = Some(serde_json::json!({
-        "workers": infos,
-        "servers": server_costs,
-        "peak_open": peak_open,
-    }));
-    crate::cli::finish_run(args, &scenario.name, &summary, &result, &dir)
-}
-
-/// An invalid (or lost) worker makes the merged run invalid, unless it was interrupted.
-fn invalid_if_a_worker_was(verdict: &mut Verdict, worker_reasons: Vec<String>) {
-    if worker_reasons.is_empty() {
-        return;
-    }
-    if verdict.status != "interrupted" {
-        verdict.status = "invalid";
-        verdict.exit_code = Exit::InvalidRun.code();
-    }
-    verdict.reasons.extend(worker_reasons);
+    let processes = Processes {
+        peak_open,
+        servers,
+        workers,
+    };
+    print!("{}", processes_table(&processes));
+    summary.processes = Some(processes);
+    Ok((summary, result))
 }
 
 /// The command line of worker `k`.
 fn worker_args(
-    args: &RunArgs,
+    args: &ParentOptions,
     scenario: &Scenario,
     k: u32,
     target: &str,
@@ -522,7 +423,7 @@ fn worker_args(
     dir: &Path,
 ) -> Vec<OsString> {
     let mut a: Vec<OsString> = vec![
-        args.scenario.clone().into(),
+        args.scenario_path.clone().into(),
         "--worker".into(),
         format!("{k}/{}", args.workers).into(),
         "--target".into(),
@@ -534,7 +435,7 @@ fn worker_args(
         "--eio".into(),
         scenario.eio.to_string().into(),
         "--max-lateness-ms".into(),
-        args.max_lateness_ms.to_string().into(),
+        args.max_lateness.as_millis().to_string().into(),
     ];
     if let Some(users) = &args.users {
         a.extend(["--users".into(), users.into()]);
@@ -556,7 +457,7 @@ async fn start_servers(
     exe: &Path,
     scenario: &Scenario,
     fixtures: &reference_server::fixtures::Fixtures,
-    args: &RunArgs,
+    args: &ParentOptions,
     dir: &Path,
 ) -> Result<Vec<ServerProc>, String> {
     let users = dir.join(".reference-server-users.json");
@@ -583,7 +484,7 @@ async fn start_servers(
             .as_millis()
             .to_string(),
     ];
-    for f in &args.server_fault {
+    for f in &args.server_faults {
         sargs.extend(["--fault".into(), f.clone()]);
     }
     let mut servers = Vec::new();
@@ -612,18 +513,6 @@ async fn stop_servers(servers: Vec<ServerProc>) {
     for s in servers {
         s.stop().await;
     }
-}
-
-fn progress_bar(planned: u64) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(planned);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} arrived  {msg}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar
 }
 
 /// The sum of the workers' last progress lines.
@@ -659,7 +548,7 @@ fn show_progress(
 }
 
 /// The per-process lines of the console report.
-fn processes_table(workers: &[WorkerInfo], servers: &[ServerInfo], peak_open: u64) -> String {
+fn processes_table(p: &Processes) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     let _ = writeln!(
@@ -676,7 +565,7 @@ fn processes_table(workers: &[WorkerInfo], servers: &[ServerInfo], peak_open: u6
         "CPU s",
         "peak MB"
     );
-    for w in workers {
+    for w in &p.workers {
         let _ = writeln!(
             out,
             "{:<8} {:<10} {:<24} {:>8} {:>9} {:>9} {:>10} {:>10} {:>7.2} {:>9.1}  {}",
@@ -690,10 +579,10 @@ fn processes_table(workers: &[WorkerInfo], servers: &[ServerInfo], peak_open: u6
             w.violations,
             w.cpu_s,
             w.peak_rss_mb,
-            w.status
+            w.status.as_str()
         );
     }
-    for s in servers {
+    for s in &p.servers {
         let _ = writeln!(
             out,
             "server   {:<35} reference server process: {:.2} CPU s, peak RSS {:.1} MB",
@@ -702,44 +591,8 @@ fn processes_table(workers: &[WorkerInfo], servers: &[ServerInfo], peak_open: u6
     }
     let _ = writeln!(
         out,
-        "peak open connections: {peak_open} (the workers' live counts, summed twice a second)"
+        "peak open connections: {} (the workers' live counts, summed twice a second)",
+        p.peak_open
     );
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn worker_share_parses() {
-        assert_eq!(
-            "1/3".parse::<WorkerShare>(),
-            Ok(WorkerShare { index: 1, count: 3 })
-        );
-        assert!("3/3".parse::<WorkerShare>().is_err());
-        assert!("x".parse::<WorkerShare>().is_err());
-        assert!("0/1000".parse::<WorkerShare>().is_err());
-    }
-
-    #[test]
-    fn an_invalid_worker_makes_the_run_invalid_unless_interrupted() {
-        let mut v = Verdict {
-            status: "violations",
-            exit_code: 1,
-            reasons: vec!["2 MUST violation(s)".into()],
-        };
-        invalid_if_a_worker_was(&mut v, vec![]);
-        assert_eq!(v.status, "violations");
-        invalid_if_a_worker_was(&mut v, vec!["worker 1: behind".into()]);
-        assert_eq!((v.status, v.exit_code), ("invalid", 4));
-        assert_eq!(v.reasons.len(), 2);
-        let mut v = Verdict {
-            status: "interrupted",
-            exit_code: 130,
-            reasons: vec![],
-        };
-        invalid_if_a_worker_was(&mut v, vec!["worker 0 left no results".into()]);
-        assert_eq!((v.status, v.exit_code), ("interrupted", 130));
-    }
 }

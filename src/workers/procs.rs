@@ -8,9 +8,10 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
+
+use crate::share::Live;
 
 /// How long a server may take to load its users and listen.
 const SERVER_START: Duration = Duration::from_secs(60);
@@ -22,7 +23,7 @@ pub struct ServerProc {
 }
 
 /// What a child process cost, read from `/proc` just before it is stopped.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default)]
 pub struct Cost {
     pub cpu_s: f64,
     pub peak_rss_mb: f64,
@@ -30,26 +31,11 @@ pub struct Cost {
 
 /// Reads a live process's CPU time and peak resident memory (Linux; zeros elsewhere).
 pub fn cost_of(pid: u32) -> Cost {
-    let mut cost = Cost::default();
-    if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // Fields after the command name: state is field 3, utime 14 and stime 15.
-        if let Some((_, rest)) = stat.rsplit_once(") ") {
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            // SAFETY: sysconf only reads a system constant.
-            let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-            let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-            cost.cpu_s = (ticks(11) + ticks(12)) / tck;
-        }
+    let u = crate::resources::Usage::of_process(pid);
+    Cost {
+        cpu_s: u.cpu_s(),
+        peak_rss_mb: u.peak_rss_mb(),
     }
-    if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-        cost.peak_rss_mb = status
-            .lines()
-            .find(|l| l.starts_with("VmHWM:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0);
-    }
-    cost
 }
 
 /// Sends a signal to a child process.
@@ -122,63 +108,6 @@ impl ServerProc {
     }
 }
 
-/// Live figures of a worker, from its `@progress` lines.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Live {
-    pub planned: u64,
-    pub connected: u64,
-    pub connect_errors: u64,
-    pub active: u64,
-    pub sent: u64,
-    pub received: u64,
-    pub violations: u64,
-}
-
-impl Live {
-    pub fn parse(line: &str) -> Option<Live> {
-        let v: Vec<u64> = line
-            .strip_prefix("@progress ")?
-            .split_whitespace()
-            .map(|x| x.parse().ok())
-            .collect::<Option<_>>()?;
-        let [planned, connected, connect_errors, active, sent, received, violations] = v[..] else {
-            return None;
-        };
-        Some(Live {
-            planned,
-            connected,
-            connect_errors,
-            active,
-            sent,
-            received,
-            violations,
-        })
-    }
-
-    pub fn line(&self) -> String {
-        format!(
-            "@progress {} {} {} {} {} {} {}",
-            self.planned,
-            self.connected,
-            self.connect_errors,
-            self.active,
-            self.sent,
-            self.received,
-            self.violations
-        )
-    }
-
-    pub fn add(&mut self, o: &Live) {
-        self.planned += o.planned;
-        self.connected += o.connected;
-        self.connect_errors += o.connect_errors;
-        self.active += o.active;
-        self.sent += o.sent;
-        self.received += o.received;
-        self.violations += o.violations;
-    }
-}
-
 /// A worker process.
 pub struct WorkerProc {
     pub index: u32,
@@ -232,23 +161,6 @@ pub fn start_worker(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn progress_lines_round_trip() {
-        let l = Live {
-            planned: 1,
-            connected: 2,
-            connect_errors: 3,
-            active: 4,
-            sent: 5,
-            received: 6,
-            violations: 7,
-        };
-        let back = Live::parse(&l.line()).unwrap();
-        assert_eq!(back.line(), l.line());
-        assert!(Live::parse("@progress 1 2").is_none());
-        assert!(Live::parse("hello").is_none());
-    }
 
     #[test]
     fn reads_own_cost() {

@@ -1,36 +1,10 @@
-//! How a run is split: which worker runs which client (whole fixture rooms per worker), which
-//! dialects can be split at all, and which source address each worker binds.
+//! How a run is split: which dialects can be split at all, and which source address each
+//! worker binds (which worker runs which client is `crate::share::owners`).
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use crate::dialect::{Attribution, DialectSpec, RoomOf};
-
-/// The most workers of one run: worker `k` binds 127.0.0.(k + 2), so 250 keeps below .255.
-pub const MAX_WORKERS: u32 = 250;
-
-/// The worker (`0..n`) of each client, given each client's fixture room in client order.
-///
-/// Every member of a fixture room lives in the same worker, so a broadcast and all its
-/// receivers are timed by one process clock and judged by one oracle. Rooms are dealt
-/// round-robin in order of first appearance: users arrive in user order and fill rooms in
-/// order, so every worker gets its share of the arrivals all along the schedule. A client
-/// without a fixture room is dealt round-robin by its index.
-pub fn owners(rooms: impl IntoIterator<Item = Option<u64>>, n: u32) -> Vec<u32> {
-    let n = n.max(1);
-    let mut ordinal: HashMap<u64, u32> = HashMap::new();
-    rooms
-        .into_iter()
-        .enumerate()
-        .map(|(client, room)| match room {
-            Some(room) => {
-                let next = ordinal.len() as u32;
-                *ordinal.entry(room).or_insert(next) % n
-            }
-            None => client as u32 % n,
-        })
-        .collect()
-}
+use crate::share::MAX_WORKERS;
 
 /// Whether every delivery of the dialect stays inside one fixture room, so that a worker that
 /// holds whole rooms sees every receiver of every broadcast it sends. `Err` says which event
@@ -96,24 +70,6 @@ pub fn source_addr(target: &str, k: u32) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rooms_stay_whole_and_are_dealt_round_robin() {
-        // Rooms of 4 in user order, then two users without a room.
-        let rooms: Vec<Option<u64>> = (0..16u64)
-            .map(|i| Some(i / 4 + 1))
-            .chain([None, None])
-            .collect();
-        let o = owners(rooms.clone(), 2);
-        assert_eq!(&o[..8], &[0, 0, 0, 0, 1, 1, 1, 1]);
-        assert_eq!(&o[8..16], &[0, 0, 0, 0, 1, 1, 1, 1]);
-        assert_eq!(&o[16..], &[0, 1]);
-        assert!(owners(rooms.clone(), 1).iter().all(|&w| w == 0));
-        // Rooms in any order: one worker per room, whatever the order of the users.
-        let mixed = [Some(9), Some(3), Some(9), Some(5), Some(3)];
-        let o = owners(mixed, 3);
-        assert_eq!(o, vec![0, 1, 0, 2, 1]);
-    }
 
     #[test]
     fn only_dialects_confined_to_fixture_rooms_split() {
