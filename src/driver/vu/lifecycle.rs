@@ -5,12 +5,12 @@ use rand::Rng;
 use serde_json::Value;
 
 use super::{Closing, Stop, Vu};
-use crate::client::{CloseReason, Connection, Heartbeat};
 use crate::dialect::{user_room, Precondition, EVERYONE};
 use crate::heartbeat::{self, Advertised, Marks};
 use crate::oracle::rules::Check;
 use crate::oracle::{Micros, Outgoing};
 use crate::scenario::Fault;
+use crate::transport::{Client, CloseReason, Heartbeat, Transport};
 
 impl Vu {
     /// Connects (or reconnects) as this client's user. `Err` ends the client.
@@ -28,7 +28,7 @@ impl Vu {
             .record(("send", "lateness"), begun.saturating_sub(intended), 0);
         shared.counters.connecting.inc();
         let connect = tokio::select! {
-            c = Connection::connect(&shared.target, &shared.client_config) => c,
+            c = Client::socketio(&shared.target, &shared.client_config) => c,
             _ = &mut *stop => { shared.counters.connecting.dec(); self.ended = true; return Err(()) }
         };
         shared.counters.connecting.dec();
@@ -88,7 +88,7 @@ impl Vu {
                 // The window comes from the server's OPEN packet and the client's own last
                 // heartbeat (see `crate::heartbeat`), not from when this step ran.
                 let adv = Advertised {
-                    eio: conn.eio(),
+                    eio: conn.heartbeat_model(),
                     ping_interval: conn.ping_interval().as_micros() as u64,
                     ping_timeout: conn.ping_timeout().as_micros() as u64,
                 };

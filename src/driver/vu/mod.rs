@@ -12,14 +12,13 @@ mod judge;
 mod lifecycle;
 
 use super::Shared;
-use crate::client::{ClientError, CloseReason, Connection, Incoming, RawIncoming};
 use crate::dialect::{self, Effect, ErrorStyle, OpContext, EXPECT_ERROR, LENIENT};
 use crate::oracle::rules::{Cap, Check};
 use crate::oracle::shape;
 use crate::oracle::{ClientId, IntMap, Micros, Outgoing, RoomKey};
-use crate::protocol::socketio;
 use crate::scenario::{SendStep, Step, Think};
 use crate::schedule::{client_rng, Arrival};
+use crate::transport::{Client, ClientError, CloseReason, Incoming, RawIncoming, Transport};
 
 /// A request whose reply or error has not come yet.
 struct Pending {
@@ -155,7 +154,7 @@ struct Vu {
     departure_announced: bool,
     rng: ChaCha8Rng,
     /// None while disconnected (after `vanish`, `close` or a server close, before `reconnect`).
-    conn: Option<Connection>,
+    conn: Option<Client>,
     shared: Arc<Shared>,
     pending: Vec<Pending>,
     /// The requests sent within the last two deadlines that got no answer this client could
@@ -370,7 +369,7 @@ impl Vu {
             return 0;
         };
         let adv = crate::heartbeat::Advertised {
-            eio: conn.eio(),
+            eio: conn.heartbeat_model(),
             ping_interval: conn.ping_interval().as_micros() as u64,
             ping_timeout: conn.ping_timeout().as_micros() as u64,
         };
@@ -644,14 +643,10 @@ impl Vu {
         }
         self.remember_request(request.event, sent, echo);
         let conn = self.conn.as_mut().expect("connected");
-        let (frame, args_at) =
-            socketio::encode_event_parts(conn.namespace(), request.event, &request.args);
+        let frame = conn.encode_event(None, request.event, &request.args);
         // The payload as the transcript shows it: the one argument, or the array of them.
-        let payload = match request.args.len() {
-            1 => frame[args_at..frame.len() - 1].to_owned(),
-            _ => format!("[{}]", &frame[args_at..frame.len() - 1]),
-        };
-        if let Err(e) = conn.emit_raw(frame).await {
+        let payload = frame.payload().into_owned();
+        if let Err(e) = conn.send_raw(frame.into_text()).await {
             self.on_closed(CloseReason::Reset(e.to_string()), sent);
             return;
         }
@@ -722,7 +717,7 @@ impl Vu {
                 }
                 shared.oracle.log(self.me, sent, ">>", event, &payload);
                 let conn = self.conn.as_mut().expect("connected");
-                conn.emit(event, &args).await
+                conn.send_event(None, event, &args).await
             }
             (None, Some(frame)) => {
                 let frame = dialect::expand(frame, &ctx);
@@ -732,7 +727,7 @@ impl Vu {
                     .oracle
                     .log(self.me, sent, ">>", "(raw frame)", &shown);
                 let conn = self.conn.as_mut().expect("connected");
-                conn.emit_raw(frame).await
+                conn.send_raw(frame).await
             }
             (None, None) => unreachable!("validated: a send has an event or a frame"),
         };
