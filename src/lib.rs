@@ -1,11 +1,11 @@
 //! roomrig: load-testing and protocol-conformance harness for real-time room protocols.
 //!
 //! `roomrig run` (parsed by [`cli`], run by `run`) replays a YAML `scenario` with many
-//! simulated clients (`driver`) that speak Engine.IO/Socket.IO themselves ([`client`],
-//! [`protocol`]); the [`oracle`] judges every received event against the `dialect`'s table;
-//! `metrics` keeps the latency histograms; `report` presents a finished run; [`workers`]
-//! splits a run across driver processes. Modules used only inside the crate are `pub(crate)`;
-//! the public ones are those the binary and the integration tests use.
+//! simulated clients (`driver`) that speak Engine.IO/Socket.IO or plain WebSocket themselves
+//! ([`transport`], [`protocol`]); the [`oracle`] judges every received event against the
+//! `dialect`'s table; `metrics` keeps the latency histograms; `report` presents a finished
+//! run; [`workers`] splits a run across driver processes. Modules used only inside the crate
+//! are `pub(crate)`; the public ones are those the binary and the integration tests use.
 
 pub(crate) mod catalogue;
 pub(crate) mod check;
@@ -31,4 +31,5 @@ pub(crate) mod schedule;
 pub(crate) mod share;
 pub(crate) mod signals;
 pub(crate) mod thresholds;
+pub mod transport;
 pub mod workers;

@@ -4,11 +4,11 @@
 use rand::Rng;
 
 use super::{Stop, Vu};
-use crate::client::{CloseReason, Connection, Heartbeat};
 use crate::heartbeat::{self, Advertised, Marks};
 use crate::oracle::judge::CloseVerdict;
 use crate::oracle::Micros;
 use crate::scenario::Fault;
+use crate::transport::{Client, CloseReason, Heartbeat, Transport};
 
 impl Vu {
     /// Connects (or reconnects) as this client's user. `Err` ends the client.
@@ -26,7 +26,7 @@ impl Vu {
             .record(("send", "lateness"), begun.saturating_sub(intended), 0);
         shared.counters.connecting.inc();
         let connect = tokio::select! {
-            c = Connection::connect(&shared.target, &shared.client_config) => c,
+            c = Client::socketio(&shared.target, &shared.client_config) => c,
             _ = &mut *stop => { shared.counters.connecting.dec(); self.ended = true; return Err(()) }
         };
         shared.counters.connecting.dec();
@@ -76,7 +76,7 @@ impl Vu {
                 // The window comes from the server's OPEN packet and the client's own last
                 // heartbeat (see `crate::heartbeat`), not from when this step ran.
                 let adv = Advertised {
-                    eio: conn.eio(),
+                    eio: conn.heartbeat_model(),
                     ping_interval: conn.ping_interval().as_micros() as u64,
                     ping_timeout: conn.ping_timeout().as_micros() as u64,
                 };

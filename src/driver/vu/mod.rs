@@ -12,14 +12,15 @@ mod decode;
 mod lifecycle;
 
 use super::Shared;
-use crate::client::{ClientError, CloseReason, Connection, Incoming, RawEvent, RawIncoming};
 use crate::dialect::{self, EXPECT_ERROR, LENIENT};
 use crate::oracle::judge::{self, Intent};
 use crate::oracle::shape;
 use crate::oracle::{ClientId, Micros};
-use crate::protocol::socketio;
 use crate::scenario::{SendStep, Step, Think};
 use crate::schedule::{client_rng, Arrival};
+use crate::transport::{
+    Client, ClientError, CloseReason, Incoming, RawEvent, RawIncoming, Transport,
+};
 
 /// Position in a (possibly nested) flow.
 struct Frame<'a> {
@@ -83,7 +84,7 @@ struct Vu {
     client: judge::Client,
     rng: ChaCha8Rng,
     /// None while disconnected (after `vanish`, `close` or a server close, before `reconnect`).
-    conn: Option<Connection>,
+    conn: Option<Client>,
     shared: Arc<Shared>,
     /// The flow cannot go on (stopped, or closed by the server while healthy).
     ended: bool,
@@ -256,7 +257,7 @@ impl Vu {
             return 0;
         };
         let adv = crate::heartbeat::Advertised {
-            eio: conn.eio(),
+            eio: conn.heartbeat_model(),
             ping_interval: conn.ping_interval().as_micros() as u64,
             ping_timeout: conn.ping_timeout().as_micros() as u64,
         };
@@ -407,17 +408,14 @@ impl Vu {
         let conn = self.conn.as_mut().expect("connected");
         // `/` is the connection's own namespace (the target URL's path).
         let namespace = match spec.via {
-            dialect::Via::Emit { namespace: "/" } => conn.namespace(),
-            dialect::Via::Emit { namespace } => namespace,
+            dialect::Via::Emit { namespace: "/" } => None,
+            dialect::Via::Emit { namespace } => Some(namespace),
             dialect::Via::Http { .. } => unreachable!("refused before registering"),
         };
-        let (frame, args_at) = socketio::encode_event_parts(namespace, event, &args);
+        let frame = conn.encode_event(namespace, event, &args);
         // The payload as the transcript shows it: the one argument, or the array of them.
-        let payload = match args.len() {
-            1 => frame[args_at..frame.len() - 1].to_owned(),
-            _ => format!("[{}]", &frame[args_at..frame.len() - 1]),
-        };
-        if let Err(e) = conn.emit_raw(frame).await {
+        let payload = frame.payload().into_owned();
+        if let Err(e) = conn.send_raw(frame.into_text()).await {
             self.on_closed(CloseReason::Reset(e.to_string()), sent);
             return;
         }
@@ -473,7 +471,7 @@ impl Vu {
                     .free_event(&mut self.client, event, text, intended, sent);
                 shared.oracle.log(self.me, sent, ">>", event, &payload);
                 let conn = self.conn.as_mut().expect("connected");
-                conn.emit(event, &args).await
+                conn.send_event(None, event, &args).await
             }
             (None, Some(frame)) => {
                 let frame = dialect::expand(frame, &ctx);
@@ -483,7 +481,7 @@ impl Vu {
                     .oracle
                     .log(self.me, sent, ">>", "(raw frame)", &shown);
                 let conn = self.conn.as_mut().expect("connected");
-                conn.emit_raw(frame).await
+                conn.send_raw(frame).await
             }
             (None, None) => unreachable!("validated: a send has an event or a frame"),
         };
