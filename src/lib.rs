@@ -30,6 +30,7 @@ pub(crate) mod scenario;
 pub(crate) mod schedule;
 pub(crate) mod share;
 pub(crate) mod signals;
+pub(crate) mod text;
 pub(crate) mod thresholds;
 pub mod transport;
 pub mod workers;

@@ -70,6 +70,14 @@ pub async fn run(req: RunRequest) -> i32 {
     if let Some(seed) = req.seed {
         scenario.seed = seed;
     }
+    // A target that is no URL roomrig can drive (https, a path, no host) is a usage error,
+    // said before anything connects, not an unreachable server.
+    if let Some(target) = req.target.as_ref().or(scenario.target.as_ref()) {
+        if let Err(e) = crate::transport::check_target(target) {
+            eprintln!("error: {e}");
+            return Exit::Usage.code();
+        }
+    }
     if req.workers > 1 {
         return run_with_workers(&req, scenario).await;
     }

@@ -104,3 +104,19 @@ fn an_unreachable_target_still_writes_junit_and_summary() {
     assert_eq!(summary["verdict"]["status"], "unreachable");
     assert_eq!(summary["verdict"]["exit_code"], 5);
 }
+
+/// A target roomrig cannot drive is the user's mistake (exit 2, with the reason), not an
+/// unreachable server (exit 5).
+#[test]
+fn an_https_or_malformed_target_is_a_usage_error() {
+    let scenario = repo_file("scenarios/dorm-smoke.yaml");
+    for (target, says) in [
+        ("https://127.0.0.1:1", "TLS"),
+        ("http://", "no host"),
+        ("ftp://127.0.0.1:1", "http:// or ws://"),
+    ] {
+        let o = roomrig_run(&scenario, &["--target", target]);
+        assert_eq!(o.code, 2, "{target}: {}", o.explain());
+        assert!(o.stderr.contains(says), "{target}: {}", o.stderr);
+    }
+}

@@ -331,17 +331,6 @@ const TRANSCRIPT_PAYLOAD: usize = 160;
 /// whitespace still renders like its compact form).
 const TRANSCRIPT_KEEP: usize = 256;
 
-fn cut_line(line: &mut String, at: usize) -> bool {
-    if line.len() <= at {
-        return false;
-    }
-    let mut cut = at;
-    while !line.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    line.truncate(cut);
-    true
-}
 
 impl Transcript {
     pub fn push(&mut self, at: Micros, dir: &'static str, event: &str, payload: &Value) {
@@ -407,8 +396,8 @@ impl Transcript {
             Some(v) => format!("{event}{v}"),
             None => e.line.to_string(),
         };
-        if cut_line(&mut line, TRANSCRIPT_PAYLOAD) || e.cut {
-            line.push_str("...");
+        if crate::text::cut_to_bytes(&mut line, TRANSCRIPT_PAYLOAD) || e.cut {
+            line.push('…');
         }
         format!("{:>10.3}ms {} {line}", e.at as f64 / 1e3, e.dir)
     }

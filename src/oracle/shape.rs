@@ -268,16 +268,7 @@ fn time_form(s: &str) -> TimeForm {
 
 /// A short rendering of a value for messages.
 pub fn excerpt(v: &Value) -> String {
-    let s = v.to_string();
-    if s.len() > 120 {
-        let mut cut = 117;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        format!("{}...", &s[..cut])
-    } else {
-        s
-    }
+    crate::text::excerpt(&v.to_string(), 120)
 }
 
 #[cfg(test)]

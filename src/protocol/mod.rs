@@ -226,15 +226,7 @@ pub(crate) const EXCERPT_CHARS: usize = 80;
 
 /// A short, char-boundary-safe excerpt of `s` for error messages.
 pub(crate) fn excerpt(s: &str) -> String {
-    match s.char_indices().nth(EXCERPT_CHARS) {
-        None => s.to_owned(),
-        Some((cut, _)) => {
-            let mut e = String::with_capacity(cut + 3);
-            e.push_str(&s[..cut]);
-            e.push('…');
-            e
-        }
-    }
+    crate::text::excerpt(s, EXCERPT_CHARS)
 }
 
 impl ProtocolError {

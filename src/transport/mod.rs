@@ -36,6 +36,12 @@ pub mod websocket;
 pub use event::{CloseReason, Incoming, OutFrame, RawEvent, RawIncoming};
 pub use framing::{AppHeartbeat, Framing, JsonFraming};
 
+/// Whether `target` is a URL a client can drive (http:// or ws://, a host, no path), with
+/// the reason when it is not.
+pub fn check_target(target: &str) -> Result<(), ConnectError> {
+    net::Target::parse(target).map(|_| ())
+}
+
 /// Websocket read buffer per connection (tungstenite's default is 128 KiB).
 pub const READ_BUFFER_SIZE: usize = 4096;
 

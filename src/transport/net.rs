@@ -21,6 +21,16 @@ pub(crate) struct Target {
 }
 
 impl Target {
+    /// The host part of the authority (an IPv6 literal keeps its brackets).
+    pub(crate) fn host(&self) -> &str {
+        match self.authority.strip_prefix('[') {
+            Some(v6) => &self.authority[..v6.find(']').map_or(self.authority.len(), |i| i + 2)],
+            None => self.authority.rsplit_once(':').map_or(&*self.authority, |(h, _)| h),
+        }
+    }
+}
+
+impl Target {
     pub(crate) fn parse(target: &str) -> Result<Target, ConnectError> {
         let t = target.trim();
         let lower = t.get(..8).unwrap_or(t).to_ascii_lowercase();

@@ -55,13 +55,11 @@ pub fn check_splittable(spec: &DialectSpec) -> Result<(), String> {
 /// address. One address per worker gives each worker its own 28k ports, and the open-file
 /// limit (20,000 per process here) keeps a worker below that anyway.
 pub fn source_addr(target: &str, k: u32) -> Option<IpAddr> {
-    let rest = target.split_once("://").map_or(target, |(_, r)| r);
-    let authority = rest.split(['/', '?']).next().unwrap_or(rest);
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
-    if authority.starts_with('[') {
+    let target = crate::transport::net::Target::parse(target).ok()?;
+    let host = target.host();
+    if host.starts_with('[') {
         return None; // IPv6
     }
-    let host = authority.split(':').next().unwrap_or(authority);
     let loopback = host.eq_ignore_ascii_case("localhost")
         || host.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback());
     (loopback && k < MAX_WORKERS).then(|| IpAddr::V4(Ipv4Addr::new(127, 0, 0, (k + 2) as u8)))
@@ -86,7 +84,7 @@ mod tests {
         let a = |t: &str, k| source_addr(t, k).map(|ip| ip.to_string());
         assert_eq!(a("http://127.0.0.1:3000", 0).as_deref(), Some("127.0.0.2"));
         assert_eq!(
-            a("http://localhost:3000/x", 3).as_deref(),
+            a("http://localhost:3000", 3).as_deref(),
             Some("127.0.0.5")
         );
         assert_eq!(a("ws://127.0.0.1", 1).as_deref(), Some("127.0.0.3"));
