@@ -96,6 +96,10 @@ pub struct RunArgs {
     /// Users file (JSON) to use instead of the scenario's users.
     #[arg(long)]
     pub users: Option<PathBuf>,
+    /// Change one value of the scenario before it is read (repeatable), e.g.
+    /// `--set users.generate.count=2000 --set phases[0].duration=60s`.
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    pub set: Vec<String>,
     /// Write summary.json and histograms.hlog into this directory [default: reports/<run-id>].
     #[arg(long)]
     pub report_dir: Option<PathBuf>,
@@ -195,7 +199,7 @@ fn init_tracing() {
 }
 
 async fn run(args: RunArgs) -> i32 {
-    let scenario = match Scenario::load(&args.scenario) {
+    let scenario = match Scenario::load_with(&args.scenario, &args.set) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -207,6 +211,9 @@ async fn run(args: RunArgs) -> i32 {
         scenario.eio = eio;
     }
     if args.workers > 1 {
+        if scenario.thresholds.iter().any(|t| t.value.abort_on_fail) {
+            eprintln!("warning: with --workers, thresholds are judged on the merged run at its end: abort_on_fail does not stop it early");
+        }
         return crate::workers::run_parent(&args, scenario).await;
     }
     if args.server_procs > 1 {

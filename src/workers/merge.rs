@@ -233,6 +233,7 @@ pub fn merge(
         duration: Duration::ZERO,
         interrupted: ctx.interrupted,
         overloaded: false,
+        aborted: None,
         users_file: ctx.users_file,
         planned_clients: 0,
         users_available: 0,

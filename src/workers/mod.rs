@@ -539,6 +539,9 @@ fn worker_args(
     if let Some(users) = &args.users {
         a.extend(["--users".into(), users.into()]);
     }
+    for set in &args.set {
+        a.extend(["--set".into(), set.into()]);
+    }
     if let Some(source) = source {
         a.extend(["--source-addr".into(), source.to_string().into()]);
     }
