@@ -97,6 +97,10 @@ pub(crate) struct RunArgs {
     /// Users file (JSON) to use instead of the scenario's users.
     #[arg(long)]
     pub users: Option<PathBuf>,
+    /// Change one value of the scenario before it is read (repeatable), e.g.
+    /// `--set users.generate.count=2000 --set phases[0].duration=60s`.
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    pub set: Vec<String>,
     /// Write summary.json and histograms.hlog into this directory [default: reports/<run-id>].
     #[arg(long)]
     pub report_dir: Option<PathBuf>,
@@ -204,6 +208,7 @@ impl From<RunArgs> for RunRequest {
             seed: args.seed,
             eio: args.eio,
             users: args.users,
+            set: args.set,
             report_dir: args.report_dir,
             strict: args.strict,
             progress: !args.no_progress,

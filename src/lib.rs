@@ -13,6 +13,7 @@ pub mod cli;
 pub mod client;
 pub(crate) mod dialect;
 pub(crate) mod driver;
+pub(crate) mod env_expand;
 pub(crate) mod exit;
 pub(crate) mod generation;
 pub(crate) mod heartbeat;
@@ -21,12 +22,14 @@ pub(crate) mod metrics;
 // Public for now though nothing outside uses it: crate-private, it shows items only its unit
 // tests use (`Oracle::must_count`, `is_member`, `json::parse`, ...), which its rework settles.
 pub mod oracle;
+pub(crate) mod overrides;
 pub mod protocol;
 pub(crate) mod report;
 pub(crate) mod resources;
 pub(crate) mod roster;
 pub(crate) mod run;
 pub(crate) mod scenario;
+pub(crate) mod scenario_source;
 pub(crate) mod schedule;
 pub(crate) mod share;
 pub(crate) mod signals;

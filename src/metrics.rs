@@ -157,6 +157,21 @@ impl Metrics {
         }
         out
     }
+
+    /// One metric merged across shards, while the run goes on (`abort_on_fail` thresholds read
+    /// it every second: merging one metric costs far less than [`Metrics::merged`]). `None`
+    /// until the metric has a sample.
+    pub fn merged_one(&self, name: &str) -> Option<Pair> {
+        let mut out: Option<Pair> = None;
+        for shard in self.shards.iter() {
+            for (key, pair) in lock(shard).iter() {
+                if metric_name(*key) == name {
+                    out.get_or_insert_with(Pair::new).add(pair);
+                }
+            }
+        }
+        out
+    }
 }
 
 /// The figures a report shows for one histogram, in milliseconds.
@@ -165,7 +180,9 @@ pub struct Summary {
     pub count: u64,
     pub min_ms: f64,
     pub p50_ms: f64,
+    pub p75_ms: f64,
     pub p90_ms: f64,
+    pub p95_ms: f64,
     pub p99_ms: f64,
     pub p999_ms: f64,
     pub max_ms: f64,
@@ -186,7 +203,9 @@ impl Summary {
             count: h.len(),
             min_ms: if h.is_empty() { 0.0 } else { ms(h.min()) },
             p50_ms: q(0.5),
+            p75_ms: q(0.75),
             p90_ms: q(0.9),
+            p95_ms: q(0.95),
             p99_ms: q(0.99),
             p999_ms: q(0.999),
             max_ms: if h.is_empty() { 0.0 } else { ms(h.max()) },

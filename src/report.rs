@@ -15,7 +15,7 @@ use crate::metrics::Summary;
 use crate::oracle::rules::Level;
 use crate::oracle::RuleTally;
 use crate::scenario::Scenario;
-use crate::thresholds::{Outcome, Threshold};
+use crate::thresholds::{Aborted, Outcome, Stat};
 
 /// The verdict of a run and why.
 #[derive(Debug, Clone, Serialize)]
@@ -90,6 +90,9 @@ pub struct SummaryFile {
     pub metrics: BTreeMap<String, MetricInfo>,
     pub violations: ViolationsInfo,
     pub thresholds: Vec<Outcome>,
+    /// The `abort_on_fail` threshold that stopped the run early, if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aborted: Option<Aborted>,
     /// What the roomrig process cost (includes the embedded server when there is one).
     pub driver: DriverCost,
     pub verdict: Verdict,
@@ -297,8 +300,7 @@ pub fn summarize(
     let thresholds: Vec<Outcome> = scenario
         .thresholds
         .iter()
-        .filter_map(|t| Threshold::parse(t).ok())
-        .map(|t| t.evaluate(&figures))
+        .map(|t| t.value.threshold.evaluate(&figures))
         .collect();
     let verdict = verdict(result, &metrics, must, should, strict, &thresholds);
     let s = scenario;
@@ -345,6 +347,7 @@ pub fn summarize(
             by_rule: result.violations.clone(),
         },
         thresholds,
+        aborted: result.aborted.clone(),
         driver: {
             let cpu = result.usage_after.cpu_s() - result.usage_before.cpu_s();
             let grown = result
@@ -360,20 +363,23 @@ pub fn summarize(
             }
         },
         verdict,
-        replay: format!(
-            "roomrig run {} --seed {} --eio {}{}{}",
-            scenario_path.display(),
-            result.seed,
-            result.eio,
-            if result.embedded {
-                String::new()
-            } else {
-                format!(" --target {}", result.target)
-            },
-            result
-                .users_file
-                .as_ref()
-                .map_or(String::new(), |f| format!(" --users {}", f.display())),
+        replay: with_inputs(
+            &s.inputs,
+            format!(
+                "roomrig run {} --seed {} --eio {}{}{}",
+                scenario_path.display(),
+                result.seed,
+                result.eio,
+                if result.embedded {
+                    String::new()
+                } else {
+                    format!(" --target {}", result.target)
+                },
+                result
+                    .users_file
+                    .as_ref()
+                    .map_or(String::new(), |f| format!(" --users {}", f.display())),
+            ),
         ),
         processes: None,
     }
@@ -385,9 +391,37 @@ pub fn verdict_of(result: &RunResult, scenario: &Scenario, strict: bool) -> Verd
     summarize(result, scenario, Path::new(""), "", strict).verdict
 }
 
+/// A command that reads the scenario as this run did: with the environment variables it
+/// expanded set before it, and its `--set` arguments after it.
+fn with_inputs(inputs: &crate::scenario::Inputs, command: String) -> String {
+    let mut out = String::new();
+    for (name, value) in &inputs.env {
+        let _ = write!(out, "{name}={} ", shell_word(value));
+    }
+    out.push_str(&command);
+    for set in &inputs.sets {
+        let _ = write!(out, " --set {}", shell_word(set));
+    }
+    out
+}
+
+/// `word` as one POSIX shell word: as it is when it is safe, else in single quotes.
+fn shell_word(word: &str) -> String {
+    let safe = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c));
+    if safe {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
 /// The figures thresholds can name: `<metric>.<stat>` (CO-corrected, ms),
 /// `<metric>.raw.<stat>`, `<metric>.count`, `violations`, `violations.must`,
-/// `violations.should`, `connect.errors` (percent of planned clients), `sent`, `received`.
+/// `violations.should`, `violations.info`, `connect.errors` (percent of planned clients),
+/// `sent`, `received` (see [`crate::thresholds::Figure`]).
 pub fn figures(
     result: &RunResult,
     metrics: &BTreeMap<String, MetricInfo>,
@@ -397,15 +431,8 @@ pub fn figures(
     let mut f = BTreeMap::new();
     for (name, m) in metrics {
         for (prefix, s) in [(name.clone(), &m.co), (format!("{name}.raw"), &m.raw)] {
-            for (stat, v) in [
-                ("p50", s.p50_ms),
-                ("p90", s.p90_ms),
-                ("p99", s.p99_ms),
-                ("p999", s.p999_ms),
-                ("max", s.max_ms),
-                ("mean", s.mean_ms),
-            ] {
-                f.insert(format!("{prefix}.{stat}"), v);
+            for (stat, which) in Stat::ALL {
+                f.insert(format!("{prefix}.{stat}"), which.of(s));
             }
         }
         f.insert(format!("{name}.count"), m.co.count as f64);
@@ -414,6 +441,10 @@ pub fn figures(
     f.insert("violations".into(), total as f64);
     f.insert("violations.must".into(), must as f64);
     f.insert("violations.should".into(), should as f64);
+    f.insert(
+        "violations.info".into(),
+        total.saturating_sub(must + should) as f64,
+    );
     let planned = result.planned_clients.max(1) as f64;
     f.insert(
         "connect.errors".into(),
@@ -465,13 +496,28 @@ fn verdict(
         reasons.push(format!(
             "threshold `{}` failed (actual {})",
             t.threshold,
-            t.actual.map_or("n/a".to_string(), |a| format!("{a:.3}"))
+            t.actual_shown()
         ));
     }
+    if let Some(a) = &result.aborted {
+        reasons.insert(
+            0,
+            format!(
+                "stopped early at {:.1} s: threshold `{}` (abort_on_fail) failed with {}; the report covers what ran",
+                a.at_s,
+                a.outcome.threshold,
+                a.outcome.actual_shown()
+            ),
+        );
+    }
+    // A run stopped by a threshold ends as Ctrl-C ends one: what it cut short proves nothing,
+    // so the stop decides the verdict.
     let status = if result.interrupted {
         Status::Interrupted
     } else if invalid {
         Status::Invalid
+    } else if result.aborted.is_some() {
+        Status::Thresholds
     } else if must > 0 || (strict && should > 0) {
         Status::Violations
     } else if !failed.is_empty() {
@@ -646,10 +692,7 @@ pub fn junit_cases(summary: &SummaryFile) -> Vec<crate::junit::TestCase> {
             } else {
                 Outcome::Fail {
                     kind: "threshold".into(),
-                    message: format!(
-                        "actual {}",
-                        t.actual.map_or("n/a".to_string(), |a| format!("{a:.3}"))
-                    ),
+                    message: format!("actual {}", t.actual_shown()),
                     body: t.threshold.clone(),
                 }
             },
@@ -749,9 +792,10 @@ pub fn console(summary: &SummaryFile) -> String {
     for t in &s.thresholds {
         let _ = writeln!(
             out,
-            "threshold {:<40} {}",
+            "threshold {:<40} {:<6} actual {}",
             t.threshold,
-            if t.passed { "ok" } else { "FAILED" }
+            if t.passed { "ok" } else { "FAILED" },
+            t.actual_shown()
         );
     }
     let _ = writeln!(

@@ -30,6 +30,8 @@ pub struct RunRequest {
     pub eio: Option<EioSetting>,
     /// A users file instead of the scenario's users.
     pub users: Option<PathBuf>,
+    /// `PATH=VALUE` changes to the scenario before it is read (`--set`).
+    pub set: Vec<String>,
     /// Where the report files go [default: reports/<run-id>].
     pub report_dir: Option<PathBuf>,
     /// SHOULD violations fail the run too.
@@ -56,7 +58,7 @@ pub struct RunRequest {
 
 /// Runs the scenario and returns the process exit code.
 pub async fn run(req: RunRequest) -> i32 {
-    let mut scenario = match Scenario::load(&req.scenario_path) {
+    let mut scenario = match Scenario::load_with(&req.scenario_path, &req.set) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -79,6 +81,9 @@ pub async fn run(req: RunRequest) -> i32 {
         }
     }
     if req.workers > 1 {
+        if scenario.thresholds.iter().any(|t| t.value.abort_on_fail) {
+            eprintln!("warning: with --workers, thresholds are judged on the merged run at its end: abort_on_fail does not stop it early");
+        }
         return run_with_workers(&req, scenario).await;
     }
     if req.server_procs > 1 {
@@ -154,6 +159,7 @@ async fn run_with_workers(req: &RunRequest, scenario: Scenario) -> i32 {
         server_procs: req.server_procs,
         target: req.target.clone(),
         users: req.users.clone(),
+        set: req.set.clone(),
         server_faults: req.server_faults.clone(),
         progress: req.progress,
         max_lateness: req.max_lateness,

@@ -10,9 +10,12 @@ use std::time::Duration;
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
 
 use crate::dialect;
 use crate::protocol::EioSetting;
+use crate::scenario_source::{Place, Source};
+use crate::thresholds::Threshold;
 
 /// A parsed, validated scenario.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -60,9 +63,97 @@ pub struct Scenario {
     /// `heartbeat_grace` (state it when a server's advertised values cannot be trusted).
     #[serde(default)]
     pub heartbeat_deadline: Option<Dur>,
-    /// Pass/fail conditions evaluated at the end of the run, e.g. `message.fanout.p99 < 50ms`.
+    /// Pass/fail conditions evaluated at the end of the run, e.g. `message.fanout.p99 < 50ms`;
+    /// one with `abort_on_fail` is also checked every second and stops the run when it fails.
     #[serde(default)]
-    pub thresholds: Vec<String>,
+    pub thresholds: Vec<Spanned<ThresholdEntry>>,
+    /// What besides the file made this scenario (for the replay command).
+    #[serde(skip)]
+    pub inputs: Inputs,
+}
+
+/// The environment variables and `--set` arguments a scenario was read with.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    /// Variables read from the environment, with their values (defaults used are not here).
+    pub env: Vec<(String, String)>,
+    /// The `--set` arguments, in order.
+    pub sets: Vec<String>,
+}
+
+/// One `thresholds:` entry: `"message.fanout.p99 < 250ms"`, or as k6 writes it,
+/// `{threshold: "...", abort_on_fail: true, delay_abort_eval: 10s}`.
+#[derive(Debug, Clone)]
+pub struct ThresholdEntry {
+    pub threshold: Threshold,
+    /// Check during the run (every second) and stop the run when it fails.
+    pub abort_on_fail: bool,
+    /// How long after the start of the run the check begins (figures of the first seconds
+    /// rest on few samples).
+    pub delay_abort_eval: Option<Dur>,
+}
+
+impl<'de> Deserialize<'de> for ThresholdEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Full {
+            threshold: String,
+            #[serde(default)]
+            abort_on_fail: bool,
+            #[serde(default)]
+            delay_abort_eval: Option<Dur>,
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ThresholdEntry;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a threshold (\"message.fanout.p99 < 250ms\") or {threshold, abort_on_fail, delay_abort_eval}")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ThresholdEntry, E> {
+                Ok(ThresholdEntry {
+                    threshold: Threshold::parse(v).map_err(E::custom)?,
+                    abort_on_fail: false,
+                    delay_abort_eval: None,
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ThresholdEntry, A::Error> {
+                let full = Full::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                let threshold = Threshold::parse(&full.threshold).map_err(de::Error::custom)?;
+                if full.abort_on_fail {
+                    threshold
+                        .checkable_during_run()
+                        .map_err(de::Error::custom)?;
+                } else if full.delay_abort_eval.is_some() {
+                    return Err(de::Error::custom(
+                        "`delay_abort_eval` goes with `abort_on_fail: true`",
+                    ));
+                }
+                Ok(ThresholdEntry {
+                    threshold,
+                    abort_on_fail: full.abort_on_fail,
+                    delay_abort_eval: full.delay_abort_eval,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Serialize for ThresholdEntry {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        if !self.abort_on_fail {
+            return s.serialize_str(&self.threshold.text);
+        }
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("threshold", &self.threshold.text)?;
+        m.serialize_entry("abort_on_fail", &true)?;
+        if let Some(d) = &self.delay_abort_eval {
+            m.serialize_entry("delay_abort_eval", d)?;
+        }
+        m.end()
+    }
 }
 
 fn default_seed() -> u64 {
@@ -329,6 +420,9 @@ pub enum ScenarioError {
     },
     #[error("{path}: {message}")]
     Semantic { path: String, message: String },
+    /// A `--set` argument that cannot be applied, or whose value is refused.
+    #[error("--set {arg}: {message}")]
+    Override { arg: String, message: String },
 }
 
 impl Scenario {
@@ -337,8 +431,10 @@ impl Scenario {
         self.server.clone().unwrap_or_default()
     }
 
-    /// Reads, parses and validates a scenario file.
-    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    /// Reads a scenario file, expands `${VAR}` from the environment, applies the `--set`
+    /// arguments, then parses and validates the result (see [`crate::env_expand`],
+    /// [`crate::overrides`]).
+    pub fn load_with(path: &Path, sets: &[String]) -> Result<Scenario, ScenarioError> {
         let shown = path.display().to_string();
         let text =
             reference_server::fixtures::read_capped(path, MAX_SCENARIO_FILE).map_err(|source| {
@@ -347,7 +443,27 @@ impl Scenario {
                     source,
                 }
             })?;
-        let mut scenario = Scenario::parse(&text, &shown)?;
+        let mut source = Source::new(text);
+        let env = crate::env_expand::expand(&mut source, |name| std::env::var(name).ok()).map_err(
+            |e| {
+                let (line, column) = crate::scenario_source::line_column(&source.text, e.offset);
+                ScenarioError::Invalid {
+                    path: shown.clone(),
+                    line,
+                    column,
+                    message: e.message,
+                }
+            },
+        )?;
+        crate::overrides::apply(&mut source, sets).map_err(|e| ScenarioError::Override {
+            arg: e.arg,
+            message: e.message,
+        })?;
+        let mut scenario = Scenario::parse_source(&source, &shown)?;
+        scenario.inputs = Inputs {
+            env,
+            sets: sets.to_vec(),
+        };
         if scenario.name.is_empty() {
             scenario.name = path
                 .file_stem()
@@ -366,16 +482,35 @@ impl Scenario {
 
     /// Parses scenario text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
-        let scenario: Scenario = serde_saphyr::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .location()
-                .map(|l| (l.line(), l.column()))
-                .unwrap_or((0, 0));
-            ScenarioError::Invalid {
+        Scenario::parse_source(&Source::new(text.to_string()), origin)
+    }
+
+    /// Parses the text of `source`; errors name the place in the file (or the `--set`
+    /// argument) the offending text came from.
+    pub fn parse_source(source: &Source, origin: &str) -> Result<Scenario, ScenarioError> {
+        let located = |line: u64, column: u64, message: String| match source.place(line, column) {
+            Place::File { line, column, note } => ScenarioError::Invalid {
                 path: origin.to_string(),
                 line,
                 column,
-                message: first_line(&e.to_string()),
+                message: match note {
+                    Some(note) => format!("{message} ({note})"),
+                    None => message,
+                },
+            },
+            Place::Set(arg) => ScenarioError::Override { arg, message },
+        };
+        let scenario: Scenario = serde_saphyr::from_str(&source.text).map_err(|e| {
+            // The parser's own "line L column C" counts in the edited text: the place says it.
+            let message = without_position(&first_line(&e.to_string())).to_string();
+            match e.location() {
+                Some(l) => located(l.line(), l.column(), message),
+                None => ScenarioError::Invalid {
+                    path: origin.to_string(),
+                    line: 0,
+                    column: 0,
+                    message,
+                },
             }
         })?;
         scenario
@@ -384,7 +519,32 @@ impl Scenario {
                 path: origin.to_string(),
                 message,
             })?;
+        scenario
+            .check_threshold_metrics()
+            .map_err(|(at, message)| {
+                located(
+                    at.line(),
+                    at.column(),
+                    format!("field `thresholds`: {message}"),
+                )
+            })?;
         Ok(scenario)
+    }
+
+    /// Each threshold's metric is one the dialect can record (a typo must not run the whole
+    /// scenario to fail with no value at the end).
+    fn check_threshold_metrics(&self) -> Result<(), (serde_saphyr::Location, String)> {
+        let spec = dialect::spec(self.dialect.0.as_str());
+        let mut sends = Vec::new();
+        for group in &self.clients {
+            send_events(&group.flow, &mut sends);
+        }
+        let known = crate::thresholds::known_metrics(spec, &sends);
+        for t in &self.thresholds {
+            crate::thresholds::check_metric(&t.value.threshold, &known, spec.name)
+                .map_err(|e| (t.referenced, e))?;
+        }
+        Ok(())
     }
 
     /// Checks that need the whole file (the dialect's operations, phases, weights).
@@ -411,10 +571,6 @@ impl Scenario {
         let spec = dialect::spec(self.dialect.0.as_str());
         for group in &self.clients {
             check_steps(&group.flow, spec, &format!("clients[{}].flow", group.name))?;
-        }
-        for t in &self.thresholds {
-            crate::thresholds::Threshold::parse(t)
-                .map_err(|e| format!("field `thresholds`: {t:?}: {e}"))?;
         }
         Ok(())
     }
@@ -462,6 +618,39 @@ fn check_steps(steps: &[Step], spec: &dialect::DialectSpec, at: &str) -> Result<
         }
     }
     Ok(())
+}
+
+/// The events `send` steps emit (their replies and errors are metrics too).
+fn send_events<'a>(steps: &'a [Step], out: &mut Vec<&'a str>) {
+    for step in steps {
+        match step {
+            Step::Send(SendStep {
+                event: Some(event), ..
+            }) => out.push(event),
+            Step::Loop(l) => send_events(&l.steps, out),
+            _ => {}
+        }
+    }
+}
+
+/// A parser message without its leading `error: line L column C: `.
+fn without_position(message: &str) -> &str {
+    let rest = message.strip_prefix("error: ").unwrap_or(message);
+    let Some(rest) = rest.strip_prefix("line ") else {
+        return message;
+    };
+    let mut words = rest.splitn(4, ' ');
+    match (words.next(), words.next(), words.next(), words.next()) {
+        (Some(line), Some("column"), Some(column), Some(text))
+            if line.chars().all(|c| c.is_ascii_digit())
+                && column
+                    .strip_suffix(':')
+                    .is_some_and(|c| c.chars().all(|c| c.is_ascii_digit())) =>
+        {
+            text
+        }
+        _ => message,
+    }
 }
 
 fn first_line(s: &str) -> String {
@@ -956,6 +1145,78 @@ clients:
             Scenario::parse(&good, "c.yaml").unwrap().clients[0].count,
             Some(2)
         );
+    }
+
+    #[test]
+    fn thresholds_are_checked_where_they_stand() {
+        let with = |entries: &str| format!("{GOOD}thresholds:\n{entries}");
+        let err = Scenario::parse(
+            &with("  - violations == 0\n  - mesage.fanout.p99 < 250ms\n"),
+            "t.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("t.yaml:20:5: "), "{err}");
+        assert!(err.contains("did you mean `message.fanout`?"), "{err}");
+        for (entry, says) in [
+            ("  - message.fanout.p42 < 1ms\n", "unknown statistic `p42`"),
+            ("  - message.fanout.p99 < 1 lightyear\n", "unknown unit"),
+            (
+                "  - { threshold: sent > 1, abort_on_fail: true }\n",
+                "judged during the run",
+            ),
+            (
+                "  - { threshold: violations == 0, delay_abort_eval: 1s }\n",
+                "goes with `abort_on_fail: true`",
+            ),
+            (
+                "  - { threshold: violations == 0, abort: true }\n",
+                "unknown field `abort`",
+            ),
+        ] {
+            let err = Scenario::parse(&with(entry), "t.yaml")
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("t.yaml:19:"), "{entry}: {err}");
+            assert!(err.contains(says), "{entry}: {err}");
+        }
+    }
+
+    #[test]
+    fn threshold_entries_as_k6_writes_them() {
+        let text = format!(
+            "{GOOD}thresholds:\n  - message.fanout.p95 < 250ms\n  - threshold: message.fanout.p99 < 1s\n    abort_on_fail: true\n    delay_abort_eval: 10s\n"
+        );
+        let s = Scenario::parse(&text, "k6.yaml").unwrap();
+        let [plain, abort] = &s.thresholds[..] else {
+            panic!("two thresholds")
+        };
+        assert!(!plain.value.abort_on_fail);
+        assert!(abort.value.abort_on_fail);
+        assert_eq!(abort.value.threshold.limit, 1000.0);
+        assert_eq!(
+            abort.value.delay_abort_eval.map(|d| d.0),
+            Some(Duration::from_secs(10))
+        );
+        // summary.json's `config` shows each as it was written.
+        let config = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            config["thresholds"],
+            serde_json::json!([
+                "message.fanout.p95 < 250ms",
+                { "threshold": "message.fanout.p99 < 1s", "abort_on_fail": true, "delay_abort_eval": "10s" }
+            ])
+        );
+    }
+
+    #[test]
+    fn parser_messages_lose_their_own_position() {
+        assert_eq!(
+            without_position("error: line 3 column 15: unknown field"),
+            "unknown field"
+        );
+        assert_eq!(without_position("line 3 column 15: x: y"), "x: y");
+        assert_eq!(without_position("line up: here"), "line up: here");
     }
 
     #[test]

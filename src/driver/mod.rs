@@ -72,6 +72,8 @@ pub struct Shared {
     pub abort_lateness: Micros,
     /// Set when the generator fell hopelessly behind and stopped the run.
     pub overloaded: AtomicBool,
+    /// Set when an `abort_on_fail` threshold failed and stopped the run.
+    pub aborted: std::sync::OnceLock<crate::thresholds::Aborted>,
     /// Each client's operations, when the run keeps an operation log (`--op-log`).
     pub oplog: Option<std::sync::Mutex<OpLog>>,
 }
@@ -162,6 +164,8 @@ pub struct RunResult {
     pub interrupted: bool,
     /// The generator fell so far behind that the run was stopped early.
     pub overloaded: bool,
+    /// An `abort_on_fail` threshold failed and stopped the run early.
+    pub aborted: Option<crate::thresholds::Aborted>,
     /// The users file given on the command line, if any.
     pub users_file: Option<std::path::PathBuf>,
     pub planned_clients: u64,
@@ -309,6 +313,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         // Ten times the invalid-run bound, and at least a second.
         abort_lateness: (opts.max_lateness.as_micros() as u64 * 10).max(1_000_000),
         overloaded: AtomicBool::new(false),
+        aborted: std::sync::OnceLock::new(),
         scenario: scenario.clone(),
     });
     // Names for reports: fixture rooms by their names, users' own rooms by the user.
@@ -339,6 +344,11 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         tasks.spawn(vu::run(shared.clone(), arrival));
     }
     let sweeper = tokio::spawn(sweep_loop(shared.clone()));
+    // A worker sees only its share: `--workers` judges thresholds on the merged run only.
+    let abort_watch = opts
+        .worker
+        .is_none()
+        .then(|| tokio::spawn(abort_watch(shared.clone())));
     let lag = tokio::spawn(lag_probe(shared.clone()));
     // A worker always reports its counters to the parent, which draws the view (or not).
     let progress = match opts.worker {
@@ -371,9 +381,13 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
     .await;
     sweeper.abort();
     lag.abort();
+    if let Some(w) = abort_watch {
+        w.abort();
+    }
     // Everything still in flight is now either received or missing, unless the generator
-    // stopped the run for falling behind: then what it failed to read is its own fault.
-    if !shared.overloaded.load(Ordering::Relaxed) {
+    // stopped the run for falling behind (then what it failed to read is its own fault) or a
+    // threshold stopped it (what was on its way when the clients closed proves nothing).
+    if !shared.overloaded.load(Ordering::Relaxed) && shared.aborted.get().is_none() {
         shared.oracle.sweep_and_report(Micros::MAX);
     }
     if let Some(p) = progress {
@@ -399,6 +413,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         duration,
         interrupted: interrupted.load(Ordering::Relaxed),
         overloaded: shared.overloaded.load(Ordering::Relaxed),
+        aborted: shared.aborted.get().cloned(),
         users_file: opts.users_file.clone(),
         planned_clients: planned,
         users_available: fixtures.users.len() as u64,
@@ -594,6 +609,24 @@ async fn lag_probe(shared: Arc<Shared>) {
         // After a stall the missed wake-ups follow at once, each with its own lag.
         next += PERIOD;
     }
+}
+
+/// Stops the run, as Ctrl-C would, when an `abort_on_fail` threshold fails.
+async fn abort_watch(shared: Arc<Shared>) {
+    let checks: Vec<_> = (shared.scenario.thresholds.iter())
+        .filter(|t| t.value.abort_on_fail)
+        .map(|t| {
+            let delay = t.value.delay_abort_eval.map_or(Duration::ZERO, |d| d.0);
+            (t.value.threshold.clone(), delay)
+        })
+        .collect();
+    if checks.is_empty() {
+        return;
+    }
+    let failed =
+        crate::thresholds::watch(checks, &shared.metrics, &shared.oracle, shared.start).await;
+    let _ = shared.aborted.set(failed);
+    shared.stop.send_replace(true);
 }
 
 /// Declares broadcasts missing as their deadline passes, so memory stays bounded.

@@ -331,7 +331,6 @@ const TRANSCRIPT_PAYLOAD: usize = 160;
 /// whitespace still renders like its compact form).
 const TRANSCRIPT_KEEP: usize = 256;
 
-
 impl Transcript {
     pub fn push(&mut self, at: Micros, dir: &'static str, event: &str, payload: &Value) {
         self.push_raw(

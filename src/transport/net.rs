@@ -25,7 +25,10 @@ impl Target {
     pub(crate) fn host(&self) -> &str {
         match self.authority.strip_prefix('[') {
             Some(v6) => &self.authority[..v6.find(']').map_or(self.authority.len(), |i| i + 2)],
-            None => self.authority.rsplit_once(':').map_or(&*self.authority, |(h, _)| h),
+            None => self
+                .authority
+                .rsplit_once(':')
+                .map_or(&*self.authority, |(h, _)| h),
         }
     }
 }

@@ -57,6 +57,8 @@ pub(crate) struct ParentOptions {
     pub server_procs: u32,
     pub target: Option<String>,
     pub users: Option<PathBuf>,
+    /// `--set` changes, passed on to every worker.
+    pub set: Vec<String>,
     pub server_faults: Vec<String>,
     /// Show the live view of the workers' summed counters.
     pub progress: bool,
@@ -439,6 +441,9 @@ fn worker_args(
     ];
     if let Some(users) = &args.users {
         a.extend(["--users".into(), users.into()]);
+    }
+    for set in &args.set {
+        a.extend(["--set".into(), set.into()]);
     }
     if let Some(source) = source {
         a.extend(["--source-addr".into(), source.to_string().into()]);

@@ -83,10 +83,7 @@ mod tests {
     fn loopback_targets_get_one_source_address_per_worker() {
         let a = |t: &str, k| source_addr(t, k).map(|ip| ip.to_string());
         assert_eq!(a("http://127.0.0.1:3000", 0).as_deref(), Some("127.0.0.2"));
-        assert_eq!(
-            a("http://localhost:3000", 3).as_deref(),
-            Some("127.0.0.5")
-        );
+        assert_eq!(a("http://localhost:3000", 3).as_deref(), Some("127.0.0.5"));
         assert_eq!(a("ws://127.0.0.1", 1).as_deref(), Some("127.0.0.3"));
         assert_eq!(a("http://10.0.0.5:3000", 0), None);
         assert_eq!(a("http://[::1]:3000", 0), None);
