@@ -23,10 +23,11 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::client::{open_session, ClientConfig, ConnectError};
 use crate::protocol::engineio::{self, EioPacket};
 use crate::protocol::socketio::{self, SioPacket};
 use crate::protocol::{EioSetting, EioVersion};
+use crate::transport::socketio::{open_session, ClientConfig};
+use crate::transport::ConnectError;
 
 /// How long the probe waits for the server to speak first after its OPEN (socket.io 2 sends its
 /// `40` together with the OPEN), and then for the answer to its CONNECT.

@@ -30,7 +30,7 @@ pub struct Advertised {
     pub ping_timeout: Micros,
 }
 
-/// The client's heartbeat history on the run's clock (see [`crate::client::HeartbeatMarks`]).
+/// The client's heartbeat history on the run's clock (see [`crate::transport::HeartbeatMarks`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Marks {
     pub connect_started: Micros,

@@ -10,7 +10,6 @@
 pub(crate) mod catalogue;
 pub(crate) mod check;
 pub mod cli;
-pub mod client;
 pub(crate) mod dialect;
 pub(crate) mod driver;
 pub(crate) mod env_expand;

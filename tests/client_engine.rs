@@ -8,10 +8,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use roomrig::client::{
-    ClientConfig, ClientError, CloseReason, ConnectError, Connection, Heartbeat, Incoming,
-};
 use roomrig::protocol::EioVersion;
+use roomrig::transport::socketio::{ClientConfig, Connection};
+use roomrig::transport::{ClientError, CloseReason, ConnectError, Heartbeat, Incoming};
 use serde_json::{json, Value};
 use socketioxide::extract::{AckSender, Data, SocketRef};
 use socketioxide::handler::ConnectHandler;

@@ -180,7 +180,7 @@ pub async fn run(
         EioSetting::Fixed(v) => v,
         EioSetting::Auto => EioVersion::V4,
     };
-    let config = crate::client::ClientConfig {
+    let config = crate::transport::socketio::ClientConfig {
         eio: version,
         ..Default::default()
     };

@@ -15,12 +15,13 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
-use crate::client::{ClientConfig, Connection, Incoming};
 use crate::dialect::suite::Listening;
 use crate::dialect::Dialect;
 use crate::oracle::rules::{rule_id, Check};
 use crate::oracle::Violation;
 use crate::protocol::EioVersion;
+use crate::transport::socketio::{ClientConfig, Connection};
+use crate::transport::Incoming;
 use reference_server::fixtures::Fixtures;
 
 /// How long a listener waits for the answer to its join before it listens anyway (a server

@@ -16,7 +16,6 @@ use reference_server::fixtures::Fixtures;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use crate::client::{ClientConfig, Connection};
 use crate::dialect::{self, DialectSpec, RoomOf};
 use crate::metrics::{Metrics, Pair};
 use crate::oracle::judge::Judge;
@@ -25,6 +24,7 @@ use crate::resources::Usage;
 use crate::roster::{Roster, UserInfo};
 use crate::scenario::{Scenario, UsersSpec};
 use crate::schedule;
+use crate::transport::socketio::{ClientConfig, Connection};
 
 /// A monotonically updated counter shown live and in the report.
 #[derive(Default)]
