@@ -396,7 +396,7 @@ impl Transcript {
             None => e.line.to_string(),
         };
         if crate::text::cut_to_bytes(&mut line, TRANSCRIPT_PAYLOAD) || e.cut {
-            line.push('…');
+            line.push_str("...");
         }
         format!("{:>10.3}ms {} {line}", e.at as f64 / 1e3, e.dir)
     }

@@ -268,7 +268,14 @@ fn time_form(s: &str) -> TimeForm {
 
 /// A short rendering of a value for messages.
 pub fn excerpt(v: &Value) -> String {
-    crate::text::excerpt(&v.to_string(), 120)
+    // Up to 120 bytes; a longer one is cut to 117 and marked `...` (as ops.log files of
+    // earlier versions show it, so that two runs' logs compare).
+    let mut s = v.to_string();
+    if s.len() > 120 {
+        crate::text::cut_to_bytes(&mut s, 117);
+        s.push_str("...");
+    }
+    s
 }
 
 #[cfg(test)]
