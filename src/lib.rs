@@ -18,9 +18,7 @@ pub(crate) mod generation;
 pub(crate) mod heartbeat;
 pub(crate) mod junit;
 pub(crate) mod metrics;
-// Public for now though nothing outside uses it: crate-private, it shows items only its unit
-// tests use (`Oracle::must_count`, `is_member`, `json::parse`, ...), which its rework settles.
-pub mod oracle;
+pub(crate) mod oracle;
 pub(crate) mod overrides;
 pub mod protocol;
 pub(crate) mod report;

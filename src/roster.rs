@@ -54,10 +54,6 @@ impl Roster {
     pub fn len(&self) -> usize {
         self.users.len()
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.users.is_empty()
-    }
 }
 
 impl crate::dialect::RunClients for Roster {

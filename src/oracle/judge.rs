@@ -671,6 +671,9 @@ impl Judge<'_> {
 
     /// The HTTP response to this client's `request` (a [`crate::dialect::Via::Http`]
     /// operation) came with `status` at `now`.
+    // No implemented dialect performs HTTP yet (push, issue 15, will); proven by the
+    // vocabulary tests meanwhile.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn http_response(&self, c: &mut Client, request: &str, status: u16, now: Micros) {
         let Some(i) = c
             .pending

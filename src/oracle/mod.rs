@@ -134,13 +134,7 @@ impl OneMember {
     /// What an exactly-one delivery missed when it is swept at `now`: nobody got it, or the
     /// holder did not report back and no other member got it after the fail-over time. At the
     /// end of a run (`now = Micros::MAX`) a fail-over still running is not judged.
-    fn missing(
-        &self,
-        b: &Broadcast,
-        room: RoomKey,
-        now: Micros,
-        deadline: Micros,
-    ) -> Option<MissingDelivery> {
+    fn missing(&self, b: &Broadcast, now: Micros, deadline: Micros) -> Option<MissingDelivery> {
         let candidate = b
             .required
             .iter()
@@ -158,7 +152,6 @@ impl OneMember {
             event: b.event,
             sender: b.sender,
             sent: b.sent,
-            room,
             because: Some(because),
         })
     }
@@ -298,7 +291,6 @@ pub struct MissingDelivery {
     pub event: &'static str,
     pub sender: ClientId,
     pub sent: Micros,
-    pub room: RoomKey,
     /// Why the receiver had to get it, when it is not plain membership.
     pub because: Option<&'static str>,
 }
@@ -815,16 +807,6 @@ impl Oracle {
         }
     }
 
-    /// Is `client` a confirmed, current member of `room`?
-    pub fn is_member(&self, client: ClientId, room: RoomKey) -> bool {
-        let shard = self.shard(room);
-        shard.get(&room).is_some_and(|r| {
-            r.members
-                .iter()
-                .any(|m| m.client == client && m.confirmed.is_some() && m.left.is_none())
-        })
-    }
-
     /// The client sent a request that the server must broadcast to `room`. Returns false if
     /// the broadcast needs the sender to be a confirmed member and it is not (then the server
     /// may answer with an error instead, and nobody is required to get it).
@@ -1259,16 +1241,15 @@ impl Oracle {
         let mut missing = Vec::new();
         for shard in self.rooms.iter() {
             let mut shard = lock(shard);
-            for (key, r) in shard.iter_mut() {
+            for r in shard.values_mut() {
                 while r
                     .outstanding
                     .front()
                     .is_some_and(|b| now == Micros::MAX || b.settles(self.deadline) < now)
                 {
                     let b = r.outstanding.pop_front().expect("front exists");
-                    let room = *key;
                     if let Some(one) = &b.one {
-                        missing.extend(one.missing(&b, room, now, self.deadline));
+                        missing.extend(one.missing(&b, now, self.deadline));
                         continue;
                     }
                     let assumed = |c: ClientId| {
@@ -1282,7 +1263,6 @@ impl Oracle {
                             event: b.event,
                             sender: b.sender,
                             sent: b.sent,
-                            room,
                             because: assumed(c).then_some(
                                 "membership assumed from the join request and the users file: \
                                  the server never confirmed the join",
@@ -1309,7 +1289,6 @@ impl Oracle {
                             event: b.event,
                             sender: b.sender,
                             sent: b.sent,
-                            room,
                             because: Some(
                                 "it left while this was in flight, but a later broadcast of the \
                                  same sender reached it: the server skipped this one",
