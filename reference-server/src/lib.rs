@@ -32,7 +32,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::faults::{Fault, FaultSet};
-use crate::fixtures::Fixtures;
+use crate::fixtures::{FixtureSecret, Fixtures};
 
 /// Largest accepted Engine.IO payload (polling body) and websocket message, in bytes.
 pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
@@ -398,6 +398,20 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..=fixtures::MAX_GENERATED_USERS))]
     pub generate_users: Option<u64>,
 
+    /// Key the generated users' tokens with this secret (HMAC-SHA256 of the user index) instead
+    /// of deriving them from the index alone, which anyone can do. Use one whenever the server
+    /// is reachable beyond your own machine; give the driver the same secret
+    /// (`roomrig run/check --fixture-secret`). Prefer the environment variable: a command line
+    /// is visible to every local user.
+    #[arg(
+        long,
+        value_name = "S",
+        env = "ROOMRIG_FIXTURE_SECRET",
+        hide_env_values = true,
+        conflicts_with = "users"
+    )]
+    pub fixture_secret: Option<FixtureSecret>,
+
     /// Room size of generated users (2 or 4).
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = parse_room_size)]
     pub room_size: u32,
@@ -438,9 +452,10 @@ impl ServeArgs {
     pub fn to_config(&self) -> anyhow::Result<ServerConfig> {
         let fixtures = match &self.users {
             Some(path) => Fixtures::load(path)?,
-            None => Fixtures::generate(
+            None => Fixtures::generate_with(
                 self.generate_users.unwrap_or(DEFAULT_GENERATED_USERS),
                 self.room_size,
+                self.fixture_secret.as_ref(),
             ),
         };
         let mut config = ServerConfig::new(self.dialect, self.listen, fixtures);
