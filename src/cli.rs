@@ -59,6 +59,15 @@ pub(crate) struct CheckArgs {
     /// Users file of the target's accounts; default: the generated users (`serve --generate-users`).
     #[arg(long)]
     pub users: Option<PathBuf>,
+    /// Generated users' tokens are keyed by this secret, as the server's (`serve
+    /// --fixture-secret`); without it, the predictable default tokens.
+    #[arg(
+        long,
+        value_name = "S",
+        env = "ROOMRIG_FIXTURE_SECRET",
+        hide_env_values = true
+    )]
+    pub fixture_secret: Option<reference_server::fixtures::FixtureSecret>,
     /// SHOULD violations fail too.
     #[arg(long)]
     pub strict: bool,
@@ -101,6 +110,15 @@ pub(crate) struct RunArgs {
     /// `--set users.generate.count=2000 --set phases[0].duration=60s`.
     #[arg(long = "set", value_name = "PATH=VALUE")]
     pub set: Vec<String>,
+    /// Generated users' tokens are keyed by this secret, as the server's (`serve
+    /// --fixture-secret`); without it, the predictable default tokens.
+    #[arg(
+        long,
+        value_name = "S",
+        env = "ROOMRIG_FIXTURE_SECRET",
+        hide_env_values = true
+    )]
+    pub fixture_secret: Option<reference_server::fixtures::FixtureSecret>,
     /// Write summary.json and histograms.hlog into this directory [default: reports/<run-id>].
     #[arg(long)]
     pub report_dir: Option<PathBuf>,
@@ -209,6 +227,7 @@ impl From<RunArgs> for RunRequest {
             eio: args.eio,
             users: args.users,
             set: args.set,
+            fixture_secret: args.fixture_secret,
             report_dir: args.report_dir,
             strict: args.strict,
             progress: !args.no_progress,
@@ -258,7 +277,15 @@ async fn check(args: CheckArgs) -> i32 {
                 return Exit::Usage.code();
             }
         },
-        None => None,
+        // Against a target, the users `serve --fixture-secret` generates by default.
+        None => match (&args.fixture_secret, &args.target) {
+            (Some(secret), Some(_)) => Some(reference_server::fixtures::Fixtures::generate_with(
+                reference_server::DEFAULT_GENERATED_USERS,
+                4,
+                Some(secret),
+            )),
+            _ => None,
+        },
     };
     let opts = check::CheckOptions {
         target: args.target.clone(),

@@ -16,6 +16,7 @@ use crate::report::{self, SummaryFile};
 use crate::scenario::Scenario;
 use crate::share::WorkerShare;
 use crate::workers;
+use reference_server::fixtures::{FixtureSecret, Fixtures};
 
 /// What to run and where to report it.
 #[derive(Debug, Clone)]
@@ -32,6 +33,8 @@ pub struct RunRequest {
     pub users: Option<PathBuf>,
     /// `PATH=VALUE` changes to the scenario before it is read (`--set`).
     pub set: Vec<String>,
+    /// The key of generated users' tokens (`--fixture-secret`), as the server was given.
+    pub fixture_secret: Option<FixtureSecret>,
     /// Where the report files go [default: reports/<run-id>].
     pub report_dir: Option<PathBuf>,
     /// SHOULD violations fail the run too.
@@ -80,11 +83,12 @@ pub async fn run(req: RunRequest) -> i32 {
             return Exit::Usage.code();
         }
     }
+    let keyed = keyed_fixtures(&req, &scenario);
     if req.workers > 1 {
         if scenario.thresholds.iter().any(|t| t.value.abort_on_fail) {
             eprintln!("warning: with --workers, thresholds are judged on the merged run at its end: abort_on_fail does not stop it early");
         }
-        return run_with_workers(&req, scenario).await;
+        return run_with_workers(&req, scenario, keyed).await;
     }
     if req.server_procs > 1 {
         eprintln!("error: --server-procs needs --workers N with N > 1");
@@ -102,7 +106,7 @@ pub async fn run(req: RunRequest) -> i32 {
         progress: req.progress,
         max_lateness: req.max_lateness,
         op_log: req.op_log,
-        fixtures: None,
+        fixtures: keyed,
         users_skip: 0,
         local_addr: req.source_addr,
         worker: req.worker.clone(),
@@ -146,19 +150,29 @@ pub async fn run(req: RunRequest) -> i32 {
 }
 
 /// `--workers N` (N > 1): the workers module runs and merges the shares, this finishes.
-async fn run_with_workers(req: &RunRequest, scenario: Scenario) -> i32 {
+async fn run_with_workers(req: &RunRequest, scenario: Scenario, keyed: Option<Fixtures>) -> i32 {
     let name = scenario.name.clone();
     let run_id = run_id(chrono::Utc::now(), &name, scenario.seed);
     let dir = req
         .report_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from("reports").join(&run_id));
+    // Keyed users reach the workers as a users file, so the secret is on no command line.
+    let mut users = req.users.clone();
+    if let Some(fixtures) = keyed {
+        let path = dir.join(".fixture-users.json");
+        if let Err(e) = std::fs::create_dir_all(&dir).and_then(|()| fixtures.save(&path)) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return Exit::Usage.code();
+        }
+        users = Some(path);
+    }
     let opts = workers::ParentOptions {
         scenario_path: req.scenario_path.clone(),
         workers: req.workers,
         server_procs: req.server_procs,
         target: req.target.clone(),
-        users: req.users.clone(),
+        users,
         set: req.set.clone(),
         server_faults: req.server_faults.clone(),
         progress: req.progress,
@@ -169,6 +183,18 @@ async fn run_with_workers(req: &RunRequest, scenario: Scenario) -> i32 {
     match workers::run_parent(&opts, scenario, &run_id, &dir).await {
         Ok((summary, result)) => finish_run(req, &name, &summary, &result, &dir),
         Err(code) => code,
+    }
+}
+
+/// The scenario's generated users keyed by `--fixture-secret`, when there is a secret and the
+/// users are generated (a users file brings its own tokens).
+fn keyed_fixtures(req: &RunRequest, scenario: &Scenario) -> Option<Fixtures> {
+    let secret = req.fixture_secret.as_ref()?;
+    match (&req.users, &scenario.users) {
+        (None, crate::scenario::UsersSpec::Generate { count, room_size }) => {
+            Some(Fixtures::generate_with(*count, *room_size, Some(secret)))
+        }
+        _ => None,
     }
 }
 

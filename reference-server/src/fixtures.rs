@@ -92,12 +92,23 @@ impl Fixtures {
     /// `(i - 1) / room_size + 1`; room `r` is named `room{r}` and owned by its first user. The
     /// README documents this so another implementation can generate the same users.
     pub fn generate(count: u64, room_size: u32) -> Fixtures {
+        Fixtures::generate_with(count, room_size, None)
+    }
+
+    /// [`Fixtures::generate`], with the tokens keyed by `secret` when there is one: user `i`'s
+    /// token is then `t` and the first 16 bytes, in hex, of HMAC-SHA256(secret, `i` as 8
+    /// big-endian bytes). Whoever knows the secret (the driver given the same `--fixture-secret`)
+    /// derives the same users; nobody else can guess a token.
+    pub fn generate_with(count: u64, room_size: u32, secret: Option<&FixtureSecret>) -> Fixtures {
         let size = u64::from(room_size.max(1));
         let users = (1..=count)
             .map(|i| User {
                 user_id: i,
                 username: format!("user{i}"),
-                token: format!("t{:016x}", splitmix64(i)),
+                token: match secret {
+                    Some(secret) => secret.token(i),
+                    None => format!("t{:016x}", splitmix64(i)),
+                },
                 room_id: Some((i - 1) / size + 1),
             })
             .collect();
@@ -186,6 +197,54 @@ impl Fixtures {
     }
 }
 
+/// The key of generated tokens (`--fixture-secret`). Without one, tokens follow from the user
+/// index alone (anyone can compute them), which suits a server on one's own machine; a server
+/// reachable by others needs a secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FixtureSecret(Vec<u8>);
+
+impl FixtureSecret {
+    /// The secret from its text (its UTF-8 bytes are the HMAC key); empty text is refused, as
+    /// it would key nothing.
+    pub fn new(text: &str) -> Result<FixtureSecret, String> {
+        if text.is_empty() {
+            return Err("the fixture secret is empty".into());
+        }
+        Ok(FixtureSecret(text.as_bytes().to_vec()))
+    }
+
+    /// User `index`'s token: `t` + hex of the first 16 bytes of HMAC-SHA256(secret, index).
+    pub fn token(&self, index: u64) -> String {
+        use hmac::{Mac as _, SimpleHmac};
+        use std::fmt::Write as _;
+        let mut mac = SimpleHmac::<sha2::Sha256>::new_from_slice(&self.0)
+            .expect("HMAC takes a key of any length");
+        mac.update(&index.to_be_bytes());
+        let digest = mac.finalize().into_bytes();
+        let mut token = String::with_capacity(33);
+        token.push('t');
+        for byte in &digest[..16] {
+            write!(token, "{byte:02x}").expect("writing to a String");
+        }
+        token
+    }
+}
+
+impl std::str::FromStr for FixtureSecret {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        FixtureSecret::new(s)
+    }
+}
+
+// The secret never shows in logs or debug output.
+impl std::fmt::Debug for FixtureSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FixtureSecret(..)")
+    }
+}
+
 /// SplitMix64: a tiny, fully specified mixer, so other implementations can derive the same tokens.
 pub fn splitmix64(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -208,6 +267,76 @@ mod tests {
         assert_eq!(f.rooms[1].owner_id, 5);
         assert!(f.validate().is_ok());
         assert_eq!(f, Fixtures::generate(10, 4), "generation is deterministic");
+    }
+
+    #[test]
+    fn without_a_secret_tokens_are_the_documented_splitmix64_ones() {
+        let f = Fixtures::generate_with(3, 2, None);
+        assert_eq!(f, Fixtures::generate(3, 2));
+        // splitmix64(1), as the README documents it.
+        assert_eq!(f.users[0].token, format!("t{:016x}", splitmix64(1)));
+        assert_eq!(f.users[0].token, "t910a2dec89025cc1");
+    }
+
+    #[test]
+    fn a_secret_keys_the_tokens() {
+        let a = FixtureSecret::new("correct horse").unwrap();
+        let b = FixtureSecret::new("battery staple").unwrap();
+        let with_a = Fixtures::generate_with(50, 4, Some(&a));
+        // Same secret, same users: a driver given the secret derives the server's tokens.
+        assert_eq!(with_a, Fixtures::generate_with(50, 4, Some(&a.clone())));
+        assert!(with_a.validate().is_ok());
+        let with_b = Fixtures::generate_with(50, 4, Some(&b));
+        let plain = Fixtures::generate(50, 4);
+        for ((ua, ub), up) in with_a.users.iter().zip(&with_b.users).zip(&plain.users) {
+            // Only the tokens change: ids, names and rooms stay those of the plain fixture.
+            assert_eq!(
+                (ua.user_id, &ua.username, ua.room_id),
+                (up.user_id, &up.username, up.room_id)
+            );
+            assert_ne!(ua.token, ub.token, "another secret, other tokens");
+            assert_ne!(
+                ua.token, up.token,
+                "a secret changes the predictable tokens"
+            );
+            assert_eq!(ua.token.len(), 33);
+            assert!(ua.token.starts_with('t'));
+        }
+        assert_eq!(with_a.rooms, plain.rooms);
+    }
+
+    /// HMAC-SHA256 test vector (RFC 4231, test case 2: key "Jefe") checks the construction
+    /// another implementation must follow, on the message the token uses.
+    #[test]
+    fn token_is_hmac_sha256_of_the_big_endian_index() {
+        use hmac::{Mac as _, SimpleHmac};
+        let mut mac = SimpleHmac::<sha2::Sha256>::new_from_slice(b"Jefe").unwrap();
+        mac.update(b"what do ya want for nothing?");
+        let hex: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            hex,
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        let secret = FixtureSecret::new("Jefe").unwrap();
+        let mut mac = SimpleHmac::<sha2::Sha256>::new_from_slice(b"Jefe").unwrap();
+        mac.update(&7u64.to_be_bytes());
+        let expected: String = mac.finalize().into_bytes()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(secret.token(7), format!("t{expected}"));
+    }
+
+    #[test]
+    fn an_empty_secret_is_refused_and_a_secret_is_never_printed() {
+        assert!("".parse::<FixtureSecret>().is_err());
+        let secret: FixtureSecret = "hunter2".parse().unwrap();
+        assert!(!format!("{secret:?}").contains("hunter2"));
     }
 
     #[test]

@@ -84,6 +84,11 @@ impl TestServer {
             .clone()
     }
 
+    /// The running server (for its counters).
+    pub fn server(&self) -> &RunningServer {
+        self.server.as_ref().unwrap()
+    }
+
     /// Runs `fut` on the server's runtime (for async test clients).
     pub fn block_on<F: std::future::Future>(&self, fut: F) -> F::Output {
         self.rt.as_ref().unwrap().block_on(fut)
