@@ -24,6 +24,7 @@ pub mod oracle;
 pub(crate) mod overrides;
 pub mod protocol;
 pub(crate) mod report;
+pub(crate) mod report_dir;
 pub(crate) mod resources;
 pub(crate) mod roster;
 pub(crate) mod run;

@@ -454,7 +454,7 @@ impl Judge<'_> {
             ),
             GaveUp::FrameTooBig { size, max } => (
                 Check::Malformed,
-                format!("frames of at most {max} bytes (twice the advertised maxPayload, or of 1,000,000 bytes when none is advertised, + 4 KiB of framing)"),
+                format!("frames of at most {max} bytes (twice the maxPayload the server advertised, 1,000,000 when it advertised none, + 4 KiB of framing; 2,004,096 at most)"),
                 format!("a frame of {size} bytes: the client closed the connection"),
             ),
             GaveUp::BrokenFrame(what) => (
