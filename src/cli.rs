@@ -120,8 +120,15 @@ pub(crate) struct RunArgs {
     )]
     pub fixture_secret: Option<reference_server::fixtures::FixtureSecret>,
     /// Write summary.json and histograms.hlog into this directory [default: reports/<run-id>].
+    /// A directory another run is using is refused, and so is a non-empty one unless
+    /// --overwrite.
     #[arg(long)]
     pub report_dir: Option<PathBuf>,
+    /// Replace the report in a non-empty --report-dir: the files a run writes (summary.json,
+    /// histograms.hlog, transcripts.txt, ops.log, worker-*/, the JUnit file inside it) are
+    /// removed before the run; other files stay.
+    #[arg(long)]
+    pub overwrite: bool,
     /// SHOULD violations fail the run too.
     #[arg(long)]
     pub strict: bool,
@@ -229,6 +236,7 @@ impl From<RunArgs> for RunRequest {
             set: args.set,
             fixture_secret: args.fixture_secret,
             report_dir: args.report_dir,
+            overwrite: args.overwrite,
             strict: args.strict,
             progress: !args.no_progress,
             max_lateness: Duration::from_millis(args.max_lateness_ms),

@@ -22,6 +22,7 @@ pub(crate) mod oracle;
 pub(crate) mod overrides;
 pub mod protocol;
 pub(crate) mod report;
+pub(crate) mod report_dir;
 pub(crate) mod resources;
 pub(crate) mod roster;
 pub(crate) mod run;

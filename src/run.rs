@@ -13,6 +13,7 @@ use crate::driver::{self, RunError, RunOptions, RunResult};
 use crate::exit::Exit;
 use crate::protocol::EioSetting;
 use crate::report::{self, SummaryFile};
+use crate::report_dir::ReportDir;
 use crate::scenario::Scenario;
 use crate::share::WorkerShare;
 use crate::workers;
@@ -37,6 +38,8 @@ pub struct RunRequest {
     pub fixture_secret: Option<FixtureSecret>,
     /// Where the report files go [default: reports/<run-id>].
     pub report_dir: Option<PathBuf>,
+    /// Replace the report in a non-empty `report_dir` (its run files are removed first).
+    pub overwrite: bool,
     /// SHOULD violations fail the run too.
     pub strict: bool,
     /// Show the live progress view.
@@ -84,11 +87,23 @@ pub async fn run(req: RunRequest) -> i32 {
         }
     }
     let keyed = keyed_fixtures(&req, &scenario);
+    // The report directory is this run's alone from before the first connection to the end
+    // (a worker's belongs to its parent, which claimed the whole tree).
+    let claimed = match (&req.report_dir, &req.worker) {
+        (Some(dir), None) => match ReportDir::claim(dir, req.overwrite, req.junit.as_deref()) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Exit::Usage.code();
+            }
+        },
+        _ => None,
+    };
     if req.workers > 1 {
         if scenario.thresholds.iter().any(|t| t.value.abort_on_fail) {
             eprintln!("warning: with --workers, thresholds are judged on the merged run at its end: abort_on_fail does not stop it early");
         }
-        return run_with_workers(&req, scenario, keyed).await;
+        return run_with_workers(&req, scenario, keyed, claimed).await;
     }
     if req.server_procs > 1 {
         eprintln!("error: --server-procs needs --workers N with N > 1");
@@ -139,24 +154,44 @@ pub async fn run(req: RunRequest) -> i32 {
     };
     let run_id = run_id(result.started_at, &name, result.seed);
     let summary = report::summarize(&result, &scenario, &req.scenario_path, &run_id, req.strict);
-    let dir = req
-        .report_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("reports").join(&run_id));
     if let Some(share) = &req.worker {
+        let dir = req.report_dir.clone().expect("a worker has its report dir");
         return workers::finish_worker(share, &summary, &result, &dir);
     }
+    let claimed = match claimed {
+        Some(d) => Some(d),
+        // The default directory is named after the run: claimed now, a fresh one.
+        None => ReportDir::claim_new(&PathBuf::from("reports").join(&run_id))
+            .map_err(|e| eprintln!("warning: {e}"))
+            .ok(),
+    };
+    let dir = claimed.as_ref().map_or_else(
+        || PathBuf::from("reports").join(&run_id),
+        |d| d.path().to_path_buf(),
+    );
     finish_run(&req, &name, &summary, &result, &dir)
 }
 
 /// `--workers N` (N > 1): the workers module runs and merges the shares, this finishes.
-async fn run_with_workers(req: &RunRequest, scenario: Scenario, keyed: Option<Fixtures>) -> i32 {
+async fn run_with_workers(
+    req: &RunRequest,
+    scenario: Scenario,
+    keyed: Option<Fixtures>,
+    claimed: Option<ReportDir>,
+) -> i32 {
     let name = scenario.name.clone();
     let run_id = run_id(chrono::Utc::now(), &name, scenario.seed);
-    let dir = req
-        .report_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("reports").join(&run_id));
+    let claimed = match claimed {
+        Some(d) => d,
+        None => match ReportDir::claim_new(&PathBuf::from("reports").join(&run_id)) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Exit::Usage.code();
+            }
+        },
+    };
+    let dir = claimed.path().to_path_buf();
     // Keyed users reach the workers as a users file, so the secret is on no command line.
     let mut users = req.users.clone();
     if let Some(fixtures) = keyed {
@@ -313,6 +348,7 @@ pub(crate) fn run_error(e: RunError) -> i32 {
     match e {
         RunError::Unreachable { .. } | RunError::Generation(_) => Exit::Unreachable.code(),
         RunError::Setup(_) => Exit::Usage.code(),
+        RunError::Interrupted => crate::signals::interrupted_code(),
     }
 }
 

@@ -145,6 +145,20 @@ pub enum RunError {
     Generation(String),
     #[error("{0}")]
     Setup(String),
+    /// A stop signal (Ctrl-C, SIGTERM, SIGHUP) came before the load started.
+    #[error("stopped before the load started")]
+    Interrupted,
+}
+
+/// `work`, unless a stop signal comes first: a connect to a target that accepts TCP and never
+/// answers must not hold Ctrl-C for its whole timeout.
+async fn unless_stopped<T>(
+    work: impl std::future::Future<Output = Result<T, RunError>>,
+) -> Result<T, RunError> {
+    tokio::select! {
+        r = work => r,
+        _ = crate::signals::stop_requested() => Err(RunError::Interrupted),
+    }
 }
 
 /// Everything a run measured, ready for reports (which also read the scenario that ran). A
@@ -558,16 +572,17 @@ pub async fn resolve_eio(
         connect_timeout: Duration::from_secs(5),
         ..config.clone()
     };
-    crate::generation::resolve(target, &config, setting)
-        .await
-        .map_err(|e| match e {
-            GenerationError::Connect(e) => RunError::Unreachable {
-                target: target.to_string(),
-                eio: setting.to_string(),
-                reason: e.to_string(),
-            },
-            other => RunError::Generation(other.to_string()),
-        })
+    let resolved =
+        unless_stopped(async { Ok(crate::generation::resolve(target, &config, setting).await) })
+            .await?;
+    resolved.map_err(|e| match e {
+        GenerationError::Connect(e) => RunError::Unreachable {
+            target: target.to_string(),
+            eio: setting.to_string(),
+            reason: e.to_string(),
+        },
+        other => RunError::Generation(other.to_string()),
+    })
 }
 
 /// The scenario's `server:` block configures the embedded reference server only.
@@ -583,7 +598,8 @@ pub async fn preflight(target: &str, config: &ClientConfig) -> Result<(), RunErr
         connect_timeout: Duration::from_secs(5),
         ..config.clone()
     };
-    match Connection::connect(target, &config).await {
+    let connected = unless_stopped(async { Ok(Connection::connect(target, &config).await) });
+    match connected.await? {
         Ok(conn) => {
             conn.close().await;
             Ok(())

@@ -114,6 +114,25 @@ pub enum CloseVerdict {
     Expected,
     /// The server closed a healthy client: a violation, and the flow ends.
     Unexpected,
+    /// The client closed the connection itself because the server broke a rule (see
+    /// [`GaveUp`]): a violation, and the flow ends.
+    Abandoned,
+}
+
+/// Why a client ended its connection itself: what the server did that left it no other way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GaveUp {
+    /// No heartbeat from the server for `waited` (pingInterval + pingTimeout, or an
+    /// unanswered ping's timeout, of what the server advertised).
+    Silent { waited: Micros },
+    /// A write stayed blocked for `waited` ([`crate::transport::write_bound`]): the server
+    /// stopped reading.
+    NotReading { waited: Micros },
+    /// A frame of `size` bytes, over the client's cap of `max`
+    /// ([`crate::transport::frame_cap`] of the advertised maxPayload).
+    FrameTooBig { size: u64, max: u64 },
+    /// A text frame that is not UTF-8, or another websocket protocol violation.
+    BrokenFrame(String),
 }
 
 /// One client's judging state: its rooms, what it waits for, what it may receive.
@@ -400,6 +419,53 @@ impl Judge<'_> {
                 CloseVerdict::Unexpected
             }
         }
+    }
+
+    /// The client ended its connection at `now` because of what the server did (`why`). A
+    /// server that stopped serving the client (silent, not reading) is `unresponsive`; a frame
+    /// the client could not take is `malformed`. After its own hostile input or a stall the
+    /// client excuses a server that stopped serving it (the server may drop such a client); a
+    /// broken frame is judged as any frame is (not after hostile input).
+    pub fn gave_up(&self, c: &mut Client, now: Micros, why: GaveUp) -> CloseVerdict {
+        if !c.connected {
+            return CloseVerdict::NotConnected;
+        }
+        self.departed(c, now);
+        let closing = std::mem::replace(&mut c.closing, Closing::Unexpected);
+        if c.lenient {
+            return CloseVerdict::Expected;
+        }
+        let ms = |us: Micros| us as f64 / 1e3;
+        let (check, expected, received) = match why {
+            GaveUp::Silent { .. } | GaveUp::NotReading { .. }
+                if matches!(closing, Closing::Tolerated) =>
+            {
+                return CloseVerdict::Expected;
+            }
+            GaveUp::Silent { waited } => (
+                Check::Unresponsive,
+                "the server keeps its heartbeat with every client (a ping, or the answer to the client's, within the advertised pingInterval + pingTimeout)".to_string(),
+                format!("nothing from the server for {:.0} ms: the client closed the connection", ms(waited)),
+            ),
+            GaveUp::NotReading { waited } => (
+                Check::Unresponsive,
+                "the server reads what every client sends (a write completes within the advertised pingInterval + pingTimeout)".to_string(),
+                format!("a write stayed blocked for {:.0} ms (the server stopped reading): the client closed the connection", ms(waited)),
+            ),
+            GaveUp::FrameTooBig { size, max } => (
+                Check::Malformed,
+                format!("frames of at most {max} bytes (twice the maxPayload the server advertised, 1,000,000 when it advertised none, + 4 KiB of framing; 2,004,096 at most)"),
+                format!("a frame of {size} bytes: the client closed the connection"),
+            ),
+            GaveUp::BrokenFrame(what) => (
+                Check::Malformed,
+                "valid websocket frames (text in UTF-8, RFC 6455)".to_string(),
+                format!("{what}: the client closed the connection"),
+            ),
+        };
+        self.oracle
+            .violate(c.me, "connection", check, now, expected, received);
+        CloseVerdict::Abandoned
     }
 
     /// Registers what the server must tell the others about this client's departure (once per

@@ -176,9 +176,11 @@ impl Check {
             Check::HeartbeatTimeoutNotObserved => {
                 "the heartbeat deadline ended the wait before the server's advertised window had passed: no close observed, nothing judged"
             }
-            Check::Malformed => "the server sent a frame that is not valid Engine.IO/Socket.IO",
+            Check::Malformed => {
+                "the server sent a frame that is not valid Engine.IO/Socket.IO (or websocket, or over the client's frame cap)"
+            }
             Check::Unresponsive => {
-                "the server stopped accepting connections (it crashed or hangs) after a check case"
+                "the server stopped serving: no new connection after a check case (crashed or hangs), or no heartbeat to a client, or no longer reading what a client sends"
             }
         }
     }
@@ -224,6 +226,12 @@ pub const COMMON: &[RuleSpec] = &[
         checks: &[Check::ConnectFailed, Check::UnexpectedClose],
         level: Level::Must,
         source: "common rule: the server keeps serving every client whatever another one sends",
+    },
+    RuleSpec {
+        scope: "connection",
+        checks: &[Check::Unresponsive],
+        level: Level::Must,
+        source: "common rule: the server keeps serving every client (keeps its heartbeat, reads what the client sends)",
     },
     RuleSpec {
         scope: "connection",

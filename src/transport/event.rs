@@ -270,7 +270,9 @@ pub enum RawIncoming {
     Other(Incoming),
 }
 
-/// How a session ended (see [`Incoming::Closed`]).
+/// How a session ended (see [`Incoming::Closed`]), and who ended it: the server (or the
+/// network) for the first five, the client itself for the others ([`CloseReason::by_client`]),
+/// because of what the server did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CloseReason {
     /// Socket.IO DISCONNECT (`41`) for one of our namespaces.
@@ -285,8 +287,33 @@ pub enum CloseReason {
     Reset(String),
     /// The client saw no heartbeat from the server in time (EIO3 and plain WebSocket with an
     /// answered heartbeat: pinged server silent for pingTimeout; EIO4: no ping within
-    /// pingInterval + pingTimeout).
+    /// pingInterval + pingTimeout) and gave the connection up.
     HeartbeatTimeout,
+    /// The client failed the connection: the server sent a frame of `size` bytes, over the
+    /// client's cap of `max` (see [`frame_cap`](super::frame_cap)).
+    FrameTooBig { size: u64, max: u64 },
+    /// The client failed the connection: a text frame that is not UTF-8 (RFC 6455 §8.1).
+    InvalidUtf8(String),
+    /// The client failed the connection: another websocket protocol violation of the server
+    /// (e.g. a masked or fragmented control frame).
+    WebSocketProtocol(String),
+    /// The client gave up a write that stayed blocked for `waited`: the server stopped reading.
+    WriteBlocked { waited: std::time::Duration },
+}
+
+impl CloseReason {
+    /// The client ended the connection itself (because of what the server did), rather than
+    /// the server or the network.
+    pub fn by_client(&self) -> bool {
+        matches!(
+            self,
+            CloseReason::HeartbeatTimeout
+                | CloseReason::FrameTooBig { .. }
+                | CloseReason::InvalidUtf8(_)
+                | CloseReason::WebSocketProtocol(_)
+                | CloseReason::WriteBlocked { .. }
+        )
+    }
 }
 
 impl fmt::Display for CloseReason {
@@ -294,11 +321,34 @@ impl fmt::Display for CloseReason {
         match self {
             CloseReason::ServerDisconnect => f.write_str("server sent a Socket.IO disconnect"),
             CloseReason::EngineClose => f.write_str("server sent an Engine.IO close"),
-            CloseReason::WebSocketClose(Some(c)) => write!(f, "websocket closed with code {c}"),
-            CloseReason::WebSocketClose(None) => f.write_str("websocket closed without code"),
-            CloseReason::Eof => f.write_str("connection closed (EOF)"),
+            CloseReason::WebSocketClose(Some(c)) => {
+                write!(f, "server closed the websocket with code {c}")
+            }
+            CloseReason::WebSocketClose(None) => {
+                f.write_str("server closed the websocket without code")
+            }
+            CloseReason::Eof => f.write_str("connection closed by the server (EOF)"),
             CloseReason::Reset(e) => write!(f, "connection reset: {e}"),
-            CloseReason::HeartbeatTimeout => f.write_str("heartbeat timeout (detected by client)"),
+            CloseReason::HeartbeatTimeout => {
+                f.write_str("the client closed the connection: no heartbeat from the server in time")
+            }
+            CloseReason::FrameTooBig { size, max } => write!(
+                f,
+                "the client closed the connection: the server sent a frame of {size} bytes, over the client's cap of {max} bytes"
+            ),
+            CloseReason::InvalidUtf8(e) => write!(
+                f,
+                "the client closed the connection: the server sent a text frame that is not UTF-8 ({e})"
+            ),
+            CloseReason::WebSocketProtocol(e) => write!(
+                f,
+                "the client closed the connection: websocket protocol violation by the server ({e})"
+            ),
+            CloseReason::WriteBlocked { waited } => write!(
+                f,
+                "the client closed the connection: a write stayed blocked for {} ms (the server stopped reading)",
+                waited.as_millis()
+            ),
         }
     }
 }

@@ -45,6 +45,48 @@ pub fn check_target(target: &str) -> Result<(), ConnectError> {
 /// Websocket read buffer per connection (tungstenite's default is 128 KiB).
 pub const READ_BUFFER_SIZE: usize = 4096;
 
+/// The `maxPayload` a server is held to when it advertises none: 1,000,000 bytes, what
+/// socket.io 3/4 (Engine.IO 4) advertise by default (their `maxHttpBufferSize`). socket.io 2
+/// (Engine.IO 3) advertises nothing (its OPEN is `0{"sid","upgrades","pingInterval",
+/// "pingTimeout"}`) and itself accepts up to 1e8 bytes, no bound for 10,000 clients; a plain
+/// WebSocket dialect has no handshake to say it.
+pub const DEFAULT_MAX_PAYLOAD: u64 = 1_000_000;
+
+/// Room for the packet around a payload (`42/namespace,ack["event",…]`) in [`frame_cap`].
+const FRAMING_MARGIN: u64 = 4096;
+
+/// The largest frame any connection reads, whatever the server advertises: the cap of
+/// [`DEFAULT_MAX_PAYLOAD`], about 2 MB. It is the websocket library's limit, set before the
+/// server's OPEN can say more (the library's own default, 64 MiB, let 64 clients of a hostile
+/// server reach 1.17 GB); a frame whose header announces more is refused before it is read.
+pub const FRAME_CEILING: u64 = 2 * DEFAULT_MAX_PAYLOAD + FRAMING_MARGIN;
+
+/// The largest frame a client takes from a server that advertised `max_payload` (Engine.IO
+/// 4's `maxPayload`; `None`: [`DEFAULT_MAX_PAYLOAD`]): twice it, since a server relays a
+/// client's payload of up to maxPayload inside an event with fields of its own, plus 4 KiB of
+/// packet framing; never above [`FRAME_CEILING`]. A larger frame is the server's fault: the
+/// client fails the connection ([`CloseReason::FrameTooBig`]).
+pub fn frame_cap(max_payload: Option<u64>) -> u64 {
+    max_payload
+        .unwrap_or(DEFAULT_MAX_PAYLOAD)
+        .saturating_mul(2)
+        .saturating_add(FRAMING_MARGIN)
+        .min(FRAME_CEILING)
+}
+
+/// How long one write may stay blocked before the client gives the connection up
+/// ([`CloseReason::WriteBlocked`]): the server's pingInterval + pingTimeout (a server that
+/// read nothing from a client for that long would have dropped it for a dead heartbeat), at
+/// least a second (timer slack on a loaded machine). Without a heartbeat, 30 s.
+pub fn write_bound(ping_interval: Duration, ping_timeout: Duration) -> Duration {
+    let advertised = ping_interval + ping_timeout;
+    if advertised.is_zero() {
+        Duration::from_secs(30)
+    } else {
+        advertised.max(Duration::from_secs(1))
+    }
+}
+
 /// Whether the client keeps its side of the heartbeat.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Heartbeat {
@@ -98,6 +140,10 @@ pub enum ClientError {
     Closed,
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
+    /// The client ended the connection itself because of what the server did (a write blocked
+    /// past [`write_bound`], ...); the connection is finished.
+    #[error("{0}")]
+    Abandoned(CloseReason),
 }
 
 /// Heartbeat counters of one connection.
@@ -140,7 +186,8 @@ pub trait Transport: Send {
     fn encode_event(&mut self, ns: Option<&str>, name: &str, args: &[Value]) -> OutFrame;
 
     /// Sends a whole text frame as given (an encoded event, or malformed input on purpose).
-    /// Returns once written to the kernel.
+    /// Returns once written to the kernel; a write blocked past [`write_bound`] gives the
+    /// connection up ([`ClientError::Abandoned`] with [`CloseReason::WriteBlocked`]).
     fn send_raw(&mut self, frame: String) -> impl Future<Output = Result<(), ClientError>> + Send;
 
     /// Encodes and sends one event.

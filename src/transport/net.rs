@@ -9,7 +9,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::{self, protocol::WebSocketConfig, Message};
 use tokio_tungstenite::WebSocketStream;
 
-use super::{ConnectError, READ_BUFFER_SIZE};
+use super::{ConnectError, FRAME_CEILING, READ_BUFFER_SIZE};
 use crate::protocol::excerpt;
 
 /// Parsed target URL.
@@ -84,9 +84,40 @@ impl Target {
 }
 
 pub(crate) fn ws_config() -> WebSocketConfig {
+    let ceiling = usize::try_from(FRAME_CEILING).unwrap_or(usize::MAX);
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER_SIZE)
         .write_buffer_size(0)
+        .max_frame_size(Some(ceiling))
+        .max_message_size(Some(ceiling))
+}
+
+/// How the client fails a connection on a websocket error of the server's making (a frame
+/// over `cap`, invalid UTF-8, another protocol violation); `None` for the other errors.
+pub(crate) fn failed_by_client(e: &tungstenite::Error, cap: u64) -> Option<super::CloseReason> {
+    use super::CloseReason;
+    use tungstenite::error::{CapacityError, ProtocolError as WsProto};
+    match e {
+        tungstenite::Error::Capacity(CapacityError::MessageTooLong { size, .. }) => {
+            Some(CloseReason::FrameTooBig {
+                size: *size as u64,
+                max: cap,
+            })
+        }
+        tungstenite::Error::Utf8(e) => Some(CloseReason::InvalidUtf8(excerpt(e))),
+        tungstenite::Error::Protocol(WsProto::ResetWithoutClosingHandshake) => None,
+        tungstenite::Error::Protocol(p) => Some(CloseReason::WebSocketProtocol(p.to_string())),
+        _ => None,
+    }
+}
+
+/// The size of a data frame, for the cap check (control frames are small by protocol).
+pub(crate) fn data_len(msg: &Message) -> u64 {
+    match msg {
+        Message::Text(t) => t.len() as u64,
+        Message::Binary(b) => b.len() as u64,
+        _ => 0,
+    }
 }
 
 pub(crate) async fn tcp_connect(

@@ -136,6 +136,8 @@ pub struct Connection {
     closed: bool,
     /// Control frames (pong/ping) were queued and may not be fully written yet.
     needs_flush: bool,
+    /// The largest frame taken from the server ([`super::frame_cap`] of its maxPayload).
+    frame_cap: u32,
 }
 
 impl fmt::Debug for Connection {
@@ -281,6 +283,7 @@ impl Connection {
             heartbeat: Heartbeat::Normal,
             closed: false,
             needs_flush: false,
+            frame_cap: u32::try_from(super::frame_cap(open.max_payload)).unwrap_or(u32::MAX),
         };
         conn.join_namespaces(cfg.auth.as_ref()).await?;
         conn.hb_at = Some(match conn.eio {
@@ -546,7 +549,16 @@ impl Connection {
         }
         // Stamped before the write: a server cannot have received it earlier.
         self.last_sent = Instant::now();
-        match self.ws.send(Message::text(frame)).await {
+        let bound = super::write_bound(self.ping_interval(), self.ping_timeout());
+        let written = tokio::time::timeout(bound, self.ws.send(Message::text(frame))).await;
+        let Ok(written) = written else {
+            // Half a frame may be written: the connection cannot carry another one.
+            self.abandon();
+            return Err(ClientError::Abandoned(CloseReason::WriteBlocked {
+                waited: bound,
+            }));
+        };
+        match written {
             Ok(()) => {
                 // `send` flushes everything, queued control frames included.
                 self.needs_flush = false;
@@ -629,6 +641,13 @@ impl Connection {
             }
 
             match Pin::new(&mut self.ws).poll_next(cx) {
+                Poll::Ready(Some(Ok(msg))) if net::data_len(&msg) > u64::from(self.frame_cap) => {
+                    let reason = CloseReason::FrameTooBig {
+                        size: net::data_len(&msg),
+                        max: u64::from(self.frame_cap),
+                    };
+                    return Poll::Ready(Ok(RawIncoming::Other(self.fail(reason))));
+                }
                 Poll::Ready(Some(Ok(msg))) => {
                     if self.pong_deadline.is_some() {
                         // EIO3, as engine.io-client 3: while a pong is awaited, any packet
@@ -691,6 +710,19 @@ impl Connection {
         Incoming::Closed(reason)
     }
 
+    /// The client fails the connection for what the server did: nothing more is read, and
+    /// dropping the connection resets it (the server may be in the middle of a huge frame).
+    fn fail(&mut self, reason: CloseReason) -> Incoming {
+        self.abandon();
+        self.finish(reason)
+    }
+
+    /// Closed by the client: dropping the connection resets it.
+    fn abandon(&mut self) {
+        net::reset_on_drop(self.ws.get_ref());
+        self.closed = true;
+    }
+
     /// Queues a control frame without waiting; `poll_recv` flushes it.
     fn queue_control(&mut self, text: &'static str) -> Instant {
         let now = Instant::now();
@@ -714,6 +746,9 @@ impl Connection {
 
     fn on_ws_error(&mut self, e: tungstenite::Error) -> Result<Incoming, ClientError> {
         use tungstenite::error::ProtocolError as WsProto;
+        if let Some(reason) = net::failed_by_client(&e, u64::from(self.frame_cap)) {
+            return Ok(self.fail(reason));
+        }
         self.closed = true;
         match e {
             tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {

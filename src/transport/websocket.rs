@@ -229,7 +229,16 @@ impl<F: Framing, S: AsyncRead + AsyncWrite + Unpin + Send> Connection<F, S> {
         }
         // Stamped before the write: a server cannot have received it earlier.
         self.last_sent = Instant::now();
-        match self.ws.send(Message::text(frame)).await {
+        let bound = super::write_bound(self.ping_interval(), self.ping_timeout());
+        let written = tokio::time::timeout(bound, self.ws.send(Message::text(frame))).await;
+        let Ok(written) = written else {
+            // Half a frame may be written: the connection cannot carry another one.
+            self.closed = true;
+            return Err(ClientError::Abandoned(CloseReason::WriteBlocked {
+                waited: bound,
+            }));
+        };
+        match written {
             Ok(()) => {
                 // `send` flushes everything, a queued heartbeat included.
                 self.needs_flush = false;
@@ -293,6 +302,14 @@ impl<F: Framing, S: AsyncRead + AsyncWrite + Unpin + Send> Connection<F, S> {
             }
 
             match Pin::new(&mut self.ws).poll_next(cx) {
+                // No handshake advertises a maximum: the default cap.
+                Poll::Ready(Some(Ok(msg))) if net::data_len(&msg) > super::frame_cap(None) => {
+                    let reason = CloseReason::FrameTooBig {
+                        size: net::data_len(&msg),
+                        max: super::frame_cap(None),
+                    };
+                    return Poll::Ready(Ok(self.finish(reason)));
+                }
                 Poll::Ready(Some(Ok(msg))) => {
                     if let Some(out) = self.on_message(msg) {
                         if matches!(
@@ -365,6 +382,9 @@ impl<F: Framing, S: AsyncRead + AsyncWrite + Unpin + Send> Connection<F, S> {
 
     fn on_ws_error(&mut self, e: tungstenite::Error) -> Result<RawIncoming, ClientError> {
         use tungstenite::error::ProtocolError as WsProto;
+        if let Some(reason) = net::failed_by_client(&e, super::frame_cap(None)) {
+            return Ok(self.finish(reason));
+        }
         self.closed = true;
         match e {
             tungstenite::Error::ConnectionClosed

@@ -178,9 +178,8 @@ pub(crate) async fn run_parent(
         match crate::driver::resolve_eio(&targets[0], &probe_config, scenario.eio).await {
             Ok(r) => r,
             Err(e) => {
-                eprintln!("error: {e}");
                 stop_servers(servers).await;
-                return Err(Exit::Unreachable.code());
+                return Err(crate::run::run_error(e));
             }
         };
     let eio_detected = detected

@@ -5,7 +5,7 @@ use rand::Rng;
 
 use super::{Stop, Vu};
 use crate::heartbeat::{self, Advertised, Marks};
-use crate::oracle::judge::CloseVerdict;
+use crate::oracle::judge::{CloseVerdict, GaveUp};
 use crate::oracle::Micros;
 use crate::scenario::Fault;
 use crate::transport::{Client, CloseReason, Heartbeat, Transport};
@@ -204,18 +204,43 @@ impl Vu {
     }
 
     pub(super) fn on_closed(&mut self, reason: CloseReason, now: Micros) {
-        if self.conn.take().is_none() {
+        let Some(conn) = self.conn.take() else {
             return;
-        }
+        };
         let shared = self.shared.clone();
         shared.counters.active.dec();
-        let verdict =
-            shared
+        let us = |d: std::time::Duration| d.as_micros() as u64;
+        let gave_up = match &reason {
+            CloseReason::HeartbeatTimeout => Some(GaveUp::Silent {
+                waited: us(conn.ping_interval() + conn.ping_timeout()),
+            }),
+            CloseReason::WriteBlocked { waited } => Some(GaveUp::NotReading {
+                waited: us(*waited),
+            }),
+            &CloseReason::FrameTooBig { size, max } => Some(GaveUp::FrameTooBig { size, max }),
+            CloseReason::InvalidUtf8(e) => Some(GaveUp::BrokenFrame(format!(
+                "a text frame that is not UTF-8 ({e})"
+            ))),
+            CloseReason::WebSocketProtocol(e) => Some(GaveUp::BrokenFrame(format!(
+                "a websocket protocol violation ({e})"
+            ))),
+            _ => None,
+        };
+        debug_assert_eq!(gave_up.is_some(), reason.by_client(), "{reason:?}");
+        drop(conn);
+        let verdict = match gave_up {
+            Some(why) => shared.judge().gave_up(&mut self.client, now, why),
+            None => shared
                 .judge()
-                .closed_by_server(&mut self.client, now, &format!("{reason:?}"));
-        if verdict == CloseVerdict::Unexpected {
-            self.ended = true;
-            shared.counters.unexpected_closes.inc();
+                .closed_by_server(&mut self.client, now, &reason.to_string()),
+        };
+        match verdict {
+            CloseVerdict::Unexpected => {
+                self.ended = true;
+                shared.counters.unexpected_closes.inc();
+            }
+            CloseVerdict::Abandoned => self.ended = true,
+            CloseVerdict::Expected | CloseVerdict::NotConnected => {}
         }
     }
 }

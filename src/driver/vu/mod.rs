@@ -322,14 +322,10 @@ impl Vu {
                     Ok(RawIncoming::Event(event)) => self.on_event(event, now),
                     Ok(RawIncoming::Other(Incoming::Event { .. } | Incoming::Ack { .. })) => {}
                     Ok(RawIncoming::Other(Incoming::Closed(reason))) => self.on_closed(reason, now),
-                    Err(e) => {
-                        let closed = matches!(e, ClientError::Closed | ClientError::Io(_));
-                        if closed {
-                            self.on_closed(CloseReason::Reset(e.to_string()), now);
-                        } else {
-                            self.shared.judge().malformed(&self.client, now, e.to_string());
-                        }
+                    Err(ClientError::Protocol(e)) => {
+                        self.shared.judge().malformed(&self.client, now, e.to_string());
                     }
+                    Err(e) => self.on_closed(closed_reason(e), now),
                 }
             }
             _ = self.wake.as_mut() => {}
@@ -416,7 +412,7 @@ impl Vu {
         // The payload as the transcript shows it: the one argument, or the array of them.
         let payload = frame.payload().into_owned();
         if let Err(e) = conn.send_raw(frame.into_text()).await {
-            self.on_closed(CloseReason::Reset(e.to_string()), sent);
+            self.on_closed(closed_reason(e), shared.now());
             return;
         }
         shared.counters.sent.inc();
@@ -487,8 +483,16 @@ impl Vu {
         };
         match written {
             Ok(()) => shared.counters.sent.inc(),
-            Err(e) => self.on_closed(CloseReason::Reset(e.to_string()), sent),
+            Err(e) => self.on_closed(closed_reason(e), shared.now()),
         }
+    }
+}
+
+/// How a connection that failed with `e` ended: as the client ended it, or as a reset.
+fn closed_reason(e: ClientError) -> CloseReason {
+    match e {
+        ClientError::Abandoned(reason) => reason,
+        other => CloseReason::Reset(other.to_string()),
     }
 }
 

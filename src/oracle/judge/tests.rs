@@ -12,7 +12,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 
-use super::{Client, CloseVerdict, Intent, Judge};
+use super::{Client, CloseVerdict, GaveUp, Intent, Judge};
 use crate::dialect::{self, content_id, DialectSpec, EXPECT_ERROR, LENIENT};
 use crate::heartbeat::{self, Advertised, Marks, Window};
 use crate::metrics::Metrics;
@@ -1333,6 +1333,98 @@ fn a_hostile_client_is_not_judged_on_what_it_reads() {
     rig.assert_clean();
 }
 
+// ---- connections the client ends itself ----
+
+/// Client 0 of dorm room 7 ends its connection at 20 ms because of `why`.
+fn given_up(why: GaveUp, before: impl FnOnce(&Judge<'_>, &mut Client)) -> (Rig, CloseVerdict) {
+    let mut rig = dorm(&[0]);
+    let (j, c) = rig.judge(0);
+    before(&j, c);
+    let verdict = j.gave_up(c, 20 * MS, why);
+    rig.finish();
+    (rig, verdict)
+}
+
+/// The client's own heartbeat timeout is the server's fault only as silence: `unresponsive`,
+/// not "the server closed a healthy client".
+#[test]
+fn a_server_that_went_silent_is_unresponsive() {
+    let (rig, verdict) = given_up(GaveUp::Silent { waited: 1_000 * MS }, |_, _| {});
+    assert_eq!(verdict, CloseVerdict::Abandoned);
+    rig.assert_verdicts(&[("dorm/connection/unresponsive", 1, Must)]);
+}
+
+/// A write blocked past the bound: the server stopped reading.
+#[test]
+fn a_server_that_stopped_reading_is_unresponsive() {
+    let (rig, verdict) = given_up(GaveUp::NotReading { waited: 1_000 * MS }, |_, _| {});
+    assert_eq!(verdict, CloseVerdict::Abandoned);
+    rig.assert_verdicts(&[("dorm/connection/unresponsive", 1, Must)]);
+    let example = &rig.oracle.tallies()["dorm/connection/unresponsive"];
+    assert!(
+        format!("{example:?}").contains("stopped reading"),
+        "{example:?}"
+    );
+}
+
+/// Near miss: a client that stalled may find the server gone quiet (it may drop a slow
+/// consumer, in any way): nothing is charged.
+#[test]
+fn a_stalled_client_excuses_a_server_that_went_silent() {
+    let (rig, verdict) = given_up(GaveUp::Silent { waited: 1_000 * MS }, |j, c| {
+        j.stalled(c, 5 * MS, 15 * MS)
+    });
+    assert_eq!(verdict, CloseVerdict::Expected);
+    rig.assert_clean();
+}
+
+/// A frame over the cap is the server's malformed frame, not a close by the server.
+#[test]
+fn a_frame_over_the_cap_is_malformed() {
+    let why = GaveUp::FrameTooBig {
+        size: 50_000_000,
+        max: 135_168,
+    };
+    let (rig, verdict) = given_up(why, |_, _| {});
+    assert_eq!(verdict, CloseVerdict::Abandoned);
+    rig.assert_verdicts(&[("dorm/connection/malformed", 1, Must)]);
+    let example = format!("{:?}", rig.oracle.tallies()["dorm/connection/malformed"]);
+    assert!(
+        example.contains("50000000") && example.contains("135168"),
+        "{example}"
+    );
+}
+
+#[test]
+fn a_text_frame_that_is_not_utf8_is_malformed() {
+    let why = GaveUp::BrokenFrame("a text frame that is not UTF-8 (invalid utf-8)".into());
+    let (rig, verdict) = given_up(why, |_, _| {});
+    assert_eq!(verdict, CloseVerdict::Abandoned);
+    rig.assert_verdicts(&[("dorm/connection/malformed", 1, Must)]);
+}
+
+/// Near miss: after its own hostile input a client is not judged on what it reads.
+#[test]
+fn a_hostile_client_that_gives_up_charges_nothing() {
+    let why = GaveUp::FrameTooBig {
+        size: 50_000_000,
+        max: 135_168,
+    };
+    let (rig, verdict) = given_up(why, |j, c| j.become_lenient(c));
+    assert_eq!(verdict, CloseVerdict::Expected);
+    rig.assert_clean();
+}
+
+/// Near miss: a client that already left is not judged again.
+#[test]
+fn a_client_that_left_gives_nothing_up() {
+    let (rig, verdict) = given_up(GaveUp::Silent { waited: 1_000 * MS }, |j, c| {
+        j.departed(c, 10 * MS)
+    });
+    assert_eq!(verdict, CloseVerdict::NotConnected);
+    rig.assert_clean();
+}
+
 // ---- heartbeat ----
 
 /// Engine.IO 4, pingInterval 500 ms + pingTimeout 500 ms.
@@ -1426,12 +1518,10 @@ fn a_close_inside_a_capped_wait_is_observed() {
 
 // ---- every check has its streams ----
 
-/// Checks raised outside the judge and the room model, and where they are tested.
-const RAISED_ELSEWHERE: &[(Check, &str)] = &[(
-    Check::Unresponsive,
-    "the check suite's probe after each case (src/check/mod.rs); tests/check.rs crashes the \
-     reference server with a hostile input and expects `<dialect>/server/unresponsive`",
-)];
+/// Checks raised outside the judge and the room model, and where they are tested. (The check
+/// suite's probe after each case raises `<dialect>/server/unresponsive` too, tested in
+/// tests/check.rs; the judge raises `connection/unresponsive`, covered below.)
+const RAISED_ELSEWHERE: &[(Check, &str)] = &[];
 
 /// Per check: a stream that fires it and its near miss.
 type Streams = (Check, fn(), fn());
@@ -1591,6 +1681,21 @@ const COVERAGE: &[Streams] = &[
         Check::Malformed,
         a_frame_the_client_cannot_read_is_malformed,
         a_hostile_client_is_not_judged_on_what_it_reads,
+    ),
+    (
+        Check::Malformed,
+        a_frame_over_the_cap_is_malformed,
+        a_hostile_client_that_gives_up_charges_nothing,
+    ),
+    (
+        Check::Unresponsive,
+        a_server_that_went_silent_is_unresponsive,
+        a_stalled_client_excuses_a_server_that_went_silent,
+    ),
+    (
+        Check::Unresponsive,
+        a_server_that_stopped_reading_is_unresponsive,
+        a_client_that_left_gives_nothing_up,
     ),
 ];
 
