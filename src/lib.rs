@@ -18,6 +18,7 @@ pub(crate) mod generation;
 pub(crate) mod heartbeat;
 pub(crate) mod junit;
 pub(crate) mod metrics;
+pub(crate) mod out;
 // Public for now though nothing outside uses it: crate-private, it shows items only its unit
 // tests use (`Oracle::must_count`, `is_member`, `json::parse`, ...), which its rework settles.
 pub mod oracle;
@@ -34,3 +35,4 @@ pub(crate) mod text;
 pub(crate) mod thresholds;
 pub mod transport;
 pub mod workers;
+pub(crate) mod yaml_path;

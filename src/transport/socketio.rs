@@ -28,6 +28,7 @@ use std::future::{poll_fn, Future};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -46,7 +47,7 @@ use super::event::SioAt;
 use super::net::{self, describe, millis_u32, Target};
 use super::{
     ClientError, CloseReason, ConnectError, Heartbeat, HeartbeatMarks, HeartbeatStats, Incoming,
-    OutFrame, RawEvent, RawIncoming, Transport,
+    OutFrame, RawEvent, RawIncoming, Traffic, Transport,
 };
 use crate::protocol::engineio::{self, EioPacket};
 use crate::protocol::socketio::{self, SioPacket};
@@ -71,6 +72,8 @@ pub struct ClientConfig {
     /// Engine.IO v4 only: the CONNECT payload (`40{…}`), socket.io's `auth` option.
     /// Socket.IO v2 has no CONNECT payload; pass credentials in the target URL's query instead.
     pub auth: Option<Value>,
+    /// Where the connection counts the bytes it writes and reads (shared by a run's clients).
+    pub traffic: Arc<Traffic>,
 }
 
 impl Default for ClientConfig {
@@ -83,6 +86,7 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(10),
             local_addr: None,
             auth: None,
+            traffic: Arc::default(),
         }
     }
 }
@@ -136,6 +140,7 @@ pub struct Connection {
     closed: bool,
     /// Control frames (pong/ping) were queued and may not be fully written yet.
     needs_flush: bool,
+    traffic: Arc<Traffic>,
 }
 
 impl fmt::Debug for Connection {
@@ -281,6 +286,7 @@ impl Connection {
             heartbeat: Heartbeat::Normal,
             closed: false,
             needs_flush: false,
+            traffic: cfg.traffic.clone(),
         };
         conn.join_namespaces(cfg.auth.as_ref()).await?;
         conn.hb_at = Some(match conn.eio {
@@ -546,8 +552,10 @@ impl Connection {
         }
         // Stamped before the write: a server cannot have received it earlier.
         self.last_sent = Instant::now();
+        let bytes = frame.len();
         match self.ws.send(Message::text(frame)).await {
             Ok(()) => {
+                self.traffic.sent(bytes);
                 // `send` flushes everything, queued control frames included.
                 self.needs_flush = false;
                 Ok(())
@@ -630,6 +638,7 @@ impl Connection {
 
             match Pin::new(&mut self.ws).poll_next(cx) {
                 Poll::Ready(Some(Ok(msg))) => {
+                    self.traffic.received(msg.len());
                     if self.pong_deadline.is_some() {
                         // EIO3, as engine.io-client 3: while a pong is awaited, any packet
                         // proves the server alive for another interval + timeout (a pong
@@ -698,6 +707,7 @@ impl Connection {
             .start_send(Message::Text(Utf8Bytes::from_static(text)))
             .is_ok()
         {
+            self.traffic.sent(text.len());
             self.needs_flush = true;
             self.last_sent = now;
         }
