@@ -103,7 +103,8 @@ pub(crate) struct RunArgs {
     /// generation first; the scenario's default).
     #[arg(long)]
     pub eio: Option<EioSetting>,
-    /// Users file (JSON) to use instead of the scenario's users.
+    /// Users file (JSON, or CSV with the header user_id,username,token,room_id) to use instead
+    /// of the scenario's users.
     #[arg(long)]
     pub users: Option<PathBuf>,
     /// Change one value of the scenario before it is read (repeatable), e.g.
@@ -135,6 +136,9 @@ pub(crate) struct RunArgs {
     /// No live progress view.
     #[arg(long)]
     pub no_progress: bool,
+    /// Without a terminal (CI logs): print a progress line this often (e.g. 10s, 1m).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_interval)]
+    pub progress_interval: Duration,
     /// The run is invalid if the p99 lateness of sends behind their schedule exceeds this (ms).
     #[arg(long, default_value_t = 100)]
     pub max_lateness_ms: u64,
@@ -239,6 +243,7 @@ impl From<RunArgs> for RunRequest {
             overwrite: args.overwrite,
             strict: args.strict,
             progress: !args.no_progress,
+            progress_interval: args.progress_interval,
             max_lateness: Duration::from_millis(args.max_lateness_ms),
             junit: args.junit,
             op_log: args.op_log,
@@ -249,6 +254,15 @@ impl From<RunArgs> for RunRequest {
             source_addr: args.source_addr,
         }
     }
+}
+
+/// A positive duration as scenarios write them (`500ms`, `10s`, `1m`).
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let d = crate::scenario::Dur::parse(text)?.0;
+    if d.is_zero() {
+        return Err("must be longer than 0s".into());
+    }
+    Ok(d)
 }
 
 async fn check(args: CheckArgs) -> i32 {
@@ -304,7 +318,7 @@ async fn check(args: CheckArgs) -> i32 {
     };
     if args.list {
         for c in &cases {
-            println!(
+            crate::out::outln!(
                 "{:<64} {:<6} {:>2}+{} users  {}  [{}]",
                 c.id,
                 c.level.to_string(),
@@ -315,7 +329,7 @@ async fn check(args: CheckArgs) -> i32 {
             );
         }
         if let Some(n) = check::users_needed(&cases, &opts) {
-            println!(
+            crate::out::outln!(
                 "\n{} cases need {n} users of the users file (each case's own, a bystander in \
                  each of {} neighbouring rooms{})",
                 cases.len(),
@@ -335,7 +349,7 @@ async fn check(args: CheckArgs) -> i32 {
         Ok(r) => r,
         Err(e) => return run_error(e),
     };
-    print!("{}", check::table(&results));
+    crate::out::out!("{}", check::table(&results));
     let suite_name = format!("roomrig check {} (EIO={eio})", args.dialect);
     if let Some(path) = &args.junit {
         let xml = crate::junit::render(&suite_name, &check::junit_cases(&results));
@@ -376,9 +390,9 @@ fn rules(args: RulesArgs) -> i32 {
     for dialect in dialects {
         let spec = dialect.spec;
         if args.markdown {
-            print!("{}", crate::catalogue::markdown(spec));
+            crate::out::out!("{}", crate::catalogue::markdown(spec));
         } else {
-            print!("{}", crate::catalogue::text(spec));
+            crate::out::out!("{}", crate::catalogue::text(spec));
         }
     }
     Exit::Pass.code()

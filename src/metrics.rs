@@ -172,6 +172,20 @@ impl Metrics {
         }
         out
     }
+
+    /// The p99 so far (ms, from the intended send time) of every metric whose second part is
+    /// `part` taken together, e.g. all fan-outs for the live view; `None` before any sample.
+    pub fn live_p99(&self, part: &str) -> Option<f64> {
+        let mut all = Pair::new().co;
+        for shard in self.shards.iter() {
+            for (key, pair) in lock(shard).iter() {
+                if key.1 == part {
+                    all.add(&pair.co).expect("same bounds");
+                }
+            }
+        }
+        (!all.is_empty()).then(|| all.value_at_quantile(0.99) as f64 / 1e3)
+    }
 }
 
 /// The figures a report shows for one histogram, in milliseconds.

@@ -233,6 +233,12 @@ pub struct ClientsInfo {
 pub struct EventsInfo {
     pub sent: u64,
     pub received: u64,
+    /// Requests sent per operation (`sent` also counts hostile `send` steps).
+    pub sent_by_operation: BTreeMap<String, u64>,
+    /// WebSocket message bytes the clients wrote and read (handshakes and frame headers not
+    /// included).
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -337,6 +343,9 @@ pub fn summarize(
         events: EventsInfo {
             sent: result.sent,
             received: result.received,
+            sent_by_operation: result.sent_by_op.clone(),
+            bytes_sent: result.bytes_sent,
+            bytes_received: result.bytes_received,
         },
         metrics,
         violations: ViolationsInfo {
@@ -701,7 +710,9 @@ pub fn junit_cases(summary: &SummaryFile) -> Vec<crate::junit::TestCase> {
     cases
 }
 
-/// The console summary.
+/// The console summary: what was run, the headline figures (each operation's rate and its
+/// latency), clients and traffic, every latency histogram, the cost, the violations, the
+/// thresholds and the verdict.
 pub fn console(summary: &SummaryFile) -> String {
     let mut out = String::new();
     let s = summary;
@@ -722,7 +733,7 @@ pub fn console(summary: &SummaryFile) -> String {
     );
     let _ = writeln!(
         out,
-        "target {}{}",
+        "target {}{}\n",
         s.target.url,
         if s.target.embedded_reference_server {
             " (embedded reference server)"
@@ -730,24 +741,50 @@ pub fn console(summary: &SummaryFile) -> String {
             ""
         }
     );
+    headline(&mut out, s);
+    let seconds = s.duration_s.max(1e-3);
     let _ = writeln!(
         out,
-        "clients: {} planned, {} connected, {} connect errors, {} closed by the server · events: {} sent, {} received\n",
-        s.clients.planned, s.clients.connected, s.clients.connect_errors, s.clients.unexpected_closes, s.events.sent, s.events.received
+        "\nclients  {} planned, {} connected, {} connect errors, {} closed by the server",
+        s.clients.planned,
+        s.clients.connected,
+        s.clients.connect_errors,
+        s.clients.unexpected_closes
     );
     let _ = writeln!(
         out,
-        "{:<26} {:>4} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "traffic  {} messages sent ({:.1}/s), {} received ({:.1}/s); {} sent, {} received",
+        s.events.sent,
+        s.events.sent as f64 / seconds,
+        s.events.received,
+        s.events.received as f64 / seconds,
+        bytes(s.events.bytes_sent),
+        bytes(s.events.bytes_received),
+    );
+    let _ = writeln!(
+        out,
+        "\nlatency: co = from the intended send time of the schedule (coordinated omission \
+         corrected), raw = from the actual write"
+    );
+    let _ = writeln!(
+        out,
+        "{:<26} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
         "metric (ms)", "", "count", "p50", "p90", "p99", "p99.9", "max"
     );
     for (name, m) in &s.metrics {
-        for (variant, h) in [("co", &m.co), ("raw", &m.raw)] {
-            if name == "send.lateness" && variant == "raw" {
-                continue;
-            }
+        // send.lateness has no raw figure; a metric measured from one time (runtime.lag)
+        // has twice the same row: one row each.
+        let rows: &[(&str, &Summary)] = if name == "send.lateness" {
+            &[("co", &m.co)]
+        } else if m.co == m.raw {
+            &[("co=raw", &m.co)]
+        } else {
+            &[("co", &m.co), ("raw", &m.raw)]
+        };
+        for (variant, h) in rows {
             let _ = writeln!(
                 out,
-                "{:<26} {:>4} {:>9} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
+                "{:<26} {:>6} {:>9} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
                 name, variant, h.count, h.p50_ms, h.p90_ms, h.p99_ms, h.p999_ms, h.max_ms
             );
         }
@@ -811,6 +848,63 @@ pub fn console(summary: &SummaryFile) -> String {
         let _ = writeln!(out, "replay: {}", s.replay);
     }
     out
+}
+
+/// The headline: per operation, how many were sent and how fast, and the latency that
+/// matters for it (its fan-out, or its reply), CO-corrected p50 / p99.
+fn headline(out: &mut String, s: &SummaryFile) {
+    let seconds = s.duration_s.max(1e-3);
+    let _ = writeln!(
+        out,
+        "{:<14} {:>8} {:>10}   {:<26} {:>9} {:>9}",
+        "operation", "sent", "rate", "latency (co, ms)", "p50", "p99"
+    );
+    for (op, &sent) in &s.events.sent_by_operation {
+        let prefix = format!("{op}.");
+        // The fan-out where the operation broadcasts, else its reply (errors are no headline).
+        let latency = s
+            .metrics
+            .get(&format!("{op}.fanout"))
+            .map(|m| ("fanout", m))
+            .or_else(|| {
+                s.metrics
+                    .iter()
+                    .find(|(name, _)| name.starts_with(&prefix) && !name.ends_with(".error"))
+                    .map(|(name, m)| (&name[prefix.len()..], m))
+            });
+        let (what, p50, p99) = match latency {
+            Some(("fanout", m)) => (
+                format!("fan-out ({} deliveries)", m.co.count),
+                format!("{:.3}", m.co.p50_ms),
+                format!("{:.3}", m.co.p99_ms),
+            ),
+            Some((reply, m)) => (
+                format!("reply {reply}"),
+                format!("{:.3}", m.co.p50_ms),
+                format!("{:.3}", m.co.p99_ms),
+            ),
+            None => ("-".to_string(), "-".to_string(), "-".to_string()),
+        };
+        let _ = writeln!(
+            out,
+            "{op:<14} {sent:>8} {:>10}   {what:<26} {p50:>9} {p99:>9}",
+            format!("{:.1}/s", sent as f64 / seconds)
+        );
+    }
+}
+
+/// A byte count for people: `812 B`, `4.3 kB`, `12.0 MB`, `1.25 GB` (decimal units).
+fn bytes(n: u64) -> String {
+    let n = n as f64;
+    if n < 1e3 {
+        format!("{n} B")
+    } else if n < 1e6 {
+        format!("{:.1} kB", n / 1e3)
+    } else if n < 1e9 {
+        format!("{:.1} MB", n / 1e6)
+    } else {
+        format!("{:.2} GB", n / 1e9)
+    }
 }
 
 #[cfg(test)]

@@ -44,6 +44,8 @@ pub struct RunRequest {
     pub strict: bool,
     /// Show the live progress view.
     pub progress: bool,
+    /// Without a terminal: how often a progress line is printed.
+    pub progress_interval: Duration,
     /// The run is invalid if the p99 lateness of sends behind their schedule exceeds this.
     pub max_lateness: Duration,
     /// Also write JUnit XML here.
@@ -119,6 +121,7 @@ pub async fn run(req: RunRequest) -> i32 {
         users_file: req.users.clone(),
         server_faults: req.server_faults.clone(),
         progress: req.progress,
+        progress_interval: req.progress_interval,
         max_lateness: req.max_lateness,
         op_log: req.op_log,
         fixtures: keyed,
@@ -153,7 +156,8 @@ pub async fn run(req: RunRequest) -> i32 {
         }
     };
     let run_id = run_id(result.started_at, &name, result.seed);
-    let summary = report::summarize(&result, &scenario, &req.scenario_path, &run_id, req.strict);
+    let mut summary =
+        report::summarize(&result, &scenario, &req.scenario_path, &run_id, req.strict);
     if let Some(share) = &req.worker {
         let dir = req.report_dir.clone().expect("a worker has its report dir");
         return workers::finish_worker(share, &summary, &result, &dir);
@@ -169,7 +173,7 @@ pub async fn run(req: RunRequest) -> i32 {
         || PathBuf::from("reports").join(&run_id),
         |d| d.path().to_path_buf(),
     );
-    finish_run(&req, &name, &summary, &result, &dir)
+    finish_run(&req, &name, &mut summary, &result, &dir)
 }
 
 /// `--workers N` (N > 1): the workers module runs and merges the shares, this finishes.
@@ -211,12 +215,13 @@ async fn run_with_workers(
         set: req.set.clone(),
         server_faults: req.server_faults.clone(),
         progress: req.progress,
+        progress_interval: req.progress_interval,
         max_lateness: req.max_lateness,
         op_log: req.op_log,
         strict: req.strict,
     };
     match workers::run_parent(&opts, scenario, &run_id, &dir).await {
-        Ok((summary, result)) => finish_run(req, &name, &summary, &result, &dir),
+        Ok((mut summary, result)) => finish_run(req, &name, &mut summary, &result, &dir),
         Err(code) => code,
     }
 }
@@ -280,7 +285,7 @@ fn write_unreachable(req: &RunRequest, name: &str, reason: &str) {
     if std::fs::create_dir_all(&dir).is_ok() {
         let path = dir.join("summary.json");
         if write_output(&path, summary.json()).is_ok() {
-            println!("wrote {}", path.display());
+            crate::out::outln!("wrote {}", path.display());
         }
     }
 }
@@ -296,21 +301,32 @@ fn run_id(started_at: chrono::DateTime<chrono::Utc>, name: &str, seed: u64) -> S
 }
 
 /// Presents a finished run (one process or merged workers): the console summary, JUnit if
-/// asked, the report files; returns the verdict's exit code.
+/// asked, the report files; returns the verdict's exit code. A run stopped because the server
+/// disagreed with the users file is a usage error and says so instead.
 fn finish_run(
     req: &RunRequest,
     name: &str,
-    summary: &SummaryFile,
+    summary: &mut SummaryFile,
     result: &RunResult,
     dir: &Path,
 ) -> i32 {
-    print!("{}", report::console(summary));
+    if let Some(mismatch) = &result.fixture_mismatch {
+        eprintln!(
+            "error: the users file does not describe the server: {mismatch}. The run was \
+             stopped: its verdicts would blame the server for the users file. Run with the \
+             users file the server uses (--users FILE; `roomrig serve --write-users FILE` \
+             writes the reference server's)."
+        );
+        return Exit::Usage.code();
+    }
+    summary.replay = pasteable(&summary.replay, &program());
+    crate::out::out!("{}", report::console(summary));
     // Each output on its own: one that cannot be written does not lose the others.
     let mut code = summary.verdict.exit_code;
     match report::write_files(summary, result, dir) {
         Ok(paths) => {
             for p in paths {
-                println!("wrote {}", p.display());
+                crate::out::outln!("wrote {}", p.display());
             }
         }
         Err(e) => {
@@ -328,6 +344,48 @@ fn finish_run(
         }
     }
     code
+}
+
+/// How a user runs this very binary again: `roomrig` when the first `roomrig` on PATH is
+/// this binary (after `cargo install --path .`), else its path (relative to the current
+/// directory when inside it, e.g. `target/release/roomrig`), so a printed command runs as
+/// given.
+fn program() -> String {
+    let Ok(exe) = std::env::current_exe().and_then(|e| e.canonicalize()) else {
+        return "roomrig".into();
+    };
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("roomrig"))
+            .find(|candidate| candidate.is_file())
+    });
+    if on_path.and_then(|p| p.canonicalize().ok()).as_ref() == Some(&exe) {
+        return "roomrig".into();
+    }
+    let shown = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| cwd.canonicalize().ok())
+        .and_then(|cwd| exe.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .unwrap_or(exe);
+    shell_word(&shown.display().to_string())
+}
+
+/// `replay` (a `roomrig …` command) with `program` in place of `roomrig`.
+fn pasteable(replay: &str, program: &str) -> String {
+    match replay.strip_prefix("roomrig ") {
+        Some(args) => format!("{program} {args}"),
+        None => replay.to_string(),
+    }
+}
+
+/// A word a POSIX shell reads back as is.
+fn shell_word(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+:=@%".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
 }
 
 fn sanitize(name: &str) -> String {
@@ -363,6 +421,23 @@ pub(crate) fn write_output(path: &Path, contents: String) -> Result<(), i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_replay_names_a_program_the_shell_can_run() {
+        let replay = "roomrig run s.yaml --seed 4 --eio 4";
+        assert_eq!(pasteable(replay, "roomrig"), replay);
+        assert_eq!(
+            pasteable(replay, "target/release/roomrig"),
+            "target/release/roomrig run s.yaml --seed 4 --eio 4"
+        );
+        assert_eq!(
+            shell_word("/opt/my tools/roomrig"),
+            "'/opt/my tools/roomrig'"
+        );
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
+        // This test binary is not `roomrig` on PATH: its path is named.
+        assert_ne!(program(), "roomrig");
+    }
 
     #[test]
     fn a_run_id_names_its_start_scenario_and_seed() {

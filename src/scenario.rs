@@ -513,12 +513,16 @@ impl Scenario {
                 },
             }
         })?;
-        scenario
-            .validate()
-            .map_err(|message| ScenarioError::Semantic {
-                path: origin.to_string(),
-                message,
-            })?;
+        scenario.validate().map_err(|message| {
+            // A check of the whole file names the node by its path: point at it too.
+            match crate::yaml_path::locate_message(&source.text, &message) {
+                Some((line, column)) => located(line, column, message),
+                None => ScenarioError::Semantic {
+                    path: origin.to_string(),
+                    message,
+                },
+            }
+        })?;
         scenario
             .check_threshold_metrics()
             .map_err(|(at, message)| {
@@ -654,11 +658,23 @@ fn without_position(message: &str) -> &str {
 }
 
 fn first_line(s: &str) -> String {
-    s.lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or(s)
-        .trim()
-        .to_string()
+    let line = s.lines().find(|l| !l.trim().is_empty()).unwrap_or(s).trim();
+    without_location(line).to_string()
+}
+
+/// The parser's message without its own `error: line L column C: ` prefix: the error already
+/// starts with `file:line:column:`.
+fn without_location(message: &str) -> &str {
+    let rest = message.strip_prefix("error: ").unwrap_or(message);
+    let Some(rest) = rest.strip_prefix("line ") else {
+        return message;
+    };
+    let rest = rest.trim_start_matches(|c: char| c.is_ascii_digit());
+    let Some(rest) = rest.strip_prefix(" column ") else {
+        return message;
+    };
+    let rest = rest.trim_start_matches(|c: char| c.is_ascii_digit());
+    rest.strip_prefix(": ").unwrap_or(message)
 }
 
 /// The dialect name, checked against the dialects roomrig knows while parsing.
@@ -1086,6 +1102,22 @@ clients:
         let bad = GOOD.replace("- leave_room", "- dance");
         let err = Scenario::parse(&bad, "bad.yaml").unwrap_err().to_string();
         assert!(err.contains("`dance` is not an operation"), "{err}");
+        let line = bad.lines().position(|l| l.contains("- dance")).unwrap() + 1;
+        let column = bad.lines().nth(line - 1).unwrap().find("dance").unwrap() + 1;
+        assert!(
+            err.starts_with(&format!("bad.yaml:{line}:{column}: ")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_location_is_said_once() {
+        let bad = GOOD.replace("think: { min: 100ms", "think: { min: 100parsecs");
+        let err = Scenario::parse(&bad, "bad.yaml").unwrap_err().to_string();
+        assert!(!err.contains("line 15"), "{err}");
+        assert_eq!(err.matches("error").count(), 0, "{err}");
+        assert_eq!(without_location("error: line 3 column 4: bad"), "bad");
+        assert_eq!(without_location("line 3 is odd"), "line 3 is odd");
     }
 
     #[test]

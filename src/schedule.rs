@@ -95,6 +95,93 @@ pub fn plans_nobody(scenario: &Scenario, users: usize) -> Option<String> {
     })
 }
 
+/// What the schedule leaves out that the scenario seems to ask for, one sentence each: arrivals
+/// cut off because there are fewer users than the phases plan, and counted groups (`count:`)
+/// that the planned arrivals do not reach. The run goes on; these are warnings.
+pub fn warnings(scenario: &Scenario, users: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let phases: u64 = scenario
+        .phases
+        .iter()
+        .map(|p| {
+            let (r0, d) = (p.arrival_rate.max(0.0), p.duration.0.as_secs_f64());
+            let r1 = p.ramp_to.unwrap_or(r0).max(0.0);
+            ((r0 + r1) / 2.0 * d).floor() as u64
+        })
+        .sum();
+    let counted: u64 = scenario
+        .clients
+        .iter()
+        .map(|g| u64::from(g.count.unwrap_or(0)))
+        .sum();
+    let weighted = scenario
+        .clients
+        .iter()
+        .any(|g| g.count.is_none() && g.weight > 0);
+    let wanted = if weighted {
+        phases
+    } else {
+        phases.min(counted)
+    };
+    if wanted > users as u64 {
+        out.push(format!(
+            "the phases plan {wanted} arrivals but there are {users} users (one client per              user): arrivals stop after {users}; add users or lower the arrival rates"
+        ));
+    }
+    let planned = wanted.min(users as u64);
+    let mut taken = 0u64;
+    for g in &scenario.clients {
+        let Some(count) = g.count else { continue };
+        let got = planned.saturating_sub(taken).min(u64::from(count));
+        taken += u64::from(count);
+        if got < u64::from(count) {
+            out.push(format!(
+                "client group `{}` (count: {count}) gets {got} of its {count} arrivals: the                  run plans {planned} arrivals and the counted groups before it take them first",
+                g.name
+            ));
+        }
+    }
+    out
+}
+
+/// About when the scenario ends: the latest arrival plus the nominal length of its group's
+/// flow (thinks at their mean, loops as counted or timed, `absent` expects and stalls in full,
+/// reconnect waits), for the live view's time remaining. An estimate: replies and server
+/// closes take what they take.
+pub fn expected_end(scenario: &Scenario, arrivals: &[Arrival]) -> Duration {
+    let lengths: Vec<Duration> = scenario.clients.iter().map(|g| nominal(&g.flow)).collect();
+    arrivals
+        .iter()
+        .map(|a| a.at + lengths[a.group])
+        .max()
+        .unwrap_or(Duration::ZERO)
+}
+
+fn nominal(steps: &[crate::scenario::Step]) -> Duration {
+    use crate::scenario::{Fault, Step, Think};
+    steps
+        .iter()
+        .map(|step| match step {
+            Step::Think(Think::Fixed(d)) => d.0,
+            Step::Think(Think::Range { min, max }) => (min.0 + max.0) / 2,
+            Step::Loop(l) => {
+                let body = nominal(&l.steps);
+                let counted = l.count.map(|n| body.saturating_mul(n));
+                match (counted, l.duration) {
+                    (Some(c), Some(d)) => c.min(d.0),
+                    (Some(c), None) => c,
+                    (None, Some(d)) => d.0,
+                    (None, None) => body,
+                }
+            }
+            Step::Expect(e) if e.absent => e.within.0,
+            Step::Fault(Fault::Stall(d)) => d.0,
+            Step::Fault(Fault::Reconnect(r)) => r.after.map_or(Duration::ZERO, |a| a.0),
+            _ => Duration::ZERO,
+        })
+        .sum()
+}
+
 /// Arrival k of a phase happens when the integral of its rate reaches k:
 /// N(t) = r0·t + (r1 − r0)·t² / (2D).
 fn phase_times(phase: &Phase, offset: f64, cap: usize, out: &mut Vec<f64>) {
@@ -182,6 +269,44 @@ mod tests {
         let a = super::arrivals(&s, 1000);
         let groups: Vec<usize> = a.iter().map(|x| x.group).collect();
         assert_eq!(groups, vec![0, 0, 0, 1, 1]);
+    }
+
+    #[test]
+    fn a_cap_by_users_and_a_counted_group_without_arrival_are_warned() {
+        let s = scenario("  - { duration: 10s, arrival_rate: 10 }");
+        assert!(warnings(&s, 1000).is_empty());
+        let w = warnings(&s, 30);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("plan 100 arrivals but there are 30 users"),
+            "{w:?}"
+        );
+        // Two arrivals, three counted clients: the last group gets none.
+        let mut s = scenario("  - { duration: 1s, arrival_rate: 2 }");
+        s.clients[0].count = Some(2);
+        s.clients[1].count = Some(1);
+        let w = warnings(&s, 1000);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("`b` (count: 1) gets 0 of its 1"), "{w:?}");
+        assert_eq!(
+            arrivals(&s, 1000).iter().filter(|a| a.group == 1).count(),
+            0
+        );
+        s.clients[0].count = Some(1);
+        assert!(warnings(&s, 1000).is_empty());
+    }
+
+    #[test]
+    fn the_expected_end_is_the_last_arrival_plus_its_flow() {
+        let s = Scenario::parse(
+            "dialect: dorm\nusers: { generate: { count: 10, room_size: 2 } }\nphases:\n  - { duration: 2s, arrival_rate: 2 }\nclients:\n  - name: a\n    flow:\n      - join_room\n      - loop: { count: 3, steps: [message, { think: { min: 1s, max: 3s } }] }\n      - { expect: { event: message, within: 500ms, absent: true } }\n",
+            "t.yaml",
+        )
+        .unwrap();
+        let a = arrivals(&s, 10);
+        assert_eq!(a.last().unwrap().at, Duration::from_millis(1500));
+        // 1.5 s + 3 x 2 s + 0.5 s.
+        assert_eq!(expected_end(&s, &a), Duration::from_secs(8));
     }
 
     #[test]

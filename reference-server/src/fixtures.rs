@@ -10,6 +10,11 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub mod csv;
+
+/// The users file's expected shape, shown when a file has another.
+pub const SHAPE: &str = r#"a JSON object {"users": [{"user_id": 1, "username": "user1", "token": "t1", "room_id": 1}, ...], "rooms": [{"room_id": 1, "room_name": "room1", "owner_id": 1, "room_size": 4}, ...]}, or CSV with the header row user_id,username,token,room_id"#;
+
 /// One user of the fixture.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
@@ -124,19 +129,24 @@ impl Fixtures {
         Fixtures { users, rooms }
     }
 
-    /// Reads a users file (JSON) and checks that it is consistent.
+    /// Reads a users file and checks that it is consistent: JSON (an object of users and
+    /// rooms) or CSV (a header row, one user a row; see [`csv`]), told apart by the extension
+    /// `.csv` or else by the content.
     pub fn load(path: &Path) -> Result<Fixtures, FixtureError> {
         let shown = path.display().to_string();
         let text = read_capped(path, MAX_USERS_FILE).map_err(|source| FixtureError::Read {
             path: shown.clone(),
             source,
         })?;
-        let fixtures: Fixtures = serde_json::from_str(&text).map_err(|e| FixtureError::Parse {
-            path: shown.clone(),
-            line: e.line(),
-            column: e.column(),
-            message: e.to_string(),
-        })?;
+        let fixtures =
+            Self::parse(&text, is_csv(path, &text)).map_err(|(line, column, message)| {
+                FixtureError::Parse {
+                    path: shown.clone(),
+                    line,
+                    column,
+                    message,
+                }
+            })?;
         fixtures
             .validate()
             .map_err(|message| FixtureError::Invalid {
@@ -146,9 +156,39 @@ impl Fixtures {
         Ok(fixtures)
     }
 
-    /// Writes the fixture as a users file (pretty JSON).
+    /// Users file text: CSV or JSON; `Err` is (line, column, message).
+    fn parse(text: &str, csv: bool) -> Result<Fixtures, (usize, usize, String)> {
+        if csv {
+            return csv::parse(text).map_err(|(line, message)| (line, 1, message));
+        }
+        if text.trim_start().starts_with('[') {
+            // serde would read the list as the object's fields in order and complain about a
+            // sequence; say what the file is and what it should be.
+            return Err((1, 1, format!("the file is a JSON list; expected {SHAPE}")));
+        }
+        serde_json::from_str(text).map_err(|e| {
+            let text = e.to_string();
+            // serde_json ends its message with the location the error names already.
+            let message = match text.rfind(" at line ") {
+                Some(i) => text[..i].to_string(),
+                None => text,
+            };
+            let message = if e.classify() == serde_json::error::Category::Data {
+                format!("{message}; expected {SHAPE}")
+            } else {
+                message
+            };
+            (e.line(), e.column(), message)
+        })
+    }
+
+    /// Writes the fixture as a users file: CSV for a `.csv` path, pretty JSON otherwise.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        let text = if has_csv_extension(path) {
+            csv::write(self)
+        } else {
+            serde_json::to_string_pretty(self).map_err(std::io::Error::other)?
+        };
         std::fs::write(path, text)
     }
 
@@ -242,6 +282,20 @@ impl std::str::FromStr for FixtureSecret {
 impl std::fmt::Debug for FixtureSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("FixtureSecret(..)")
+    }
+}
+
+fn has_csv_extension(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+}
+
+/// A `.csv` file, or one whose first line is a CSV header naming `user_id` (JSON starts with
+/// `{` or `[`).
+fn is_csv(path: &Path, text: &str) -> bool {
+    has_csv_extension(path) || {
+        let first = text.trim_start().lines().next().unwrap_or_default();
+        !first.starts_with(['{', '[']) && first.contains("user_id") && first.contains(',')
     }
 }
 
@@ -354,5 +408,36 @@ mod tests {
         std::fs::write(&path, "{\n  \"users\": [\n    {\"user_id\": \"x\"}\n  ]\n}").unwrap();
         let err = Fixtures::load(&path).unwrap_err().to_string();
         assert!(err.contains("line 3"), "{err}");
+        assert_eq!(err.matches("line 3").count(), 1, "said once: {err}");
+        assert!(err.contains("\"users\": [{"), "the expected shape: {err}");
+    }
+
+    #[test]
+    fn a_json_list_is_refused_with_the_expected_shape() {
+        let list = r#"[{"user_id": 1, "username": "a", "token": "t", "room_id": 1}]"#;
+        let err = Fixtures::parse(list, false).unwrap_err().2;
+        assert!(err.contains("is a JSON list"), "{err}");
+        assert!(!err.contains("expected a sequence"), "{err}");
+        assert!(err.contains(r#"{"users": [{"user_id": 1"#), "{err}");
+        assert!(err.contains("user_id,username,token,room_id"), "{err}");
+    }
+
+    #[test]
+    fn csv_is_told_by_extension_or_content() {
+        let csv = "user_id,username,token,room_id\n1,a,t,1\n";
+        assert!(is_csv(Path::new("u.csv"), "{}"));
+        assert!(is_csv(Path::new("users.txt"), csv));
+        assert!(!is_csv(Path::new("users.json"), r#"{"users": []}"#));
+        let dir = std::env::temp_dir().join(format!("rr-fixture-csv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in ["users.csv", "users"] {
+            let path = dir.join(name);
+            std::fs::write(&path, csv).unwrap();
+            let f = Fixtures::load(&path).unwrap();
+            assert_eq!((f.users.len(), f.rooms.len()), (1, 1), "{name}");
+        }
+        let path = dir.join("written.csv");
+        Fixtures::generate(6, 2).save(&path).unwrap();
+        assert_eq!(Fixtures::load(&path).unwrap(), Fixtures::generate(6, 2));
     }
 }

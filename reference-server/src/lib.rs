@@ -410,7 +410,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:3000")]
     pub listen: SocketAddr,
 
-    /// Users file (JSON: users with tokens, and rooms).
+    /// Users file (JSON: users with tokens, and rooms; or CSV: user_id,username,token,room_id).
     #[arg(long, value_name = "FILE", conflicts_with = "generate_users")]
     pub users: Option<PathBuf>,
 
@@ -437,8 +437,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = parse_room_size)]
     pub room_size: u32,
 
-    /// Also write the served users and rooms to FILE (users-file JSON) before listening, e.g.
-    /// to hand the generated users' tokens to another load generator.
+    /// Also write the served users and rooms to FILE (JSON, or CSV for a FILE.csv) before
+    /// listening, e.g. to hand the generated users' tokens to another load generator.
     #[arg(long, value_name = "FILE")]
     pub write_users: Option<PathBuf>,
 

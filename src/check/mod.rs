@@ -162,7 +162,7 @@ pub async fn run(
             let (eio, detected) =
                 driver::resolve_eio(target, &Default::default(), opts.eio).await?;
             if let (EioSetting::Auto, Some(d)) = (opts.eio, detected) {
-                println!("detected Engine.IO {eio} at {target}: {}", d.signal);
+                crate::out::outln!("detected Engine.IO {eio} at {target}: {}", d.signal);
             }
             EioSetting::Fixed(eio)
         }

@@ -151,6 +151,7 @@ pub static SPEC: DialectSpec = DialectSpec {
     errors: ErrorStyle::SameEvent { field: "error" },
     error_shape: Ty::Obj(&[Field::req("error", Ty::Str)]),
     check_reply,
+    placed_in: Some(placed_in),
     // A dorm departure is not announced (a notification would be INFO, not a failure).
     // Errors arrive on the request's own event: the event names the request.
     error_causes: &[],
@@ -247,6 +248,19 @@ fn check_reply(event: &str, payload: &Value, ctx: &OpContext) -> Result<(), Stri
         ));
     }
     Ok(())
+}
+
+/// The room `last_data` says the joiner is in (`room_data.room_id`, a number or a numeric
+/// string).
+fn placed_in(event: &str, payload: &Value) -> Option<u64> {
+    if event != "last_data" {
+        return None;
+    }
+    match &payload["room_data"]["room_id"] {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
 }
 
 /// Ids may be numbers or strings on the wire; `7` and `"7"` are the same user.

@@ -242,6 +242,8 @@ pub static SPEC: DialectSpec = DialectSpec {
     ],
     error_shape: Ty::Str,
     check_reply,
+    // Lobby rooms are named by the scenario, not the users file.
+    placed_in: None,
     departure: Some(Departure {
         each_room: Some("otherLeftRoom"),
         everyone: Some("otherLogedout"),

@@ -74,6 +74,11 @@ pub struct DialectSpec {
     pub error_shape: Ty,
     /// Content checks of a reply beyond its shape (e.g. `last_data` names the joiner).
     pub check_reply: fn(event: &str, payload: &Value, ctx: &OpContext) -> Result<(), String>,
+    /// The fixture room a join reply says the server put the joiner in (dorm:
+    /// `last_data.room_data.room_id`), compared with the users file's room: a difference means
+    /// the users file does not describe the server (a fixture mismatch stops the run, exit 2),
+    /// not that the server broke a rule. `None` where replies name no fixture room.
+    pub placed_in: Option<fn(event: &str, payload: &Value) -> Option<u64>>,
     /// What the server must tell the others when a logged-in client departs (close, reset,
     /// dead heartbeat); `None`: nobody is told.
     pub departure: Option<Departure>,

@@ -5,7 +5,7 @@
 mod progress;
 mod vu;
 
-pub use progress::bar as progress_bar;
+pub use progress::{Snapshot, View as ProgressView};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -76,6 +76,8 @@ pub struct Shared {
     pub aborted: std::sync::OnceLock<crate::thresholds::Aborted>,
     /// Each client's operations, when the run keeps an operation log (`--op-log`).
     pub oplog: Option<std::sync::Mutex<OpLog>>,
+    /// Requests sent per operation, in the order of the dialect's `ops`.
+    pub sent_by_op: Box<[Counter]>,
 }
 
 impl Shared {
@@ -113,6 +115,8 @@ pub struct RunOptions {
     pub server_faults: Vec<String>,
     /// Show the live progress view.
     pub progress: bool,
+    /// Without a terminal: how often the view prints a progress line (0: the default, 10 s).
+    pub progress_interval: Duration,
     /// A run whose send lateness p99 exceeds this is invalid (the generator fell behind).
     pub max_lateness: Duration,
     /// Keep every client's sequence of operations (written as `ops.log`).
@@ -199,6 +203,19 @@ pub struct RunResult {
     pub op_log: Option<OpLog>,
     /// Transcripts of the clients with violations (at most [`TRANSCRIPTS_KEPT`]).
     pub transcripts: Vec<(u32, String, Vec<String>)>,
+    /// The server disagreed with the users file (e.g. put a user in another room) and the run
+    /// was stopped: a usage error, not a verdict on the server.
+    #[serde(default)]
+    pub fixture_mismatch: Option<String>,
+    /// WebSocket message bytes the clients wrote and read (payloads, as the transport counts
+    /// them; handshakes and frame headers not included).
+    #[serde(default)]
+    pub bytes_sent: u64,
+    #[serde(default)]
+    pub bytes_received: u64,
+    /// Requests sent per operation of the dialect (`join_room`, `message`, …).
+    #[serde(default)]
+    pub sent_by_op: BTreeMap<String, u64>,
 }
 
 /// Per client: the lines of the operations it performed.
@@ -256,6 +273,10 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
     if let Some(reason) = schedule::plans_nobody(&scenario, usable) {
         return Err(RunError::Setup(reason));
     }
+    // Said once, by the process the user started (a conformance case plans its own users).
+    if opts.fixtures.is_none() && opts.worker.is_none() {
+        warn_schedule(&scenario, usable);
+    }
 
     // The target: a given server, or the embedded reference server on a free loopback port.
     let explicit_target = opts.target.clone().or_else(|| scenario.target.clone());
@@ -278,7 +299,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         // The embedded server speaks both generations: only a target's is news.
         if scenario.eio == crate::protocol::EioSetting::Auto && has_target && opts.worker.is_none()
         {
-            println!("detected Engine.IO {eio} at {target}: {}", d.signal);
+            crate::out::outln!("detected Engine.IO {eio} at {target}: {}", d.signal);
         }
     }
     client_config.eio = eio;
@@ -324,6 +345,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         start: worker_start.unwrap_or_else(|| Instant::now() + Duration::from_millis(50)),
         stop: tokio::sync::watch::channel(false).0,
         oplog: opts.op_log.then(|| std::sync::Mutex::new(Vec::new())),
+        sent_by_op: spec.ops.iter().map(|_| Counter::default()).collect(),
         // Ten times the invalid-run bound, and at least a second.
         abort_lateness: (opts.max_lateness.as_micros() as u64 * 10).max(1_000_000),
         overloaded: AtomicBool::new(false),
@@ -350,7 +372,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         .store(arrivals.len() as u64, Ordering::Relaxed);
     let started_at = chrono::Utc::now();
     let planned = arrivals.len() as u64;
-    let schedule_end = arrivals.last().map_or(Duration::ZERO, |a| a.at);
+    let expected_end = schedule::expected_end(&scenario, &arrivals);
 
     let usage_before = Usage::now();
     let mut tasks = tokio::task::JoinSet::new();
@@ -367,9 +389,13 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
     // A worker always reports its counters to the parent, which draws the view (or not).
     let progress = match opts.worker {
         Some(_) => Some(tokio::spawn(progress::lines(shared.clone()))),
-        None => opts
-            .progress
-            .then(|| tokio::spawn(progress::show(shared.clone(), schedule_end))),
+        None => opts.progress.then(|| {
+            tokio::spawn(progress::show(
+                shared.clone(),
+                expected_end,
+                progress_interval(opts.progress_interval),
+            ))
+        }),
     };
 
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -458,7 +484,26 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
                 )
             })
             .collect(),
+        fixture_mismatch: shared.oracle.fixture_mismatch(),
+        bytes_sent: shared.client_config.traffic.bytes_sent(),
+        bytes_received: shared.client_config.traffic.bytes_received(),
+        sent_by_op: spec
+            .ops
+            .iter()
+            .zip(shared.sent_by_op.iter())
+            .filter(|(_, n)| n.get() > 0)
+            .map(|(op, n)| (op.name.to_string(), n.get()))
+            .collect(),
     })
+}
+
+/// The interval of progress lines without a terminal: `--progress-interval`, 10 s by default.
+pub fn progress_interval(asked: Duration) -> Duration {
+    if asked.is_zero() {
+        Duration::from_secs(10)
+    } else {
+        asked
+    }
 }
 
 /// The driver's view of the fixture: each user with its room's capacity and its roommate.
@@ -585,6 +630,13 @@ pub async fn resolve_eio(
     })
 }
 
+/// Warns (stderr) of what the schedule leaves out: see [`schedule::warnings`].
+pub fn warn_schedule(scenario: &Scenario, users: usize) {
+    for w in schedule::warnings(scenario, users) {
+        eprintln!("warning: {w}");
+    }
+}
+
 /// The scenario's `server:` block configures the embedded reference server only.
 pub fn warn_server_block() {
     eprintln!(
@@ -645,11 +697,16 @@ async fn abort_watch(shared: Arc<Shared>) {
     shared.stop.send_replace(true);
 }
 
-/// Declares broadcasts missing as their deadline passes, so memory stays bounded.
+/// Declares broadcasts missing as their deadline passes, so memory stays bounded; stops the
+/// run (as Ctrl-C does) once the server disagrees with the users file.
 async fn sweep_loop(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         tick.tick().await;
+        if shared.oracle.fixture_mismatch().is_some() {
+            shared.stop.send_replace(true);
+            return;
+        }
         shared.oracle.sweep_and_report(shared.now());
     }
 }

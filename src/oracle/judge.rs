@@ -1057,6 +1057,17 @@ impl Judge<'_> {
                 shape::excerpt(&value),
             );
         }
+        // A server that places the joiner in another room than the users file says serves
+        // other users than the run assumes: every later membership verdict would blame it.
+        if let (Some(placed_in), Some((home, _))) = (self.spec.placed_in, ctx.home) {
+            match placed_in(event, &value) {
+                Some(room) if room != home => self.oracle.report_fixture_mismatch(format!(
+                    "the server put user {} in room {room}, the users file says room {home}",
+                    ctx.user_id
+                )),
+                _ => {}
+            }
+        }
         if let PendingKind::Reply {
             joins: Some(room), ..
         } = p.kind

@@ -419,6 +419,9 @@ pub struct Oracle {
     tails: Box<[std::sync::atomic::AtomicU8]>,
     /// The examples collecting: (client, rule, example index, events still to add).
     open_examples: Mutex<Vec<(ClientId, String, usize, u8)>>,
+    /// The first sign that the users file does not describe the server (see
+    /// [`Oracle::fixture_mismatch`]).
+    fixture_mismatch: Mutex<Option<String>>,
 }
 
 impl Oracle {
@@ -448,7 +451,19 @@ impl Oracle {
             room_names: Mutex::new(IntMap::default()),
             tails: (0..usernames_len).map(|_| Default::default()).collect(),
             open_examples: Mutex::new(Vec::new()),
+            fixture_mismatch: Mutex::new(None),
         }
+    }
+
+    /// Notes that the server disagrees with the users file (the first note is kept): the
+    /// driver stops the run, which proves nothing about the server then.
+    pub fn report_fixture_mismatch(&self, what: String) {
+        lock(&self.fixture_mismatch).get_or_insert(what);
+    }
+
+    /// What disagreed between the server and the users file, if anything did.
+    pub fn fixture_mismatch(&self) -> Option<String> {
+        lock(&self.fixture_mismatch).clone()
     }
 
     /// Names a room for reports (the first name given wins).

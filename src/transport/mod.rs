@@ -42,6 +42,41 @@ pub fn check_target(target: &str) -> Result<(), ConnectError> {
     net::Target::parse(target).map(|_| ())
 }
 
+/// WebSocket message bytes written and read by the connections that share it (a run's
+/// clients): the payloads as the transport writes and reads them, without handshakes and frame
+/// headers. One relaxed atomic add per frame.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    sent: std::sync::atomic::AtomicU64,
+    received: std::sync::atomic::AtomicU64,
+}
+
+impl Traffic {
+    pub(crate) fn sent(&self, bytes: usize) {
+        self.sent
+            .fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+    pub(crate) fn received(&self, bytes: usize) {
+        self.received
+            .fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+    /// Bytes written so far.
+    pub fn bytes_sent(&self) -> u64 {
+        self.sent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    /// Bytes read so far.
+    pub fn bytes_received(&self) -> u64 {
+        self.received.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// A counter is no setting: configurations that differ only in where they count are equal.
+impl PartialEq for Traffic {
+    fn eq(&self, _: &Traffic) -> bool {
+        true
+    }
+}
+
 /// Websocket read buffer per connection (tungstenite's default is 128 KiB).
 pub const READ_BUFFER_SIZE: usize = 4096;
 

@@ -28,6 +28,7 @@ use std::future::{poll_fn, Future};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -46,7 +47,7 @@ use super::event::SioAt;
 use super::net::{self, describe, millis_u32, Target};
 use super::{
     ClientError, CloseReason, ConnectError, Heartbeat, HeartbeatMarks, HeartbeatStats, Incoming,
-    OutFrame, RawEvent, RawIncoming, Transport,
+    OutFrame, RawEvent, RawIncoming, Traffic, Transport,
 };
 use crate::protocol::engineio::{self, EioPacket};
 use crate::protocol::socketio::{self, SioPacket};
@@ -71,6 +72,8 @@ pub struct ClientConfig {
     /// Engine.IO v4 only: the CONNECT payload (`40{…}`), socket.io's `auth` option.
     /// Socket.IO v2 has no CONNECT payload; pass credentials in the target URL's query instead.
     pub auth: Option<Value>,
+    /// Where the connection counts the bytes it writes and reads (shared by a run's clients).
+    pub traffic: Arc<Traffic>,
 }
 
 impl Default for ClientConfig {
@@ -83,6 +86,7 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(10),
             local_addr: None,
             auth: None,
+            traffic: Arc::default(),
         }
     }
 }
@@ -138,6 +142,7 @@ pub struct Connection {
     needs_flush: bool,
     /// The largest frame taken from the server ([`super::frame_cap`] of its maxPayload).
     frame_cap: u32,
+    traffic: Arc<Traffic>,
 }
 
 impl fmt::Debug for Connection {
@@ -284,6 +289,7 @@ impl Connection {
             closed: false,
             needs_flush: false,
             frame_cap: u32::try_from(super::frame_cap(open.max_payload)).unwrap_or(u32::MAX),
+            traffic: cfg.traffic.clone(),
         };
         conn.join_namespaces(cfg.auth.as_ref()).await?;
         conn.hb_at = Some(match conn.eio {
@@ -549,6 +555,7 @@ impl Connection {
         }
         // Stamped before the write: a server cannot have received it earlier.
         self.last_sent = Instant::now();
+        let bytes = frame.len();
         let bound = super::write_bound(self.ping_interval(), self.ping_timeout());
         let written = tokio::time::timeout(bound, self.ws.send(Message::text(frame))).await;
         let Ok(written) = written else {
@@ -560,6 +567,7 @@ impl Connection {
         };
         match written {
             Ok(()) => {
+                self.traffic.sent(bytes);
                 // `send` flushes everything, queued control frames included.
                 self.needs_flush = false;
                 Ok(())
@@ -649,6 +657,7 @@ impl Connection {
                     return Poll::Ready(Ok(RawIncoming::Other(self.fail(reason))));
                 }
                 Poll::Ready(Some(Ok(msg))) => {
+                    self.traffic.received(msg.len());
                     if self.pong_deadline.is_some() {
                         // EIO3, as engine.io-client 3: while a pong is awaited, any packet
                         // proves the server alive for another interval + timeout (a pong
@@ -730,6 +739,7 @@ impl Connection {
             .start_send(Message::Text(Utf8Bytes::from_static(text)))
             .is_ok()
         {
+            self.traffic.sent(text.len());
             self.needs_flush = true;
             self.last_sent = now;
         }

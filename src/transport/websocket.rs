@@ -40,7 +40,7 @@ use super::event::NameAt;
 use super::net::{self, describe, Target};
 use super::{
     ClientError, CloseReason, ConnectError, Framing, Heartbeat, HeartbeatMarks, HeartbeatStats,
-    OutFrame, RawEvent, RawIncoming, Transport,
+    OutFrame, RawEvent, RawIncoming, Traffic, Transport,
 };
 use crate::protocol::{EioVersion, ProtocolError};
 
@@ -57,6 +57,8 @@ pub struct Config {
     /// Bind the TCP socket to this source address before connecting.
     pub local_addr: Option<IpAddr>,
     pub framing: FramingFactory,
+    /// Where the connection counts the bytes it writes and reads (shared by a run's clients).
+    pub traffic: Arc<Traffic>,
 }
 
 impl Config {
@@ -67,6 +69,7 @@ impl Config {
             connect_timeout: Duration::from_secs(10),
             local_addr: None,
             framing,
+            traffic: Arc::default(),
         }
     }
 }
@@ -109,6 +112,7 @@ pub struct Connection<F: Framing = Box<dyn Framing>, S = TcpStream> {
     closed: bool,
     /// A heartbeat frame was queued and may not be fully written yet.
     needs_flush: bool,
+    traffic: Arc<Traffic>,
 }
 
 impl<F: Framing, S> fmt::Debug for Connection<F, S> {
@@ -142,7 +146,9 @@ impl<F: Framing> Connection<F> {
             let target = Target::parse(target)?;
             let path = net::absolute_path(&cfg.path);
             let ws = net::open_websocket(&target, &path, &target.query, cfg.local_addr).await?;
-            Connection::open(ws, framing, connect_started).await
+            let mut conn = Connection::open(ws, framing, connect_started).await?;
+            conn.traffic = cfg.traffic.clone();
+            Ok(conn)
         };
         match tokio::time::timeout(cfg.connect_timeout, connect).await {
             Ok(r) => r,
@@ -187,6 +193,7 @@ impl<F: Framing, S: AsyncRead + AsyncWrite + Unpin + Send> Connection<F, S> {
             heartbeat: Heartbeat::Normal,
             closed: false,
             needs_flush: false,
+            traffic: Arc::default(),
         };
         while !conn.framing.ready() {
             let text = match conn.ws.next().await {
@@ -229,6 +236,7 @@ impl<F: Framing, S: AsyncRead + AsyncWrite + Unpin + Send> Connection<F, S> {
         }
         // Stamped before the write: a server cannot have received it earlier.
         self.last_sent = Instant::now();
+        let bytes = frame.len();
         let bound = super::write_bound(self.ping_interval(), self.ping_timeout());
         let written = tokio::time::timeout(bound, self.ws.send(Message::text(frame))).await;
         let Ok(written) = written else {
@@ -240,6 +248,7 @@ impl<F: Framing, S: AsyncRead + AsyncWrite + Unpin + Send> Connection<F, S> {
         };
         match written {
             Ok(()) => {
+                self.traffic.sent(bytes);
                 // `send` flushes everything, a queued heartbeat included.
                 self.needs_flush = false;
                 Ok(())
@@ -311,6 +320,7 @@ impl<F: Framing, S: AsyncRead + AsyncWrite + Unpin + Send> Connection<F, S> {
                     return Poll::Ready(Ok(self.finish(reason)));
                 }
                 Poll::Ready(Some(Ok(msg))) => {
+                    self.traffic.received(msg.len());
                     if let Some(out) = self.on_message(msg) {
                         if matches!(
                             out,
@@ -363,10 +373,12 @@ impl<F: Framing, S: AsyncRead + AsyncWrite + Unpin + Send> Connection<F, S> {
         let answered = hb.answer.is_some();
         let frame = self.framing.encode(&event, &[], SystemTime::now());
         let now = Instant::now();
+        let bytes = frame.len();
         if Pin::new(&mut self.ws)
             .start_send(Message::text(frame))
             .is_ok()
         {
+            self.traffic.sent(bytes);
             self.needs_flush = true;
             self.last_sent = now;
         }

@@ -148,12 +148,22 @@ pub fn merge(ctx: Context, parts: Vec<RunResult>) -> Result<RunResult, String> {
         usage_after: Usage::default(),
         op_log: ctx.op_log.then(Vec::new),
         transcripts: Vec::new(),
+        fixture_mismatch: None,
+        bytes_sent: 0,
+        bytes_received: 0,
+        sent_by_op: BTreeMap::new(),
     };
     let mut earliest: Option<chrono::DateTime<chrono::Utc>> = None;
     for p in parts {
         earliest = Some(earliest.map_or(p.started_at, |e| e.min(p.started_at)));
         r.duration = r.duration.max(p.duration);
         r.interrupted |= p.interrupted;
+        r.fixture_mismatch = r.fixture_mismatch.or(p.fixture_mismatch);
+        r.bytes_sent += p.bytes_sent;
+        r.bytes_received += p.bytes_received;
+        for (op, n) in p.sent_by_op {
+            *r.sent_by_op.entry(op).or_default() += n;
+        }
         r.overloaded |= p.overloaded;
         r.planned_clients += p.planned_clients;
         r.users_available = r.users_available.max(p.users_available);
@@ -312,6 +322,10 @@ mod tests {
             },
             op_log: Some(vec![(clients as u32, vec!["join_room".into()])]),
             transcripts: Vec::new(),
+            fixture_mismatch: None,
+            bytes_sent: clients * 100,
+            bytes_received: clients * 1000,
+            sent_by_op: BTreeMap::from([("message".to_string(), clients)]),
         }
     }
 
@@ -358,6 +372,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!((r.connected, r.sent, r.received), (5, 5, 13));
+        assert_eq!((r.bytes_sent, r.bytes_received), (500, 5000));
+        assert_eq!(r.sent_by_op["message"], 5);
         assert_eq!(r.metrics["message.fanout"].co.len(), 5);
         assert_eq!(r.metrics["message.fanout"].raw.len(), 2);
         assert_eq!(r.started_at.to_rfc3339(), "2024-05-06T07:08:09+00:00");

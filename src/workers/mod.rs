@@ -62,6 +62,8 @@ pub(crate) struct ParentOptions {
     pub server_faults: Vec<String>,
     /// Show the live view of the workers' summed counters.
     pub progress: bool,
+    /// Without a terminal: how often a progress line is printed.
+    pub progress_interval: Duration,
     pub max_lateness: Duration,
     pub op_log: bool,
     pub strict: bool,
@@ -139,12 +141,15 @@ pub(crate) async fn run_parent(
         eprintln!("error: {reason}");
         return Err(Exit::Usage.code());
     }
+    crate::driver::warn_schedule(&scenario, fixtures.users.len());
     // The plan: which worker runs which client (the workers compute the same).
     let owners = owners(fixtures.users.iter().map(|u| u.room_id), n);
     let mut planned = vec![0u64; n as usize];
-    for a in crate::schedule::arrivals(&scenario, fixtures.users.len()) {
+    let arrivals = crate::schedule::arrivals(&scenario, fixtures.users.len());
+    for a in &arrivals {
         planned[owners[a.client as usize] as usize] += 1;
     }
+    let expected_end = crate::schedule::expected_end(&scenario, &arrivals);
     if let Err(e) = std::fs::create_dir_all(dir) {
         eprintln!(
             "error: cannot create the report directory {}: {e}",
@@ -186,7 +191,7 @@ pub(crate) async fn run_parent(
         .filter(|_| asked == crate::protocol::EioSetting::Auto)
         .map(|d| d.signal);
     if let Some(signal) = &eio_detected {
-        println!("detected Engine.IO {eio} at {}: {signal}", targets[0]);
+        crate::out::outln!("detected Engine.IO {eio} at {}: {signal}", targets[0]);
     }
     scenario.eio = crate::protocol::EioSetting::Fixed(eio);
 
@@ -245,9 +250,14 @@ pub(crate) async fn run_parent(
     }
 
     // The run: follow the workers; Ctrl-C is forwarded (and repeated) until they stop.
-    let bar = args
-        .progress
-        .then(|| crate::driver::progress_bar(planned.iter().sum()));
+    let started = tokio::time::Instant::now();
+    let mut view = args.progress.then(|| {
+        crate::driver::ProgressView::new(
+            planned.iter().sum(),
+            expected_end,
+            crate::driver::progress_interval(args.progress_interval),
+        )
+    });
     let mut pids = BTreeMap::new();
     let mut waits = tokio::task::JoinSet::new();
     for mut w in workers {
@@ -261,7 +271,6 @@ pub(crate) async fn run_parent(
     let mut interrupted: Option<tokio::time::Instant> = None;
     let mut last_signal = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
-    let mut last = (Live::default(), tokio::time::Instant::now());
     // The most connections open at once, from the workers' live counts.
     let mut peak_open = 0u64;
     loop {
@@ -284,10 +293,9 @@ pub(crate) async fn run_parent(
             _ = tick.tick() => {
                 let now = sum_live(&live);
                 peak_open = peak_open.max(now.active);
-                if let Some(bar) = &bar {
-                    show_progress(bar, &now, &last, n);
+                if let Some(view) = &mut view {
+                    view.show(crate::driver::Snapshot::of_live(&now, started.elapsed()));
                 }
-                last = (now, tokio::time::Instant::now());
                 if let Some(since) = interrupted {
                     if last_signal.elapsed() >= Duration::from_secs(1) {
                         last_signal = tokio::time::Instant::now();
@@ -304,9 +312,8 @@ pub(crate) async fn run_parent(
             }
         }
     }
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
+    // Clears the bar.
+    drop(view);
     let servers: Vec<ServerInfo> = {
         let mut out = Vec::new();
         for s in servers {
@@ -409,7 +416,7 @@ pub(crate) async fn run_parent(
         servers,
         workers,
     };
-    print!("{}", processes_table(&processes));
+    crate::out::out!("{}", processes_table(&processes));
     summary.processes = Some(processes);
     Ok((summary, result))
 }
@@ -526,29 +533,6 @@ fn sum_live(live: &Mutex<Vec<Live>>) -> Live {
         sum.add(l);
     }
     sum
-}
-
-/// Redraws the aggregate view: `sum` now, `before` at `at`.
-fn show_progress(
-    bar: &indicatif::ProgressBar,
-    sum: &Live,
-    (before, at): &(Live, tokio::time::Instant),
-    workers: u32,
-) {
-    let dt = at.elapsed().as_secs_f64().max(1e-3);
-    let rate = |now: u64, then: u64| now.saturating_sub(then) as f64 / dt;
-    bar.set_position(sum.connected + sum.connect_errors);
-    bar.set_message(format!(
-        "open {}  sent {} ({:.0}/s)  recv {} ({:.0}/s)  errors {}  violations {}  ({workers} workers)",
-        sum.active,
-        sum.sent,
-        rate(sum.sent, before.sent),
-        sum.received,
-        rate(sum.received, before.received),
-        sum.connect_errors,
-        sum.violations,
-    ));
-    bar.tick();
 }
 
 /// The per-process lines of the console report.

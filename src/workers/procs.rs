@@ -146,7 +146,7 @@ pub fn start_worker(
             } else if let Some(l) = Live::parse(&line) {
                 crate::oracle::lock(&live)[index as usize] = l;
             } else {
-                println!("[worker {index}] {line}");
+                crate::out::outln!("[worker {index}] {line}");
             }
         }
     });

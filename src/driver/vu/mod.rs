@@ -416,6 +416,9 @@ impl Vu {
             return;
         }
         shared.counters.sent.inc();
+        if let Some(i) = shared.spec.ops.iter().position(|o| std::ptr::eq(o, spec)) {
+            shared.sent_by_op[i].inc();
+        }
         let lateness = sent.saturating_sub(intended);
         shared.metrics.record(("send", "lateness"), lateness, 0);
         if lateness > shared.abort_lateness {

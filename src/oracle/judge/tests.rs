@@ -1761,3 +1761,33 @@ fn a_join_reply_that_names_its_room_answers_that_join_not_the_oldest() {
     rig.finish();
     rig.assert_verdicts(&[("lobby/joinRoom/reply-missing", 1, Must)]);
 }
+
+/// A server that puts the joiner in another room than the users file says is told apart from
+/// a server that breaks a rule: a fixture mismatch for the driver, naming both rooms.
+#[test]
+fn a_join_reply_in_another_room_is_a_fixture_mismatch() {
+    let mut rig = Rig::new("dorm");
+    rig.connect(0, 0);
+    rig.op(0, "join_room", json!({}), MS);
+    let mut reply = last_data(0);
+    reply["room_data"]["room_id"] = json!(2);
+    rig.recv(0, "last_data", reply, 2 * MS);
+    assert_eq!(
+        rig.oracle.fixture_mismatch().as_deref(),
+        Some("the server put user 100 in room 2, the users file says room 7")
+    );
+}
+
+/// Near miss: the users file's room, named by a string id.
+#[test]
+fn a_join_reply_in_the_users_files_room_is_no_mismatch() {
+    let mut rig = Rig::new("dorm");
+    rig.connect(0, 0);
+    rig.op(0, "join_room", json!({}), MS);
+    let mut reply = last_data(0);
+    reply["room_data"]["room_id"] = json!("7");
+    rig.recv(0, "last_data", reply, 2 * MS);
+    rig.finish();
+    assert_eq!(rig.oracle.fixture_mismatch(), None);
+    rig.assert_verdicts(&[]);
+}

@@ -53,6 +53,7 @@ const fn table(
         error_causes: &[],
         error_shape: ANY,
         check_reply: no_check,
+        placed_in: None,
         departure: None,
         uses_everyone: false,
         rules: &[],
