@@ -273,6 +273,13 @@ pub async fn run(
         .await;
         let mut leaks = neighbours.stop().await;
         let mut result = match outcome {
+            // The server serves other users than the users file says: no case can be judged.
+            Ok(outcome) if outcome.fixture_mismatch.is_some() => {
+                return Err(RunError::Setup(format!(
+                    "the users file does not describe the server: {}",
+                    outcome.fixture_mismatch.unwrap_or_default()
+                )))
+            }
             Ok(outcome) => CaseResult::judged(case, &outcome, opts.strict),
             // Reachable before, unreachable now: an earlier case took the server down.
             Err(RunError::Unreachable { reason, .. }) if !results.is_empty() => {
