@@ -289,6 +289,9 @@ impl AsyncWrite for OutboundQueue {
         if shared.overflowed.load(Ordering::Relaxed) {
             return Poll::Ready(Err(fell_behind()));
         }
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
         let mut queue = lock(&shared.queue);
         let mut rest = buf;
         if queue.len() == 0 {
