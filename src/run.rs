@@ -159,7 +159,11 @@ pub async fn run(req: RunRequest) -> i32 {
     let mut summary =
         report::summarize(&result, &scenario, &req.scenario_path, &run_id, req.strict);
     if let Some(share) = &req.worker {
-        let dir = req.report_dir.clone().expect("a worker has its report dir");
+        // The parent names it (`<report-dir>/worker-K`) and claimed the tree it is in.
+        let dir = req
+            .report_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("reports").join(&run_id));
         return workers::finish_worker(share, &summary, &result, &dir);
     }
     let claimed = match claimed {

@@ -586,10 +586,11 @@ mod tests {
 
     type Server = WebSocketStream<DuplexStream>;
 
-    /// A client over an in-memory pipe, and the server's end of it.
+    /// A client (configured as over TCP) over an in-memory pipe, and the server's end of it.
     async fn pipe() -> (WebSocketStream<DuplexStream>, Server) {
         let (a, b) = tokio::io::duplex(64 * 1024);
-        let client = WebSocketStream::from_raw_socket(a, Role::Client, None).await;
+        let client =
+            WebSocketStream::from_raw_socket(a, Role::Client, Some(net::ws_config())).await;
         let server = WebSocketStream::from_raw_socket(b, Role::Server, None).await;
         (client, server)
     }
@@ -786,6 +787,77 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(conn.recv_raw().await, Err(ClientError::Closed)));
+        assert!(matches!(
+            conn.emit("x", &[]).await,
+            Err(ClientError::Closed)
+        ));
+    }
+
+    /// The client's own closes say so: the server did not close these connections.
+    async fn closed_by_the_client(conn: &mut Connection<JsonFraming, DuplexStream>) -> CloseReason {
+        match conn.recv_raw().await.unwrap() {
+            RawIncoming::Other(Incoming::Closed(reason)) => {
+                assert!(reason.by_client(), "{reason:?}");
+                assert!(
+                    reason.to_string().starts_with("the client closed"),
+                    "{reason}"
+                );
+                assert!(conn.is_closed());
+                reason
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_text_frame_that_is_not_utf8_fails_the_connection() {
+        use tungstenite::protocol::frame::{
+            coding::{Data, OpCode},
+            Frame,
+        };
+        let (mut conn, mut server) = opened(None).await;
+        assert_eq!(event_name(conn.recv_raw().await.unwrap()), "create_token");
+        let bad = Frame::message(vec![b'{', 0xff, 0xfe, b'}'], OpCode::Data(Data::Text), true);
+        server.send(Message::Frame(bad)).await.unwrap();
+        let reason = closed_by_the_client(&mut conn).await;
+        assert!(matches!(reason, CloseReason::InvalidUtf8(_)), "{reason:?}");
+    }
+
+    /// A frame whose header announces more than the ceiling is refused before it is read.
+    #[tokio::test]
+    async fn a_frame_over_the_cap_fails_the_connection() {
+        let (mut conn, mut server) = opened(None).await;
+        assert_eq!(event_name(conn.recv_raw().await.unwrap()), "create_token");
+        let size = crate::transport::FRAME_CEILING + 1;
+        let big = "a".repeat(size as usize);
+        let reason = tokio::select! {
+            r = closed_by_the_client(&mut conn) => r,
+            // The client stops reading: the server's write never finishes.
+            _ = server.send(Message::text(big)) => unreachable!("the client read it all"),
+        };
+        assert_eq!(
+            reason,
+            CloseReason::FrameTooBig {
+                size,
+                max: crate::transport::FRAME_CEILING
+            }
+        );
+    }
+
+    /// A server that stops reading: the write gives up after the bound (here its 1 s floor).
+    #[tokio::test]
+    async fn a_write_the_server_never_reads_gives_the_connection_up() {
+        let (mut conn, _server) = opened(None).await;
+        let big = "a".repeat(256 * 1024);
+        let started = Instant::now();
+        match conn.emit("say", &[json!(big)]).await {
+            Err(ClientError::Abandoned(CloseReason::WriteBlocked { waited })) => {
+                assert_eq!(waited, Duration::from_secs(1));
+                assert!(started.elapsed() >= waited);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(conn.is_closed());
         assert!(matches!(
             conn.emit("x", &[]).await,
             Err(ClientError::Closed)
