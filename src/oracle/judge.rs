@@ -1261,13 +1261,30 @@ impl Judge<'_> {
         let Some(room) = self.room_of(c, spec, payload, sender) else {
             return;
         };
-        let mut receipt =
-            self.oracle
-                .broadcast_received(c.me, room, event, sender, Some(seq), None, now);
-        if matches!(receipt, Receipt::Fault(Check::Unknown, _)) && self.oracle.is_lenient(sender) {
-            receipt = self.oracle.relay_received(c.me, room, now);
-        }
+        let receipt = self.broadcast_receipt(c, room, event, sender, Some(seq), None, now);
         self.on_receipt(c, event, sender, receipt, payload, now);
+    }
+
+    /// The receipt of a broadcast attributed to `sender`: matched to its send, or, for a
+    /// hostile sender whose input the server may relay as it is, judged by membership only.
+    #[allow(clippy::too_many_arguments)]
+    fn broadcast_receipt(
+        &self,
+        c: &Client,
+        room: RoomKey,
+        event: &'static str,
+        sender: ClientId,
+        seq: Option<u64>,
+        value: Option<&Value>,
+        now: Micros,
+    ) -> Receipt {
+        let receipt = self
+            .oracle
+            .broadcast_received(c.me, room, event, sender, seq, value, now);
+        if matches!(receipt, Receipt::Fault(Check::Unknown, _)) && self.oracle.is_lenient(sender) {
+            return self.oracle.relay_received(c.me, room, now);
+        }
+        receipt
     }
 
     fn on_fifo_broadcast(
@@ -1295,12 +1312,7 @@ impl Judge<'_> {
             return;
         };
         let value = value_field.and_then(|f| payload.get(f)).map(Json::to_value);
-        let mut receipt =
-            self.oracle
-                .broadcast_received(c.me, room, event, sender, None, value.as_ref(), now);
-        if matches!(receipt, Receipt::Fault(Check::Unknown, _)) && self.oracle.is_lenient(sender) {
-            receipt = self.oracle.relay_received(c.me, room, now);
-        }
+        let receipt = self.broadcast_receipt(c, room, event, sender, None, value.as_ref(), now);
         self.on_receipt(c, event, sender, receipt, payload, now);
     }
 
