@@ -287,7 +287,7 @@ fn a_target_that_stops_reading_ends_the_run_with_unresponsive() {
 }
 
 /// Frames over the cap (twice the advertised maxPayload + 4 KiB; the library's ceiling of
-/// about 2 MB whatever is advertised) are the server's malformed frames: that client's
+/// about 2 MB whatever is advertised) are the server's malformed frames, a SHOULD: that client's
 /// connection ends, the others go on, and a 32 MiB frame is refused from its header, never
 /// buffered.
 #[test]
@@ -309,10 +309,12 @@ fn frames_over_the_cap_are_the_servers_malformed_frames() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(out.status.code(), Some(1), "{explain}");
+    // A SHOULD (no seed bounds what a server sends): the run passes with warnings.
+    assert_eq!(out.status.code(), Some(0), "{explain}");
     let s = summary(&report);
     let by_rule = &s["violations"]["by_rule"];
     let malformed = &by_rule["dorm/connection/malformed"];
+    assert_eq!(malformed["level"], "SHOULD", "{explain}");
     let count = malformed["count"].as_u64().unwrap();
     // Every other session is hit (the probe and preflight sessions may take some turns).
     assert!((4..12).contains(&count), "{count}: {explain}");

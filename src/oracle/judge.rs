@@ -436,7 +436,7 @@ impl Judge<'_> {
             return CloseVerdict::Expected;
         }
         let ms = |us: Micros| us as f64 / 1e3;
-        let (check, expected, received) = match why {
+        let (check, expected, received) = match &why {
             GaveUp::Silent { .. } | GaveUp::NotReading { .. }
                 if matches!(closing, Closing::Tolerated) =>
             {
@@ -445,12 +445,12 @@ impl Judge<'_> {
             GaveUp::Silent { waited } => (
                 Check::Unresponsive,
                 "the server keeps its heartbeat with every client (a ping, or the answer to the client's, within the advertised pingInterval + pingTimeout)".to_string(),
-                format!("nothing from the server for {:.0} ms: the client closed the connection", ms(waited)),
+                format!("nothing from the server for {:.0} ms: the client closed the connection", ms(*waited)),
             ),
             GaveUp::NotReading { waited } => (
                 Check::Unresponsive,
                 "the server reads what every client sends (a write completes within the advertised pingInterval + pingTimeout)".to_string(),
-                format!("a write stayed blocked for {:.0} ms (the server stopped reading): the client closed the connection", ms(waited)),
+                format!("a write stayed blocked for {:.0} ms (the server stopped reading): the client closed the connection", ms(*waited)),
             ),
             GaveUp::FrameTooBig { size, max } => (
                 Check::Malformed,
@@ -463,8 +463,14 @@ impl Judge<'_> {
                 format!("{what}: the client closed the connection"),
             ),
         };
+        // `maxPayload` bounds what the server accepts; neither a seed nor Engine.IO bounds what
+        // it sends, so a frame over the client's cap is a warning, never a failure.
+        let cap = matches!(why, GaveUp::FrameTooBig { .. }).then_some(Cap {
+            level: Level::Should,
+            source: "roomrig decision: the client caps frames at twice the advertised maxPayload; no seed or Engine.IO rule bounds what a server sends",
+        });
         self.oracle
-            .violate(c.me, "connection", check, now, expected, received);
+            .violate_capped(c.me, "connection", check, now, expected, received, cap);
         CloseVerdict::Abandoned
     }
 

@@ -1387,7 +1387,8 @@ fn a_frame_over_the_cap_is_malformed() {
     };
     let (rig, verdict) = given_up(why, |_, _| {});
     assert_eq!(verdict, CloseVerdict::Abandoned);
-    rig.assert_verdicts(&[("dorm/connection/malformed", 1, Must)]);
+    // A warning: maxPayload bounds what the server accepts, not what it sends.
+    rig.assert_verdicts(&[("dorm/connection/malformed", 1, Should)]);
     let example = format!("{:?}", rig.oracle.tallies()["dorm/connection/malformed"]);
     assert!(
         example.contains("50000000") && example.contains("135168"),
