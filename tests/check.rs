@@ -5,7 +5,49 @@ mod common;
 
 use std::process::Command;
 
-use common::{serial, Served};
+use common::Served;
+
+/// At most this many `check` runs at once in this binary. A run is nearly all waiting (the
+/// dorm suite: 40 s of wall time, 0.8 s of CPU), so runs go side by side; the verdicts must
+/// not depend on how loaded the machine is anyway, and a flaky case here would say they do.
+const RUNS_AT_ONCE: usize = 8;
+
+/// A permit to run one `check` (and its server): a counting semaphore over the whole binary.
+struct Permit;
+
+static PERMITS: (std::sync::Mutex<usize>, std::sync::Condvar) =
+    (std::sync::Mutex::new(0), std::sync::Condvar::new());
+
+fn permit() -> Permit {
+    let (lock, freed) = &PERMITS;
+    let mut running = lock.lock().unwrap_or_else(|e| e.into_inner());
+    while *running >= RUNS_AT_ONCE {
+        running = freed.wait(running).unwrap_or_else(|e| e.into_inner());
+    }
+    *running += 1;
+    Permit
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let (lock, freed) = &PERMITS;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        freed.notify_one();
+    }
+}
+
+/// Runs `each` for every item on its own thread (each takes a permit), and fails if any did.
+fn side_by_side<T: Sync>(items: &[T], each: impl Fn(&T) + Sync) {
+    std::thread::scope(|s| {
+        for item in items {
+            let each = &each;
+            s.spawn(move || {
+                let _permit = permit();
+                each(item)
+            });
+        }
+    });
+}
 
 struct Checked {
     code: i32,
@@ -56,23 +98,24 @@ fn status_of<'a>(c: &'a Checked, id: &str) -> &'a str {
 
 #[test]
 fn healthy_reference_server_passes_every_case_eio3_and_eio4() {
-    for dialect in ["dorm", "lobby"] {
-        for eio in ["3", "4"] {
-            let _serial = serial();
-            let c = roomrig_check(&["--dialect", dialect, "--eio", eio]);
-            assert_eq!(
-                c.code, 0,
-                "{dialect} EIO {eio}:\n{}\n{}",
-                c.stdout, c.stderr
-            );
-            let cases = c.json.as_array().unwrap();
-            assert!(cases.len() >= 4, "{dialect}: a real suite");
-            assert!(cases.iter().all(|r| r["status"] == "pass"), "{}", c.stdout);
-            assert!(c
-                .junit
-                .contains(&format!("tests=\"{}\" failures=\"0\"", cases.len())));
-        }
-    }
+    let runs: Vec<(&str, &str)> = ["dorm", "lobby"]
+        .into_iter()
+        .flat_map(|d| [(d, "3"), (d, "4")])
+        .collect();
+    side_by_side(&runs, |&(dialect, eio)| {
+        let c = roomrig_check(&["--dialect", dialect, "--eio", eio]);
+        assert_eq!(
+            c.code, 0,
+            "{dialect} EIO {eio}:\n{}\n{}",
+            c.stdout, c.stderr
+        );
+        let cases = c.json.as_array().unwrap();
+        assert!(cases.len() >= 4, "{dialect}: a real suite");
+        assert!(cases.iter().all(|r| r["status"] == "pass"), "{}", c.stdout);
+        assert!(c
+            .junit
+            .contains(&format!("tests=\"{}\" failures=\"0\"", cases.len())));
+    });
 }
 
 /// Each defect class of the issue: (dialect, server fault, the case that must fail, a rule
@@ -166,8 +209,7 @@ const DEFECTS: &[(&str, &str, &str, &str)] = &[
 
 #[test]
 fn each_defect_fails_its_case() {
-    for &(dialect, fault, case, rule) in DEFECTS {
-        let _serial = serial();
+    side_by_side(DEFECTS, |&(dialect, fault, case, rule)| {
         let server = served(&["--dialect", dialect, "--fault", fault]);
         let c = roomrig_check(&[
             "--dialect",
@@ -192,9 +234,9 @@ fn each_defect_fails_its_case() {
             c.junit.contains("<failure"),
             "{fault}: JUnit shows the failure"
         );
-    }
+    });
     // The same server without a defect passes as a foreign target too.
-    let _serial = serial();
+    let _permit = permit();
     let server = served(&["--dialect", "dorm"]);
     let c = roomrig_check(&["--dialect", "dorm", "--target", &server.url]);
     assert_eq!(c.code, 0, "{}\n{}", c.stdout, c.stderr);
@@ -211,8 +253,7 @@ const SHOULD_DEFECTS: &[(&str, &str, &str, &str)] = &[(
 
 #[test]
 fn each_should_defect_warns_and_fails_with_strict() {
-    for &(dialect, fault, case, rule) in SHOULD_DEFECTS {
-        let _serial = serial();
+    side_by_side(SHOULD_DEFECTS, |&(dialect, fault, case, rule)| {
         let server = served(&["--dialect", dialect, "--fault", fault]);
         let args = [
             "--dialect",
@@ -231,7 +272,7 @@ fn each_should_defect_warns_and_fails_with_strict() {
         let c = roomrig_check(&strict);
         assert_eq!(c.code, 1, "{fault} --strict:\n{}", c.stdout);
         assert_eq!(status_of(&c, case), "fail", "{fault}:\n{}", c.stdout);
-    }
+    });
 }
 
 /// A server that dies on a hostile room name: the case that sent it fails as MUST with the
@@ -239,7 +280,7 @@ fn each_should_defect_warns_and_fails_with_strict() {
 /// and the exit code is the one for failures.
 #[test]
 fn a_crash_fails_the_case_that_caused_it_and_the_run_reports_the_rest() {
-    let _serial = serial();
+    let _permit = permit();
     let server = served(&[
         "--dialect",
         "lobby",
@@ -297,7 +338,7 @@ fn a_crash_fails_the_case_that_caused_it_and_the_run_reports_the_rest() {
 /// judged (and passed) on the same server, the ones after it are skipped with the reason.
 #[test]
 fn a_crash_on_one_hostile_input_fails_only_that_inputs_case() {
-    let _serial = serial();
+    let _permit = permit();
     let server = served(&["--dialect", "lobby", "--fault", "crash-on-number-room-name"]);
     let family = "lobby/robustness/hostile-types";
     let c = roomrig_check(&[
@@ -357,8 +398,7 @@ fn a_crash_on_one_hostile_input_fails_only_that_inputs_case() {
 /// JSON gives every violated rule with its level, source and examples.
 #[test]
 fn reference_decisions_warn_and_fail_only_with_strict() {
-    for eio in ["3", "4"] {
-        let _serial = serial();
+    side_by_side(&["3", "4"], |&eio| {
         let server = served(&["--dialect", "lobby", "--fault", "no-left-room"]);
         let room = "lobby/room/join-message-leave";
         let c = roomrig_check(&[
@@ -427,7 +467,7 @@ fn reference_decisions_warn_and_fail_only_with_strict() {
         let c = roomrig_check(&strict);
         assert_eq!(c.code, 1, "EIO {eio} --strict:\n{}", c.stdout);
         assert_eq!(status_of(&c, login), "fail", "{}", c.stdout);
-    }
+    });
 }
 
 /// dorm: a server that relays a non-member's `message` and `action` to the user's own room
@@ -435,8 +475,7 @@ fn reference_decisions_warn_and_fail_only_with_strict() {
 /// (SHOULD error-missing) and nothing it relayed is a MUST violation; at EIO 3 and 4.
 #[test]
 fn dorm_relay_of_a_non_member_is_a_warning_not_a_failure() {
-    for eio in ["3", "4"] {
-        let _serial = serial();
+    side_by_side(&["3", "4"], |&eio| {
         let server = served(&["--dialect", "dorm", "--fault", "relay-non-member"]);
         let case = "dorm/errors/not-in-room";
         let c = roomrig_check(&[
@@ -459,7 +498,7 @@ fn dorm_relay_of_a_non_member_is_a_warning_not_a_failure() {
         for (rule, t) in rules {
             assert_ne!(t["level"], "MUST", "{rule}: {}", c.stdout);
         }
-    }
+    });
 }
 
 /// dorm: a server that sends the seed's own `message` broadcast, `{token, message, time}`, is
@@ -467,8 +506,7 @@ fn dorm_relay_of_a_non_member_is_a_warning_not_a_failure() {
 /// never failed; at EIO 3 and 4.
 #[test]
 fn dorm_seed_literal_broadcast_warns() {
-    for eio in ["3", "4"] {
-        let _serial = serial();
+    side_by_side(&["3", "4"], |&eio| {
         let server = served(&["--dialect", "dorm", "--fault", "seed-token-broadcast"]);
         let case = "dorm/message/broadcast-includes-sender";
         let c = roomrig_check(&[
@@ -494,14 +532,14 @@ fn dorm_seed_literal_broadcast_warns() {
             "{rules:?}"
         );
         assert!(!rules.contains_key("dorm/message/missing"), "{rules:?}");
-    }
+    });
 }
 
 /// `check --json` keeps every violated rule's examples, not only the first rule's, with
 /// rooms named as the protocol names them.
 #[test]
 fn json_keeps_every_rules_examples() {
-    let _serial = serial();
+    let _permit = permit();
     let server = served(&["--dialect", "lobby", "--fault", "notify-non-member"]);
     let case = "lobby/room/join-message-leave";
     let c = roomrig_check(&[
@@ -541,8 +579,7 @@ fn json_keeps_every_rules_examples() {
 #[test]
 fn a_room_kept_after_its_last_member_left_is_a_should() {
     let case = "lobby/disconnect/room-reopened";
-    for eio in ["3", "4"] {
-        let _serial = serial();
+    side_by_side(&["3", "4"], |&eio| {
         let server = served(&["--dialect", "lobby", "--fault", "keep-room-on-disconnect"]);
         let args = [
             "--dialect",
@@ -565,7 +602,7 @@ fn a_room_kept_after_its_last_member_left_is_a_should() {
         let mut strict = args.to_vec();
         strict.push("--strict");
         assert_eq!(roomrig_check(&strict).code, 1);
-    }
+    });
 }
 
 /// The rule ids a case's result names.
@@ -614,7 +651,7 @@ fn missing_or_non_socketio_target_fails_fast() {
 /// no case uses: only the suite's watch is there to see it, at EIO 3 and 4.
 #[test]
 fn a_leak_into_a_room_no_case_uses_fails_the_case_during_which_it_arrived() {
-    for (dialect, case, rule) in [
+    let leaks = [
         (
             "dorm",
             "dorm/message/broadcast-includes-sender",
@@ -625,42 +662,43 @@ fn a_leak_into_a_room_no_case_uses_fails_the_case_during_which_it_arrived() {
             "lobby/room/join-message-leave",
             "lobby/gotRoomMessage/non-member",
         ),
-    ] {
-        for eio in ["3", "4"] {
-            let _serial = serial();
-            let server = served(&["--dialect", dialect, "--fault", "leak-to-first-room"]);
-            let c = roomrig_check(&[
-                "--dialect",
-                dialect,
-                "--eio",
-                eio,
-                "--target",
-                &server.url,
-                "--case",
-                case,
-            ]);
-            assert_eq!(
-                c.code, 1,
-                "{dialect} EIO {eio}:\n{}\n{}",
-                c.stdout, c.stderr
-            );
-            assert_eq!(status_of(&c, case), "fail", "{}", c.stdout);
-            assert!(
-                rules_of(&c, case).iter().any(|r| r == rule),
-                "{dialect} EIO {eio}: {rule} not in {:?}\n{}",
-                rules_of(&c, case),
-                c.stdout
-            );
-            assert!(c.stdout.contains("watch user1"), "{}", c.stdout);
-        }
-    }
+    ];
+    let runs: Vec<_> = leaks
+        .into_iter()
+        .flat_map(|l| [(l, "3"), (l, "4")])
+        .collect();
+    side_by_side(&runs, |&((dialect, case, rule), eio)| {
+        let server = served(&["--dialect", dialect, "--fault", "leak-to-first-room"]);
+        let c = roomrig_check(&[
+            "--dialect",
+            dialect,
+            "--eio",
+            eio,
+            "--target",
+            &server.url,
+            "--case",
+            case,
+        ]);
+        assert_eq!(
+            c.code, 1,
+            "{dialect} EIO {eio}:\n{}\n{}",
+            c.stdout, c.stderr
+        );
+        assert_eq!(status_of(&c, case), "fail", "{}", c.stdout);
+        assert!(
+            rules_of(&c, case).iter().any(|r| r == rule),
+            "{dialect} EIO {eio}: {rule} not in {:?}\n{}",
+            rules_of(&c, case),
+            c.stdout
+        );
+        assert!(c.stdout.contains("watch user1"), "{}", c.stdout);
+    });
 }
 
 /// The healthy server as a target: the watch and the bystanders see nothing of other rooms.
 #[test]
 fn healthy_target_with_watch_and_bystanders_passes_eio3_and_eio4() {
-    for (dialect, eio) in [("dorm", "3"), ("lobby", "4")] {
-        let _serial = serial();
+    side_by_side(&[("dorm", "3"), ("lobby", "4")], |&(dialect, eio)| {
         let server = served(&["--dialect", dialect]);
         let c = roomrig_check(&[
             "--dialect",
@@ -677,7 +715,7 @@ fn healthy_target_with_watch_and_bystanders_passes_eio3_and_eio4() {
             "{dialect} EIO {eio}:\n{}\n{}",
             c.stdout, c.stderr
         );
-    }
+    });
 }
 
 /// Too few users for the selected cases is a usage error before any case runs, saying how

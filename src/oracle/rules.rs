@@ -177,7 +177,7 @@ impl Check {
                 "the heartbeat deadline ended the wait before the server's advertised window had passed: no close observed, nothing judged"
             }
             Check::Malformed => {
-                "the server sent a frame that is not valid Engine.IO/Socket.IO (or websocket, or over the client's frame cap)"
+                "the server sent a frame that is not valid Engine.IO/Socket.IO, websocket or UTF-8 (a frame over the client's cap is reported here as SHOULD: no rule bounds what a server sends)"
             }
             Check::Unresponsive => {
                 "the server stopped serving: no new connection after a check case (crashed or hangs), or no heartbeat to a client, or no longer reading what a client sends"

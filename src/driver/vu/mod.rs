@@ -76,6 +76,7 @@ pub async fn run(shared: Arc<Shared>, arrival: Arrival) {
     if let (Some(log), Some(all)) = (vu.oplog.take(), shared.oplog.as_ref()) {
         crate::oracle::lock(all).push((me, log));
     }
+    shared.oracle.release_transcript(me);
 }
 
 struct Vu {
