@@ -206,6 +206,14 @@ struct Room {
 }
 
 impl Room {
+    /// Nobody in it, nothing in flight, nothing kept or handed over.
+    fn is_idle(&self) -> bool {
+        self.members.is_empty()
+            && self.outstanding.is_empty()
+            && self.stored.is_empty()
+            && self.handed_over.is_empty()
+    }
+
     /// `client` leaves at `at`: broadcasts still in their race window (except the one at
     /// `except`) keep it as a conditional receiver.
     fn leave(&mut self, client: ClientId, at: Micros, except: Option<usize>) {
@@ -1324,6 +1332,13 @@ impl Oracle {
                     m.left
                         .is_none_or(|l| now != Micros::MAX && l + horizon >= now)
                 });
+                // A room nobody is in and nothing is owed in gives its buffers back (a long run
+                // visits many rooms). It stays in the map: a stray receipt there is judged as
+                // before (`unknown`), not as in a room nobody was ever in.
+                if r.is_idle() {
+                    r.members.shrink_to_fit();
+                    r.outstanding.shrink_to_fit();
+                }
             }
         }
         missing
