@@ -513,6 +513,14 @@ impl Judge<'_> {
         if let Some(event) = departure.everyone {
             self.oracle.broadcast_sent(send(EVERYONE, event, None));
         }
+        if let Some(event) = departure.friends {
+            use crate::dialect::RunClients as _;
+            let user_id = self.roster.users[c.me as usize].user_id;
+            for friend in self.roster.friends(user_id) {
+                self.oracle
+                    .broadcast_sent(send(user_room(&friend), event, None));
+            }
+        }
     }
 
     // ---- what the client sends ----
