@@ -102,6 +102,9 @@ impl crate::dialect::RunClients for Roster {
             .get(n)
             .map(|id| crate::oracle::lock(id).clone())
     }
+    fn token(&self, n: usize) -> Option<&str> {
+        self.users.get(n).map(|u| u.token.as_str())
+    }
     fn friends(&self, user_id: u64) -> Vec<String> {
         self.social.friends.get(&user_id).cloned().unwrap_or_default()
     }

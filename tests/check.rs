@@ -42,6 +42,8 @@ fn roomrig_check(args: &[&str]) -> Checked {
 /// The reference server in its own process, with a fast heartbeat.
 fn served(args: &[&str]) -> Served {
     let mut all = vec!["--ping-interval-ms", "500", "--ping-timeout-ms", "500"];
+    // chat: a store per server, not the default file shared by every test.
+    all.extend_from_slice(&["--chat-db", ":memory:"]);
     all.extend_from_slice(args);
     Served::start(&all)
 }
@@ -56,7 +58,7 @@ fn status_of<'a>(c: &'a Checked, id: &str) -> &'a str {
 
 #[test]
 fn healthy_reference_server_passes_every_case_eio3_and_eio4() {
-    for dialect in ["dorm", "lobby"] {
+    for dialect in ["dorm", "lobby", "chat"] {
         for eio in ["3", "4"] {
             let _serial = serial();
             let c = roomrig_check(&["--dialect", dialect, "--eio", eio]);
@@ -162,6 +164,30 @@ const DEFECTS: &[(&str, &str, &str, &str)] = &[
         "lobby/room/join-message-leave",
         "lobby/otherJoinedRoom/non-member",
     ),
+    (
+        "chat",
+        "chat-lose-offline",
+        "chat/saoff/offline-exactly-once",
+        "chat/saoff/missing",
+    ),
+    (
+        "chat",
+        "chat-offline-twice",
+        "chat/saoff/offline-exactly-once",
+        "chat/saoff/duplicate",
+    ),
+    (
+        "chat",
+        "chat-misdeliver",
+        "chat/receivefsmg/friend-and-group-delivery",
+        "chat/receivefsmg/missing",
+    ),
+    (
+        "chat",
+        "chat-accept-before-auth",
+        "chat/sendfsmg/no-effect-before-auth-or-forged",
+        "chat/receivefsmg/unknown",
+    ),
 ];
 
 #[test]
@@ -207,6 +233,18 @@ const SHOULD_DEFECTS: &[(&str, &str, &str, &str)] = &[(
     "reorder-broadcast",
     "dorm/message/broadcast-includes-sender",
     "dorm/message/order",
+),
+(
+    "chat",
+    "chat-history-unordered",
+    "chat/receivefsmg/friend-and-group-delivery",
+    "chat/shistory/reply-content",
+),
+(
+    "chat",
+    "chat-presence-every-connection",
+    "chat/receivefsmg/every-device-presence-once",
+    "chat/fonline/unknown",
 )];
 
 #[test]

@@ -141,22 +141,28 @@ pub static SPEC: DialectSpec = DialectSpec {
         OpSpec {
             name: "auth",
             via: Via::EMIT,
-            summary: "authenticate the connection: auth-c {sid} (default: the user's token) → auth-s {code: 1}; {first: false} for a user already online elsewhere (no fonline then)",
+            summary: "authenticate the connection: auth-c {sid} (default: the user's token) → auth-s {code: 1}, fonline to each online friend; {as: N}: as client N's user, a second device of a user already online (no fonline then)",
             check_params: |p| {
-                only_params(p, &["sid", "first"])?;
-                match p.get("first") {
-                    None | Some(Value::Bool(_)) => Ok(()),
-                    Some(_) => Err("`first` must be true or false".into()),
+                only_params(p, &["sid", "as"])?;
+                match p.get("as") {
+                    None => Ok(()),
+                    Some(v) if v.as_u64().is_some() => Ok(()),
+                    Some(_) => Err("`as` must be a client number (0, 1, ...)".into()),
                 }
             },
             build: |ctx, p, _| {
-                let first = p.get("first").and_then(Value::as_bool).unwrap_or(true);
+                // A second device: another client's user, already online, so no presence.
+                let other = p
+                    .get("as")
+                    .and_then(Value::as_u64)
+                    .and_then(|n| Some((ctx.run.username(n as usize)?, ctx.run.token(n as usize)?)));
+                let (user, token) = other.unwrap_or((ctx.username, ctx.token));
                 let mut effects = vec![Effect::Join {
-                    room: user_room(ctx.username),
-                    name: ctx.username.to_string(),
+                    room: user_room(user),
+                    name: user.to_string(),
                     reply: "auth-s",
                 }];
-                if first {
+                if other.is_none() {
                     effects.extend(ctx.run.friends(ctx.user_id).into_iter().map(|f| {
                         Effect::Broadcast {
                             event: "fonline",
@@ -168,9 +174,13 @@ pub static SPEC: DialectSpec = DialectSpec {
                         }
                     }));
                 }
+                let sid = match p.get("sid") {
+                    Some(_) => template(p, "sid", "{token}", ctx),
+                    None => token.to_string(),
+                };
                 Request {
                     event: "auth-c",
-                    args: vec![json!({"sid": template(p, "sid", "{token}", ctx)})],
+                    args: vec![json!({ "sid": sid })],
                     effects,
                 }
             },

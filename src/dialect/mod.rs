@@ -388,6 +388,10 @@ pub trait RunClients {
     fn username(&self, n: usize) -> Option<&str>;
     /// Client `n`'s current Socket.IO id (empty while it is not connected).
     fn socket_id(&self, n: usize) -> Option<String>;
+    /// The token of client `n`'s user (chat: a second device authenticates with it).
+    fn token(&self, _n: usize) -> Option<&str> {
+        None
+    }
     /// The user names of the friends of user `user_id` (chat), in user id order.
     fn friends(&self, _user_id: u64) -> Vec<String> {
         Vec::new()

@@ -1134,8 +1134,24 @@ impl Judge<'_> {
             RoomOf::SenderHome => self.roster.users[sender as usize].room,
             RoomOf::Field(f) => payload.field(f).as_str().map(named_room),
             RoomOf::Everyone => Some(EVERYONE),
-            RoomOf::ReceiverUser => Some(user_room(&self.roster.users[c.me as usize].username)),
+            RoomOf::ReceiverUser => Some(self.receiver_room(c)),
         }
+    }
+
+    /// The user room a client receives as: its own user's, or, for a connection that joined
+    /// another user's room and not its own (chat: a second device authenticated as that user),
+    /// that user's.
+    fn receiver_room(&self, c: &Client) -> RoomKey {
+        let own = user_room(&self.roster.users[c.me as usize].username);
+        let mut rooms = c.joined.iter().chain(&c.joining);
+        if rooms.clone().any(|(r, _)| *r == own) {
+            return own;
+        }
+        rooms
+            .find(|(r, name)| {
+                self.roster.by_username.contains_key(name.as_str()) && user_room(name) == *r
+            })
+            .map_or(own, |(r, _)| *r)
     }
 
     /// A kick: the receiver is out of the room it names (or the one it was kicked from).

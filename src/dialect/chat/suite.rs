@@ -40,6 +40,13 @@ pub static SUITE: Suite = Suite {
             "friend and group messages before auth-c, and one with a forged `from`, reach nobody",
             include_str!("../../check/cases/chat-refused.yaml"),
         ),
+        case(
+            "chat/receivefsmg/every-device-presence-once",
+            Level::Must,
+            "seed 001 §事件接口 room \"/friend\" (receivefsmg to the user `to`); presence on the first connection and the last disconnect is a decision (SHOULD)",
+            "a friend message reaches both connections of a user; a second device's arrival and departure send no fonline/foffline",
+            include_str!("../../check/cases/chat-second-device.yaml"),
+        ),
     ],
     families: &[Family {
         id: "chat/robustness/hostile-requests",
@@ -59,32 +66,32 @@ pub static SUITE: Suite = Suite {
             input(
                 "offline-sync-on-friend",
                 "caoff on /friend (its namespace is /server)",
-                &[r#"send: { frame: "42/friend,["caoff",{}]", lenient: true }"#],
+                &[r#"send: { frame: '42/friend,["caoff",{}]', lenient: true }"#],
             ),
             input(
                 "auth-on-server",
                 "auth-c on /server (its namespace is /)",
-                &[r#"send: { frame: "42/server,["auth-c",{"sid":"{token}"}]", lenient: true }"#],
+                &[r#"send: { frame: '42/server,["auth-c",{"sid":"{token}"}]', lenient: true }"#],
             ),
             input(
                 "group-__proto__",
                 "sendfsmg on /group to the group __proto__",
-                &[r#"send: { frame: "42/group,["sendfsmg",{"to":"__proto__","msg":"x"}]", lenient: true }"#],
+                &[r#"send: { frame: '42/group,["sendfsmg",{"to":"__proto__","msg":"x"}]', lenient: true }"#],
             ),
             input(
                 "history-__proto__",
                 "chistory of the group __proto__ with a huge len",
-                &[r#"send: { frame: "42/server,["chistory",{"to":"__proto__","type":"group","len":1e300}]", lenient: true }"#],
+                &[r#"send: { frame: '42/server,["chistory",{"to":"__proto__","type":"group","len":1e300}]', lenient: true }"#],
             ),
             input(
                 "friend-message-over-1mb",
                 "a 2 MB friend message",
-                &[r#"send: { frame: "42/friend,["sendfsmg",{"to":"{mate}","msg":"{pad:2000000}"}]", lenient: true }"#],
+                &[r#"send: { frame: '42/friend,["sendfsmg",{"to":"{mate}","msg":"{pad:2000000}"}]', lenient: true }"#],
             ),
             input(
                 "group-message-over-1mb",
                 "a 2 MB group message",
-                &[r#"send: { frame: "42/group,["sendfsmg",{"to":"g1","msg":"{pad:2000000}"}]", lenient: true }"#],
+                &[r#"send: { frame: '42/group,["sendfsmg",{"to":"g1","msg":"{pad:2000000}"}]', lenient: true }"#],
             ),
         ],
     }],

@@ -809,10 +809,38 @@ fn a_departed_users_friend_is_told() {
 }
 
 #[test]
-fn a_departed_users_friend_not_told_is_missing_and_a_stranger_told_is_a_non_member() {
+fn a_departed_users_friend_not_told_is_missing_and_a_stranger_told_is_unknown() {
     let (w, mut cs) = presence_scene();
     w.recv(&mut cs[2], "/friend", "foffline", OFFLINE_0, D + 20);
     let v = w.verdicts(10 * D);
     assert_eq!(v.get("chat/foffline/missing"), Some(&1), "{v:?}");
-    assert_eq!(v.get("chat/foffline/non-member"), Some(&1), "{v:?}");
+    assert_eq!(v.get("chat/foffline/unknown"), Some(&1), "{v:?}");
+}
+
+// ---- chat: a second device of a user ----
+
+/// Client 2 is a second device of user0: it authenticated as user0.
+fn second_device_scene() -> (World, Vec<Client>, String) {
+    let (w, mut cs) = World::new(&CHAT, 3);
+    authenticate(&w, &mut cs[0], 0);
+    authenticate(&w, &mut cs[1], 0);
+    joined(&w, &mut cs[2], user_room("user0"), ("auth-s", r#"{"code":1}"#), 0);
+    let id = friend_message(&w, &mut cs[1], "user0", D);
+    let frame = format!(r#"{{"from":"user1","to":"user0","msg":"{id}"}}"#);
+    (w, cs, frame)
+}
+
+#[test]
+fn a_message_reaches_every_device_of_its_user() {
+    let (w, mut cs, frame) = second_device_scene();
+    w.recv(&mut cs[0], "/friend", "receivefsmg", &frame, D + 10);
+    w.recv(&mut cs[2], "/friend", "receivefsmg", &frame, D + 20);
+    assert_eq!(w.verdicts(10 * D), only(&[]));
+}
+
+#[test]
+fn a_device_left_out_is_missing_its_users_message() {
+    let (w, mut cs, frame) = second_device_scene();
+    w.recv(&mut cs[0], "/friend", "receivefsmg", &frame, D + 10);
+    assert_eq!(w.verdicts(10 * D), only(&[("chat/receivefsmg/missing", 1)]));
 }
