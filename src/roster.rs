@@ -106,10 +106,18 @@ impl crate::dialect::RunClients for Roster {
         self.users.get(n).map(|u| u.token.as_str())
     }
     fn friends(&self, user_id: u64) -> Vec<String> {
-        self.social.friends.get(&user_id).cloned().unwrap_or_default()
+        self.social
+            .friends
+            .get(&user_id)
+            .cloned()
+            .unwrap_or_default()
     }
     fn groups_of(&self, user_id: u64) -> Vec<String> {
-        self.social.groups_of.get(&user_id).cloned().unwrap_or_default()
+        self.social
+            .groups_of
+            .get(&user_id)
+            .cloned()
+            .unwrap_or_default()
     }
     fn group_members(&self, group: &str) -> Vec<String> {
         self.social.groups.get(group).cloned().unwrap_or_default()

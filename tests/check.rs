@@ -228,24 +228,26 @@ fn each_defect_fails_its_case() {
 
 /// Defects of what the seeds do not state (per-sender order): the case warns with the SHOULD
 /// rule, and fails only with `--strict`.
-const SHOULD_DEFECTS: &[(&str, &str, &str, &str)] = &[(
-    "dorm",
-    "reorder-broadcast",
-    "dorm/message/broadcast-includes-sender",
-    "dorm/message/order",
-),
-(
-    "chat",
-    "chat-history-unordered",
-    "chat/receivefsmg/friend-and-group-delivery",
-    "chat/shistory/reply-content",
-),
-(
-    "chat",
-    "chat-presence-every-connection",
-    "chat/receivefsmg/every-device-presence-once",
-    "chat/fonline/unknown",
-)];
+const SHOULD_DEFECTS: &[(&str, &str, &str, &str)] = &[
+    (
+        "dorm",
+        "reorder-broadcast",
+        "dorm/message/broadcast-includes-sender",
+        "dorm/message/order",
+    ),
+    (
+        "chat",
+        "chat-history-unordered",
+        "chat/receivefsmg/friend-and-group-delivery",
+        "chat/shistory/reply-content",
+    ),
+    (
+        "chat",
+        "chat-presence-every-connection",
+        "chat/receivefsmg/every-device-presence-once",
+        "chat/foffline/unknown",
+    ),
+];
 
 #[test]
 fn each_should_defect_warns_and_fails_with_strict() {

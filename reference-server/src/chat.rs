@@ -138,7 +138,11 @@ type Outcome = Result<(), &'static str>;
 
 impl ChatState {
     /// Opens (or creates) the store at `location` (`:memory:` for none).
-    pub fn open(fixtures: &Fixtures, faults: FaultSet, location: &str) -> Result<ChatState, String> {
+    pub fn open(
+        fixtures: &Fixtures,
+        faults: FaultSet,
+        location: &str,
+    ) -> Result<ChatState, String> {
         let store = Store::open(location)
             .map_err(|e| format!("cannot open the chat store {location:?}: {e}"))?;
         Ok(ChatState {
@@ -445,7 +449,8 @@ impl ChatState {
     }
 
     fn history(&self, inner: &mut Inner, user: u64, socket: &SocketRef, data: &Value) -> Outcome {
-        let (Some(Value::String(to)), Some(Value::String(kind))) = (data.get("to"), data.get("type"))
+        let (Some(Value::String(to)), Some(Value::String(kind))) =
+            (data.get("to"), data.get("type"))
         else {
             return Err(errors::INVALID_PAYLOAD);
         };
@@ -474,7 +479,10 @@ impl ChatState {
         if self.faults.chat_history_unordered {
             data_out.reverse();
         }
-        let id = data.get("id").cloned().unwrap_or_else(|| json!(self.name(user)));
+        let id = data
+            .get("id")
+            .cloned()
+            .unwrap_or_else(|| json!(self.name(user)));
         socket
             .emit(
                 "shistory",
@@ -534,9 +542,9 @@ impl Store {
 
     /// Everything kept for `user`, oldest first, as (seq, kind, body).
     fn take(&self, user: u64) -> rusqlite::Result<Vec<(i64, Kind, String)>> {
-        let mut stmt = self
-            .db
-            .prepare_cached("SELECT seq, kind, body FROM offline WHERE user_id = ?1 ORDER BY seq")?;
+        let mut stmt = self.db.prepare_cached(
+            "SELECT seq, kind, body FROM offline WHERE user_id = ?1 ORDER BY seq",
+        )?;
         let rows = stmt.query_map(params![user as i64], |r| {
             let kind = if r.get::<_, i64>(1)? == 1 {
                 Kind::Group
@@ -652,7 +660,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("chat.sqlite3");
         let path = path.to_str().unwrap();
-        Store::open(path).unwrap().keep(7, Kind::Friend, "x").unwrap();
+        Store::open(path)
+            .unwrap()
+            .keep(7, Kind::Friend, "x")
+            .unwrap();
         assert_eq!(Store::open(path).unwrap().pending(7).unwrap(), 1);
         std::fs::remove_dir_all(&dir).ok();
     }

@@ -9,6 +9,7 @@
 //! by name.
 
 mod advertise;
+pub mod chat;
 pub mod dorm;
 pub mod faults;
 pub mod fixtures;
@@ -17,7 +18,6 @@ mod inline;
 mod listener;
 pub mod lobby;
 pub mod outbound;
-pub mod chat;
 pub mod store;
 
 use std::fmt;

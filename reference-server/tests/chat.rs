@@ -136,8 +136,12 @@ fn auth_codes_and_nothing_before_auth_on_both_generations() {
             let mut b = Chat::connect(&s, eio).await;
             assert_eq!(b.auth(&s, 2).await, json!({"code": 1}));
             // Before auth: refused on the asking namespace, delivered to nobody.
-            a.emit("/friend", "sendfsmg", json!({"from": "user1", "to": "user2", "msg": "x"}))
-                .await;
+            a.emit(
+                "/friend",
+                "sendfsmg",
+                json!({"from": "user1", "to": "user2", "msg": "x"}),
+            )
+            .await;
             let (ns, name, data) = a.next().await.unwrap();
             assert_eq!((ns.as_str(), name.as_str()), ("/friend", "err"));
             assert_eq!(data["error"], chat::errors::NOT_AUTHENTICATED);
@@ -158,7 +162,10 @@ fn auth_codes_and_nothing_before_auth_on_both_generations() {
             );
             // Authenticating again as another user is refused.
             a.emit("/", "auth-c", json!({"sid": s.token(3)})).await;
-            assert_eq!(a.next().await.unwrap().2["error"], chat::errors::ALREADY_AUTHENTICATED);
+            assert_eq!(
+                a.next().await.unwrap().2["error"],
+                chat::errors::ALREADY_AUTHENTICATED
+            );
             a.close().await;
             assert_eq!(names(&b.drain().await), vec![("/friend", "foffline")]);
             b.close().await;
@@ -182,19 +189,39 @@ fn friend_messages_reach_every_connection_of_the_target_and_nobody_else() {
         b1.drain().await;
         b2.drain().await;
         c.drain().await;
-        a.emit("/friend", "sendfsmg", json!({"from": "user1", "to": "user2", "msg": "hi"}))
-            .await;
-        let expected = ("/friend".to_string(), "receivefsmg".to_string(), json!({"from": "user1", "to": "user2", "msg": "hi"}));
+        a.emit(
+            "/friend",
+            "sendfsmg",
+            json!({"from": "user1", "to": "user2", "msg": "hi"}),
+        )
+        .await;
+        let expected = (
+            "/friend".to_string(),
+            "receivefsmg".to_string(),
+            json!({"from": "user1", "to": "user2", "msg": "hi"}),
+        );
         assert_eq!(b1.drain().await, vec![expected.clone()]);
         assert_eq!(b2.drain().await, vec![expected]);
         assert_eq!(c.drain().await, vec![]);
         assert_eq!(a.drain().await, vec![]);
         // Forged `from`, a non-friend, an unknown user, a huge text: refused, no effect.
         for (payload, error) in [
-            (json!({"from": "user3", "to": "user2", "msg": "x"}), chat::errors::FORGED_FROM),
-            (json!({"to": "user4", "msg": "x"}), chat::errors::NOT_A_FRIEND),
-            (json!({"to": "__proto__", "msg": "x"}), chat::errors::NO_SUCH_USER),
-            (json!({"to": "user2", "msg": 5}), chat::errors::INVALID_PAYLOAD),
+            (
+                json!({"from": "user3", "to": "user2", "msg": "x"}),
+                chat::errors::FORGED_FROM,
+            ),
+            (
+                json!({"to": "user4", "msg": "x"}),
+                chat::errors::NOT_A_FRIEND,
+            ),
+            (
+                json!({"to": "__proto__", "msg": "x"}),
+                chat::errors::NO_SUCH_USER,
+            ),
+            (
+                json!({"to": "user2", "msg": 5}),
+                chat::errors::INVALID_PAYLOAD,
+            ),
             (
                 json!({"to": "user2", "msg": "x".repeat(chat::MAX_MSG_BYTES + 1)}),
                 chat::errors::MESSAGE_TOO_LONG,
@@ -202,7 +229,11 @@ fn friend_messages_reach_every_connection_of_the_target_and_nobody_else() {
         ] {
             a.emit("/friend", "sendfsmg", payload.clone()).await;
             let (_, name, data) = a.next().await.unwrap();
-            assert_eq!((name.as_str(), data["error"].as_str()), ("err", Some(error)), "{payload}");
+            assert_eq!(
+                (name.as_str(), data["error"].as_str()),
+                ("err", Some(error)),
+                "{payload}"
+            );
         }
         assert_eq!(b1.drain().await, vec![]);
         assert_eq!(b2.drain().await, vec![]);
@@ -222,18 +253,36 @@ fn group_messages_reach_online_members_and_are_kept_once_for_the_others() {
         let mut a = Chat::connect(&s, 4).await;
         a.auth(&s, 1).await;
         for i in 0..3 {
-            a.emit("/group", "sendfsmg", json!({"to": "g1", "msg": format!("m{i}")}))
-                .await;
-            a.emit("/friend", "sendfsmg", json!({"to": "user2", "msg": format!("f{i}")}))
-                .await;
+            a.emit(
+                "/group",
+                "sendfsmg",
+                json!({"to": "g1", "msg": format!("m{i}")}),
+            )
+            .await;
+            a.emit(
+                "/friend",
+                "sendfsmg",
+                json!({"to": "user2", "msg": format!("f{i}")}),
+            )
+            .await;
         }
         let got = a.drain().await;
         assert_eq!(got.len(), 3, "the sender's own copies: {got:?}");
-        assert!(got.iter().all(|(ns, n, _)| ns == "/group" && n == "receivefsmg"));
-        a.emit("/group", "sendfsmg", json!({"to": "g2", "msg": "x"})).await;
-        assert_eq!(a.next().await.unwrap().2["error"], chat::errors::NOT_A_MEMBER);
-        a.emit("/group", "sendfsmg", json!({"to": "__proto__", "msg": "x"})).await;
-        assert_eq!(a.next().await.unwrap().2["error"], chat::errors::NO_SUCH_GROUP);
+        assert!(got
+            .iter()
+            .all(|(ns, n, _)| ns == "/group" && n == "receivefsmg"));
+        a.emit("/group", "sendfsmg", json!({"to": "g2", "msg": "x"}))
+            .await;
+        assert_eq!(
+            a.next().await.unwrap().2["error"],
+            chat::errors::NOT_A_MEMBER
+        );
+        a.emit("/group", "sendfsmg", json!({"to": "__proto__", "msg": "x"}))
+            .await;
+        assert_eq!(
+            a.next().await.unwrap().2["error"],
+            chat::errors::NO_SUCH_GROUP
+        );
 
         let mut b = Chat::connect(&s, 3).await;
         b.auth(&s, 2).await;
@@ -254,17 +303,31 @@ fn group_messages_reach_online_members_and_are_kept_once_for_the_others() {
         // Handed over once.
         b.emit("/server", "caoff", json!({})).await;
         let (_, _, again) = b.next().await.unwrap();
-        assert_eq!((again["flogs"].clone(), again["glogs"].clone()), (json!([]), json!([])));
+        assert_eq!(
+            (again["flogs"].clone(), again["glogs"].clone()),
+            (json!([]), json!([]))
+        );
 
         // History: the newest `len`, oldest first; time.
-        b.emit("/server", "chistory", json!({"id": "user2", "to": "user1", "type": "friend", "len": 2}))
-            .await;
+        b.emit(
+            "/server",
+            "chistory",
+            json!({"id": "user2", "to": "user1", "type": "friend", "len": 2}),
+        )
+        .await;
         let (_, name, h) = b.next().await.unwrap();
         assert_eq!(name, "shistory");
         assert_eq!(texts(&h["data"]), ["f1", "f2"]);
-        b.emit("/server", "chistory", json!({"to": "g1", "type": "group", "len": 10}))
-            .await;
-        assert_eq!(texts(&b.next().await.unwrap().2["data"]), ["m0", "m1", "m2"]);
+        b.emit(
+            "/server",
+            "chistory",
+            json!({"to": "g1", "type": "group", "len": 10}),
+        )
+        .await;
+        assert_eq!(
+            texts(&b.next().await.unwrap().2["data"]),
+            ["m0", "m1", "m2"]
+        );
         b.emit("/server", "ctime", json!({})).await;
         let (_, name, t) = b.next().await.unwrap();
         assert_eq!(name, "stime");
@@ -283,28 +346,46 @@ fn hostile_input_on_every_namespace_leaves_the_others_served() {
         let refused = a.raw.next_text(WAIT).await.unwrap();
         assert!(refused.starts_with("44/nope,"), "{refused}");
         // Events on the wrong namespace.
-        for (ns, event) in [("/", "sendfsmg"), ("/friend", "caoff"), ("/server", "auth-c"), ("/group", "__proto__")] {
+        for (ns, event) in [
+            ("/", "sendfsmg"),
+            ("/friend", "caoff"),
+            ("/server", "auth-c"),
+            ("/group", "__proto__"),
+        ] {
             a.emit(ns, event, json!({"to": "user2", "msg": "x"})).await;
             let (got_ns, name, data) = a.next().await.unwrap();
-            assert_eq!((got_ns.as_str(), name.as_str()), (ns, "err"), "{ns} {event}");
+            assert_eq!(
+                (got_ns.as_str(), name.as_str()),
+                (ns, "err"),
+                "{ns} {event}"
+            );
             assert_eq!(data["error"], chat::errors::UNKNOWN_EVENT);
         }
         // A 2 MB frame is over maxPayload: that connection is closed, nobody else is affected.
         let mut big = Chat::connect(&s, 4).await;
         big.auth(&s, 3).await;
-        big.emit("/friend", "sendfsmg", json!({"to": "user2", "msg": "x".repeat(2_000_000)}))
-            .await;
+        big.emit(
+            "/friend",
+            "sendfsmg",
+            json!({"to": "user2", "msg": "x".repeat(2_000_000)}),
+        )
+        .await;
         assert_eq!(big.next_within(Duration::from_secs(2)).await, None);
         let mut b = Chat::connect(&s, 3).await;
         b.auth(&s, 2).await;
         a.drain().await;
-        a.emit("/friend", "sendfsmg", json!({"to": "user2", "msg": "still"})).await;
+        a.emit(
+            "/friend",
+            "sendfsmg",
+            json!({"to": "user2", "msg": "still"}),
+        )
+        .await;
         assert_eq!(b.next().await.unwrap().2["msg"], "still");
     });
 }
 
 #[test]
-fn kept_messages_survive_a_restart_on_a_file_store() {
+fn a_thousand_kept_messages_survive_a_restart_on_a_file_store_and_come_once() {
     let dir = std::env::temp_dir().join(format!("roomrig-chat-restart-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let db = dir.join("chat.sqlite3");
@@ -314,9 +395,13 @@ fn kept_messages_survive_a_restart_on_a_file_store() {
         s.block_on(async {
             let mut a = Chat::connect(&s, 4).await;
             a.auth(&s, 1).await;
-            for i in 0..100 {
-                a.emit("/friend", "sendfsmg", json!({"to": "user2", "msg": format!("k{i}")}))
-                    .await;
+            for i in 0..1000 {
+                a.emit(
+                    "/friend",
+                    "sendfsmg",
+                    json!({"to": "user2", "msg": format!("k{i}")}),
+                )
+                .await;
             }
             // The last one is kept once this answer comes (events are handled in order).
             a.emit("/server", "ctime", json!({})).await;
@@ -335,8 +420,11 @@ fn kept_messages_survive_a_restart_on_a_file_store() {
             .iter()
             .map(|m| m["msg"].as_str().unwrap())
             .collect();
-        let expected: Vec<String> = (0..100).map(|i| format!("k{i}")).collect();
+        let expected: Vec<String> = (0..1000).map(|i| format!("k{i}")).collect();
         assert_eq!(got, expected);
+        // Once: a later caoff finds nothing.
+        b.emit("/server", "caoff", json!({})).await;
+        assert_eq!(b.next().await.unwrap().2["flogs"], json!([]));
     });
     drop(s);
     std::fs::remove_dir_all(&dir).ok();
@@ -355,7 +443,10 @@ fn an_unwritable_store_is_a_clear_start_error() {
         .build()
         .unwrap();
     let err = rt.block_on(reference_server::start(config)).unwrap_err();
-    assert!(err.to_string().contains("cannot open the chat store"), "{err}");
+    assert!(
+        err.to_string().contains("cannot open the chat store"),
+        "{err}"
+    );
 }
 
 /// Each defect switch shows its misbehaviour on the wire (the checker catching each one is
@@ -367,7 +458,8 @@ fn defect_switches_misbehave_as_documented() {
     s.block_on(async {
         let mut a = Chat::connect(&s, 4).await;
         a.auth(&s, 1).await;
-        a.emit("/friend", "sendfsmg", json!({"to": "user2", "msg": "lost"})).await;
+        a.emit("/friend", "sendfsmg", json!({"to": "user2", "msg": "lost"}))
+            .await;
         let mut b = Chat::connect(&s, 4).await;
         b.auth(&s, 2).await;
         b.emit("/server", "caoff", json!({})).await;
@@ -378,7 +470,12 @@ fn defect_switches_misbehave_as_documented() {
     s.block_on(async {
         let mut a = Chat::connect(&s, 4).await;
         a.auth(&s, 1).await;
-        a.emit("/friend", "sendfsmg", json!({"to": "user2", "msg": "again"})).await;
+        a.emit(
+            "/friend",
+            "sendfsmg",
+            json!({"to": "user2", "msg": "again"}),
+        )
+        .await;
         let mut b = Chat::connect(&s, 4).await;
         b.auth(&s, 2).await;
         for _ in 0..2 {
@@ -393,7 +490,12 @@ fn defect_switches_misbehave_as_documented() {
         a.auth(&s, 1).await;
         let mut c = Chat::connect(&s, 4).await;
         c.auth(&s, 3).await;
-        a.emit("/friend", "sendfsmg", json!({"to": "user2", "msg": "wrong"})).await;
+        a.emit(
+            "/friend",
+            "sendfsmg",
+            json!({"to": "user2", "msg": "wrong"}),
+        )
+        .await;
         assert_eq!(c.next().await.unwrap().2["to"], "user2");
     });
     // Presence on every connection: a second device announces again.
@@ -413,8 +515,12 @@ fn defect_switches_misbehave_as_documented() {
         let mut b = Chat::connect(&s, 4).await;
         b.auth(&s, 2).await;
         let mut x = Chat::connect(&s, 4).await;
-        x.emit("/friend", "sendfsmg", json!({"from": "user1", "to": "user2", "msg": "sneak"}))
-            .await;
+        x.emit(
+            "/friend",
+            "sendfsmg",
+            json!({"from": "user1", "to": "user2", "msg": "sneak"}),
+        )
+        .await;
         assert_eq!(b.next().await.unwrap().2["msg"], "sneak");
     });
     // History newest first.
@@ -423,10 +529,15 @@ fn defect_switches_misbehave_as_documented() {
         let mut a = Chat::connect(&s, 4).await;
         a.auth(&s, 1).await;
         for m in ["1", "2"] {
-            a.emit("/friend", "sendfsmg", json!({"to": "user2", "msg": m})).await;
+            a.emit("/friend", "sendfsmg", json!({"to": "user2", "msg": m}))
+                .await;
         }
-        a.emit("/server", "chistory", json!({"to": "user2", "type": "friend", "len": 2}))
-            .await;
+        a.emit(
+            "/server",
+            "chistory",
+            json!({"to": "user2", "type": "friend", "len": 2}),
+        )
+        .await;
         assert_eq!(a.next().await.unwrap().2["data"][0]["msg"], "2");
     });
 }

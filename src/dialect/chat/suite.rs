@@ -110,6 +110,11 @@ fn join(_token: &str, _username: &str, _room: Option<&str>) -> Vec<JoinStep> {
     Vec::new()
 }
 
-fn foreign(_event: &str, _payload: &Value, _room: Option<&str>, _homes: &HashMap<u64, u64>) -> bool {
+fn foreign(
+    _event: &str,
+    _payload: &Value,
+    _room: Option<&str>,
+    _homes: &HashMap<u64, u64>,
+) -> bool {
     false
 }

@@ -354,16 +354,22 @@ impl Vu {
         shared.counters.received.inc();
         // `/` is the connection's own namespace; the others are the table's (chat).
         let namespace = event.namespace().unwrap_or("/");
-        shared
-            .judge()
-            .received(&mut self.client, namespace, &parsed.name, &parsed.payload, now);
+        shared.judge().received(
+            &mut self.client,
+            namespace,
+            &parsed.name,
+            &parsed.payload,
+            now,
+        );
         if namespace == "/" {
             shared
                 .oracle
                 .log_raw(self.me, now, "<<", &parsed.name, &parsed.text);
         } else {
             let name = format!("{namespace} {}", parsed.name);
-            shared.oracle.log_raw(self.me, now, "<<", &name, &parsed.text);
+            shared
+                .oracle
+                .log_raw(self.me, now, "<<", &name, &parsed.text);
         }
     }
 

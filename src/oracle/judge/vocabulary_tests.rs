@@ -824,7 +824,22 @@ fn second_device_scene() -> (World, Vec<Client>, String) {
     let (w, mut cs) = World::new(&CHAT, 3);
     authenticate(&w, &mut cs[0], 0);
     authenticate(&w, &mut cs[1], 0);
-    joined(&w, &mut cs[2], user_room("user0"), ("auth-s", r#"{"code":1}"#), 0);
+    // Its join is named after the user it authenticated as (as chat's `auth` names it).
+    let j = w.judge();
+    j.connected(&mut cs[2], 0);
+    j.request(
+        &mut cs[2],
+        "auth-c",
+        vec![Effect::Join {
+            room: user_room("user0"),
+            name: "user0".into(),
+            reply: "auth-s",
+        }],
+        Intent::Valid,
+        0,
+        0,
+    );
+    w.recv(&mut cs[2], "/", "auth-s", r#"{"code":1}"#, 10);
     let id = friend_message(&w, &mut cs[1], "user0", D);
     let frame = format!(r#"{{"from":"user1","to":"user0","msg":"{id}"}}"#);
     (w, cs, frame)
