@@ -31,3 +31,18 @@ fn chat_smoke_passes_eio3() {
 fn chat_smoke_passes_eio4() {
     smoke("4");
 }
+
+/// Messages sent while their target was away come in its next `saoff`, once; the offline
+/// delivery latency (send → `saoff`) is measured for each.
+#[test]
+fn kept_messages_are_handed_over_once_with_their_latency() {
+    let _serial = serial();
+    let o = roomrig_run(&repo_file("src/check/cases/chat-offline.yaml"), &[]);
+    assert_eq!(o.code, 0, "{}", o.explain());
+    let s = o.report();
+    assert_eq!(s["violations"]["total"], 0, "{}", o.explain());
+    let count = |m: &str| s["metrics"][m]["co"]["count"].as_u64().unwrap_or(0);
+    // Three friend and three group messages, all kept for the away client.
+    assert_eq!(count("saoff.offline"), 6, "{}", o.explain());
+    assert_eq!(count("caoff.saoff"), 2);
+}

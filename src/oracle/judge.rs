@@ -1207,10 +1207,16 @@ impl Judge<'_> {
             }
         }
         let room = user_room(&self.roster.users[c.me as usize].username);
-        for (check, expected) in
+        let mut handed = Vec::new();
+        let faults =
             self.oracle
-                .deferred_received(c.me, room, event, &items, c.session_began)
-        {
+                .deferred_received(c.me, room, event, &items, c.session_began, &mut handed);
+        // Offline delivery latency: from the send to the reply that handed it over.
+        for sent in handed {
+            let waited = now.saturating_sub(sent);
+            self.metrics.record((event, "offline"), waited, waited);
+        }
+        for (check, expected) in faults {
             let received = if check == Check::Missing {
                 "not in it".to_string()
             } else {
