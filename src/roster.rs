@@ -25,6 +25,17 @@ pub struct Roster {
     pub by_username: HashMap<String, u32>,
     /// Each client's current Socket.IO id (for the `{sid:N}` template of hostile input).
     pub socket_ids: Box<[Mutex<String>]>,
+    /// Friends and groups by user name (chat; empty unless [`Roster::with_social`]).
+    pub social: Social,
+}
+
+/// The fixture's friend graph and groups, by user name (every user of the fixture, also
+/// those without a client in this run).
+#[derive(Default)]
+pub struct Social {
+    pub friends: HashMap<u64, Vec<String>>,
+    pub groups: std::collections::BTreeMap<String, Vec<String>>,
+    pub groups_of: HashMap<u64, Vec<String>>,
 }
 
 impl Roster {
@@ -48,7 +59,33 @@ impl Roster {
             by_username,
             socket_ids: users.iter().map(|_| Mutex::default()).collect(),
             users,
+            social: Social::default(),
         }
+    }
+
+    /// Adds the fixture's friends and groups (see `reference_server::fixtures::social`).
+    pub fn with_social(mut self, fixtures: &reference_server::fixtures::Fixtures) -> Roster {
+        let graph = reference_server::fixtures::social::Social::of(fixtures);
+        let names: HashMap<u64, &str> = fixtures
+            .users
+            .iter()
+            .map(|u| (u.user_id, u.username.as_str()))
+            .collect();
+        let name = |id: &u64| names.get(id).map(|n| n.to_string());
+        self.social.friends = graph
+            .friends
+            .iter()
+            .map(|(&u, fs)| (u, fs.iter().filter_map(name).collect()))
+            .collect();
+        for (g, members) in &graph.groups {
+            for m in members {
+                self.social.groups_of.entry(*m).or_default().push(g.clone());
+            }
+            self.social
+                .groups
+                .insert(g.clone(), members.iter().filter_map(name).collect());
+        }
+        self
     }
 
     pub fn len(&self) -> usize {
@@ -64,6 +101,26 @@ impl crate::dialect::RunClients for Roster {
         self.socket_ids
             .get(n)
             .map(|id| crate::oracle::lock(id).clone())
+    }
+    fn token(&self, n: usize) -> Option<&str> {
+        self.users.get(n).map(|u| u.token.as_str())
+    }
+    fn friends(&self, user_id: u64) -> Vec<String> {
+        self.social
+            .friends
+            .get(&user_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+    fn groups_of(&self, user_id: u64) -> Vec<String> {
+        self.social
+            .groups_of
+            .get(&user_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+    fn group_members(&self, group: &str) -> Vec<String> {
+        self.social.groups.get(group).cloned().unwrap_or_default()
     }
 }
 

@@ -84,6 +84,8 @@ fn roomrig_check(args: &[&str]) -> Checked {
 /// The reference server in its own process, with a fast heartbeat.
 fn served(args: &[&str]) -> Served {
     let mut all = vec!["--ping-interval-ms", "500", "--ping-timeout-ms", "500"];
+    // chat: a store per server, not the default file shared by every test.
+    all.extend_from_slice(&["--chat-db", ":memory:"]);
     all.extend_from_slice(args);
     Served::start(&all)
 }
@@ -98,7 +100,7 @@ fn status_of<'a>(c: &'a Checked, id: &str) -> &'a str {
 
 #[test]
 fn healthy_reference_server_passes_every_case_eio3_and_eio4() {
-    let runs: Vec<(&str, &str)> = ["dorm", "lobby"]
+    let runs: Vec<(&str, &str)> = ["dorm", "lobby", "chat"]
         .into_iter()
         .flat_map(|d| [(d, "3"), (d, "4")])
         .collect();
@@ -205,6 +207,30 @@ const DEFECTS: &[(&str, &str, &str, &str)] = &[
         "lobby/room/join-message-leave",
         "lobby/otherJoinedRoom/non-member",
     ),
+    (
+        "chat",
+        "chat-lose-offline",
+        "chat/saoff/offline-exactly-once",
+        "chat/saoff/missing",
+    ),
+    (
+        "chat",
+        "chat-offline-twice",
+        "chat/saoff/offline-exactly-once",
+        "chat/saoff/duplicate",
+    ),
+    (
+        "chat",
+        "chat-misdeliver",
+        "chat/receivefsmg/friend-and-group-delivery",
+        "chat/receivefsmg/missing",
+    ),
+    (
+        "chat",
+        "chat-accept-before-auth",
+        "chat/sendfsmg/no-effect-before-auth-or-forged",
+        "chat/receivefsmg/unknown",
+    ),
 ];
 
 #[test]
@@ -244,12 +270,26 @@ fn each_defect_fails_its_case() {
 
 /// Defects of what the seeds do not state (per-sender order): the case warns with the SHOULD
 /// rule, and fails only with `--strict`.
-const SHOULD_DEFECTS: &[(&str, &str, &str, &str)] = &[(
-    "dorm",
-    "reorder-broadcast",
-    "dorm/message/broadcast-includes-sender",
-    "dorm/message/order",
-)];
+const SHOULD_DEFECTS: &[(&str, &str, &str, &str)] = &[
+    (
+        "dorm",
+        "reorder-broadcast",
+        "dorm/message/broadcast-includes-sender",
+        "dorm/message/order",
+    ),
+    (
+        "chat",
+        "chat-history-unordered",
+        "chat/receivefsmg/friend-and-group-delivery",
+        "chat/shistory/reply-content",
+    ),
+    (
+        "chat",
+        "chat-presence-every-connection",
+        "chat/receivefsmg/every-device-presence-once",
+        "chat/foffline/unknown",
+    ),
+];
 
 #[test]
 fn each_should_defect_warns_and_fails_with_strict() {

@@ -7,7 +7,8 @@
 //! `crash-on-hostile-room-name`, `crash-on-number-room-name`, `socket-id-room`, `no-join-reply`, `accept-rejoin`,
 //! `no-left-room`, `ignore-second-login`, `relay-non-member`, `seed-token-broadcast`,
 //! `leak-to-first-room`, `keep-name-on-disconnect`, `keep-room-on-disconnect`,
-//! `prototype-names-exist`.
+//! `prototype-names-exist`, `chat-lose-offline`, `chat-offline-twice`, `chat-misdeliver`,
+//! `chat-presence-every-connection`, `chat-accept-before-auth`, `chat-history-unordered`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -86,6 +87,18 @@ pub enum Fault {
     /// as in a JavaScript server that looks them up in a plain object: a room message, leave or
     /// private message to such a name is silently accepted instead of refused.
     PrototypeNamesExist,
+    /// chat: a message that reaches none of the target's connections is not kept (lost).
+    ChatLoseOffline,
+    /// chat: kept messages are not deleted once handed over: every `saoff` repeats them.
+    ChatOfflineTwice,
+    /// chat: a friend message goes to the user with the next user id instead of its target.
+    ChatMisdeliver,
+    /// chat: `fonline` / `foffline` go out on every connection a user opens or closes, not only the first and last.
+    ChatPresenceEveryConnection,
+    /// chat: events before `auth-c` are acted on, as the user their `from` names (and a forged `from` is accepted).
+    ChatAcceptBeforeAuth,
+    /// chat: `shistory` lists the messages newest first.
+    ChatHistoryUnordered,
 }
 
 impl Fault {
@@ -107,7 +120,9 @@ pub enum FaultParseError {
          notify-non-member, reorder-broadcast, wrong-field-type, crash-on-hostile-room-name, \
          crash-on-number-room-name, socket-id-room, no-join-reply, accept-rejoin, no-left-room, ignore-second-login, \
          relay-non-member, seed-token-broadcast, leak-to-first-room, keep-name-on-disconnect, \
-         keep-room-on-disconnect, prototype-names-exist)"
+         keep-room-on-disconnect, prototype-names-exist, chat-lose-offline, chat-offline-twice, \
+         chat-misdeliver, chat-presence-every-connection, chat-accept-before-auth, \
+         chat-history-unordered)"
     )]
     Unknown(String),
     #[error("fault {0} takes no value")]
@@ -165,6 +180,12 @@ impl FromStr for Fault {
             "keep-name-on-disconnect" => bare(Fault::KeepNameOnDisconnect),
             "keep-room-on-disconnect" => bare(Fault::KeepRoomOnDisconnect),
             "prototype-names-exist" => bare(Fault::PrototypeNamesExist),
+            "chat-lose-offline" => bare(Fault::ChatLoseOffline),
+            "chat-offline-twice" => bare(Fault::ChatOfflineTwice),
+            "chat-misdeliver" => bare(Fault::ChatMisdeliver),
+            "chat-presence-every-connection" => bare(Fault::ChatPresenceEveryConnection),
+            "chat-accept-before-auth" => bare(Fault::ChatAcceptBeforeAuth),
+            "chat-history-unordered" => bare(Fault::ChatHistoryUnordered),
             _ => Err(FaultParseError::Unknown(spec.to_string())),
         }
     }
@@ -197,6 +218,12 @@ impl fmt::Display for Fault {
             Fault::KeepNameOnDisconnect => f.write_str("keep-name-on-disconnect"),
             Fault::KeepRoomOnDisconnect => f.write_str("keep-room-on-disconnect"),
             Fault::PrototypeNamesExist => f.write_str("prototype-names-exist"),
+            Fault::ChatLoseOffline => f.write_str("chat-lose-offline"),
+            Fault::ChatOfflineTwice => f.write_str("chat-offline-twice"),
+            Fault::ChatMisdeliver => f.write_str("chat-misdeliver"),
+            Fault::ChatPresenceEveryConnection => f.write_str("chat-presence-every-connection"),
+            Fault::ChatAcceptBeforeAuth => f.write_str("chat-accept-before-auth"),
+            Fault::ChatHistoryUnordered => f.write_str("chat-history-unordered"),
         }
     }
 }
@@ -229,6 +256,12 @@ pub struct FaultSet {
     pub keep_name_on_disconnect: bool,
     pub keep_room_on_disconnect: bool,
     pub prototype_names_exist: bool,
+    pub chat_lose_offline: bool,
+    pub chat_offline_twice: bool,
+    pub chat_misdeliver: bool,
+    pub chat_presence_every_connection: bool,
+    pub chat_accept_before_auth: bool,
+    pub chat_history_unordered: bool,
 }
 
 impl FaultSet {
@@ -260,6 +293,12 @@ impl FaultSet {
                 Fault::KeepNameOnDisconnect => set.keep_name_on_disconnect = true,
                 Fault::KeepRoomOnDisconnect => set.keep_room_on_disconnect = true,
                 Fault::PrototypeNamesExist => set.prototype_names_exist = true,
+                Fault::ChatLoseOffline => set.chat_lose_offline = true,
+                Fault::ChatOfflineTwice => set.chat_offline_twice = true,
+                Fault::ChatMisdeliver => set.chat_misdeliver = true,
+                Fault::ChatPresenceEveryConnection => set.chat_presence_every_connection = true,
+                Fault::ChatAcceptBeforeAuth => set.chat_accept_before_auth = true,
+                Fault::ChatHistoryUnordered => set.chat_history_unordered = true,
             }
         }
         set

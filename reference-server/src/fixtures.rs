@@ -11,6 +11,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 pub mod csv;
+pub mod social;
 
 /// The users file's expected shape, shown when a file has another.
 pub const SHAPE: &str = r#"a JSON object {"users": [{"user_id": 1, "username": "user1", "token": "t1", "room_id": 1}, ...], "rooms": [{"room_id": 1, "room_name": "room1", "owner_id": 1, "room_size": 4}, ...]}, or CSV with the header row user_id,username,token,room_id"#;
@@ -44,6 +45,13 @@ pub struct Fixtures {
     pub users: Vec<User>,
     #[serde(default)]
     pub rooms: Vec<Room>,
+    /// Friendships (`chat`), each a pair of user ids, both ways; see [`social`] for the rule
+    /// that applies when a file lists neither friends nor groups.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub friends: Vec<[u64; 2]>,
+    /// Chat groups (`chat`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<social::Group>,
 }
 
 /// Why a users file could not be used.
@@ -126,7 +134,11 @@ impl Fixtures {
                 notice: String::new(),
             })
             .collect();
-        Fixtures { users, rooms }
+        Fixtures {
+            users,
+            rooms,
+            ..Fixtures::default()
+        }
     }
 
     /// Reads a users file and checks that it is consistent: JSON (an object of users and
@@ -229,7 +241,7 @@ impl Fixtures {
                 }
             }
         }
-        Ok(())
+        social::validate(self)
     }
 
     pub fn user_by_token(&self, token: &str) -> Option<&User> {

@@ -9,6 +9,7 @@
 //! by name.
 
 mod advertise;
+pub mod chat;
 pub mod dorm;
 pub mod faults;
 pub mod fixtures;
@@ -17,6 +18,7 @@ mod inline;
 mod listener;
 pub mod lobby;
 pub mod outbound;
+pub mod store;
 
 use std::fmt;
 use std::io::Write as _;
@@ -70,7 +72,7 @@ pub struct Dialect {
 /// Every dialect the server speaks, in listing order: the one place a dialect module is
 /// registered. The driver has its own list (`roomrig::dialect::DIALECTS`); the two agree on
 /// names only, which a test of the driver checks.
-pub static DIALECTS: &[Dialect] = &[dorm::DIALECT, lobby::DIALECT];
+pub static DIALECTS: &[Dialect] = &[dorm::DIALECT, lobby::DIALECT, chat::DIALECT];
 
 impl Dialect {
     /// The registered dialect of this name (exact spelling).
@@ -181,6 +183,9 @@ pub struct ServerConfig {
     pub handshake_timeout: Duration,
     /// The byte caps of the connections' outgoing queues (see [`outbound`]).
     pub outbound: OutboundLimits,
+    /// Where a dialect that keeps data across restarts keeps it (`chat`: an SQLite file, or
+    /// [`store::IN_MEMORY`]); see [`store`].
+    pub chat_db: String,
 }
 
 impl ServerConfig {
@@ -196,6 +201,7 @@ impl ServerConfig {
             only_eio: None,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             outbound: OutboundLimits::default(),
+            chat_db: store::IN_MEMORY.to_string(),
         }
     }
 }
@@ -356,7 +362,10 @@ pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
         .connect_timeout(config.handshake_timeout)
         .build_layer();
 
-    (config.dialect.serve)(&io, &config.fixtures, faults);
+    store::scoped(&config.chat_db, || {
+        (config.dialect.serve)(&io, &config.fixtures, faults)
+    })
+    .map_err(std::io::Error::other)?;
 
     let dialect = config.dialect;
     let mut app = axum::Router::new()
@@ -473,6 +482,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "3|4", value_parser = clap::value_parser!(u8).range(3..=4))]
     pub eio: Option<u8>,
 
+    /// `chat`: the SQLite file that keeps offline messages and history across restarts
+    /// (created if missing); `:memory:` keeps them in memory only.
+    #[arg(long, value_name = "PATH", default_value = store::DEFAULT_FILE)]
+    pub chat_db: String,
+
     /// Test-only: break one rule on purpose (repeatable). See `reference_server::faults`.
     #[arg(long = "fault", value_name = "SPEC", hide = true)]
     pub faults: Vec<Fault>,
@@ -502,6 +516,7 @@ impl ServeArgs {
         config.ping_timeout = Duration::from_millis(self.ping_timeout_ms);
         config.faults = self.faults.clone();
         config.only_eio = self.eio;
+        config.chat_db = self.chat_db.clone();
         config.handshake_timeout = Duration::from_millis(self.handshake_timeout_ms);
         config.outbound = OutboundLimits {
             per_connection: (self.outbound_queue_kib << 10) as usize,
@@ -575,9 +590,10 @@ mod tests {
         assert_eq!(serde_json::to_string(&lobby::DIALECT).unwrap(), "\"lobby\"");
         assert!("chat2".parse::<Dialect>().is_err());
         assert_eq!(
-            "chat".parse::<Dialect>().unwrap_err().to_string(),
-            "unknown dialect \"chat\" (known: dorm, lobby)"
+            "nope".parse::<Dialect>().unwrap_err().to_string(),
+            "unknown dialect \"nope\" (known: dorm, lobby, chat)"
         );
+        assert_eq!("chat".parse::<Dialect>(), Ok(chat::DIALECT));
         assert_eq!(Dialect::named("lobby"), Some(lobby::DIALECT));
         assert_eq!(Dialect::named("LOBBY"), None);
         assert_eq!(dorm::DIALECT.to_string(), "dorm");

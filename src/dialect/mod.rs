@@ -5,6 +5,7 @@
 //! table and a few request builders, never a copy of the checking logic, and one line in
 //! [`DIALECTS`], the registry everything keyed by a dialect's name looks it up in.
 
+pub mod chat;
 pub mod dorm;
 pub mod lobby;
 pub mod suite;
@@ -35,6 +36,7 @@ pub struct Dialect {
 pub static DIALECTS: &[Dialect] = &[
     Dialect::new(&dorm::SPEC, &dorm::suite::SUITE),
     Dialect::new(&lobby::SPEC, &lobby::suite::SUITE),
+    Dialect::new(&chat::SPEC, &chat::suite::SUITE),
 ];
 
 impl Dialect {
@@ -191,9 +193,31 @@ pub struct Departure {
     pub each_room: Option<&'static str>,
     /// Then sent to every other connection; FIFO value: none.
     pub everyone: Option<&'static str>,
+    /// Then sent to every connection of each friend of the departed user (chat: `foffline`;
+    /// friends from the users file); FIFO value: none. One client per user: its departure is
+    /// the user's last.
+    pub friends: Option<&'static str>,
 }
 
 impl DialectSpec {
+    /// The namespaces a client opens beside `/`, on the same Engine.IO connection: every one
+    /// the table's events or operations travel on, in table order (none for a one-namespace
+    /// dialect).
+    pub fn namespaces(&self) -> Vec<String> {
+        let events = self.events.iter().map(|e| e.wire.namespace);
+        let ops = self.ops.iter().filter_map(|o| match o.via {
+            Via::Emit { namespace } => Some(namespace),
+            Via::Http { .. } => None,
+        });
+        let mut out: Vec<String> = Vec::new();
+        for ns in events.chain(ops) {
+            if ns != "/" && !out.iter().any(|n| n == ns) {
+                out.push(ns.to_string());
+            }
+        }
+        out
+    }
+
     pub fn op(&self, name: &str) -> Option<&OpSpec> {
         self.ops.iter().find(|o| o.name == name)
     }
@@ -364,6 +388,22 @@ pub trait RunClients {
     fn username(&self, n: usize) -> Option<&str>;
     /// Client `n`'s current Socket.IO id (empty while it is not connected).
     fn socket_id(&self, n: usize) -> Option<String>;
+    /// The token of client `n`'s user (chat: a second device authenticates with it).
+    fn token(&self, _n: usize) -> Option<&str> {
+        None
+    }
+    /// The user names of the friends of user `user_id` (chat), in user id order.
+    fn friends(&self, _user_id: u64) -> Vec<String> {
+        Vec::new()
+    }
+    /// The groups user `user_id` is a member of (chat), in group id order.
+    fn groups_of(&self, _user_id: u64) -> Vec<String> {
+        Vec::new()
+    }
+    /// The user names of the members of `group` (chat), in user id order.
+    fn group_members(&self, _group: &str) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// A request ready to emit, and what the server must do about it.
@@ -622,7 +662,7 @@ mod tests {
             );
             assert!(std::ptr::eq(super::spec(d.name()), d.spec));
         }
-        assert!(super::find("chat").is_none());
+        assert!(super::find("push").is_none());
     }
 
     struct Two;

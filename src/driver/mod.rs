@@ -292,6 +292,8 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
     }
     let mut client_config = ClientConfig {
         local_addr: opts.local_addr,
+        // The namespaces the dialect's table names beside `/` (chat: /friend, /group, /server).
+        more_namespaces: spec.namespaces(),
         ..ClientConfig::default()
     };
     let (eio, detected) = resolve_eio(&target, &client_config, scenario.eio).await?;
@@ -338,7 +340,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
                 .as_micros() as u64,
             users.iter().map(|u| u.username.clone()).collect(),
         ),
-        roster: Roster::new(users),
+        roster: Roster::new(users).with_social(&fixtures),
         metrics: Metrics::new(workers * 2),
         counters: Counters::default(),
         // A short lead so the first arrivals are not late before the tasks exist.

@@ -513,6 +513,14 @@ impl Judge<'_> {
         if let Some(event) = departure.everyone {
             self.oracle.broadcast_sent(send(EVERYONE, event, None));
         }
+        if let Some(event) = departure.friends {
+            use crate::dialect::RunClients as _;
+            let user_id = self.roster.users[c.me as usize].user_id;
+            for friend in self.roster.friends(user_id) {
+                self.oracle
+                    .broadcast_sent(send(user_room(&friend), event, None));
+            }
+        }
     }
 
     // ---- what the client sends ----
@@ -1126,8 +1134,24 @@ impl Judge<'_> {
             RoomOf::SenderHome => self.roster.users[sender as usize].room,
             RoomOf::Field(f) => payload.field(f).as_str().map(named_room),
             RoomOf::Everyone => Some(EVERYONE),
-            RoomOf::ReceiverUser => Some(user_room(&self.roster.users[c.me as usize].username)),
+            RoomOf::ReceiverUser => Some(self.receiver_room(c)),
         }
+    }
+
+    /// The user room a client receives as: its own user's, or, for a connection that joined
+    /// another user's room and not its own (chat: a second device authenticated as that user),
+    /// that user's.
+    fn receiver_room(&self, c: &Client) -> RoomKey {
+        let own = user_room(&self.roster.users[c.me as usize].username);
+        let mut rooms = c.joined.iter().chain(&c.joining);
+        if rooms.clone().any(|(r, _)| *r == own) {
+            return own;
+        }
+        rooms
+            .find(|(r, name)| {
+                self.roster.by_username.contains_key(name.as_str()) && user_room(name) == *r
+            })
+            .map_or(own, |(r, _)| *r)
     }
 
     /// A kick: the receiver is out of the room it names (or the one it was kicked from).
@@ -1183,10 +1207,16 @@ impl Judge<'_> {
             }
         }
         let room = user_room(&self.roster.users[c.me as usize].username);
-        for (check, expected) in
+        let mut handed = Vec::new();
+        let faults =
             self.oracle
-                .deferred_received(c.me, room, event, &items, c.session_began)
-        {
+                .deferred_received(c.me, room, event, &items, c.session_began, &mut handed);
+        // Offline delivery latency: from the send to the reply that handed it over.
+        for sent in handed {
+            let waited = now.saturating_sub(sent);
+            self.metrics.record((event, "offline"), waited, waited);
+        }
+        for (check, expected) in faults {
             let received = if check == Check::Missing {
                 "not in it".to_string()
             } else {

@@ -1035,7 +1035,8 @@ impl Oracle {
     }
 
     /// The reply `via` handed `receiver` the kept deliveries `items` (sender, seq) of its user
-    /// room, in a session that began at `session_began`. Returns the faults: an item not kept
+    /// room, in a session that began at `session_began` (`handed` gets the send time of each
+    /// item handed over). Returns the faults: an item not kept
     /// (or handed over before) and every item kept before the session began and not in it.
     pub fn deferred_received(
         &self,
@@ -1044,6 +1045,7 @@ impl Oracle {
         via: &str,
         items: &[(ClientId, u64)],
         session_began: Micros,
+        handed: &mut Vec<Micros>,
     ) -> Vec<(Check, String)> {
         let _ = receiver;
         let mut faults = Vec::new();
@@ -1055,7 +1057,7 @@ impl Oracle {
                 .iter()
                 .position(|s| s.via == via && s.sender == sender && s.seq == seq)
             {
-                r.stored.swap_remove(i);
+                handed.push(r.stored.swap_remove(i).sent);
                 r.handed_over.push((sender, seq));
             } else if r.handed_over.contains(&(sender, seq))
                 || r.outstanding

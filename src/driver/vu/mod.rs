@@ -353,13 +353,25 @@ impl Vu {
             return;
         };
         shared.counters.received.inc();
-        shared
-            .judge()
-            // One namespace per connection: its events are the dialect's `/` ones.
-            .received(&mut self.client, "/", &parsed.name, &parsed.payload, now);
-        shared
-            .oracle
-            .log_raw(self.me, now, "<<", &parsed.name, &parsed.text);
+        // `/` is the connection's own namespace; the others are the table's (chat).
+        let namespace = event.namespace().unwrap_or("/");
+        shared.judge().received(
+            &mut self.client,
+            namespace,
+            &parsed.name,
+            &parsed.payload,
+            now,
+        );
+        if namespace == "/" {
+            shared
+                .oracle
+                .log_raw(self.me, now, "<<", &parsed.name, &parsed.text);
+        } else {
+            let name = format!("{namespace} {}", parsed.name);
+            shared
+                .oracle
+                .log_raw(self.me, now, "<<", &name, &parsed.text);
+        }
     }
 
     /// Builds, sends and registers one dialect operation.

@@ -754,3 +754,108 @@ fn a_message_lost_both_ways_is_missing() {
     w.recv(&mut cs[1], "/server", "saoff", &saoff(&[]), 10 * D + 200);
     assert_eq!(w.verdicts(20 * D), only(&[("chat/saoff/missing", 1)]));
 }
+
+// ---- chat: a departure told to the departed user's friends ----
+
+/// chat's presence: `foffline` to every connection of each friend of a departed user.
+static CHAT_PRESENCE: DialectSpec = DialectSpec {
+    departure: Some(crate::dialect::Departure {
+        each_room: None,
+        everyone: None,
+        friends: Some("foffline"),
+    }),
+    ..table(
+        "chat",
+        &[
+            event(
+                "auth-s",
+                Wire::SAME,
+                Attribution::Reply,
+                RoomOf::ReceiverUser,
+            ),
+            event(
+                "foffline",
+                Wire::on("/friend"),
+                Attribution::SenderFifo {
+                    sender: SenderKey::Username("from"),
+                    value_field: None,
+                },
+                RoomOf::ReceiverUser,
+            ),
+        ],
+        ErrorStyle::SameEvent { field: "error" },
+    )
+};
+
+/// Users 0 and 1 are friends, user 2 is nobody's; all three authenticate, then user 0 leaves.
+fn presence_scene() -> (World, Vec<Client>) {
+    let (mut w, mut cs) = World::new(&CHAT_PRESENCE, 3);
+    w.roster.social.friends.insert(1, vec!["user1".into()]);
+    w.roster.social.friends.insert(2, vec!["user0".into()]);
+    for c in cs.iter_mut() {
+        authenticate(&w, c, 0);
+    }
+    w.judge().departed(&mut cs[0], D);
+    (w, cs)
+}
+
+const OFFLINE_0: &str = r#"{"from":"user0","to":"user1","msg":"offline"}"#;
+
+#[test]
+fn a_departed_users_friend_is_told() {
+    let (w, mut cs) = presence_scene();
+    w.recv(&mut cs[1], "/friend", "foffline", OFFLINE_0, D + 20);
+    assert_eq!(w.verdicts(10 * D), only(&[]));
+}
+
+#[test]
+fn a_departed_users_friend_not_told_is_missing_and_a_stranger_told_is_unknown() {
+    let (w, mut cs) = presence_scene();
+    w.recv(&mut cs[2], "/friend", "foffline", OFFLINE_0, D + 20);
+    let v = w.verdicts(10 * D);
+    assert_eq!(v.get("chat/foffline/missing"), Some(&1), "{v:?}");
+    assert_eq!(v.get("chat/foffline/unknown"), Some(&1), "{v:?}");
+}
+
+// ---- chat: a second device of a user ----
+
+/// Client 2 is a second device of user0: it authenticated as user0.
+fn second_device_scene() -> (World, Vec<Client>, String) {
+    let (w, mut cs) = World::new(&CHAT, 3);
+    authenticate(&w, &mut cs[0], 0);
+    authenticate(&w, &mut cs[1], 0);
+    // Its join is named after the user it authenticated as (as chat's `auth` names it).
+    let j = w.judge();
+    j.connected(&mut cs[2], 0);
+    j.request(
+        &mut cs[2],
+        "auth-c",
+        vec![Effect::Join {
+            room: user_room("user0"),
+            name: "user0".into(),
+            reply: "auth-s",
+        }],
+        Intent::Valid,
+        0,
+        0,
+    );
+    w.recv(&mut cs[2], "/", "auth-s", r#"{"code":1}"#, 10);
+    let id = friend_message(&w, &mut cs[1], "user0", D);
+    let frame = format!(r#"{{"from":"user1","to":"user0","msg":"{id}"}}"#);
+    (w, cs, frame)
+}
+
+#[test]
+fn a_message_reaches_every_device_of_its_user() {
+    let (w, mut cs, frame) = second_device_scene();
+    w.recv(&mut cs[0], "/friend", "receivefsmg", &frame, D + 10);
+    w.recv(&mut cs[2], "/friend", "receivefsmg", &frame, D + 20);
+    assert_eq!(w.verdicts(10 * D), only(&[]));
+}
+
+#[test]
+fn a_device_left_out_is_missing_its_users_message() {
+    let (w, mut cs, frame) = second_device_scene();
+    w.recv(&mut cs[0], "/friend", "receivefsmg", &frame, D + 10);
+    assert_eq!(w.verdicts(10 * D), only(&[("chat/receivefsmg/missing", 1)]));
+}
