@@ -50,6 +50,8 @@ fn golden_vectors_match_php() {
 }
 
 #[test]
+// The tie cases are written as their exact binary values on purpose.
+#[allow(clippy::excessive_precision)]
 fn floats_in_php_layout() {
     for (f, php) in [
         (1.0, "1"),
