@@ -65,6 +65,10 @@ impl crate::dialect::RunClients for Roster {
             .get(n)
             .map(|id| crate::oracle::lock(id).clone())
     }
+    fn user_id(&self, username: &str) -> Option<u64> {
+        let n = *self.by_username.get(username)?;
+        Some(self.users[n as usize].user_id)
+    }
 }
 
 impl Roster {

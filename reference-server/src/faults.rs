@@ -7,7 +7,8 @@
 //! `crash-on-hostile-room-name`, `crash-on-number-room-name`, `socket-id-room`, `no-join-reply`, `accept-rejoin`,
 //! `no-left-room`, `ignore-second-login`, `relay-non-member`, `seed-token-broadcast`,
 //! `leak-to-first-room`, `keep-name-on-disconnect`, `keep-room-on-disconnect`,
-//! `prototype-names-exist`.
+//! `prototype-names-exist`, `voice-exit-to-everyone`, `voice-exit-to-nobody`,
+//! `voice-no-failover`, `voice-sign-unchecked`, `voice-seat-kept`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -86,6 +87,16 @@ pub enum Fault {
     /// as in a JavaScript server that looks them up in a plain object: a room message, leave or
     /// private message to such a name is silently accepted instead of refused.
     PrototypeNamesExist,
+    /// voice: a departure's `exit_room` goes to every remaining member, not exactly one.
+    VoiceExitToEveryone,
+    /// voice: a departure's `exit_room` goes to nobody.
+    VoiceExitToNobody,
+    /// voice: when the member told of a departure does not report it, nobody else is told.
+    VoiceNoFailover,
+    /// voice: frames are acted on whatever their `sign`.
+    VoiceSignUnchecked,
+    /// voice: a seat stays taken after its user goes `down` or departs.
+    VoiceSeatKept,
 }
 
 impl Fault {
@@ -107,7 +118,8 @@ pub enum FaultParseError {
          notify-non-member, reorder-broadcast, wrong-field-type, crash-on-hostile-room-name, \
          crash-on-number-room-name, socket-id-room, no-join-reply, accept-rejoin, no-left-room, ignore-second-login, \
          relay-non-member, seed-token-broadcast, leak-to-first-room, keep-name-on-disconnect, \
-         keep-room-on-disconnect, prototype-names-exist)"
+         keep-room-on-disconnect, prototype-names-exist, voice-exit-to-everyone, \
+         voice-exit-to-nobody, voice-no-failover, voice-sign-unchecked, voice-seat-kept)"
     )]
     Unknown(String),
     #[error("fault {0} takes no value")]
@@ -165,6 +177,11 @@ impl FromStr for Fault {
             "keep-name-on-disconnect" => bare(Fault::KeepNameOnDisconnect),
             "keep-room-on-disconnect" => bare(Fault::KeepRoomOnDisconnect),
             "prototype-names-exist" => bare(Fault::PrototypeNamesExist),
+            "voice-exit-to-everyone" => bare(Fault::VoiceExitToEveryone),
+            "voice-exit-to-nobody" => bare(Fault::VoiceExitToNobody),
+            "voice-no-failover" => bare(Fault::VoiceNoFailover),
+            "voice-sign-unchecked" => bare(Fault::VoiceSignUnchecked),
+            "voice-seat-kept" => bare(Fault::VoiceSeatKept),
             _ => Err(FaultParseError::Unknown(spec.to_string())),
         }
     }
@@ -197,6 +214,11 @@ impl fmt::Display for Fault {
             Fault::KeepNameOnDisconnect => f.write_str("keep-name-on-disconnect"),
             Fault::KeepRoomOnDisconnect => f.write_str("keep-room-on-disconnect"),
             Fault::PrototypeNamesExist => f.write_str("prototype-names-exist"),
+            Fault::VoiceExitToEveryone => f.write_str("voice-exit-to-everyone"),
+            Fault::VoiceExitToNobody => f.write_str("voice-exit-to-nobody"),
+            Fault::VoiceNoFailover => f.write_str("voice-no-failover"),
+            Fault::VoiceSignUnchecked => f.write_str("voice-sign-unchecked"),
+            Fault::VoiceSeatKept => f.write_str("voice-seat-kept"),
         }
     }
 }
@@ -229,6 +251,11 @@ pub struct FaultSet {
     pub keep_name_on_disconnect: bool,
     pub keep_room_on_disconnect: bool,
     pub prototype_names_exist: bool,
+    pub voice_exit_to_everyone: bool,
+    pub voice_exit_to_nobody: bool,
+    pub voice_no_failover: bool,
+    pub voice_sign_unchecked: bool,
+    pub voice_seat_kept: bool,
 }
 
 impl FaultSet {
@@ -260,6 +287,11 @@ impl FaultSet {
                 Fault::KeepNameOnDisconnect => set.keep_name_on_disconnect = true,
                 Fault::KeepRoomOnDisconnect => set.keep_room_on_disconnect = true,
                 Fault::PrototypeNamesExist => set.prototype_names_exist = true,
+                Fault::VoiceExitToEveryone => set.voice_exit_to_everyone = true,
+                Fault::VoiceExitToNobody => set.voice_exit_to_nobody = true,
+                Fault::VoiceNoFailover => set.voice_no_failover = true,
+                Fault::VoiceSignUnchecked => set.voice_sign_unchecked = true,
+                Fault::VoiceSeatKept => set.voice_seat_kept = true,
             }
         }
         set

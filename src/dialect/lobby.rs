@@ -247,6 +247,7 @@ pub static SPEC: DialectSpec = DialectSpec {
     departure: Some(Departure {
         each_room: Some("otherLeftRoom"),
         everyone: Some("otherLogedout"),
+        one_member: None,
     }),
     uses_everyone: true,
     rules: RULES,
