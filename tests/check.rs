@@ -162,6 +162,18 @@ const DEFECTS: &[(&str, &str, &str, &str)] = &[
         "lobby/room/join-message-leave",
         "lobby/otherJoinedRoom/non-member",
     ),
+    (
+        "voice",
+        "voice-exit-to-nobody",
+        "voice/exit_room/one-member-told",
+        "voice/exit_room/missing",
+    ),
+    (
+        "voice",
+        "voice-exit-to-everyone",
+        "voice/exit_room/one-member-told",
+        "voice/exit_room/duplicate",
+    ),
 ];
 
 #[test]

@@ -1,15 +1,21 @@
-//! The voice conformance suite (`roomrig check --dialect voice`). Its cases are not written
-//! yet (see the issue's `check --dialect voice` section): the suite is empty, and its
-//! listeners would sit in the fixture room's channel.
+//! The voice conformance suite (`roomrig check --dialect voice`): its cases, whose scenarios
+//! are in `src/check/cases/voice-*.yaml`, and how the suite's listeners sit in a channel.
 
 use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
-use crate::dialect::suite::{JoinStep, Listening, Suite};
+use crate::dialect::suite::{case, JoinStep, Listening, Suite};
+use crate::oracle::rules::Level;
 
 pub static SUITE: Suite = Suite {
-    cases: &[],
+    cases: &[case(
+        "voice/exit_room/one-member-told",
+        Level::Must,
+        "seed 003 §2.4 断线通知 (departure notice)",
+        "each departure is told to exactly one remaining member of the room",
+        include_str!("../../check/cases/voice-departure.yaml"),
+    )],
     families: &[],
     listening: Listening {
         room: |_, fixture_room, _| fixture_room.map(str::to_owned),
