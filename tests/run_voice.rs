@@ -47,6 +47,11 @@ fn oracle_catches_each_voice_fault() {
             "voice-seat-kept",
             "voice/up/missing",
         ),
+        (
+            "scenarios/edge-cases/voice-heartbeat-dies.yaml",
+            "never-timeout",
+            "voice/connection/heartbeat-timeout-missing",
+        ),
     ] {
         let o = roomrig_run(&repo_file(scenario), &["--server-fault", fault]);
         assert_eq!(o.code, 1, "{fault}: {}", o.explain());

@@ -568,6 +568,16 @@ pub const RULES: &[RuleSpec] = &[
         source: EXIT,
     },
     RuleSpec {
+        scope: "connection",
+        checks: &[
+            Check::HeartbeatTimeoutMissing,
+            Check::HeartbeatTimeoutEarly,
+            Check::HeartbeatTimeoutNotObserved,
+        ],
+        level: Level::Must,
+        source: "seed 003 §2.1 长连接断开情况 (when the connection ends): the client pings every 15 s, the server ends a connection without a heartbeat for 20 s",
+    },
+    RuleSpec {
         scope: "*",
         checks: &[Check::Forbidden],
         level: Level::Should,

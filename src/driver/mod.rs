@@ -305,7 +305,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
             let settings = scenario.server_settings();
             let known = embedded
                 .is_some()
-                .then(|| (settings.ping_interval.0, settings.ping_timeout.0));
+                .then_some((settings.ping_interval.0, settings.ping_timeout.0));
             let setup = websocket::Setup::discover(&target, ws, known, opts.local_addr).await?;
             (Some(setup), client_config.eio, None)
         }
