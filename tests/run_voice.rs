@@ -31,30 +31,35 @@ fn voice_smoke_passes() {
 #[test]
 fn oracle_catches_each_voice_fault() {
     let _serial = serial();
-    for (scenario, fault, rule) in [
+    // (scenario, fault, rule, exit): a SHOULD rule fails the run by its threshold (exit 3).
+    for (scenario, fault, rule, code) in [
         (
             "scenarios/voice-smoke.yaml",
             "voice-exit-to-everyone",
             "voice/exit_room/duplicate",
+            1,
         ),
         (
             "scenarios/voice-smoke.yaml",
             "voice-exit-to-nobody",
             "voice/exit_room/missing",
+            1,
         ),
         (
             "tests/scenarios/voice-seat.yaml",
             "voice-seat-kept",
             "voice/up/missing",
+            3,
         ),
         (
             "scenarios/edge-cases/voice-heartbeat-dies.yaml",
             "never-timeout",
             "voice/connection/heartbeat-timeout-missing",
+            1,
         ),
     ] {
         let o = roomrig_run(&repo_file(scenario), &["--server-fault", fault]);
-        assert_eq!(o.code, 1, "{fault}: {}", o.explain());
+        assert_eq!(o.code, code, "{fault}: {}", o.explain());
         assert!(
             o.rules().iter().any(|r| r == rule),
             "{fault}: {rule} not in {:?}",
