@@ -266,6 +266,24 @@ mod tests {
         }
     }
 
+    /// A wait that ended before the advertised window judges nothing, in every dialect.
+    #[test]
+    fn a_heartbeat_close_not_observed_is_never_more_than_info() {
+        for d in dialect::DIALECTS {
+            assert_eq!(
+                rate(
+                    d.spec.rules,
+                    "connection",
+                    Check::HeartbeatTimeoutNotObserved
+                )
+                .level,
+                Level::Info,
+                "{}",
+                d.name()
+            );
+        }
+    }
+
     /// The levels the seeds and the product decisions give (issue 10, point 6).
     #[test]
     fn levels_follow_the_seeds() {

@@ -122,6 +122,10 @@ impl crate::dialect::RunClients for Roster {
     fn group_members(&self, group: &str) -> Vec<String> {
         self.social.groups.get(group).cloned().unwrap_or_default()
     }
+    fn user_id(&self, username: &str) -> Option<u64> {
+        let n = *self.by_username.get(username)?;
+        Some(self.users[n as usize].user_id)
+    }
 }
 
 impl Roster {

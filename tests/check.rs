@@ -120,6 +120,19 @@ fn healthy_reference_server_passes_every_case_eio3_and_eio4() {
     });
 }
 
+/// Dialects over plain WebSocket have no Engine.IO generation: their healthy suite runs once.
+#[test]
+fn healthy_reference_server_passes_every_plain_websocket_case() {
+    side_by_side(&["voice"], |&dialect| {
+        let c = roomrig_check(&["--dialect", dialect]);
+        assert_eq!(c.code, 0, "{dialect}:\n{}\n{}", c.stdout, c.stderr);
+        let cases = c.json.as_array().unwrap();
+        assert!(!cases.is_empty(), "{dialect}: a suite");
+        assert!(cases.iter().all(|r| r["status"] == "pass"), "{}", c.stdout);
+        assert!(!c.stderr.contains("warning"), "{}", c.stderr);
+    });
+}
+
 /// Each defect class of the issue: (dialect, server fault, the case that must fail, a rule
 /// that must be among its violations).
 const DEFECTS: &[(&str, &str, &str, &str)] = &[
@@ -230,6 +243,18 @@ const DEFECTS: &[(&str, &str, &str, &str)] = &[
         "chat-accept-before-auth",
         "chat/sendfsmg/no-effect-before-auth-or-forged",
         "chat/receivefsmg/unknown",
+    ),
+    (
+        "voice",
+        "voice-exit-to-nobody",
+        "voice/exit_room/one-member-told",
+        "voice/exit_room/missing",
+    ),
+    (
+        "voice",
+        "voice-exit-to-everyone",
+        "voice/exit_room/one-member-told",
+        "voice/exit_room/duplicate",
     ),
 ];
 

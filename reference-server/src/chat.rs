@@ -625,6 +625,7 @@ pub const DIALECT: crate::Dialect = crate::Dialect {
             Err(why) => crate::store::fail(why),
         }
     },
+    routes: None,
 };
 
 #[cfg(test)]

@@ -569,6 +569,7 @@ pub const DIALECT: crate::Dialect = crate::Dialect {
     serve: |io, fixtures, faults| {
         install(io, Arc::new(DormState::new(fixtures, faults, Utc::now())));
     },
+    routes: None,
 };
 
 /// Registers the dorm dialect on namespace `/` of `io`.

@@ -8,7 +8,9 @@
 //! `no-left-room`, `ignore-second-login`, `relay-non-member`, `seed-token-broadcast`,
 //! `leak-to-first-room`, `keep-name-on-disconnect`, `keep-room-on-disconnect`,
 //! `prototype-names-exist`, `chat-lose-offline`, `chat-offline-twice`, `chat-misdeliver`,
-//! `chat-presence-every-connection`, `chat-accept-before-auth`, `chat-history-unordered`.
+//! `chat-presence-every-connection`, `chat-accept-before-auth`, `chat-history-unordered`,
+//! `voice-exit-to-everyone`, `voice-exit-to-nobody`, `voice-no-failover`,
+//! `voice-sign-unchecked`, `voice-seat-kept`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -99,6 +101,16 @@ pub enum Fault {
     ChatAcceptBeforeAuth,
     /// chat: `shistory` lists the messages newest first.
     ChatHistoryUnordered,
+    /// voice: a departure's `exit_room` goes to every remaining member, not exactly one.
+    VoiceExitToEveryone,
+    /// voice: a departure's `exit_room` goes to nobody.
+    VoiceExitToNobody,
+    /// voice: when the member told of a departure does not report it, nobody else is told.
+    VoiceNoFailover,
+    /// voice: frames are acted on whatever their `sign`.
+    VoiceSignUnchecked,
+    /// voice: a seat stays taken after its user goes `down` or departs.
+    VoiceSeatKept,
 }
 
 impl Fault {
@@ -122,7 +134,8 @@ pub enum FaultParseError {
          relay-non-member, seed-token-broadcast, leak-to-first-room, keep-name-on-disconnect, \
          keep-room-on-disconnect, prototype-names-exist, chat-lose-offline, chat-offline-twice, \
          chat-misdeliver, chat-presence-every-connection, chat-accept-before-auth, \
-         chat-history-unordered)"
+         chat-history-unordered, voice-exit-to-everyone, voice-exit-to-nobody, \
+         voice-no-failover, voice-sign-unchecked, voice-seat-kept)"
     )]
     Unknown(String),
     #[error("fault {0} takes no value")]
@@ -186,6 +199,11 @@ impl FromStr for Fault {
             "chat-presence-every-connection" => bare(Fault::ChatPresenceEveryConnection),
             "chat-accept-before-auth" => bare(Fault::ChatAcceptBeforeAuth),
             "chat-history-unordered" => bare(Fault::ChatHistoryUnordered),
+            "voice-exit-to-everyone" => bare(Fault::VoiceExitToEveryone),
+            "voice-exit-to-nobody" => bare(Fault::VoiceExitToNobody),
+            "voice-no-failover" => bare(Fault::VoiceNoFailover),
+            "voice-sign-unchecked" => bare(Fault::VoiceSignUnchecked),
+            "voice-seat-kept" => bare(Fault::VoiceSeatKept),
             _ => Err(FaultParseError::Unknown(spec.to_string())),
         }
     }
@@ -224,6 +242,11 @@ impl fmt::Display for Fault {
             Fault::ChatPresenceEveryConnection => f.write_str("chat-presence-every-connection"),
             Fault::ChatAcceptBeforeAuth => f.write_str("chat-accept-before-auth"),
             Fault::ChatHistoryUnordered => f.write_str("chat-history-unordered"),
+            Fault::VoiceExitToEveryone => f.write_str("voice-exit-to-everyone"),
+            Fault::VoiceExitToNobody => f.write_str("voice-exit-to-nobody"),
+            Fault::VoiceNoFailover => f.write_str("voice-no-failover"),
+            Fault::VoiceSignUnchecked => f.write_str("voice-sign-unchecked"),
+            Fault::VoiceSeatKept => f.write_str("voice-seat-kept"),
         }
     }
 }
@@ -262,6 +285,11 @@ pub struct FaultSet {
     pub chat_presence_every_connection: bool,
     pub chat_accept_before_auth: bool,
     pub chat_history_unordered: bool,
+    pub voice_exit_to_everyone: bool,
+    pub voice_exit_to_nobody: bool,
+    pub voice_no_failover: bool,
+    pub voice_sign_unchecked: bool,
+    pub voice_seat_kept: bool,
 }
 
 impl FaultSet {
@@ -299,6 +327,11 @@ impl FaultSet {
                 Fault::ChatPresenceEveryConnection => set.chat_presence_every_connection = true,
                 Fault::ChatAcceptBeforeAuth => set.chat_accept_before_auth = true,
                 Fault::ChatHistoryUnordered => set.chat_history_unordered = true,
+                Fault::VoiceExitToEveryone => set.voice_exit_to_everyone = true,
+                Fault::VoiceExitToNobody => set.voice_exit_to_nobody = true,
+                Fault::VoiceNoFailover => set.voice_no_failover = true,
+                Fault::VoiceSignUnchecked => set.voice_sign_unchecked = true,
+                Fault::VoiceSeatKept => set.voice_seat_kept = true,
             }
         }
         set

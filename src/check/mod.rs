@@ -156,9 +156,14 @@ pub async fn run(
         ),
         None => None,
     };
+    // A suite over a plain WebSocket has no Engine.IO generation and no Socket.IO listeners.
+    let plain_websocket = cases
+        .first()
+        .and_then(|c| crate::dialect::find(c.id.split('/').next().unwrap_or("")))
+        .is_some_and(|d| d.websocket.is_some());
     // The target's generation, once: every case then runs with it.
     let eio = match &opts.target {
-        Some(target) => {
+        Some(target) if !plain_websocket => {
             let (eio, detected) =
                 driver::resolve_eio(target, &Default::default(), opts.eio).await?;
             if let (EioSetting::Auto, Some(d)) = (opts.eio, detected) {
@@ -166,7 +171,7 @@ pub async fn run(
             }
             EioSetting::Fixed(eio)
         }
-        None => opts.eio,
+        _ => opts.eio,
     };
     // The cases of one suite: its dialect is the first segment of their ids.
     let Some(dialect) = cases
@@ -186,7 +191,7 @@ pub async fn run(
     };
     // Against a target: listeners that stay for the whole suite, in rooms no case uses.
     let watch = match (&opts.target, &shared, &plan) {
-        (Some(target), Some(f), Some(p)) => {
+        (Some(target), Some(f), Some(p)) if !plain_websocket => {
             driver::preflight(target, &config).await?;
             Some(
                 watch::Listeners::start(dialect, target, version, f, &p.watch, "watch", true).await,
@@ -288,8 +293,9 @@ pub async fn run(
             }
             Err(e) => return Err(e),
         };
-        // After each case against a target: is the server still there?
-        if let (Some(target), None) = (&opts.target, gone) {
+        // After each case against a target: is the server still there? (A Socket.IO probe:
+        // a plain-WebSocket suite's next case finds out by its own connects.)
+        if let (Some(target), None, false) = (&opts.target, gone, plain_websocket) {
             if let Err(RunError::Unreachable { reason, .. }) =
                 driver::preflight(target, &config).await
             {

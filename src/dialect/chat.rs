@@ -332,6 +332,7 @@ pub static SPEC: DialectSpec = DialectSpec {
         each_room: None,
         everyone: None,
         friends: Some("foffline"),
+        one_member: None,
     }),
     uses_everyone: false,
     rules: RULES,

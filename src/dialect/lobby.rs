@@ -248,6 +248,7 @@ pub static SPEC: DialectSpec = DialectSpec {
         each_room: Some("otherLeftRoom"),
         everyone: Some("otherLogedout"),
         friends: None,
+        one_member: None,
     }),
     uses_everyone: true,
     rules: RULES,

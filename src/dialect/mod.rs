@@ -9,6 +9,7 @@ pub mod chat;
 pub mod dorm;
 pub mod lobby;
 pub mod suite;
+pub mod voice;
 
 use std::collections::BTreeMap;
 
@@ -28,6 +29,32 @@ pub struct Dialect {
     pub spec: &'static DialectSpec,
     /// Its conformance suite (`roomrig check`).
     pub suite: &'static suite::Suite,
+    /// How its clients connect: Socket.IO when `None`, else a plain WebSocket shaped so.
+    pub websocket: Option<&'static WebSocketDialect>,
+}
+
+/// A dialect spoken over a plain WebSocket: how a client of a user opens its connection.
+pub struct WebSocketDialect {
+    /// The framing of one connection of the user whose token is `sid`, with the heartbeat
+    /// interval the server advertised and how long past it the server waits.
+    pub framing: fn(
+        sid: &str,
+        ping_interval: std::time::Duration,
+        ping_timeout: std::time::Duration,
+    ) -> Box<dyn crate::transport::Framing>,
+    /// The query parameter that names the user in the WebSocket URL (voice: `sid`).
+    pub user_query: &'static str,
+    /// `GET` path whose JSON answer advertises the heartbeat interval in seconds, and the field
+    /// (voice: `/api/websocket/end_point`, `ping_interval`).
+    pub discovery: Option<(&'static str, &'static str)>,
+    /// The heartbeat interval when nothing advertises one, and the silence past it after which
+    /// the server closes a connection.
+    pub ping_interval: std::time::Duration,
+    pub ping_timeout: std::time::Duration,
+    /// Events the client answers at once with an operation, as the seed's client does (voice:
+    /// `exit_room` with `exit_room_report`); the operation gets the event's `user_id` and
+    /// `channel_name` as its `user_id` and `channel` parameters.
+    pub answers: &'static [(&'static str, &'static str)],
 }
 
 /// The registry: every implemented dialect, in listing order (`rules`, `check`, messages). The
@@ -37,11 +64,29 @@ pub static DIALECTS: &[Dialect] = &[
     Dialect::new(&dorm::SPEC, &dorm::suite::SUITE),
     Dialect::new(&lobby::SPEC, &lobby::suite::SUITE),
     Dialect::new(&chat::SPEC, &chat::suite::SUITE),
+    Dialect::websocket(&voice::SPEC, &voice::suite::SUITE, &voice::WIRE),
 ];
 
 impl Dialect {
     pub const fn new(spec: &'static DialectSpec, suite: &'static suite::Suite) -> Dialect {
-        Dialect { spec, suite }
+        Dialect {
+            spec,
+            suite,
+            websocket: None,
+        }
+    }
+
+    /// A dialect whose clients connect over a plain WebSocket.
+    pub const fn websocket(
+        spec: &'static DialectSpec,
+        suite: &'static suite::Suite,
+        websocket: &'static WebSocketDialect,
+    ) -> Dialect {
+        Dialect {
+            spec,
+            suite,
+            websocket: Some(websocket),
+        }
     }
 
     pub fn name(&self) -> &'static str {
@@ -197,6 +242,9 @@ pub struct Departure {
     /// friends from the users file); FIFO value: none. One client per user: its departure is
     /// the user's last.
     pub friends: Option<&'static str>,
+    /// Sent to exactly one remaining member of each room the user was in (no login needed),
+    /// another one after `failover` microseconds without its report (voice: `exit_room`).
+    pub one_member: Option<(&'static str, u64)>,
 }
 
 impl DialectSpec {
@@ -364,6 +412,16 @@ pub enum Attribution {
         lists: &'static [&'static str],
         content: &'static str,
     },
+    /// A frame the server sends unasked when a connection opens (voice: `create_token`): only
+    /// its shape is judged.
+    Greeting,
+    /// A notice to a room whose copy to the sender itself answers its request (voice:
+    /// `enter_room`): the sender's copy is a [`Attribution::Reply`], the others' are matched
+    /// as [`Attribution::SenderFifo`].
+    ReplyToSelf {
+        sender: SenderKey,
+        value_field: Option<&'static str>,
+    },
 }
 
 /// What the client knows when it builds a request.
@@ -403,6 +461,10 @@ pub trait RunClients {
     /// The user names of the members of `group` (chat), in user id order.
     fn group_members(&self, _group: &str) -> Vec<String> {
         Vec::new()
+    }
+    /// The user id of the user with this name (voice names a receiver by id).
+    fn user_id(&self, _username: &str) -> Option<u64> {
+        None
     }
 }
 
@@ -663,6 +725,8 @@ mod tests {
             assert!(std::ptr::eq(super::spec(d.name()), d.spec));
         }
         assert!(super::find("push").is_none());
+        assert!(super::find("dorm").unwrap().websocket.is_none());
+        assert!(super::find("voice").unwrap().websocket.is_some());
     }
 
     struct Two;

@@ -4,6 +4,7 @@
 
 mod progress;
 mod vu;
+mod websocket;
 
 pub use progress::{Snapshot, View as ProgressView};
 
@@ -61,6 +62,9 @@ pub struct Shared {
     pub spec: &'static DialectSpec,
     pub target: String,
     pub client_config: ClientConfig,
+    /// Set for a dialect spoken over a plain WebSocket: its clients connect so, not with
+    /// `client_config`'s Socket.IO.
+    pub websocket: Option<websocket::Setup>,
     /// Every client's user.
     pub roster: Roster,
     pub oracle: Oracle,
@@ -296,16 +300,33 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         more_namespaces: spec.namespaces(),
         ..ClientConfig::default()
     };
-    let (eio, detected) = resolve_eio(&target, &client_config, scenario.eio).await?;
-    if let Some(d) = &detected {
-        // The embedded server speaks both generations: only a target's is news.
-        if scenario.eio == crate::protocol::EioSetting::Auto && has_target && opts.worker.is_none()
-        {
-            crate::out::outln!("detected Engine.IO {eio} at {target}: {}", d.signal);
+    // The dialect's table says how its clients connect.
+    let ws_dialect = dialect::find(&scenario.dialect.0).and_then(|d| d.websocket);
+    let (websocket, eio, detected) = match ws_dialect {
+        Some(ws) => {
+            let settings = scenario.server_settings();
+            let known = embedded
+                .is_some()
+                .then_some((settings.ping_interval.0, settings.ping_timeout.0));
+            let setup = websocket::Setup::discover(&target, ws, known, opts.local_addr).await?;
+            (Some(setup), client_config.eio, None)
         }
-    }
-    client_config.eio = eio;
-    preflight(&target, &client_config).await?;
+        None => {
+            let (eio, detected) = resolve_eio(&target, &client_config, scenario.eio).await?;
+            if let Some(d) = &detected {
+                // The embedded server speaks both generations: only a target's is news.
+                if scenario.eio == crate::protocol::EioSetting::Auto
+                    && has_target
+                    && opts.worker.is_none()
+                {
+                    crate::out::outln!("detected Engine.IO {eio} at {target}: {}", d.signal);
+                }
+            }
+            client_config.eio = eio;
+            preflight(&target, &client_config).await?;
+            (None, eio, detected)
+        }
+    };
 
     let mut users = user_infos(&fixtures);
     if opts.users_skip > 0 {
@@ -331,6 +352,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         spec,
         target: target.clone(),
         client_config,
+        websocket,
         oracle: Oracle::new(
             spec.name,
             scenario.deadline().as_micros() as u64,

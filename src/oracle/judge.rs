@@ -474,6 +474,18 @@ impl Judge<'_> {
         CloseVerdict::Abandoned
     }
 
+    /// The server's greeting (see [`Attribution::Greeting`]) makes the connection its user's:
+    /// it is in the user's own room from then on (deliveries to the user reach it).
+    fn greeted(&self, c: &mut Client, now: Micros) {
+        let name = &self.roster.users[c.me as usize].username;
+        let me = user_room(name);
+        if !c.joined.iter().any(|(r, _)| *r == me) {
+            self.oracle.join_sent(c.me, me, now);
+            self.oracle.join_confirmed(c.me, me, now);
+            c.joined.push((me, name.clone()));
+        }
+    }
+
     /// Registers what the server must tell the others about this client's departure (once per
     /// connection; only for a logged-in client: one whose own user room is confirmed).
     fn announce_departure(&self, c: &mut Client, at: Micros, deadline: Option<Micros>) {
@@ -481,6 +493,22 @@ impl Judge<'_> {
             return;
         };
         let me = user_room(&self.roster.users[c.me as usize].username);
+        if let Some((event, failover)) = departure.one_member {
+            // One remaining member of each room is told; no login is involved.
+            if c.departure_announced {
+                return;
+            }
+            c.departure_announced = true;
+            for (room, _) in c.joined.iter().filter(|(r, _)| *r != me) {
+                let send = Outgoing {
+                    deadline,
+                    metric: "after-fault",
+                    ..self.outgoing(c, *room, event, None, at, at)
+                };
+                self.oracle.notify_one_sent(send, failover);
+            }
+            return;
+        }
         // A login the server never confirmed (assumed) announces nothing.
         if c.departure_announced
             || !c.joined.iter().any(|(r, _)| *r == me)
@@ -976,6 +1004,17 @@ impl Judge<'_> {
                 Attribution::KeptReply { lists, content } => {
                     self.on_reply(c, spec, payload, now);
                     self.on_kept(c, spec.name, payload, lists, content, now);
+                }
+                Attribution::Greeting => self.greeted(c, now),
+                Attribution::ReplyToSelf {
+                    sender,
+                    value_field,
+                } => {
+                    if self.sender_of(payload, sender) == Some(c.me) {
+                        self.on_reply(c, spec, payload, now);
+                    } else {
+                        self.on_fifo_broadcast(c, spec, payload, sender, value_field, now);
+                    }
                 }
             }
         } else {

@@ -1,5 +1,5 @@
-//! Reading a received Socket.IO event into its name and payload, without copying, for the
-//! judge.
+//! Reading a received event (Socket.IO, or a plain WebSocket frame) into its name and payload,
+//! without copying, for the judge.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -55,5 +55,16 @@ pub(super) fn parse_event(args: &str) -> Option<Parsed<'_>> {
         name,
         payload,
         text,
+    })
+}
+
+/// A plain WebSocket event: its name as the framing read it, the whole frame as the payload.
+pub(super) fn parse_frame(event: &crate::transport::RawEvent) -> Option<Parsed<'_>> {
+    let text = event.frame();
+    let payload: Json<'_> = serde_json::from_str(text).ok()?;
+    Some(Parsed {
+        name: event.name()?,
+        payload,
+        text: Cow::Borrowed(text),
     })
 }

@@ -25,8 +25,18 @@ impl Vu {
             .metrics
             .record(("send", "lateness"), begun.saturating_sub(intended), 0);
         shared.counters.connecting.inc();
+        let open = async {
+            match &shared.websocket {
+                Some(ws) => {
+                    let token = &shared.roster.users[self.me as usize].token;
+                    let traffic = shared.client_config.traffic.clone();
+                    ws.connect(&shared.target, token, traffic).await
+                }
+                None => Client::socketio(&shared.target, &shared.client_config).await,
+            }
+        };
         let connect = tokio::select! {
-            c = Client::socketio(&shared.target, &shared.client_config) => c,
+            c = open => c,
             _ = &mut *stop => { shared.counters.connecting.dec(); self.ended = true; return Err(()) }
         };
         shared.counters.connecting.dec();

@@ -58,6 +58,7 @@ pub async fn run(shared: Arc<Shared>, arrival: Arrival) {
         shared: shared.clone(),
         ended: false,
         oplog: shared.oplog.is_some().then(Vec::new),
+        answers: Vec::new(),
         wake: Box::pin(tokio::time::sleep_until(start_at)),
     };
     if vu
@@ -93,6 +94,9 @@ struct Vu {
     oplog: Option<Vec<String>>,
     /// The timer of [`Vu::serve_once`], reset in place.
     wake: std::pin::Pin<Box<tokio::time::Sleep>>,
+    /// Operations that answer received events, to perform next (see
+    /// [`crate::dialect::WebSocketDialect::answers`]).
+    answers: Vec<crate::scenario::OpStep>,
 }
 
 impl Vu {
@@ -337,13 +341,21 @@ impl Vu {
                 .judge()
                 .expire_pending(&mut self.client, shared.now());
         }
+        for answer in std::mem::take(&mut self.answers) {
+            let now = self.shared.now();
+            self.perform(&answer, now).await;
+        }
         !self.ended
     }
 
     /// Judges one received event.
     fn on_event(&mut self, event: RawEvent, now: Micros) {
         let shared = &*self.shared;
-        let Some(parsed) = decode::parse_event(event.args()) else {
+        let parsed = match event.namespace() {
+            Some(_) => decode::parse_event(event.args()),
+            None => decode::parse_frame(&event),
+        };
+        let Some(parsed) = parsed else {
             // Malformed arguments: reported as the parsing client reports them.
             let reason = match event.parse() {
                 Err(e) => e.to_string(),
@@ -371,6 +383,21 @@ impl Vu {
             shared
                 .oracle
                 .log_raw(self.me, now, "<<", &name, &parsed.text);
+        }
+        if let Some(ws) = shared.websocket.as_ref() {
+            let answer = ws.dialect.answers.iter().find(|(e, _)| *e == parsed.name);
+            if let Some((_, op)) = answer {
+                let mut params = std::collections::BTreeMap::new();
+                for (field, param) in [("user_id", "user_id"), ("channel_name", "channel")] {
+                    if let Some(v) = parsed.payload.to_value().get(field) {
+                        params.insert(param.to_string(), v.clone());
+                    }
+                }
+                self.answers.push(crate::scenario::OpStep {
+                    op: op.to_string(),
+                    params,
+                });
+            }
         }
     }
 

@@ -763,6 +763,7 @@ static CHAT_PRESENCE: DialectSpec = DialectSpec {
         each_room: None,
         everyone: None,
         friends: Some("foffline"),
+        one_member: None,
     }),
     ..table(
         "chat",
@@ -858,4 +859,164 @@ fn a_device_left_out_is_missing_its_users_message() {
     let (w, mut cs, frame) = second_device_scene();
     w.recv(&mut cs[0], "/friend", "receivefsmg", &frame, D + 10);
     assert_eq!(w.verdicts(10 * D), only(&[("chat/receivefsmg/missing", 1)]));
+}
+
+// ---- voice's own table: the greeting, the entrant's own notice, departures ----
+
+use crate::dialect::voice::SPEC as VOICE_TABLE;
+
+const HI: &str = r#"{"action":"create_token","online_token":"o1"}"#;
+
+/// `user{i}` entering channel "ch" at `at`; its own copy of `enter_room` confirms it.
+fn enter(w: &World, c: &mut Client, at: Micros) {
+    let me = c.me;
+    let j = w.judge();
+    j.request(
+        c,
+        "enter_room",
+        vec![Effect::Join {
+            room: named_room("ch"),
+            name: "ch".into(),
+            reply: "enter_room",
+        }],
+        Intent::Valid,
+        at,
+        at,
+    );
+    let own = format!(
+        r#"{{"action":"enter_room","user_id":{},"nickname":"user{me}","sex":1,"avatar_url":"a","avatar_small_url":"b","channel_name":"ch"}}"#,
+        me + 1
+    );
+    w.recv(c, "/", "enter_room", &own, at + 10);
+}
+
+#[test]
+fn the_greeting_makes_the_connection_its_users() {
+    let (w, mut cs) = World::new(&VOICE_TABLE, 2);
+    for c in cs.iter_mut() {
+        w.judge().connected(c, 0);
+    }
+    w.recv(&mut cs[1], "/", "create_token", HI, 5);
+    // A call notice to user1 (client 1): its connection is the user's now.
+    w.judge().request(
+        &mut cs[0],
+        "call",
+        vec![Effect::Broadcast {
+            event: "call",
+            room: user_room("user1"),
+            include_sender: false,
+            unless: crate::dialect::Precondition::None,
+            seq: None,
+            value: None,
+        }],
+        Intent::Valid,
+        D,
+        D,
+    );
+    let call = r#"{"action":"call","user_id":1,"receiver_id":2,"channel_name":"ch"}"#;
+    w.recv(&mut cs[1], "/", "call", call, D + 10);
+    assert_eq!(w.verdicts(100 * D), only(&[]));
+}
+
+#[test]
+fn without_its_greeting_a_connection_is_not_its_users() {
+    let (w, mut cs) = World::new(&VOICE_TABLE, 2);
+    for c in cs.iter_mut() {
+        w.judge().connected(c, 0);
+    }
+    let call = r#"{"action":"call","user_id":1,"receiver_id":2,"channel_name":"ch"}"#;
+    w.recv(&mut cs[1], "/", "call", call, D + 10);
+    let verdicts = w.verdicts(100 * D);
+    assert!(!verdicts.is_empty(), "a notice nobody sent is judged");
+}
+
+#[test]
+fn the_entrants_own_notice_confirms_its_entry_and_the_others_are_notices() {
+    let (w, mut cs) = World::new(&VOICE_TABLE, 2);
+    for c in cs.iter_mut() {
+        w.judge().connected(c, 0);
+        w.recv(c, "/", "create_token", HI, 1);
+    }
+    enter(&w, &mut cs[0], 10);
+    // Client 1 enters; client 0 is told, as a notice from user 2.
+    let (first, second) = cs.split_at_mut(1);
+    w.judge().request(
+        &mut second[0],
+        "enter_room",
+        vec![
+            Effect::Join {
+                room: named_room("ch"),
+                name: "ch".into(),
+                reply: "enter_room",
+            },
+            Effect::Broadcast {
+                event: "enter_room",
+                room: named_room("ch"),
+                include_sender: false,
+                unless: crate::dialect::Precondition::None,
+                seq: None,
+                value: None,
+            },
+        ],
+        Intent::Valid,
+        D,
+        D,
+    );
+    let notice = r#"{"action":"enter_room","user_id":2,"nickname":"user1","sex":0,"avatar_url":"a","avatar_small_url":"b","channel_name":"ch"}"#;
+    w.recv(&mut first[0], "/", "enter_room", notice, D + 5);
+    w.recv(&mut second[0], "/", "enter_room", notice, D + 6);
+    assert_eq!(w.verdicts(100 * D), only(&[]));
+    assert_eq!(
+        cs[1].joined_rooms().count(),
+        2,
+        "its own room and the channel"
+    );
+}
+
+#[test]
+fn an_own_enter_room_without_a_request_is_unsolicited() {
+    let (w, mut cs) = World::new(&VOICE_TABLE, 1);
+    w.judge().connected(&mut cs[0], 0);
+    let own = r#"{"action":"enter_room","user_id":1,"nickname":"user0","sex":1,"avatar_url":"a","avatar_small_url":"b","channel_name":"ch"}"#;
+    w.recv(&mut cs[0], "/", "enter_room", own, D);
+    assert_eq!(
+        w.verdicts(100 * D),
+        only(&[("voice/enter_room/reply-unsolicited", 1)])
+    );
+}
+
+/// Three members of "ch"; client 0's connection ends at `D`.
+fn voice_departure() -> (World, Vec<Client>) {
+    let (w, mut cs) = World::new(&VOICE_TABLE, 3);
+    for (i, c) in cs.iter_mut().enumerate() {
+        w.judge().connected(c, 0);
+        w.recv(c, "/", "create_token", HI, 1);
+        enter(&w, c, 10 + i as Micros);
+    }
+    w.judge().departed(&mut cs[0], D);
+    (w, cs)
+}
+
+const LEFT: &str = r#"{"action":"exit_room","user_id":1,"channel_name":"ch","room_seat":null}"#;
+
+#[test]
+fn a_departure_is_owed_to_exactly_one_remaining_member() {
+    let (w, mut cs) = voice_departure();
+    w.recv(&mut cs[2], "/", "exit_room", LEFT, D + 20);
+    report(&w, &mut cs[2], named_room("ch"), D + 30);
+    assert_eq!(w.verdicts(100 * D), only(&[]));
+}
+
+#[test]
+fn a_departure_told_to_nobody_or_to_two_is_a_violation() {
+    let (w, _cs) = voice_departure();
+    assert_eq!(w.verdicts(100 * D), only(&[("voice/exit_room/missing", 1)]));
+    let (w, mut cs) = voice_departure();
+    w.recv(&mut cs[1], "/", "exit_room", LEFT, D + 20);
+    w.recv(&mut cs[2], "/", "exit_room", LEFT, D + 21);
+    report(&w, &mut cs[1], named_room("ch"), D + 30);
+    assert_eq!(
+        w.verdicts(100 * D),
+        only(&[("voice/exit_room/duplicate", 1)])
+    );
 }
