@@ -14,6 +14,8 @@ pub(crate) mod dialect;
 pub(crate) mod driver;
 pub(crate) mod env_expand;
 pub(crate) mod exit;
+#[cfg(test)]
+mod fuzz;
 pub(crate) mod generation;
 pub(crate) mod heartbeat;
 pub(crate) mod junit;

@@ -169,7 +169,7 @@ impl Fixtures {
     }
 
     /// Users file text: CSV or JSON; `Err` is (line, column, message).
-    fn parse(text: &str, csv: bool) -> Result<Fixtures, (usize, usize, String)> {
+    pub fn parse(text: &str, csv: bool) -> Result<Fixtures, (usize, usize, String)> {
         if csv {
             return csv::parse(text).map_err(|(line, message)| (line, 1, message));
         }
@@ -190,7 +190,9 @@ impl Fixtures {
             } else {
                 message
             };
-            (e.line(), e.column(), message)
+            // serde_json says column 0 at the start of a line (an empty file): a place in the
+            // file counts from 1.
+            (e.line().max(1), e.column().max(1), message)
         })
     }
 
@@ -211,6 +213,16 @@ impl Fixtures {
         let mut names = HashSet::new();
         let mut tokens = HashSet::new();
         for u in &self.users {
+            // As the CSV reader requires; a line break would also not survive a CSV file.
+            if u.username.is_empty() || u.token.is_empty() {
+                return Err(format!("user {} has no username or no token", u.user_id));
+            }
+            if u.username.contains(['\n', '\r']) || u.token.contains(['\n', '\r']) {
+                return Err(format!(
+                    "user {} has a line break in its username or token",
+                    u.user_id
+                ));
+            }
             if !ids.insert(u.user_id) {
                 return Err(format!("user_id {} appears twice", u.user_id));
             }
@@ -322,6 +334,42 @@ pub fn splitmix64(x: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `users_file` fuzz target: a JSON users file could give a user an empty
+    /// token (or a line break in one), which the CSV reader refuses, so the same users
+    /// written as CSV did not read back. Both formats now refuse it.
+    #[test]
+    fn a_user_without_a_token_is_refused_in_json_as_in_csv() {
+        for (name, token) in [("u", ""), ("", "t"), ("u", "t\nx"), ("a\rb", "t")] {
+            let f = Fixtures {
+                users: vec![User {
+                    user_id: 3,
+                    username: name.into(),
+                    token: token.into(),
+                    room_id: None,
+                }],
+                ..Fixtures::default()
+            };
+            let e = f.validate().unwrap_err();
+            assert!(e.starts_with("user 3 has"), "{e}");
+        }
+        let csv = "user_id,username,token,room_id\n3,u,,\n";
+        assert!(csv::parse(csv).is_err());
+    }
+
+    /// Found by the `users_file` fuzz target: an empty JSON users file was refused at
+    /// `1:0`, a column that does not exist.
+    #[test]
+    fn an_empty_json_users_file_is_refused_at_a_real_column() {
+        for text in ["", "\n", "  "] {
+            let (line, column, message) = Fixtures::parse(text, false).unwrap_err();
+            assert!(
+                line >= 1 && column >= 1,
+                "{text:?}: {line}:{column} {message}"
+            );
+            assert!(message.contains("EOF"), "{message}");
+        }
+    }
 
     #[test]
     fn generated_fixture_fills_rooms_in_order() {

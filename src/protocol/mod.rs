@@ -224,6 +224,9 @@ pub enum ProtocolError {
 /// Longest excerpt kept in an error, in characters.
 pub(crate) const EXCERPT_CHARS: usize = 80;
 
+/// Longest detail kept in an error, in characters.
+pub(crate) const DETAIL_CHARS: usize = 160;
+
 /// A short, char-boundary-safe excerpt of `s` for error messages.
 pub(crate) fn excerpt(s: &str) -> String {
     crate::text::excerpt(s, EXCERPT_CHARS)
@@ -233,7 +236,9 @@ impl ProtocolError {
     pub(crate) fn malformed(what: &'static str, detail: impl fmt::Display, input: &str) -> Self {
         ProtocolError::Malformed {
             what,
-            detail: detail.to_string(),
+            // A JSON parser's message quotes the offending value whole (`invalid type: string
+            // "…"`): cut it like the excerpt, or one long frame makes a long error per event.
+            detail: crate::text::excerpt(&detail.to_string(), DETAIL_CHARS),
             excerpt: excerpt(input),
         }
     }
@@ -260,6 +265,21 @@ mod tests {
         assert_eq!("v3".parse::<EioVersion>().unwrap(), EioVersion::V3);
         assert_eq!("EIO4".parse::<EioVersion>().unwrap(), EioVersion::V4);
         assert!("2".parse::<EioVersion>().is_err());
+    }
+
+    /// Found by the `ws_framing` fuzz target: serde_json's message for a frame of the wrong
+    /// type quotes the whole value, so a frame holding a long string gave an error as long as
+    /// the frame.
+    #[test]
+    fn a_malformed_frame_gives_a_short_error() {
+        let frame = format!("\"{}\"", "ac".repeat(5000));
+        let json_error =
+            serde_json::from_str::<std::collections::BTreeMap<String, u8>>(&frame).unwrap_err();
+        assert!(json_error.to_string().len() > 10_000, "the detail is long");
+        let e = ProtocolError::malformed("plain WebSocket frame", json_error, &frame);
+        let message = e.to_string();
+        assert!(message.chars().count() < 300, "{message}");
+        assert!(message.contains("invalid type: string"), "{message}");
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub mod websocket;
 
 pub use event::{CloseReason, Incoming, OutFrame, RawEvent, RawIncoming};
 pub use framing::{AppHeartbeat, Framing, JsonFraming};
+// The fuzz targets build events as the transports do.
+#[cfg(test)]
+pub(crate) use event::{NameAt, SioAt};
 
 /// Whether `target` is a URL a client can drive (http:// or ws://, a host, no path), with
 /// the reason when it is not.
