@@ -7,7 +7,8 @@
 //! `crash-on-hostile-room-name`, `crash-on-number-room-name`, `socket-id-room`, `no-join-reply`, `accept-rejoin`,
 //! `no-left-room`, `ignore-second-login`, `relay-non-member`, `seed-token-broadcast`,
 //! `leak-to-first-room`, `keep-name-on-disconnect`, `keep-room-on-disconnect`,
-//! `prototype-names-exist`.
+//! `prototype-names-exist`, `no-kick`, `kicked-still-receives`, `alter-push-data`,
+//! `no-room-taken`, `wrong-http-code`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -86,6 +87,16 @@ pub enum Fault {
     /// as in a JavaScript server that looks them up in a plain object: a room message, leave or
     /// private message to such a name is silently accepted instead of refused.
     PrototypeNamesExist,
+    /// push: a `loginWhenLast` login sends no 2005 and leaves the earlier connections in the room.
+    PushNoKick,
+    /// push: the kicked connections get their 2005 but stay in the room (they still receive its pushes).
+    PushKickedStillReceives,
+    /// push: pushed `data` is not passed through untouched (a `pushedAt` field is added to an object, anything else is wrapped).
+    PushAlterData,
+    /// push: `loginWhenFirst` into an occupied room is accepted (2002) instead of refused with 2004.
+    PushNoRoomTaken,
+    /// push: a push answers HTTP 500 (its deliveries still happen).
+    PushWrongHttpCode,
 }
 
 impl Fault {
@@ -107,7 +118,8 @@ pub enum FaultParseError {
          notify-non-member, reorder-broadcast, wrong-field-type, crash-on-hostile-room-name, \
          crash-on-number-room-name, socket-id-room, no-join-reply, accept-rejoin, no-left-room, ignore-second-login, \
          relay-non-member, seed-token-broadcast, leak-to-first-room, keep-name-on-disconnect, \
-         keep-room-on-disconnect, prototype-names-exist)"
+         keep-room-on-disconnect, prototype-names-exist, no-kick, kicked-still-receives, \
+         alter-push-data, no-room-taken, wrong-http-code)"
     )]
     Unknown(String),
     #[error("fault {0} takes no value")]
@@ -165,6 +177,11 @@ impl FromStr for Fault {
             "keep-name-on-disconnect" => bare(Fault::KeepNameOnDisconnect),
             "keep-room-on-disconnect" => bare(Fault::KeepRoomOnDisconnect),
             "prototype-names-exist" => bare(Fault::PrototypeNamesExist),
+            "no-kick" => bare(Fault::PushNoKick),
+            "kicked-still-receives" => bare(Fault::PushKickedStillReceives),
+            "alter-push-data" => bare(Fault::PushAlterData),
+            "no-room-taken" => bare(Fault::PushNoRoomTaken),
+            "wrong-http-code" => bare(Fault::PushWrongHttpCode),
             _ => Err(FaultParseError::Unknown(spec.to_string())),
         }
     }
@@ -197,6 +214,11 @@ impl fmt::Display for Fault {
             Fault::KeepNameOnDisconnect => f.write_str("keep-name-on-disconnect"),
             Fault::KeepRoomOnDisconnect => f.write_str("keep-room-on-disconnect"),
             Fault::PrototypeNamesExist => f.write_str("prototype-names-exist"),
+            Fault::PushNoKick => f.write_str("no-kick"),
+            Fault::PushKickedStillReceives => f.write_str("kicked-still-receives"),
+            Fault::PushAlterData => f.write_str("alter-push-data"),
+            Fault::PushNoRoomTaken => f.write_str("no-room-taken"),
+            Fault::PushWrongHttpCode => f.write_str("wrong-http-code"),
         }
     }
 }
@@ -229,6 +251,11 @@ pub struct FaultSet {
     pub keep_name_on_disconnect: bool,
     pub keep_room_on_disconnect: bool,
     pub prototype_names_exist: bool,
+    pub push_no_kick: bool,
+    pub push_kicked_still_receives: bool,
+    pub push_alter_data: bool,
+    pub push_no_room_taken: bool,
+    pub push_wrong_http_code: bool,
 }
 
 impl FaultSet {
@@ -260,6 +287,11 @@ impl FaultSet {
                 Fault::KeepNameOnDisconnect => set.keep_name_on_disconnect = true,
                 Fault::KeepRoomOnDisconnect => set.keep_room_on_disconnect = true,
                 Fault::PrototypeNamesExist => set.prototype_names_exist = true,
+                Fault::PushNoKick => set.push_no_kick = true,
+                Fault::PushKickedStillReceives => set.push_kicked_still_receives = true,
+                Fault::PushAlterData => set.push_alter_data = true,
+                Fault::PushNoRoomTaken => set.push_no_room_taken = true,
+                Fault::PushWrongHttpCode => set.push_wrong_http_code = true,
             }
         }
         set
@@ -329,6 +361,11 @@ mod tests {
             "keep-name-on-disconnect",
             "keep-room-on-disconnect",
             "prototype-names-exist",
+            "no-kick",
+            "kicked-still-receives",
+            "alter-push-data",
+            "no-room-taken",
+            "wrong-http-code",
         ] {
             let fault: Fault = spec.parse().unwrap();
             assert_eq!(fault.to_string(), spec);

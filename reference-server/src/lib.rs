@@ -17,6 +17,7 @@ mod inline;
 mod listener;
 pub mod lobby;
 pub mod outbound;
+pub mod push;
 
 use std::fmt;
 use std::io::Write as _;
@@ -70,7 +71,15 @@ pub struct Dialect {
 /// Every dialect the server speaks, in listing order: the one place a dialect module is
 /// registered. The driver has its own list (`roomrig::dialect::DIALECTS`); the two agree on
 /// names only, which a test of the driver checks.
-pub static DIALECTS: &[Dialect] = &[dorm::DIALECT, lobby::DIALECT];
+pub static DIALECTS: &[Dialect] = &[dorm::DIALECT, lobby::DIALECT, push::DIALECT];
+
+/// A dialect that also serves HTTP routes beside Socket.IO: it installs its handlers on `io`
+/// and returns its routes, which share its state.
+pub type HttpApi = fn(io: &SocketIo, fixtures: &Fixtures, faults: FaultSet) -> axum::Router;
+
+/// The dialects with an HTTP API (push: `POST /api/push`), by name; [`start`] serves them with
+/// this instead of their `serve`.
+pub static HTTP_APIS: &[(&str, HttpApi)] = &[("push", push::install)];
 
 impl Dialect {
     /// The registered dialect of this name (exact spelling).
@@ -356,7 +365,16 @@ pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
         .connect_timeout(config.handshake_timeout)
         .build_layer();
 
-    (config.dialect.serve)(&io, &config.fixtures, faults);
+    let api = match HTTP_APIS
+        .iter()
+        .find(|(name, _)| *name == config.dialect.name)
+    {
+        Some((_, install)) => install(&io, &config.fixtures, faults),
+        None => {
+            (config.dialect.serve)(&io, &config.fixtures, faults);
+            axum::Router::new()
+        }
+    };
 
     let dialect = config.dialect;
     let mut app = axum::Router::new()
@@ -366,6 +384,7 @@ pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
                 format!("roomrig reference server, dialect {dialect}\n")
             }),
         )
+        .merge(api)
         .layer(layer);
     if let Some(only) = config.only_eio {
         app = app.layer(axum::middleware::from_fn(move |req, next| {

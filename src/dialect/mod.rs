@@ -7,6 +7,7 @@
 
 pub mod dorm;
 pub mod lobby;
+pub mod push;
 pub mod suite;
 
 use std::collections::BTreeMap;
@@ -35,6 +36,7 @@ pub struct Dialect {
 pub static DIALECTS: &[Dialect] = &[
     Dialect::new(&dorm::SPEC, &dorm::suite::SUITE),
     Dialect::new(&lobby::SPEC, &lobby::suite::SUITE),
+    Dialect::new(&push::SPEC, &push::suite::SUITE),
 ];
 
 impl Dialect {
@@ -340,6 +342,9 @@ pub enum Attribution {
         lists: &'static [&'static str],
         content: &'static str,
     },
+    /// Sent once to every new connection, unasked (push: `downmsg` 2001 `connect success`):
+    /// a reply to the connect, whose request is `connect`.
+    Greeting,
 }
 
 /// What the client knows when it builds a request.

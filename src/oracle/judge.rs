@@ -242,6 +242,23 @@ impl Judge<'_> {
             self.oracle.join_confirmed(c.me, EVERYONE, now);
         }
         c.closing = Closing::Unexpected;
+        // What the server sends every new connection unasked is owed like a reply.
+        for e in self.spec.events {
+            if e.attribution == Attribution::Greeting {
+                c.pending.push(Pending {
+                    kind: PendingKind::Reply {
+                        event: e.name,
+                        joins: None,
+                    },
+                    request: "connect",
+                    intended: now,
+                    sent: now,
+                    due: now + self.oracle.deadline(),
+                    cap: None,
+                    optional: false,
+                });
+            }
+        }
     }
 
     /// The connection could not be established.
@@ -743,15 +760,26 @@ impl Judge<'_> {
 
     /// The HTTP response to this client's `request` (a [`crate::dialect::Via::Http`]
     /// operation) came with `status` at `now`.
-    // No implemented dialect performs HTTP yet (push, issue 15, will); proven by the
-    // vocabulary tests meanwhile.
-    #[cfg_attr(not(test), allow(dead_code))]
+    #[cfg(test)]
     pub fn http_response(&self, c: &mut Client, request: &str, status: u16, now: Micros) {
-        let Some(i) = c
-            .pending
-            .iter()
-            .position(|p| p.request == request && matches!(p.kind, PendingKind::Http { .. }))
-        else {
+        self.http_response_to(c, request, None, status, now);
+    }
+
+    /// Like [`Judge::http_response`], for the request sent at `sent` when known: responses
+    /// on several pooled connections come back in any order.
+    pub fn http_response_to(
+        &self,
+        c: &mut Client,
+        request: &str,
+        sent: Option<Micros>,
+        status: u16,
+        now: Micros,
+    ) {
+        let Some(i) = c.pending.iter().position(|p| {
+            p.request == request
+                && matches!(p.kind, PendingKind::Http { .. })
+                && sent.is_none_or(|s| s == p.sent)
+        }) else {
             return;
         };
         let p = take_pending(c, i);
@@ -956,7 +984,7 @@ impl Judge<'_> {
                 }
             }
             match spec.attribution {
-                Attribution::Reply => self.on_reply(c, spec, payload, now),
+                Attribution::Reply | Attribution::Greeting => self.on_reply(c, spec, payload, now),
                 Attribution::ContentId { field, sender } => {
                     self.on_content_broadcast(c, spec, payload, field, sender, now)
                 }
