@@ -392,7 +392,8 @@ pub enum Effect {
     /// Leave `room`.
     Leave { room: RoomKey },
     /// Broadcast `event` to the members of `room`; `seq` is what content attribution matches
-    /// on, `value` what FIFO attribution matches on.
+    /// on, `value` what FIFO attribution matches on. With both, `value` is the exact payload
+    /// every receipt must equal (push: `data` passed through untouched).
     Broadcast {
         event: &'static str,
         room: RoomKey,

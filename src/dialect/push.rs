@@ -317,7 +317,8 @@ fn build_push(ctx: &OpContext, p: &BTreeMap<String, Value>, _: &mut dyn rand::Rn
         };
     }
     body.insert("eventName".into(), json!(event));
-    body.insert("data".into(), Value::Object(data));
+    let data = Value::Object(data);
+    body.insert("data".into(), data.clone());
     Request {
         event: "push",
         args: vec![json!({"ROOT": {"BODY": body}})],
@@ -329,7 +330,8 @@ fn build_push(ctx: &OpContext, p: &BTreeMap<String, Value>, _: &mut dyn rand::Rn
                 include_sender: true,
                 unless: Precondition::None,
                 seq: Some(ctx.seq),
-                value: None,
+                // Delivered exactly as pushed (seed 002: data is passed through untouched).
+                value: Some(data),
             },
         ],
     }

@@ -1295,7 +1295,10 @@ impl Judge<'_> {
         let Some(room) = self.room_of(c, spec, payload, sender) else {
             return;
         };
-        let receipt = self.broadcast_receipt(c, room, event, sender, Some(seq), None, now);
+        // Where a send must arrive exactly as sent, the receipt is compared whole.
+        let exact = self.oracle.exact_payloads().then(|| payload.to_value());
+        let receipt =
+            self.broadcast_receipt(c, room, event, sender, Some(seq), exact.as_ref(), now);
         self.on_receipt(c, event, sender, receipt, payload, now);
     }
 
