@@ -56,7 +56,7 @@ fn status_of<'a>(c: &'a Checked, id: &str) -> &'a str {
 
 #[test]
 fn healthy_reference_server_passes_every_case_eio3_and_eio4() {
-    for dialect in ["dorm", "lobby"] {
+    for dialect in ["dorm", "lobby", "push"] {
         for eio in ["3", "4"] {
             let _serial = serial();
             let c = roomrig_check(&["--dialect", dialect, "--eio", eio]);
@@ -161,6 +161,42 @@ const DEFECTS: &[(&str, &str, &str, &str)] = &[
         "notify-non-member",
         "lobby/room/join-message-leave",
         "lobby/otherJoinedRoom/non-member",
+    ),
+    (
+        "push",
+        "no-kick",
+        "push/login/modes",
+        "push/downmsg-2005/missing",
+    ),
+    (
+        "push",
+        "no-room-taken",
+        "push/login/modes",
+        "push/loginRoom/error-missing",
+    ),
+    (
+        "push",
+        "kicked-still-receives",
+        "push/http/kicked-receives-nothing",
+        "push/news/non-member",
+    ),
+    (
+        "push",
+        "leak-to-non-member",
+        "push/http/room-and-global",
+        "push/news/non-member",
+    ),
+    (
+        "push",
+        "alter-push-data",
+        "push/http/room-and-global",
+        "push/news/shape",
+    ),
+    (
+        "push",
+        "wrong-http-code",
+        "push/http/room-and-global",
+        "push/push/reply-content",
     ),
 ];
 

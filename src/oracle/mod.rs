@@ -943,6 +943,20 @@ impl Oracle {
         for &c in &kicked {
             r.leave(c, at, Some(last));
         }
+        // A connection whose own login is still unanswered may have been in the room when
+        // the server took this one (a storm of logins): it may be kicked, never must.
+        let in_flight: Vec<ClientId> = r
+            .members
+            .iter()
+            .filter(|m| {
+                m.left.is_none()
+                    && m.client != send.sender
+                    && m.confirmed.is_none_or(|c| c > at)
+                    && !kicked.contains(&m.client)
+            })
+            .map(|m| m.client)
+            .collect();
+        r.outstanding[last].conditional.extend(in_flight);
         kicked
     }
 
@@ -961,7 +975,7 @@ impl Oracle {
             let Some(r) = shard.get_mut(&room) else {
                 continue;
             };
-            let Some(b) = r.outstanding.iter_mut().find(|b| {
+            let Some(index) = r.outstanding.iter().position(|b| {
                 b.kick
                     && b.event == event
                     && b.sent <= at
@@ -970,6 +984,7 @@ impl Oracle {
             }) else {
                 continue;
             };
+            let b = &mut r.outstanding[index];
             let required = b.required.contains(&receiver);
             b.received.push(receiver);
             let matched = Matched {
@@ -978,6 +993,12 @@ impl Oracle {
                 late: at > b.due,
                 metric: b.metric,
             };
+            if !required {
+                // It was in the room after all, and is out of it since this kick: later kicks
+                // no longer owe it anything.
+                let kick_sent = b.sent;
+                r.leave(receiver, kick_sent, Some(index));
+            }
             let receipt = if required {
                 Receipt::Delivered(matched)
             } else {
