@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use reference_server::fixtures::User;
 use serde_json::{json, Value};
 
-use crate::dialect::suite::{case, JoinStep, Listening, Suite};
+use crate::dialect::suite::{case, hostile, JoinStep, Listening, Suite};
 use crate::oracle::rules::Level;
 
 pub static SUITE: Suite = Suite {
@@ -38,6 +38,12 @@ pub static SUITE: Suite = Suite {
             "seed 002 §消息下发服务 (eventName is required, else nothing is sent); 400/413 are reference-server decisions",
             "a push without eventName, a body that is not JSON, a 2 MB body, wrong types and roomId __proto__ deliver nothing and are answered 0000 or a 4xx",
             include_str!("../../check/cases/push-hostile-http.yaml"),
+        ),
+        hostile(
+            "push/robustness/hostile-logins",
+            "invalid logins get 2003; no argument, a 2 MB room id and the event __proto__ take nothing down, and a member of another room is still served",
+            "loginRoom({}), loginRoom({type: \"loginWhenEver\"}), loginRoom({roomId: true}), loginRoom(), loginRoom({roomId: <2 MB>}), __proto__(\"x\")",
+            include_str!("../../check/cases/push-hostile-socket.yaml"),
         ),
     ],
     families: &[],
