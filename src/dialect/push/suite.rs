@@ -19,6 +19,13 @@ pub static SUITE: Suite = Suite {
             include_str!("../../check/cases/push-login.yaml"),
         ),
         case(
+            "push/login/storm-of-50-per-mode",
+            Level::Must,
+            "seed 002 §连接房间 and §code (the seed's own server mishandles several connections per room; the modes as the seed states them)",
+            "50 logins into one room per mode: loginWhenever admits all, loginWhenLast kicks each earlier one once, loginWhenFirst refuses the 49 later ones with 2004; a push reaches exactly who is in",
+            include_str!("../../check/cases/push-login-storm.yaml"),
+        ),
+        case(
             "push/http/room-and-global",
             Level::Must,
             "seed 002 §消息下发服务",
