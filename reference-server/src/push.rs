@@ -53,6 +53,10 @@ use crate::inline::{EventData, Inline};
 /// Socket.IO frame limit ([`crate::MAX_PAYLOAD_BYTES`]) clients were told.
 pub const MAX_PUSH_BODY_BYTES: usize = 32 * 1024;
 
+/// Bodies up to this size are read whole before a 413, so that the answer reaches a client
+/// still writing its body (answering early and closing resets it); larger ones are cut off.
+pub const MAX_READ_BODY_BYTES: usize = 4 << 20;
+
 /// Longest accepted room id, in bytes of UTF-8.
 pub const MAX_ROOM_BYTES: usize = 256;
 
@@ -322,12 +326,19 @@ pub fn routes(state: Arc<PushState>) -> axum::Router {
             axum::routing::post(move |body: Bytes| {
                 let state = Arc::clone(&state);
                 async move {
+                    if body.len() > MAX_PUSH_BODY_BYTES {
+                        let why = "the body is over 32 KiB";
+                        return (
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            axum::Json(reply("4130", why)),
+                        );
+                    }
                     let (status, reply) = state.push(&body);
                     (status, axum::Json(reply))
                 }
             }),
         )
-        .layer(DefaultBodyLimit::max(MAX_PUSH_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(MAX_READ_BODY_BYTES))
 }
 
 /// Registers the push dialect on namespace `/` of `io` and returns its HTTP routes.
