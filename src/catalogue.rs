@@ -121,6 +121,12 @@ fn receivers(room: RoomOf, attribution: Attribution) -> &'static str {
     if attribution == Attribution::Reply {
         return "the requester";
     }
+    if attribution == Attribution::Greeting {
+        return "each new connection";
+    }
+    if attribution == Attribution::Kicked {
+        return "each other connection of the room the login takes";
+    }
     match room {
         RoomOf::SenderHome => "every member of the sender's room",
         RoomOf::Field(_) => "the members of the room the payload names",

@@ -421,8 +421,12 @@ pub fn known_metrics(spec: &DialectSpec, requests: &[&str]) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let is_reply =
-        |a: &Attribution| matches!(a, Attribution::Reply | Attribution::KeptReply { .. });
+    let is_reply = |a: &Attribution| {
+        matches!(
+            a,
+            Attribution::Reply | Attribution::KeptReply { .. } | Attribution::Greeting
+        )
+    };
     for e in spec.events.iter().filter(|e| !is_reply(&e.attribution)) {
         names.push(format!("{}.fanout", e.name));
     }

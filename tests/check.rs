@@ -100,7 +100,7 @@ fn status_of<'a>(c: &'a Checked, id: &str) -> &'a str {
 
 #[test]
 fn healthy_reference_server_passes_every_case_eio3_and_eio4() {
-    let runs: Vec<(&str, &str)> = ["dorm", "lobby", "chat"]
+    let runs: Vec<(&str, &str)> = ["dorm", "lobby", "chat", "push"]
         .into_iter()
         .flat_map(|d| [(d, "3"), (d, "4")])
         .collect();
@@ -255,6 +255,42 @@ const DEFECTS: &[(&str, &str, &str, &str)] = &[
         "voice-exit-to-everyone",
         "voice/exit_room/one-member-told",
         "voice/exit_room/duplicate",
+    ),
+    (
+        "push",
+        "no-kick",
+        "push/login/modes",
+        "push/downmsg-2005/missing",
+    ),
+    (
+        "push",
+        "no-room-taken",
+        "push/login/modes",
+        "push/loginRoom/error-missing",
+    ),
+    (
+        "push",
+        "kicked-still-receives",
+        "push/http/kicked-receives-nothing",
+        "push/news/non-member",
+    ),
+    (
+        "push",
+        "leak-to-non-member",
+        "push/http/room-and-global",
+        "push/news/non-member",
+    ),
+    (
+        "push",
+        "alter-push-data",
+        "push/http/room-and-global",
+        "push/news/shape",
+    ),
+    (
+        "push",
+        "wrong-http-code",
+        "push/http/room-and-global",
+        "push/push/reply-content",
     ),
 ];
 

@@ -10,7 +10,8 @@
 //! `prototype-names-exist`, `chat-lose-offline`, `chat-offline-twice`, `chat-misdeliver`,
 //! `chat-presence-every-connection`, `chat-accept-before-auth`, `chat-history-unordered`,
 //! `voice-exit-to-everyone`, `voice-exit-to-nobody`, `voice-no-failover`,
-//! `voice-sign-unchecked`, `voice-seat-kept`.
+//! `voice-sign-unchecked`, `voice-seat-kept`, `no-kick`, `kicked-still-receives`,
+//! `alter-push-data`, `no-room-taken`, `wrong-http-code`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -111,6 +112,16 @@ pub enum Fault {
     VoiceSignUnchecked,
     /// voice: a seat stays taken after its user goes `down` or departs.
     VoiceSeatKept,
+    /// push: a `loginWhenLast` login sends no 2005 and leaves the earlier connections in the room.
+    PushNoKick,
+    /// push: the kicked connections get their 2005 but stay in the room (they still receive its pushes).
+    PushKickedStillReceives,
+    /// push: pushed `data` is not passed through untouched (a `pushedAt` field is added to an object, anything else is wrapped).
+    PushAlterData,
+    /// push: `loginWhenFirst` into an occupied room is accepted (2002) instead of refused with 2004.
+    PushNoRoomTaken,
+    /// push: a push answers HTTP 500 (its deliveries still happen).
+    PushWrongHttpCode,
 }
 
 impl Fault {
@@ -135,7 +146,8 @@ pub enum FaultParseError {
          keep-room-on-disconnect, prototype-names-exist, chat-lose-offline, chat-offline-twice, \
          chat-misdeliver, chat-presence-every-connection, chat-accept-before-auth, \
          chat-history-unordered, voice-exit-to-everyone, voice-exit-to-nobody, \
-         voice-no-failover, voice-sign-unchecked, voice-seat-kept)"
+         voice-no-failover, voice-sign-unchecked, voice-seat-kept, no-kick, kicked-still-receives, \
+         alter-push-data, no-room-taken, wrong-http-code)"
     )]
     Unknown(String),
     #[error("fault {0} takes no value")]
@@ -204,6 +216,11 @@ impl FromStr for Fault {
             "voice-no-failover" => bare(Fault::VoiceNoFailover),
             "voice-sign-unchecked" => bare(Fault::VoiceSignUnchecked),
             "voice-seat-kept" => bare(Fault::VoiceSeatKept),
+            "no-kick" => bare(Fault::PushNoKick),
+            "kicked-still-receives" => bare(Fault::PushKickedStillReceives),
+            "alter-push-data" => bare(Fault::PushAlterData),
+            "no-room-taken" => bare(Fault::PushNoRoomTaken),
+            "wrong-http-code" => bare(Fault::PushWrongHttpCode),
             _ => Err(FaultParseError::Unknown(spec.to_string())),
         }
     }
@@ -247,6 +264,11 @@ impl fmt::Display for Fault {
             Fault::VoiceNoFailover => f.write_str("voice-no-failover"),
             Fault::VoiceSignUnchecked => f.write_str("voice-sign-unchecked"),
             Fault::VoiceSeatKept => f.write_str("voice-seat-kept"),
+            Fault::PushNoKick => f.write_str("no-kick"),
+            Fault::PushKickedStillReceives => f.write_str("kicked-still-receives"),
+            Fault::PushAlterData => f.write_str("alter-push-data"),
+            Fault::PushNoRoomTaken => f.write_str("no-room-taken"),
+            Fault::PushWrongHttpCode => f.write_str("wrong-http-code"),
         }
     }
 }
@@ -290,6 +312,11 @@ pub struct FaultSet {
     pub voice_no_failover: bool,
     pub voice_sign_unchecked: bool,
     pub voice_seat_kept: bool,
+    pub push_no_kick: bool,
+    pub push_kicked_still_receives: bool,
+    pub push_alter_data: bool,
+    pub push_no_room_taken: bool,
+    pub push_wrong_http_code: bool,
 }
 
 impl FaultSet {
@@ -332,6 +359,11 @@ impl FaultSet {
                 Fault::VoiceNoFailover => set.voice_no_failover = true,
                 Fault::VoiceSignUnchecked => set.voice_sign_unchecked = true,
                 Fault::VoiceSeatKept => set.voice_seat_kept = true,
+                Fault::PushNoKick => set.push_no_kick = true,
+                Fault::PushKickedStillReceives => set.push_kicked_still_receives = true,
+                Fault::PushAlterData => set.push_alter_data = true,
+                Fault::PushNoRoomTaken => set.push_no_room_taken = true,
+                Fault::PushWrongHttpCode => set.push_wrong_http_code = true,
             }
         }
         set
@@ -401,6 +433,11 @@ mod tests {
             "keep-name-on-disconnect",
             "keep-room-on-disconnect",
             "prototype-names-exist",
+            "no-kick",
+            "kicked-still-receives",
+            "alter-push-data",
+            "no-room-taken",
+            "wrong-http-code",
         ] {
             let fault: Fault = spec.parse().unwrap();
             assert_eq!(fault.to_string(), spec);

@@ -105,7 +105,7 @@ fn all_args(v: &Value) -> EventArgs {
 /// gap; every `emit` to the socket then fails with `Closed` while room broadcasts still reach
 /// it (seen as a `join_room` whose `last_data` never came, about 1 client in 100 under load).
 /// The gap is a few instructions long, so wait it out, boundedly.
-fn wait_until_connected<A: Adapter>(s: &Socket<A>) {
+pub(crate) fn wait_until_connected<A: Adapter>(s: &Socket<A>) {
     for i in 0..100_000u32 {
         if s.connected() {
             return;

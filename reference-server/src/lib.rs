@@ -18,6 +18,7 @@ mod inline;
 mod listener;
 pub mod lobby;
 pub mod outbound;
+pub mod push;
 pub mod store;
 pub mod voice;
 
@@ -79,7 +80,21 @@ pub struct Dialect {
 /// Every dialect the server speaks, in listing order: the one place a dialect module is
 /// registered. The driver has its own list (`roomrig::dialect::DIALECTS`); the two agree on
 /// names only, which a test of the driver checks.
-pub static DIALECTS: &[Dialect] = &[dorm::DIALECT, lobby::DIALECT, chat::DIALECT, voice::DIALECT];
+pub static DIALECTS: &[Dialect] = &[
+    dorm::DIALECT,
+    lobby::DIALECT,
+    chat::DIALECT,
+    voice::DIALECT,
+    push::DIALECT,
+];
+
+/// A dialect that also serves HTTP routes beside Socket.IO: it installs its handlers on `io`
+/// and returns its routes, which share its state.
+pub type HttpApi = fn(io: &SocketIo, fixtures: &Fixtures, faults: FaultSet) -> axum::Router;
+
+/// The dialects with an HTTP API (push: `POST /api/push`), by name; [`start`] serves them with
+/// this instead of their `serve`.
+pub static HTTP_APIS: &[(&str, HttpApi)] = &[("push", push::install)];
 
 impl Dialect {
     /// The registered dialect of this name (exact spelling).
@@ -374,10 +389,19 @@ pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
         .connect_timeout(config.handshake_timeout)
         .build_layer();
 
-    store::scoped(&config.chat_db, || {
-        (config.dialect.serve)(&io, &config.fixtures, faults)
-    })
-    .map_err(std::io::Error::other)?;
+    let api = match HTTP_APIS
+        .iter()
+        .find(|(name, _)| *name == config.dialect.name)
+    {
+        Some((_, install)) => install(&io, &config.fixtures, faults),
+        None => {
+            store::scoped(&config.chat_db, || {
+                (config.dialect.serve)(&io, &config.fixtures, faults)
+            })
+            .map_err(std::io::Error::other)?;
+            axum::Router::new()
+        }
+    };
 
     let dialect = config.dialect;
     let routes = match dialect.routes {
@@ -389,7 +413,7 @@ pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
             }),
         ),
     };
-    let mut app = routes.layer(layer);
+    let mut app = routes.merge(api).layer(layer);
     if let Some(only) = config.only_eio {
         app = app.layer(axum::middleware::from_fn(move |req, next| {
             generation::one_generation(only, req, next)
@@ -609,10 +633,13 @@ mod tests {
         assert_eq!(lobby::DIALECT.to_string(), "lobby");
         assert_eq!(serde_json::to_string(&lobby::DIALECT).unwrap(), "\"lobby\"");
         assert!("chat2".parse::<Dialect>().is_err());
-        assert_eq!(
-            "nope".parse::<Dialect>().unwrap_err().to_string(),
-            "unknown dialect \"nope\" (known: dorm, lobby, chat, voice)"
+        // Every registered name is listed, in order (more dialects come beside these).
+        let unknown = "nosuch".parse::<Dialect>().unwrap_err().to_string();
+        assert!(
+            unknown.starts_with("unknown dialect \"nosuch\" (known: dorm, lobby, "),
+            "{unknown}"
         );
+        assert!(unknown.contains("push"), "{unknown}");
         assert_eq!("chat".parse::<Dialect>(), Ok(chat::DIALECT));
         assert_eq!(Dialect::named("lobby"), Some(lobby::DIALECT));
         assert_eq!(Dialect::named("LOBBY"), None);

@@ -8,6 +8,7 @@
 pub mod chat;
 pub mod dorm;
 pub mod lobby;
+pub mod push;
 pub mod suite;
 pub mod voice;
 
@@ -65,6 +66,7 @@ pub static DIALECTS: &[Dialect] = &[
     Dialect::new(&lobby::SPEC, &lobby::suite::SUITE),
     Dialect::new(&chat::SPEC, &chat::suite::SUITE),
     Dialect::websocket(&voice::SPEC, &voice::suite::SUITE, &voice::WIRE),
+    Dialect::new(&push::SPEC, &push::suite::SUITE),
 ];
 
 impl Dialect {
@@ -412,8 +414,9 @@ pub enum Attribution {
         lists: &'static [&'static str],
         content: &'static str,
     },
-    /// A frame the server sends unasked when a connection opens (voice: `create_token`): only
-    /// its shape is judged.
+    /// Sent once to every new connection, unasked (push: `downmsg` 2001 `connect success`;
+    /// voice: `create_token`): owed like a reply to the connect (whose request is `connect`),
+    /// and it makes the connection its user's (deliveries to the user reach it).
     Greeting,
     /// A notice to a room whose copy to the sender itself answers its request (voice:
     /// `enter_room`): the sender's copy is a [`Attribution::Reply`], the others' are matched
@@ -489,7 +492,8 @@ pub enum Effect {
     /// Leave `room`.
     Leave { room: RoomKey },
     /// Broadcast `event` to the members of `room`; `seq` is what content attribution matches
-    /// on, `value` what FIFO attribution matches on.
+    /// on, `value` what FIFO attribution matches on. With both, `value` is the exact payload
+    /// every receipt must equal (push: `data` passed through untouched).
     Broadcast {
         event: &'static str,
         room: RoomKey,
@@ -724,7 +728,7 @@ mod tests {
             );
             assert!(std::ptr::eq(super::spec(d.name()), d.spec));
         }
-        assert!(super::find("push").is_none());
+        assert!(super::find("nosuch").is_none());
         assert!(super::find("dorm").unwrap().websocket.is_none());
         assert!(super::find("voice").unwrap().websocket.is_some());
     }

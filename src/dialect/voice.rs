@@ -444,11 +444,24 @@ const ORDERED: &str = "reference-server decision: the seed does not state per-se
 
 /// The catalogue of voice's rules (see `crate::oracle::rules`).
 pub const RULES: &[RuleSpec] = &[
+    // The greeting is owed to every new connection, as a reply to the connect.
+    RuleSpec {
+        scope: "connect",
+        checks: &[Check::ReplyMissing],
+        level: Level::Must,
+        source: CONNECT,
+    },
     RuleSpec {
         scope: "create_token",
         checks: &[Check::Shape],
         level: Level::Must,
         source: CONNECT,
+    },
+    RuleSpec {
+        scope: "create_token",
+        checks: &[Check::ReplyContent, Check::ReplyUnsolicited],
+        level: Level::Should,
+        source: "reference-server decision: the seed hands out the token when the WebSocket connects and does not say it is never handed out again",
     },
     RuleSpec {
         scope: "enter_room",

@@ -2,6 +2,7 @@
 //! scenario names no target, runs every simulated client, and gathers what the oracle and the
 //! histograms saw into a [`RunResult`]. Presenting it is the report module's job.
 
+mod http;
 mod progress;
 mod vu;
 mod websocket;

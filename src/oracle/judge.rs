@@ -242,6 +242,23 @@ impl Judge<'_> {
             self.oracle.join_confirmed(c.me, EVERYONE, now);
         }
         c.closing = Closing::Unexpected;
+        // What the server sends every new connection unasked is owed like a reply.
+        for e in self.spec.events {
+            if e.attribution == Attribution::Greeting {
+                c.pending.push(Pending {
+                    kind: PendingKind::Reply {
+                        event: e.name,
+                        joins: None,
+                    },
+                    request: "connect",
+                    intended: now,
+                    sent: now,
+                    due: now + self.oracle.deadline(),
+                    cap: None,
+                    optional: false,
+                });
+            }
+        }
     }
 
     /// The connection could not be established.
@@ -779,15 +796,26 @@ impl Judge<'_> {
 
     /// The HTTP response to this client's `request` (a [`crate::dialect::Via::Http`]
     /// operation) came with `status` at `now`.
-    // No implemented dialect performs HTTP yet (push, issue 15, will); proven by the
-    // vocabulary tests meanwhile.
-    #[cfg_attr(not(test), allow(dead_code))]
+    #[cfg(test)]
     pub fn http_response(&self, c: &mut Client, request: &str, status: u16, now: Micros) {
-        let Some(i) = c
-            .pending
-            .iter()
-            .position(|p| p.request == request && matches!(p.kind, PendingKind::Http { .. }))
-        else {
+        self.http_response_to(c, request, None, status, now);
+    }
+
+    /// Like [`Judge::http_response`], for the request sent at `sent` when known: responses
+    /// on several pooled connections come back in any order.
+    pub fn http_response_to(
+        &self,
+        c: &mut Client,
+        request: &str,
+        sent: Option<Micros>,
+        status: u16,
+        now: Micros,
+    ) {
+        let Some(i) = c.pending.iter().position(|p| {
+            p.request == request
+                && matches!(p.kind, PendingKind::Http { .. })
+                && sent.is_none_or(|s| s == p.sent)
+        }) else {
             return;
         };
         let p = take_pending(c, i);
@@ -1005,7 +1033,10 @@ impl Judge<'_> {
                     self.on_reply(c, spec, payload, now);
                     self.on_kept(c, spec.name, payload, lists, content, now);
                 }
-                Attribution::Greeting => self.greeted(c, now),
+                Attribution::Greeting => {
+                    self.on_reply(c, spec, payload, now);
+                    self.greeted(c, now);
+                }
                 Attribution::ReplyToSelf {
                     sender,
                     value_field,
@@ -1336,7 +1367,10 @@ impl Judge<'_> {
         let Some(room) = self.room_of(c, spec, payload, sender) else {
             return;
         };
-        let receipt = self.broadcast_receipt(c, room, event, sender, Some(seq), None, now);
+        // Where a send must arrive exactly as sent, the receipt is compared whole.
+        let exact = self.oracle.exact_payloads().then(|| payload.to_value());
+        let receipt =
+            self.broadcast_receipt(c, room, event, sender, Some(seq), exact.as_ref(), now);
         self.on_receipt(c, event, sender, receipt, payload, now);
     }
 

@@ -25,7 +25,7 @@ pub mod rules;
 pub mod shape;
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -430,6 +430,9 @@ pub struct Oracle {
     /// The first sign that the users file does not describe the server (see
     /// [`Oracle::fixture_mismatch`]).
     fixture_mismatch: Mutex<Option<String>>,
+    /// Some broadcast carries its exact payload (a `seq` and a `value`: push's data passed
+    /// through untouched): only then do content receipts pay for a comparison.
+    exact_payloads: AtomicBool,
 }
 
 impl Oracle {
@@ -460,6 +463,7 @@ impl Oracle {
             tails: (0..usernames_len).map(|_| Default::default()).collect(),
             open_examples: Mutex::new(Vec::new()),
             fixture_mismatch: Mutex::new(None),
+            exact_payloads: AtomicBool::new(false),
         }
     }
 
@@ -843,6 +847,9 @@ impl Oracle {
     /// the broadcast needs the sender to be a confirmed member and it is not (then the server
     /// may answer with an error instead, and nobody is required to get it).
     pub fn broadcast_sent(&self, send: Outgoing) -> bool {
+        if send.seq.is_some() && send.value.is_some() {
+            self.exact_payloads.store(true, Ordering::Relaxed);
+        }
         let mut shard = self.shard(send.room);
         let r = shard.entry(send.room).or_default();
         let required: Vec<ClientId> = r
@@ -953,6 +960,20 @@ impl Oracle {
         for &c in &kicked {
             r.leave(c, at, Some(last));
         }
+        // A connection whose own login is still unanswered may have been in the room when
+        // the server took this one (a storm of logins): it may be kicked, never must.
+        let in_flight: Vec<ClientId> = r
+            .members
+            .iter()
+            .filter(|m| {
+                m.left.is_none()
+                    && m.client != send.sender
+                    && m.confirmed.is_none_or(|c| c > at)
+                    && !kicked.contains(&m.client)
+            })
+            .map(|m| m.client)
+            .collect();
+        r.outstanding[last].conditional.extend(in_flight);
         kicked
     }
 
@@ -971,7 +992,7 @@ impl Oracle {
             let Some(r) = shard.get_mut(&room) else {
                 continue;
             };
-            let Some(b) = r.outstanding.iter_mut().find(|b| {
+            let Some(index) = r.outstanding.iter().position(|b| {
                 b.kick
                     && b.event == event
                     && b.sent <= at
@@ -980,6 +1001,7 @@ impl Oracle {
             }) else {
                 continue;
             };
+            let b = &mut r.outstanding[index];
             let required = b.required.contains(&receiver);
             b.received.push(receiver);
             let matched = Matched {
@@ -988,6 +1010,12 @@ impl Oracle {
                 late: at > b.due,
                 metric: b.metric,
             };
+            if !required {
+                // It was in the room after all, and is out of it since this kick: later kicks
+                // no longer owe it anything.
+                let kick_sent = b.sent;
+                r.leave(receiver, kick_sent, Some(index));
+            }
             let receipt = if required {
                 Receipt::Delivered(matched)
             } else {
@@ -1095,7 +1123,15 @@ impl Oracle {
         faults
     }
 
+    /// Whether some content broadcast must arrive exactly as sent (see
+    /// [`Oracle::broadcast_received`]).
+    pub fn exact_payloads(&self) -> bool {
+        self.exact_payloads.load(Ordering::Relaxed)
+    }
+
     /// A broadcast arrived at `receiver`, attributed to `sender` by content `seq` or FIFO `value`.
+    /// With a `seq`, `value` is the whole received payload, and a send that carries a value
+    /// must have arrived equal to it (JSON-equal: nothing added, dropped or changed).
     #[allow(clippy::too_many_arguments)]
     pub fn broadcast_received(
         &self,
@@ -1243,6 +1279,17 @@ impl Oracle {
             one.got.push((receiver, at));
         }
         b.received.push(receiver);
+        if let (Some(_), Some(expected), Some(got)) = (seq, b.value.as_ref(), value) {
+            if expected != got {
+                return Receipt::Fault(
+                    Check::Shape,
+                    format!(
+                        "the payload exactly as sent: {}",
+                        crate::oracle::shape::excerpt(expected)
+                    ),
+                );
+            }
+        }
         let matched = Matched {
             intended: b.intended,
             sent: b.sent,

@@ -53,6 +53,17 @@ impl TestServer {
         TestServer::start(config)
     }
 
+    /// Push server with Engine.IO's default heartbeat.
+    pub fn push(faults: Vec<Fault>) -> TestServer {
+        let mut config = ServerConfig::new(
+            reference_server::push::DIALECT,
+            "127.0.0.1:0".parse().unwrap(),
+            Fixtures::generate(0, 2),
+        );
+        config.faults = faults;
+        TestServer::start(config)
+    }
+
     /// Lobby server with Engine.IO's default heartbeat.
     pub fn lobby(faults: Vec<Fault>) -> TestServer {
         TestServer::lobby_with(Duration::from_secs(25), Duration::from_secs(20), faults)

@@ -60,6 +60,7 @@ pub async fn run(shared: Arc<Shared>, arrival: Arrival) {
         oplog: shared.oplog.is_some().then(Vec::new),
         answers: Vec::new(),
         wake: Box::pin(tokio::time::sleep_until(start_at)),
+        http: None,
     };
     if vu
         .connect(intended, ("connect", ""), &mut stop)
@@ -97,6 +98,24 @@ struct Vu {
     /// Operations that answer received events, to perform next (see
     /// [`crate::dialect::WebSocketDialect::answers`]).
     answers: Vec<crate::scenario::OpStep>,
+    /// Where this client's HTTP operations hand their responses back (made by the first).
+    http: Option<HttpReplies>,
+}
+
+type HttpReplies = (
+    tokio::sync::mpsc::UnboundedSender<super::http::HttpDone>,
+    tokio::sync::mpsc::UnboundedReceiver<super::http::HttpDone>,
+);
+
+/// The next HTTP response of a client; never resolves for a client that sent no request.
+async fn http_reply(http: &mut Option<HttpReplies>) -> super::http::HttpDone {
+    match http.as_mut() {
+        Some((_, rx)) => match rx.recv().await {
+            Some(done) => done,
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
 }
 
 impl Vu {
@@ -310,6 +329,7 @@ impl Vu {
             tokio::select! {
                 biased;
                 _ = &mut *stop => { self.ended = true; return false }
+                done = http_reply(&mut self.http) => self.on_http(done),
                 _ = self.wake.as_mut() => {}
             }
             return !self.ended;
@@ -333,6 +353,7 @@ impl Vu {
                     Err(e) => self.on_closed(closed_reason(e), now),
                 }
             }
+            done = http_reply(&mut self.http) => self.on_http(done),
             _ = self.wake.as_mut() => {}
         }
         if self.client.has_pending() {
@@ -346,6 +367,98 @@ impl Vu {
             self.perform(&answer, now).await;
         }
         !self.ended
+    }
+
+    /// Judges the response of one HTTP operation; a request that got none stays pending until
+    /// its deadline (`reply-missing`).
+    fn on_http(&mut self, done: super::http::HttpDone) {
+        let shared = self.shared.clone();
+        let at = shared.micros_of(done.at);
+        match done.status {
+            Ok(status) => {
+                shared.judge().http_response_to(
+                    &mut self.client,
+                    done.request,
+                    Some(done.sent),
+                    status,
+                    at,
+                );
+                shared
+                    .oracle
+                    .log_raw(self.me, at, "<<", done.request, &format!("HTTP {status}"));
+            }
+            Err(e) => {
+                tracing::debug!(
+                    client = self.me,
+                    request = done.request,
+                    "HTTP request failed: {e}"
+                );
+                shared.oracle.log_raw(
+                    self.me,
+                    at,
+                    "<<",
+                    done.request,
+                    &format!("HTTP failed: {e}"),
+                );
+            }
+        }
+    }
+
+    /// Sends one HTTP operation in its own task (open-loop: the client goes on reading its
+    /// socket), after registering what it must cause.
+    fn perform_http(
+        &mut self,
+        request: dialect::Request,
+        intent: Intent,
+        intended: Micros,
+        (method, path): (&'static str, &'static str),
+    ) {
+        let shared = self.shared.clone();
+        let dialect::Request {
+            event,
+            args,
+            effects,
+        } = request;
+        // A string argument is a body sent as it is (hostile input); anything else is JSON.
+        let body = match args.into_iter().next() {
+            Some(Value::String(raw)) => raw.into_bytes(),
+            Some(v) => serde_json::to_vec(&v).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let sent = shared.now();
+        shared
+            .judge()
+            .request(&mut self.client, event, effects, intent, intended, sent);
+        shared.oracle.log_raw(
+            self.me,
+            sent,
+            ">>",
+            event,
+            &String::from_utf8_lossy(&body[..body.len().min(512)]),
+        );
+        let tx = self
+            .http
+            .get_or_insert_with(tokio::sync::mpsc::unbounded_channel)
+            .0
+            .clone();
+        let url = super::http::url(&shared.target, path);
+        tokio::spawn(async move {
+            let status = super::http::send(method, &url, body).await;
+            tx.send(super::http::HttpDone {
+                request: event,
+                sent,
+                status,
+                at: tokio::time::Instant::now(),
+            })
+            .ok();
+        });
+        shared.counters.sent.inc();
+        if let Some(i) = shared.spec.ops.iter().position(|o| o.name == event) {
+            shared.sent_by_op[i].inc();
+        }
+        shared
+            .metrics
+            .record(("send", "lateness"), sent.saturating_sub(intended), 0);
     }
 
     /// Judges one received event.
@@ -415,26 +528,26 @@ impl Vu {
                 shape::excerpt(&Value::Array(request.args.clone()))
             )
         });
-        if self.conn.is_none() {
-            tracing::warn!(client = self.me, op = %op.op, "operation skipped: the client is disconnected (add a `reconnect` step)");
-            return;
-        }
         let intent = match (op.params.get(EXPECT_ERROR), op.params.get(LENIENT)) {
             (_, Some(Value::Bool(true))) => Intent::Lenient,
             (Some(Value::Bool(true)), _) => Intent::Refused(None),
             (Some(Value::String(text)), _) => Intent::Refused(Some(text.clone())),
             _ => Intent::Valid,
         };
+        // An HTTP operation does not need the socket.
+        if let dialect::Via::Http { method, path } = spec.via {
+            self.perform_http(request, intent, intended, (method, path));
+            return;
+        }
+        if self.conn.is_none() {
+            tracing::warn!(client = self.me, op = %op.op, "operation skipped: the client is disconnected (add a `reconnect` step)");
+            return;
+        }
         let dialect::Request {
             event,
             args,
             effects,
         } = request;
-        if let dialect::Via::Http { method, path } = spec.via {
-            // No implemented dialect has one yet; push (issue 15) brings the HTTP client.
-            tracing::warn!(client = self.me, op = %op.op, "{method} {path}: HTTP operations are not performed by this driver yet");
-            return;
-        }
         // Register what the request must cause *before* writing it: on loopback the first
         // receipts can arrive at other clients before this task runs again.
         let sent = shared.now();

@@ -1020,3 +1020,102 @@ fn a_departure_told_to_nobody_or_to_two_is_a_violation() {
         only(&[("voice/exit_room/duplicate", 1)])
     );
 }
+
+// ---- push: a greeting every new connection is owed; data delivered exactly as pushed ----
+
+/// push with its `downmsg` 2001 greeting.
+static GREETING: DialectSpec = table(
+    "push",
+    &[
+        event(
+            "downmsg-2001",
+            Wire::tagged("/", "downmsg", "code", "2001"),
+            Attribution::Greeting,
+            RoomOf::Everyone,
+        ),
+        event(
+            "news",
+            Wire::SAME,
+            Attribution::ContentId {
+                field: "id",
+                sender: SenderKey::UserId("from"),
+            },
+            RoomOf::Field("room"),
+        ),
+    ],
+    ErrorStyle::Coded {
+        event: "downmsg",
+        field: "code",
+        codes: &["2003", "2004"],
+    },
+);
+
+const HELLO: &str = r#"{"code":"2001","msg":"connect success"}"#;
+
+#[test]
+fn every_connection_is_greeted_once() {
+    let (w, mut cs) = World::new(&GREETING, 2);
+    let j = w.judge();
+    j.connected(&mut cs[0], 0);
+    j.connected(&mut cs[1], 0);
+    w.recv(&mut cs[0], "/", "downmsg", HELLO, 10);
+    j.expire_pending(&mut cs[0], 10 * D);
+    assert_eq!(w.verdicts(10 * D), only(&[]), "greeted");
+    // Client 1 never got its greeting; client 0 gets a second one.
+    j.expire_pending(&mut cs[1], 10 * D);
+    w.recv(&mut cs[0], "/", "downmsg", HELLO, 10 * D);
+    assert_eq!(
+        w.verdicts(11 * D),
+        only(&[
+            ("push/connect/reply-missing", 1),
+            ("push/downmsg-2001/reply-unsolicited", 1)
+        ])
+    );
+    // A new session is owed a new greeting.
+    j.connected(&mut cs[0], 20 * D);
+    w.recv(&mut cs[0], "/", "downmsg", HELLO, 20 * D + 5);
+    assert_eq!(w.verdicts(30 * D).len(), 2, "nothing new");
+}
+
+/// Client 1 pushes `data` into room 7 (client 0 a member): the broadcast carries it whole.
+fn exact_push(w: &World, cs: &mut [Client], data: &serde_json::Value) {
+    let room = named_room("7");
+    w.oracle.join_sent(cs[0].me, room, 0);
+    w.oracle.join_confirmed(cs[0].me, room, 0);
+    w.judge().request(
+        &mut cs[1],
+        "push",
+        vec![Effect::Broadcast {
+            event: "news",
+            room,
+            include_sender: false,
+            unless: crate::dialect::Precondition::None,
+            seq: Some(0),
+            value: Some(data.clone()),
+        }],
+        Intent::Valid,
+        D,
+        D,
+    );
+}
+
+#[test]
+fn pushed_data_arrives_exactly_as_sent() {
+    let data = serde_json::json!({"from": 2, "room": "7", "id": content_id(1, 0, 16)});
+    let (w, mut cs) = World::new(&GREETING, 2);
+    exact_push(&w, &mut cs, &data);
+    // Key order does not matter: JSON-equal.
+    let reordered = format!(r#"{{"id":"{}","room":"7","from":2}}"#, content_id(1, 0, 16));
+    w.recv(&mut cs[0], "/", "news", &reordered, D + 10);
+    assert_eq!(w.verdicts(10 * D), only(&[]));
+
+    // Near miss of the same send with a field added: altered.
+    let (w, mut cs) = World::new(&GREETING, 2);
+    exact_push(&w, &mut cs, &data);
+    let added = format!(
+        r#"{{"id":"{}","room":"7","from":2,"pushedAt":0}}"#,
+        content_id(1, 0, 16)
+    );
+    w.recv(&mut cs[0], "/", "news", &added, D + 10);
+    assert_eq!(w.verdicts(10 * D), only(&[("push/news/shape", 1)]));
+}
