@@ -1,6 +1,7 @@
 //! Fuzz targets for every parser that reads input from outside roomrig: the Engine.IO /
 //! Socket.IO packet codec and the transport's view of a received event, the borrowed JSON
-//! reader, the plain-WebSocket `JsonFraming`, the scenario parser and the users-file parser.
+//! reader, the plain-WebSocket `JsonFraming`, voice's PHP JSON, the scenario parser and the
+//! users-file parser.
 //!
 //! Each target is a `#[test]` driven by [bolero](https://crates.io/crates/bolero), so plain
 //! `cargo test` on the stable toolchain runs it for a bounded number of inputs; a longer
@@ -21,6 +22,7 @@
 pub(crate) mod alloc;
 mod framing;
 mod json;
+mod php;
 mod protocol;
 mod scenario;
 mod users;
