@@ -258,19 +258,19 @@ const DEFECTS: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "push",
-        "no-kick",
+        "push-no-kick",
         "push/login/modes",
         "push/downmsg-2005/missing",
     ),
     (
         "push",
-        "no-room-taken",
+        "push-no-room-taken",
         "push/login/modes",
         "push/loginRoom/error-missing",
     ),
     (
         "push",
-        "kicked-still-receives",
+        "push-kicked-still-receives",
         "push/http/kicked-receives-nothing",
         "push/news/non-member",
     ),
@@ -282,13 +282,13 @@ const DEFECTS: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "push",
-        "alter-push-data",
+        "push-alter-data",
         "push/http/room-and-global",
         "push/news/shape",
     ),
     (
         "push",
-        "wrong-http-code",
+        "push-wrong-http-code",
         "push/http/room-and-global",
         "push/push/reply-content",
     ),

@@ -10,8 +10,8 @@
 //! `prototype-names-exist`, `chat-lose-offline`, `chat-offline-twice`, `chat-misdeliver`,
 //! `chat-presence-every-connection`, `chat-accept-before-auth`, `chat-history-unordered`,
 //! `voice-exit-to-everyone`, `voice-exit-to-nobody`, `voice-no-failover`,
-//! `voice-sign-unchecked`, `voice-seat-kept`, `no-kick`, `kicked-still-receives`,
-//! `alter-push-data`, `no-room-taken`, `wrong-http-code`.
+//! `voice-sign-unchecked`, `voice-seat-kept`, `push-no-kick`, `push-kicked-still-receives`,
+//! `push-alter-data`, `push-no-room-taken`, `push-wrong-http-code`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -146,8 +146,8 @@ pub enum FaultParseError {
          keep-room-on-disconnect, prototype-names-exist, chat-lose-offline, chat-offline-twice, \
          chat-misdeliver, chat-presence-every-connection, chat-accept-before-auth, \
          chat-history-unordered, voice-exit-to-everyone, voice-exit-to-nobody, \
-         voice-no-failover, voice-sign-unchecked, voice-seat-kept, no-kick, kicked-still-receives, \
-         alter-push-data, no-room-taken, wrong-http-code)"
+         voice-no-failover, voice-sign-unchecked, voice-seat-kept, push-no-kick, \
+         push-kicked-still-receives, push-alter-data, push-no-room-taken, push-wrong-http-code)"
     )]
     Unknown(String),
     #[error("fault {0} takes no value")]
@@ -216,11 +216,11 @@ impl FromStr for Fault {
             "voice-no-failover" => bare(Fault::VoiceNoFailover),
             "voice-sign-unchecked" => bare(Fault::VoiceSignUnchecked),
             "voice-seat-kept" => bare(Fault::VoiceSeatKept),
-            "no-kick" => bare(Fault::PushNoKick),
-            "kicked-still-receives" => bare(Fault::PushKickedStillReceives),
-            "alter-push-data" => bare(Fault::PushAlterData),
-            "no-room-taken" => bare(Fault::PushNoRoomTaken),
-            "wrong-http-code" => bare(Fault::PushWrongHttpCode),
+            "push-no-kick" => bare(Fault::PushNoKick),
+            "push-kicked-still-receives" => bare(Fault::PushKickedStillReceives),
+            "push-alter-data" => bare(Fault::PushAlterData),
+            "push-no-room-taken" => bare(Fault::PushNoRoomTaken),
+            "push-wrong-http-code" => bare(Fault::PushWrongHttpCode),
             _ => Err(FaultParseError::Unknown(spec.to_string())),
         }
     }
@@ -264,11 +264,11 @@ impl fmt::Display for Fault {
             Fault::VoiceNoFailover => f.write_str("voice-no-failover"),
             Fault::VoiceSignUnchecked => f.write_str("voice-sign-unchecked"),
             Fault::VoiceSeatKept => f.write_str("voice-seat-kept"),
-            Fault::PushNoKick => f.write_str("no-kick"),
-            Fault::PushKickedStillReceives => f.write_str("kicked-still-receives"),
-            Fault::PushAlterData => f.write_str("alter-push-data"),
-            Fault::PushNoRoomTaken => f.write_str("no-room-taken"),
-            Fault::PushWrongHttpCode => f.write_str("wrong-http-code"),
+            Fault::PushNoKick => f.write_str("push-no-kick"),
+            Fault::PushKickedStillReceives => f.write_str("push-kicked-still-receives"),
+            Fault::PushAlterData => f.write_str("push-alter-data"),
+            Fault::PushNoRoomTaken => f.write_str("push-no-room-taken"),
+            Fault::PushWrongHttpCode => f.write_str("push-wrong-http-code"),
         }
     }
 }
@@ -433,11 +433,11 @@ mod tests {
             "keep-name-on-disconnect",
             "keep-room-on-disconnect",
             "prototype-names-exist",
-            "no-kick",
-            "kicked-still-receives",
-            "alter-push-data",
-            "no-room-taken",
-            "wrong-http-code",
+            "push-no-kick",
+            "push-kicked-still-receives",
+            "push-alter-data",
+            "push-no-room-taken",
+            "push-wrong-http-code",
         ] {
             let fault: Fault = spec.parse().unwrap();
             assert_eq!(fault.to_string(), spec);

@@ -277,7 +277,7 @@ impl PushState {
     }
 }
 
-/// `alter-push-data`: what a server that "enriches" pushes sends.
+/// `push-alter-data`: what a server that "enriches" pushes sends.
 fn altered(data: Value) -> Value {
     match data {
         Value::Object(mut o) => {
