@@ -625,7 +625,7 @@ pub const DIALECT: crate::Dialect = crate::Dialect {
             Err(why) => crate::store::fail(why),
         }
     },
-    routes: None,
+    http: crate::Http::Banner,
 };
 
 #[cfg(test)]

@@ -569,7 +569,7 @@ pub const DIALECT: crate::Dialect = crate::Dialect {
     serve: |io, fixtures, faults| {
         install(io, Arc::new(DormState::new(fixtures, faults, Utc::now())));
     },
-    routes: None,
+    http: crate::Http::Banner,
 };
 
 /// Registers the dorm dialect on namespace `/` of `io`.

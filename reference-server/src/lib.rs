@@ -72,9 +72,20 @@ pub struct Dialect {
     /// Builds the dialect's state from the fixtures and the faults, and registers its
     /// handlers on `io`.
     pub serve: fn(io: &SocketIo, fixtures: &Fixtures, faults: FaultSet),
-    /// The dialect's own HTTP routes, for a dialect that is not (only) Socket.IO (voice: a
-    /// plain WebSocket at `/` and its HTTP API); they replace the banner at `/`.
-    pub routes: Option<fn(config: &ServerConfig, faults: FaultSet) -> axum::Router>,
+    /// What it serves over HTTP besides Engine.IO.
+    pub http: Http,
+}
+
+/// What a dialect serves over HTTP besides Engine.IO: one mechanism for every dialect.
+#[derive(Clone, Copy)]
+pub enum Http {
+    /// Only a banner at `/` (dorm, lobby, chat).
+    Banner,
+    /// Routes beside Socket.IO that share state with its handlers (push: `POST /api/push`):
+    /// called instead of `serve`, it registers the handlers on `io` and returns the routes.
+    Beside(fn(io: &SocketIo, fixtures: &Fixtures, faults: FaultSet) -> axum::Router),
+    /// Routes instead of Socket.IO (voice: a plain WebSocket at `/` and its HTTP API).
+    Instead(fn(config: &ServerConfig, faults: FaultSet) -> axum::Router),
 }
 
 /// Every dialect the server speaks, in listing order: the one place a dialect module is
@@ -87,14 +98,6 @@ pub static DIALECTS: &[Dialect] = &[
     voice::DIALECT,
     push::DIALECT,
 ];
-
-/// A dialect that also serves HTTP routes beside Socket.IO: it installs its handlers on `io`
-/// and returns its routes, which share its state.
-pub type HttpApi = fn(io: &SocketIo, fixtures: &Fixtures, faults: FaultSet) -> axum::Router;
-
-/// The dialects with an HTTP API (push: `POST /api/push`), by name; [`start`] serves them with
-/// this instead of their `serve`.
-pub static HTTP_APIS: &[(&str, HttpApi)] = &[("push", push::install)];
 
 impl Dialect {
     /// The registered dialect of this name (exact spelling).
@@ -369,7 +372,7 @@ pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
     };
     let mut relay = None;
     // The relay rewrites Engine.IO's OPEN packet: nothing to rewrite on a plain WebSocket.
-    if advertised != ping_timeout && config.dialect.routes.is_none() {
+    if advertised != ping_timeout && !matches!(config.dialect.http, Http::Instead(_)) {
         let inner = listen(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 0))?;
         let public = std::mem::replace(&mut listener, inner);
         relay = Some(tokio::spawn(advertise::relay(
@@ -389,12 +392,9 @@ pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
         .connect_timeout(config.handshake_timeout)
         .build_layer();
 
-    let api = match HTTP_APIS
-        .iter()
-        .find(|(name, _)| *name == config.dialect.name)
-    {
-        Some((_, install)) => install(&io, &config.fixtures, faults),
-        None => {
+    let api = match config.dialect.http {
+        Http::Beside(install) => install(&io, &config.fixtures, faults),
+        Http::Banner | Http::Instead(_) => {
             store::scoped(&config.chat_db, || {
                 (config.dialect.serve)(&io, &config.fixtures, faults)
             })
@@ -404,9 +404,9 @@ pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
     };
 
     let dialect = config.dialect;
-    let routes = match dialect.routes {
-        Some(routes) => routes(&config, faults),
-        None => axum::Router::new().route(
+    let routes = match dialect.http {
+        Http::Instead(routes) => routes(&config, faults),
+        Http::Banner | Http::Beside(_) => axum::Router::new().route(
             "/",
             axum::routing::get(move || async move {
                 format!("roomrig reference server, dialect {dialect}\n")

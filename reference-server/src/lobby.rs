@@ -770,7 +770,7 @@ pub const DIALECT: crate::Dialect = crate::Dialect {
         let first = fixtures.rooms.first().map(|r| r.room_name.as_str());
         install(io, Arc::new(LobbyState::new(faults).with_first_room(first)));
     },
-    routes: None,
+    http: crate::Http::Banner,
 };
 
 /// Registers the lobby dialect on namespace `/` of `io`.

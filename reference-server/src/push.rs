@@ -370,10 +370,10 @@ pub const DIALECT: crate::Dialect = crate::Dialect {
     name: "push",
     summary: "Server push into rooms (seed 002): loginRoom modes that kick, downmsg codes, POST /api/push",
     serve: |io, fixtures, faults| {
-        // Started through `start`, the routes are served too (see `crate::HTTP_APIS`).
+        // Without the HTTP API (`start` calls `install` instead and serves its routes).
         drop(install(io, fixtures, faults));
     },
-    routes: None,
+    http: crate::Http::Beside(install),
 };
 
 #[cfg(test)]

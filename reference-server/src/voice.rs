@@ -74,7 +74,7 @@ pub const DIALECT: crate::Dialect = crate::Dialect {
     summary: "Voice rooms over plain WebSocket (seed 003): md5-signed JSON frames, seats, gifts, calls, one-member exit relay",
     // Nothing on Socket.IO: everything is in `routes`.
     serve: |_, _, _| {},
-    routes: Some(routes),
+    http: crate::Http::Instead(routes),
 };
 
 /// The timing of a voice server.
