@@ -398,6 +398,20 @@ async fn check(args: CheckArgs) -> i32 {
     } else {
         Exit::Pass.code()
     };
+
+    let suite_name = format!("roomrig check {} (EIO={eio})", args.dialect);
+    if let Some(path) = &args.junit {
+        let xml = crate::junit::render(&suite_name, &check::junit_cases(&results));
+        if let Err(code) = write_output(path, xml) {
+            return code;
+        }
+    }
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&results).unwrap_or_default();
+        if let Err(code) = write_output(path, json) {
+            return code;
+        }
+    }
     let file = check::CheckFile {
         dialect: args.dialect.clone(),
         target: args
@@ -416,7 +430,11 @@ async fn check(args: CheckArgs) -> i32 {
             } else {
                 "interrupted"
             },
-            exit_code: code,
+            exit_code: if code == Exit::Interrupted.code() {
+                crate::signals::interrupted_code()
+            } else {
+                code
+            },
         },
         machine: crate::resources::Machine::this(),
         cases: &results,
@@ -427,19 +445,6 @@ async fn check(args: CheckArgs) -> i32 {
             claimed.path().display()
         );
         return Exit::Internal.code();
-    }
-    let suite_name = format!("roomrig check {} (EIO={eio})", args.dialect);
-    if let Some(path) = &args.junit {
-        let xml = crate::junit::render(&suite_name, &check::junit_cases(&results));
-        if let Err(code) = write_output(path, xml) {
-            return code;
-        }
-    }
-    if let Some(path) = &args.json {
-        let json = serde_json::to_string_pretty(&results).unwrap_or_default();
-        if let Err(code) = write_output(path, json) {
-            return code;
-        }
     }
     code
 }

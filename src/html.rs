@@ -54,7 +54,7 @@ pub fn run_page(run: &RunFiles) -> String {
     );
     let metrics = latency_metrics(run);
     // Every chart spans the whole run, so their seconds line up.
-    let span = s["duration_s"].as_f64().unwrap_or(0.0);
+    let span = s["duration_s"].as_f64().unwrap_or(0.0).ceil();
     if metrics.is_empty() {
         body.push_str("<p>No latency samples.</p>\n");
     }
@@ -178,7 +178,8 @@ pub fn compare_page(a: &RunFiles, b: &RunFiles) -> String {
     let span = [sa, sb]
         .iter()
         .filter_map(|s| s["duration_s"].as_f64())
-        .fold(0.0, f64::max);
+        .fold(0.0, f64::max)
+        .ceil();
     for name in &names {
         let tag = format!("{name}.co");
         let series: Vec<Series> = [(a, "A", "s0"), (b, "B", "s2")]
@@ -708,7 +709,7 @@ struct Series {
 /// Series with at most this many points also get a dot per point.
 const DOTS_UP_TO: usize = 60;
 const W: f64 = 880.0;
-const H: f64 = 220.0;
+const H: f64 = 180.0;
 const LEFT: f64 = 56.0;
 const RIGHT: f64 = 12.0;
 const TOP: f64 = 10.0;

@@ -60,7 +60,9 @@ fn drawn_charts(dom: &str) -> BTreeMap<String, usize> {
     for fig in dom.split("<figure").skip(1) {
         let tag = &fig[..fig.find('>').unwrap()];
         let attr = |name: &str| {
-            let at = tag.find(&format!("{name}=\"")).map(|i| i + name.len() + 2)?;
+            let at = tag
+                .find(&format!("{name}=\""))
+                .map(|i| i + name.len() + 2)?;
             Some(tag[at..at + tag[at..].find('"')?].to_string())
         };
         let id = attr("id").expect("a chart has an id");
@@ -170,7 +172,10 @@ fn the_report_page_renders_in_chromium_with_a_point_per_interval() {
     let (dom, log) = browse(&browser, &compare, &["--dump-dom"]);
     assert!(!log.contains(":CONSOLE"), "{log}");
     let charts = drawn_charts(&dom);
-    assert_eq!(charts["latency:message.fanout"], hlog["message.fanout.co"].len());
+    assert_eq!(
+        charts["latency:message.fanout"],
+        hlog["message.fanout.co"].len()
+    );
     assert_eq!(charts["traffic:received"], seconds);
 }
 
