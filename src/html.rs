@@ -150,6 +150,8 @@ pub fn compare_page(a: &RunFiles, b: &RunFiles) -> String {
         .iter()
         .filter_map(|s| s["metrics"].as_object())
         .flat_map(|m| m.keys().cloned())
+        .chain(latency_metrics(a))
+        .chain(latency_metrics(b))
         .collect();
     for name in &names {
         for stat in ["p50_ms", "p99_ms"] {
@@ -982,7 +984,7 @@ mod tests {
     fn points_of(page: &str, id: &str) -> Vec<usize> {
         let at = page.find(&format!("id=\"{id}\"")).expect(id);
         let fig = &page[at..at + page[at..].find("</figure>").unwrap()];
-        fig.split("points=\"")
+        fig.split(" points=\"")
             .skip(1)
             .map(|p| p[..p.find('"').unwrap()].split(' ').count())
             .collect()

@@ -37,6 +37,13 @@ impl Pair {
             raw: empty_histogram(),
         }
     }
+    /// A pair that grows with the largest value it holds (the same buckets as [`Pair::new`]'s,
+    /// where most seconds need a fraction of the 60 s range).
+    fn growing() -> Pair {
+        let h = || Histogram::new(3).expect("valid precision");
+        Pair { co: h(), raw: h() }
+    }
+
     fn add(&mut self, other: &Pair) {
         self.co.add(&other.co).expect("same bounds");
         self.raw.add(&other.raw).expect("same bounds");
@@ -128,7 +135,8 @@ struct Entry {
     key: MetricKey,
     /// The whole run so far.
     total: Pair,
-    /// The shard's current second.
+    /// The shard's current second (growing histograms: one per metric and shard beside the
+    /// whole run's would otherwise double their memory).
     current: Pair,
     /// The closed seconds with samples, in order.
     closed: Vec<(u64, SparsePair)>,
@@ -192,7 +200,7 @@ impl Metrics {
                 shard.entries.push(Entry {
                     key: metric,
                     total: Pair::new(),
-                    current: Pair::new(),
+                    current: Pair::growing(),
                     closed: Vec::new(),
                 });
                 shard.entries.len() - 1
