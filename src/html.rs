@@ -717,10 +717,22 @@ const RIGHT: f64 = 12.0;
 const TOP: f64 = 10.0;
 const BOTTOM: f64 = 24.0;
 
-/// An SVG line chart: x in seconds since the start, y from 0 to a round maximum. Each series is
+/// An SVG line chart: x from 0 to `x_span` (seconds since the start for a run's charts; the
+/// axis labels carry `x_unit`, so a chart of latency against load draws the same way), y from
+/// 0 to a round maximum. Each series is
 /// one `<polyline>` with one point per entry (a gap is drawn at the axis and marked
 /// `data-gaps`); the figure says how many points each series has (`data-points`).
 fn chart(id: &str, title: &str, unit: &str, x_span: f64, series: &[Series]) -> String {
+    chart_of(id, title, unit, (x_span, "s"), series)
+}
+
+fn chart_of(
+    id: &str,
+    title: &str,
+    unit: &str,
+    (x_span, x_unit): (f64, &str),
+    series: &[Series],
+) -> String {
     // The run's length, or the last point's second if one lies beyond it.
     let x_max = series
         .iter()
@@ -763,10 +775,11 @@ fn chart(id: &str, title: &str, unit: &str, x_span: f64, series: &[Series]) -> S
         let px = sx(x);
         let _ = write!(
             svg,
-            "<line class=\"grid\" x1=\"{px:.1}\" x2=\"{px:.1}\" y1=\"{TOP}\" y2=\"{}\"/><text x=\"{px:.1}\" y=\"{}\" text-anchor=\"middle\">{}s</text>",
+            "<line class=\"grid\" x1=\"{px:.1}\" x2=\"{px:.1}\" y1=\"{TOP}\" y2=\"{}\"/><text x=\"{px:.1}\" y=\"{}\" text-anchor=\"middle\">{}{}</text>",
             TOP + ph,
             H - 6.0,
-            num(x)
+            num(x),
+            esc(x_unit)
         );
         x += step;
     }
