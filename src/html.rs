@@ -896,6 +896,7 @@ tr.warn td:first-child,tr.should td:first-child{border-left:4px solid #f9a825}
 tr.pass td:first-child{border-left:4px solid #2e7d32}
 pre{background:#f7f7f7;padding:6px;overflow-x:auto;font-size:12px;max-height:420px}
 .example{margin-bottom:6px}.note{color:#555}
+.grid code{white-space:pre-wrap;word-break:break-all}
 .chart{margin:10px 0}.chart figcaption{font-weight:600}.chart output{font-weight:normal;color:#555;margin-left:8px}
 .chart svg{width:100%;height:auto;background:#fff}
 .chart text{font-size:10px;fill:#666}.chart line.grid{stroke:#eee}
