@@ -33,6 +33,19 @@ pub(crate) enum Command {
     Serve(reference_server::ServeArgs),
     /// Print the rule catalogue: every rule id with its level, source and reason.
     Rules(RulesArgs),
+    /// Render report.html again from a report directory's result files, or compare two runs.
+    Report(ReportArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct ReportArgs {
+    /// The report directory of a run or check; a second run's directory puts the two side by
+    /// side.
+    #[arg(value_name = "DIR", required = true, num_args = 1..=2)]
+    pub dirs: Vec<PathBuf>,
+    /// Write the page here [default: DIR/report.html; comparing: DIR/compare.html of the first].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -87,6 +100,13 @@ pub(crate) struct CheckArgs {
     /// Write the results as JSON here.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Write check.json and report.html into this directory [default:
+    /// reports/<time>-check-<dialect>]. A non-empty one is refused unless --overwrite.
+    #[arg(long)]
+    pub report_dir: Option<PathBuf>,
+    /// Replace the report in a non-empty --report-dir.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -209,6 +229,7 @@ pub fn main() -> i32 {
         Command::Run(args) => stopped(runtime.block_on(run::run(args.into()))),
         Command::Check(args) => stopped(runtime.block_on(check(args))),
         Command::Rules(args) => rules(args),
+        Command::Report(args) => crate::report_cmd::report(&args.dirs, args.out.as_deref()),
         Command::Serve(args) => match runtime.block_on(reference_server::serve_cli(args)) {
             Ok(()) => Exit::Pass.code(),
             Err(e) => {
@@ -343,6 +364,26 @@ async fn check(args: CheckArgs) -> i32 {
         }
         return Exit::Pass.code();
     }
+    // The report directory is claimed before the first case, as a run's is.
+    let started_at = chrono::Utc::now();
+    let claimed = match &args.report_dir {
+        Some(dir) => {
+            crate::report_dir::ReportDir::claim(dir, args.overwrite, args.junit.as_deref())
+        }
+        None => crate::report_dir::ReportDir::claim_new(&PathBuf::from("reports").join(format!(
+            "{}-check-{}",
+            started_at.format("%Y%m%d-%H%M%S"),
+            args.dialect
+        ))),
+    };
+    let claimed = match claimed {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Usage.code();
+        }
+    };
+    let clock = std::time::Instant::now();
     // The target's generation is detected once, after the users are laid out and before the
     // first case; the suite's reports name it.
     let (results, eio) = match check::run(&cases, &opts).await {
@@ -350,6 +391,14 @@ async fn check(args: CheckArgs) -> i32 {
         Err(e) => return run_error(e),
     };
     crate::out::out!("{}", check::table(&results));
+    let code = if crate::signals::requested() {
+        Exit::Interrupted.code()
+    } else if results.iter().any(|r| r.status == Status::Fail) {
+        Exit::Violations.code()
+    } else {
+        Exit::Pass.code()
+    };
+
     let suite_name = format!("roomrig check {} (EIO={eio})", args.dialect);
     if let Some(path) = &args.junit {
         let xml = crate::junit::render(&suite_name, &check::junit_cases(&results));
@@ -363,13 +412,41 @@ async fn check(args: CheckArgs) -> i32 {
             return code;
         }
     }
-    if crate::signals::requested() {
-        Exit::Interrupted.code()
-    } else if results.iter().any(|r| r.status == Status::Fail) {
-        Exit::Violations.code()
-    } else {
-        Exit::Pass.code()
+    let file = check::CheckFile {
+        dialect: args.dialect.clone(),
+        target: args
+            .target
+            .clone()
+            .unwrap_or_else(|| "embedded reference server".into()),
+        eio: eio.to_string(),
+        strict: args.strict,
+        started_at: started_at.to_rfc3339(),
+        duration_s: clock.elapsed().as_secs_f64(),
+        verdict: check::CheckVerdict {
+            status: if code == Exit::Pass.code() {
+                "pass"
+            } else if code == Exit::Violations.code() {
+                "violations"
+            } else {
+                "interrupted"
+            },
+            exit_code: if code == Exit::Interrupted.code() {
+                crate::signals::interrupted_code()
+            } else {
+                code
+            },
+        },
+        machine: crate::resources::Machine::this(),
+        cases: &results,
+    };
+    if let Err(e) = check::write_report(&file, claimed.path()) {
+        eprintln!(
+            "error: cannot write the report into {}: {e}",
+            claimed.path().display()
+        );
+        return Exit::Internal.code();
     }
+    code
 }
 
 /// `roomrig rules`: the catalogue as text, or a dialect's page in Markdown.

@@ -16,6 +16,8 @@ pub enum Exit {
     InvalidRun = 4,
     /// The target is unreachable or does not speak the protocol.
     Unreachable = 5,
+    /// `roomrig report`: a result file of the directory is corrupt (cannot be parsed).
+    Unreadable = 6,
     /// roomrig itself failed (e.g. the report could not be written).
     Internal = 70,
     /// Interrupted by Ctrl-C; the report of what ran was still written.

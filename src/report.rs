@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -102,6 +101,10 @@ pub struct SummaryFile {
     /// (see the workers module); absent for a run in one process.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub processes: Option<Processes>,
+    /// The run second by second (connections, sends, deliveries, violations by rule id).
+    pub timeline: crate::timeline::Timeline,
+    /// The machine the report was made on.
+    pub machine: crate::resources::Machine,
 }
 
 // The fields of the `processes` structs stand in alphabetical order: the section was first
@@ -391,6 +394,8 @@ pub fn summarize(
             ),
         ),
         processes: None,
+        timeline: result.timeline.clone(),
+        machine: crate::resources::Machine::this(),
     }
 }
 
@@ -558,7 +563,8 @@ impl Verdict {
     }
 }
 
-/// Writes `summary.json` and `histograms.hlog` into `dir`, creating it.
+/// Writes `summary.json`, `histograms.hlog` (and `transcripts.txt`, `ops.log` when there are
+/// any) into `dir`, creating it, then `report.html` rendered from those files.
 pub fn write_files(
     summary: &SummaryFile,
     result: &RunResult,
@@ -570,7 +576,13 @@ pub fn write_files(
     json.push(b'\n');
     std::fs::write(&json_path, json)?;
     let hlog_path = dir.join("histograms.hlog");
-    write_hlog(result, &summary.scenario.name, &hlog_path)?;
+    crate::hlog::write(
+        &result.intervals,
+        result.started_at,
+        result.duration,
+        &summary.scenario.name,
+        &hlog_path,
+    )?;
     let mut written = vec![json_path, hlog_path];
     if !result.transcripts.is_empty() {
         let path = dir.join("transcripts.txt");
@@ -596,42 +608,8 @@ pub fn write_files(
         std::fs::write(&path, text)?;
         written.push(path);
     }
+    written.push(crate::report_cmd::render_run_dir(dir).map_err(std::io::Error::other)?);
     Ok(written)
-}
-
-/// One interval per metric and variant, tagged `<metric>.co` / `<metric>.raw`, values in µs.
-fn write_hlog(result: &RunResult, scenario_name: &str, path: &Path) -> std::io::Result<()> {
-    use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
-    use hdrhistogram::serialization::V2DeflateSerializer;
-    let mut buf = Vec::new();
-    let mut serializer = V2DeflateSerializer::new();
-    let start: std::time::SystemTime = result.started_at.into();
-    let mut writer = IntervalLogWriterBuilder::new()
-        .add_comment(&format!(
-            "roomrig {} run of {scenario_name}",
-            env!("CARGO_PKG_VERSION"),
-        ))
-        .add_comment(
-            "values in microseconds; tags <metric>.co (from intended send) and <metric>.raw",
-        )
-        .with_start_time(start)
-        .with_base_time(start)
-        .with_max_value_divisor(1000.0)
-        .begin_log_with(&mut buf, &mut serializer)?;
-    for (name, pair) in &result.metrics {
-        for (variant, h) in [("co", &pair.co), ("raw", &pair.raw)] {
-            let tag = format!("{name}.{variant}");
-            writer
-                .write_histogram(
-                    h,
-                    std::time::Duration::ZERO,
-                    result.duration,
-                    Tag::new(&tag),
-                )
-                .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
-        }
-    }
-    std::fs::File::create(path)?.write_all(&buf)
 }
 
 /// The run as JUnit test cases: `conformance` (the oracle's verdict), `valid-run` (the

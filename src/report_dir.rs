@@ -24,6 +24,9 @@ pub const RUN_FILES: &[&str] = &[
     "transcripts.txt",
     "ops.log",
     "worker.json",
+    "report.html",
+    "check.json",
+    "compare.html",
 ];
 
 /// Why a directory cannot be this run's report directory.

@@ -71,6 +71,42 @@ fn memory(who: &str) -> (u64, u64) {
     (kb("VmRSS:"), kb("VmHWM:"))
 }
 
+/// The machine a run or check ran on, for reports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Machine {
+    /// CPUs this process may use.
+    pub cpus: usize,
+    /// Physical memory (`MemTotal`), in bytes; 0 where unknown.
+    pub memory_bytes: u64,
+    pub os: String,
+    /// The kernel release, where known.
+    pub kernel: String,
+    pub arch: String,
+}
+
+impl Machine {
+    pub fn this() -> Machine {
+        let memory_bytes = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                m.lines()
+                    .find(|l| l.starts_with("MemTotal:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|kb| kb.parse::<u64>().ok())
+            })
+            .map_or(0, |kb| kb * 1024);
+        Machine {
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            memory_bytes,
+            os: std::env::consts::OS.to_string(),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .map(|k| k.trim().to_string())
+                .unwrap_or_default(),
+            arch: std::env::consts::ARCH.to_string(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -67,6 +67,8 @@ fn roomrig_check(args: &[&str]) -> Checked {
         .arg(&junit)
         .arg("--json")
         .arg(&json)
+        .arg("--report-dir")
+        .arg(dir.path().join("report"))
         .output()
         .unwrap();
     Checked {

@@ -54,6 +54,15 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// Samples per tag and second of an interval log.
+fn hlog_seconds(path: &Path) -> BTreeMap<(String, u64), u64> {
+    let mut out = BTreeMap::new();
+    for i in roomrig::hlog::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())) {
+        *out.entry((i.tag, i.start_s as u64)).or_default() += i.histogram.len();
+    }
+    out
+}
+
 fn hlog_counts(path: &Path) -> BTreeMap<String, u64> {
     roomrig::workers::read_hlog(path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -111,6 +120,23 @@ fn merged_histogram_counts_are_the_sums_of_the_workers() {
     }
     assert_eq!(merged, sum);
     assert!(merged["message.fanout.co"] > 0);
+    // Second by second too: the merged log's intervals are the workers' added up.
+    let merged_seconds = hlog_seconds(&dir.join("histograms.hlog"));
+    let mut sum_seconds: BTreeMap<(String, u64), u64> = BTreeMap::new();
+    for k in 0..2 {
+        for (key, n) in hlog_seconds(&dir.join(format!("worker-{k}/histograms.hlog"))) {
+            *sum_seconds.entry(key).or_default() += n;
+        }
+    }
+    assert_eq!(merged_seconds, sum_seconds);
+    let fanout_seconds = merged_seconds
+        .keys()
+        .filter(|(tag, _)| tag == "message.fanout.co")
+        .count();
+    assert!(
+        fanout_seconds >= 2,
+        "one interval per second: {merged_seconds:?}"
+    );
     // The logs agree with the summaries written from the in-memory histograms.
     let check = |summary: &Value, counts: &BTreeMap<String, u64>| {
         for (name, m) in summary["metrics"].as_object().unwrap() {

@@ -81,6 +81,37 @@ pub struct CaseResult {
     pub reason: Option<String>,
 }
 
+/// `check.json`: what a check ran and each case's result (the page `report.html` is made of).
+#[derive(Serialize)]
+pub struct CheckFile<'a> {
+    pub dialect: String,
+    pub target: String,
+    pub eio: String,
+    pub strict: bool,
+    pub started_at: String,
+    pub duration_s: f64,
+    pub verdict: CheckVerdict,
+    pub machine: crate::resources::Machine,
+    pub cases: &'a [CaseResult],
+}
+
+/// The verdict of a whole check and its exit code.
+#[derive(Serialize)]
+pub struct CheckVerdict {
+    pub status: &'static str,
+    pub exit_code: i32,
+}
+
+/// Writes `check.json` into `dir`, then `report.html` rendered from it.
+pub fn write_report(file: &CheckFile<'_>, dir: &std::path::Path) -> std::io::Result<()> {
+    let mut json = serde_json::to_vec_pretty(file).map_err(std::io::Error::other)?;
+    json.push(b'\n');
+    std::fs::write(dir.join(crate::report_cmd::CHECK_FILE), json)?;
+    let page = crate::report_cmd::render_check_dir(dir).map_err(std::io::Error::other)?;
+    crate::out::outln!("wrote {}", page.display());
+    Ok(())
+}
+
 /// What `check` needs besides the case list.
 pub struct CheckOptions {
     pub target: Option<String>,

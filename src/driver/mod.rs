@@ -221,6 +221,12 @@ pub struct RunResult {
     /// Requests sent per operation of the dialect (`join_room`, `message`, …).
     #[serde(default)]
     pub sent_by_op: BTreeMap<String, u64>,
+    /// Per metric: one entry per second with samples (`histograms.hlog`'s intervals).
+    #[serde(default)]
+    pub intervals: crate::metrics::Intervals,
+    /// The counters and violations second by second.
+    #[serde(default)]
+    pub timeline: crate::timeline::Timeline,
 }
 
 /// Per client: the lines of the operations it performed.
@@ -349,6 +355,8 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         None => None,
     };
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    // A short lead so the first arrivals are not late before the tasks exist.
+    let start = worker_start.unwrap_or_else(|| Instant::now() + Duration::from_millis(50));
     let shared = Arc::new(Shared {
         spec,
         target: target.clone(),
@@ -364,10 +372,9 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
             users.iter().map(|u| u.username.clone()).collect(),
         ),
         roster: Roster::new(users).with_social(&fixtures),
-        metrics: Metrics::new(workers * 2),
+        metrics: Metrics::starting_at(workers * 2, start.into_std()),
         counters: Counters::default(),
-        // A short lead so the first arrivals are not late before the tasks exist.
-        start: worker_start.unwrap_or_else(|| Instant::now() + Duration::from_millis(50)),
+        start,
         stop: tokio::sync::watch::channel(false).0,
         oplog: opts.op_log.then(|| std::sync::Mutex::new(Vec::new())),
         sent_by_op: spec.ops.iter().map(|_| Counter::default()).collect(),
@@ -408,6 +415,8 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         .is_none()
         .then(|| tokio::spawn(abort_watch(shared.clone())));
     let lag = tokio::spawn(lag_probe(shared.clone()));
+    let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sampler = tokio::spawn(sample_each_second(shared.clone(), samples.clone()));
     // A worker always reports its counters to the parent, which draws the view (or not).
     let progress = match opts.worker {
         Some(_) => Some(tokio::spawn(progress::lines(shared.clone()))),
@@ -443,6 +452,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
     .await;
     sweeper.abort();
     lag.abort();
+    sampler.abort();
     if let Some(w) = abort_watch {
         w.abort();
     }
@@ -458,6 +468,11 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
     }
     let duration = shared.start.elapsed();
     let usage_after = Usage::now();
+    let timeline = {
+        let mut samples = std::mem::take(&mut *crate::oracle::lock(&samples));
+        samples.push(sample(&shared));
+        crate::timeline::Timeline::from_samples(&samples, shared.oracle.violations_per_second())
+    };
     if let Some(server) = embedded {
         server.shutdown().await;
     }
@@ -516,7 +531,35 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
             .filter(|(_, n)| n.get() > 0)
             .map(|(op, n)| (op.name.to_string(), n.get()))
             .collect(),
+        intervals: shared.metrics.intervals(),
+        timeline,
     })
+}
+
+/// The counters now, for the timeline.
+fn sample(shared: &Shared) -> crate::timeline::Sample {
+    let c = &shared.counters;
+    crate::timeline::Sample {
+        open: c.active.get(),
+        connected: c.connected.get(),
+        connect_errors: c.connect_errors.get(),
+        sent: c.sent.get(),
+        received: c.received.get(),
+    }
+}
+
+/// Samples the counters at the end of every second of the schedule (the timeline's entries;
+/// the run's end adds the last one).
+async fn sample_each_second(
+    shared: Arc<Shared>,
+    samples: Arc<std::sync::Mutex<Vec<crate::timeline::Sample>>>,
+) {
+    let mut next = shared.start + Duration::from_secs(1);
+    loop {
+        tokio::time::sleep_until(next).await;
+        crate::oracle::lock(&samples).push(sample(&shared));
+        next += Duration::from_secs(1);
+    }
 }
 
 /// The interval of progress lines without a terminal: `--progress-interval`, 10 s by default.

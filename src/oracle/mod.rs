@@ -433,6 +433,9 @@ pub struct Oracle {
     /// Some broadcast carries its exact payload (a `seq` and a `value`: push's data passed
     /// through untouched): only then do content receipts pay for a comparison.
     exact_payloads: AtomicBool,
+    /// Per rule id: violations by the second (since the run's start) they were raised at, for
+    /// the report's timeline.
+    per_second: Mutex<BTreeMap<String, BTreeMap<u64, u64>>>,
 }
 
 impl Oracle {
@@ -464,6 +467,7 @@ impl Oracle {
             open_examples: Mutex::new(Vec::new()),
             fixture_mismatch: Mutex::new(None),
             exact_payloads: AtomicBool::new(false),
+            per_second: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -637,6 +641,11 @@ impl Oracle {
             tally.source = source.to_string();
         }
         tally.count += 1;
+        *lock(&self.per_second)
+            .entry(rule.clone())
+            .or_default()
+            .entry(at / 1_000_000)
+            .or_default() += 1;
         if tally.examples.len() < EXAMPLES_PER_RULE {
             let mut transcript = lock(&self.transcripts[client as usize]).lines();
             transcript.push(format!("{:>10.3}ms !! {rule} ({level})", at as f64 / 1e3));
@@ -677,6 +686,19 @@ impl Oracle {
         all.sort_unstable();
         all.truncate(n);
         all
+    }
+
+    /// Per rule id: the seconds since the run's start with violations, and how many, in order.
+    pub fn violations_per_second(&self) -> BTreeMap<String, Vec<(u64, u64)>> {
+        lock(&self.per_second)
+            .iter()
+            .map(|(rule, seconds)| {
+                (
+                    rule.clone(),
+                    seconds.iter().map(|(s, n)| (*s, *n)).collect(),
+                )
+            })
+            .collect()
     }
 
     /// The tallies by rule id.

@@ -152,6 +152,8 @@ pub fn merge(ctx: Context, parts: Vec<RunResult>) -> Result<RunResult, String> {
         bytes_sent: 0,
         bytes_received: 0,
         sent_by_op: BTreeMap::new(),
+        intervals: BTreeMap::new(),
+        timeline: Default::default(),
     };
     let mut earliest: Option<chrono::DateTime<chrono::Utc>> = None;
     for p in parts {
@@ -173,6 +175,9 @@ pub fn merge(ctx: Context, parts: Vec<RunResult>) -> Result<RunResult, String> {
         r.sent += p.sent;
         r.received += p.received;
         add_metrics(&mut r.metrics, p.metrics)?;
+        // Every worker counts seconds from the one start the parent gave them all.
+        crate::metrics::add_intervals(&mut r.intervals, p.intervals);
+        r.timeline.add(&p.timeline);
         add_tallies(&mut r.violations, p.violations);
         add_usage(&mut r.usage_before, &p.usage_before);
         add_usage(&mut r.usage_after, &p.usage_after);
@@ -326,6 +331,8 @@ mod tests {
             bytes_sent: clients * 100,
             bytes_received: clients * 1000,
             sent_by_op: BTreeMap::from([("message".to_string(), clients)]),
+            intervals: BTreeMap::new(),
+            timeline: Default::default(),
         }
     }
 
