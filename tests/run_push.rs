@@ -35,6 +35,7 @@ fn push_edge_cases_pass() {
         ("push-when-last-storm.yaml", "downmsg-2005.fanout"),
         ("push-kicked-reconnect-loop.yaml", "downmsg-2005.fanout"),
         ("push-member-vanishes.yaml", "push.http"),
+        ("push-first-login-race.yaml", "loginRoom.error"),
     ] {
         let _serial = serial();
         let o = roomrig_run(&repo_file(&format!("scenarios/edge-cases/{scenario}")), &[]);
@@ -95,5 +96,28 @@ fn push_backend_errors_are_located() {
         o.stderr.contains(":5:") && o.stderr.contains("no HTTP `push` operation"),
         "{}",
         o.stderr
+    );
+}
+
+/// Twenty loginWhenFirst logins racing for one empty room: one admitted, nineteen refused,
+/// whoever the server took first; a server that admits them all is caught by the race.
+#[test]
+fn a_first_login_race_is_judged_as_a_race() {
+    let _serial = serial();
+    let scenario = repo_file("scenarios/edge-cases/push-first-login-race.yaml");
+    let o = roomrig_run(&scenario, &[]);
+    assert_eq!(o.code, 0, "{}", o.explain());
+    let s = o.report();
+    assert_eq!(count(&s, "loginRoom.downmsg-2002"), 1, "{}", o.explain());
+    assert_eq!(count(&s, "loginRoom.error"), 19, "{}", o.explain());
+    // The backend's pushes into the room reach the winner only.
+    assert_eq!(count(&s, "news.fanout"), 20, "{}", o.explain());
+
+    let o = roomrig_run(&scenario, &["--server-fault", "push-no-room-taken"]);
+    assert_eq!(o.code, 1, "{}", o.explain());
+    let by_rule = &o.report()["violations"]["by_rule"];
+    assert!(
+        by_rule.get("push/loginRoom/error-missing").is_some(),
+        "{by_rule}"
     );
 }

@@ -487,6 +487,15 @@ pub enum Effect {
         name: String,
         reply: &'static str,
     },
+    /// Join `room` only if no other connection is in it, else be refused with the error
+    /// `refusal` (push: `loginWhenFirst` and 2004). Logins racing for one room are judged as a
+    /// race, whatever order the server took them in (see `crate::oracle::contest`).
+    JoinFirst {
+        room: RoomKey,
+        name: String,
+        reply: &'static str,
+        refusal: &'static str,
+    },
     /// A reply to the requester that changes no membership.
     Reply { event: &'static str },
     /// Leave `room`.

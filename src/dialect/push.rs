@@ -99,11 +99,22 @@ pub static SPEC: DialectSpec = DialectSpec {
                 if let Some(m) = mode {
                     body.insert("type".into(), json!(m));
                 }
-                let mut effects = vec![Effect::Join {
-                    room,
-                    name: name.clone(),
-                    reply: "downmsg-2002",
-                }];
+                // loginWhenFirst (also when no mode is sent): admitted only into a room nobody
+                // else is in, else 2004; logins racing for one room are judged as a race.
+                let join = match mode {
+                    None | Some("loginWhenFirst") => Effect::JoinFirst {
+                        room,
+                        name: name.clone(),
+                        reply: "downmsg-2002",
+                        refusal: "2004",
+                    },
+                    _ => Effect::Join {
+                        room,
+                        name: name.clone(),
+                        reply: "downmsg-2002",
+                    },
+                };
+                let mut effects = vec![join];
                 if mode == Some("loginWhenLast") {
                     effects.push(Effect::Kick {
                         event: "downmsg-2005",
@@ -163,7 +174,13 @@ not sent. The driver pushes self-describing data (`{id, from, room}`) as the eve
 a room) and `bulletin` (to everyone), and ties each delivery to its push by the content id. \
 Decisions of the reference server, judged at most SHOULD: `\"456\"` and `456` are one room; \
 a body that is not JSON or not the envelope answers HTTP 400, one over 32 KiB 413; the 2001 \
-greeting's and replies' texts are not checked.";
+greeting's and replies' texts are not checked. loginWhenFirst logins in flight together are \
+judged as a race, never by guessing which one the server took first: while an admitted one \
+stays in the room, another admitted one had to be refused (`error-missing`); when every one \
+of them is refused although nobody else was in the room or on the way in, one had to be \
+admitted (`error-unexpected`, charged to the earliest); where the evidence cannot decide (a \
+racer never answered, or the winner left while the other login was in flight) the finding is \
+INFO.";
 
 const CONNECT: &str = "seed 002 §code: 2001 `connect success` when the connection is made";
 const LOGIN: &str = "seed 002 §连接房间 and §code: loginRoom answers 2002 on success, 2003 on an error, 2004 when loginWhenFirst finds the room in use";

@@ -15,7 +15,7 @@ use super::attribution::{attribute_error, ErrorAnswer, ErrorSource, Unanswered};
 use super::json::Json;
 use super::rules::{Cap, Check, Level};
 use super::shape::{self, Node as _, Problem};
-use super::{ClientId, IntMap, Micros, Oracle, Outgoing, Receipt, RoomKey};
+use super::{contest, ClientId, IntMap, Micros, Oracle, Outgoing, Receipt, RoomKey};
 use crate::dialect::{
     field_text, named_room, user_room, Attribution, DialectSpec, Effect, ErrorStyle, EventSpec,
     Precondition, RoomOf, SenderKey, EVERYONE,
@@ -92,6 +92,16 @@ enum Closing {
     },
     /// The client stalled: the server may drop a slow consumer.
     Tolerated,
+}
+
+/// A login racing for a room only the first may take ([`Effect::JoinFirst`]).
+#[derive(Debug)]
+struct Contending {
+    room: RoomKey,
+    sent: Micros,
+    request: &'static str,
+    /// The error code that refuses it.
+    refusal: &'static str,
 }
 
 /// How a request is meant (the scenario's `expect_error` / `lenient`).
@@ -171,6 +181,9 @@ pub struct Client {
     /// The sequence number of the next attributable send.
     pub seq: u64,
     closing: Closing,
+    /// Its logins racing for a room only the first may take, not answered yet (see
+    /// [`crate::oracle::contest`]).
+    contending: Vec<Contending>,
     /// The client sent lenient (hostile) input: the server may close it, and nothing it
     /// receives is judged any more.
     lenient: bool,
@@ -195,6 +208,7 @@ impl Client {
             received_since_step: Vec::new(),
             seq: 0,
             closing: Closing::Unexpected,
+            contending: Vec::new(),
             lenient: false,
         }
     }
@@ -372,6 +386,12 @@ impl Judge<'_> {
         }
         c.connected = false;
         c.departure_announced = false;
+        for x in std::mem::take(&mut c.contending) {
+            let found =
+                self.oracle
+                    .contest_answered(c.me, x.room, x.sent, contest::Answer::None, at);
+            self.report_contest(x.request, found, at, || "no answer before it closed".into());
+        }
         c.pending.clear();
         c.recent.clear();
         c.foreign_errors.clear();
@@ -584,7 +604,7 @@ impl Judge<'_> {
         c.received_since_step.clear();
         // The reply a valid request would get: if it comes, the server accepted the request.
         let instead = request_effects.iter().find_map(|e| match e {
-            Effect::Join { reply, .. } => Some(*reply),
+            Effect::Join { reply, .. } | Effect::JoinFirst { reply, .. } => Some(*reply),
             Effect::Reply { event } => Some(*event),
             _ => None,
         });
@@ -645,7 +665,27 @@ impl Judge<'_> {
         let due = sent + self.oracle.deadline();
         let error_key = self.error_key(request_event);
         for effect in effects {
+            // A login that races is a join whose answer the race judges as well.
+            let effect = match effect {
+                Effect::JoinFirst {
+                    room,
+                    name,
+                    reply,
+                    refusal,
+                } => {
+                    c.contending.push(Contending {
+                        room,
+                        sent,
+                        request: request_event,
+                        refusal,
+                    });
+                    self.oracle.contest_entered(c.me, room, sent);
+                    Effect::Join { room, name, reply }
+                }
+                other => other,
+            };
             match effect {
+                Effect::JoinFirst { .. } => unreachable!("turned into a join above"),
                 Effect::Join { room, name, reply } => {
                     self.oracle.name_room(room, &name);
                     self.oracle.join_sent(c.me, room, sent);
@@ -1156,6 +1196,21 @@ impl Judge<'_> {
             joins: Some(room), ..
         } = p.kind
         {
+            if let Some(k) = c
+                .contending
+                .iter()
+                .position(|x| x.room == room && x.sent == p.sent)
+            {
+                let x = c.contending.remove(k);
+                let found = self.oracle.contest_answered(
+                    c.me,
+                    room,
+                    x.sent,
+                    contest::Answer::Admitted,
+                    now,
+                );
+                self.report_contest(x.request, found, now, || payload.excerpt());
+            }
             self.oracle.join_confirmed(c.me, room, now);
             if let Some(i) = c.joining.iter().position(|(r, _)| *r == room) {
                 let entry = c.joining.remove(i);
@@ -1484,6 +1539,10 @@ impl Judge<'_> {
             ErrorStyle::Coded { field, .. } => (true, field_text(payload, field)),
         };
         let text = text.as_deref();
+        if let Some(k) = c.contending.iter().position(|x| Some(x.refusal) == text) {
+            self.contest_refused(c, k, now, payload);
+            return;
+        }
         let source = if channel {
             ErrorSource::Channel(text.and_then(|t| spec.error_sources(t)))
         } else {
@@ -1611,6 +1670,71 @@ impl Judge<'_> {
         }
     }
 
+    /// The racing login `k` of this client was refused: it is not in the room, and the race
+    /// may now be decided.
+    fn contest_refused(&self, c: &mut Client, k: usize, now: Micros, payload: &Json<'_>) {
+        let x = c.contending.remove(k);
+        let answered = c.pending.iter().position(|p| {
+            p.sent == x.sent
+                && matches!(p.kind, PendingKind::Reply { joins: Some(r), .. } if r == x.room)
+        });
+        if let Some(i) = answered {
+            let p = take_pending(c, i);
+            self.metrics.record(
+                (p.request, "error"),
+                now.saturating_sub(p.intended),
+                now.saturating_sub(p.sent),
+            );
+            if now > p.due {
+                self.oracle.violate(
+                    c.me,
+                    p.request,
+                    Check::Late,
+                    now,
+                    format!("within {} ms of the request", self.oracle.deadline() / 1000),
+                    format!("after {:.3} ms", now.saturating_sub(p.sent) as f64 / 1e3),
+                );
+            }
+        }
+        // Refused: not in the room (unless it was in it before this login).
+        if c.joining.iter().any(|(r, _)| *r == x.room) && !c.joined.iter().any(|(r, _)| *r == x.room)
+        {
+            c.joining.retain(|(r, _)| *r != x.room);
+            self.oracle.left(c.me, x.room, now);
+        }
+        let found =
+            self.oracle
+                .contest_answered(c.me, x.room, x.sent, contest::Answer::Refused, now);
+        self.report_contest(x.request, found, now, || payload.excerpt());
+    }
+
+    /// Reports what a race proved (INFO where the evidence cannot decide).
+    fn report_contest(
+        &self,
+        request: &'static str,
+        found: Option<contest::Finding>,
+        now: Micros,
+        received: impl FnOnce() -> String,
+    ) {
+        let Some(f) = found else {
+            return;
+        };
+        let (check, received) = if f.admitted_wrongly {
+            (Check::ErrorMissing, format!("admitted: {}", received()))
+        } else {
+            (
+                Check::ErrorUnexpected,
+                "every one of them refused".to_string(),
+            )
+        };
+        let cap = f.ambiguous.then_some(Cap {
+            level: Level::Info,
+            source: "the evidence of a login race cannot decide it (see the expected text)",
+        });
+        self.oracle
+            .violate_capped(f.client, request, check, now, f.expected, received, cap);
+    }
+
     /// Flags replies and errors that did not come: late after their deadline, missing after
     /// twice it (as broadcasts). `now = Micros::MAX` flushes every one.
     pub fn expire_pending(&self, c: &mut Client, now: Micros) {
@@ -1635,8 +1759,24 @@ impl Judge<'_> {
                         "nothing".into(),
                         p.cap,
                     );
-                    // Judge the room all the same, as the request and the users file say.
-                    if let Some(room) = joins {
+                    let raced = joins.and_then(|room| {
+                        c.contending
+                            .iter()
+                            .position(|x| x.room == room && x.sent == p.sent)
+                    });
+                    if let Some(k) = raced {
+                        // Whether a racing login got in is unknown: the race says so.
+                        let x = c.contending.remove(k);
+                        let found = self.oracle.contest_answered(
+                            c.me,
+                            x.room,
+                            x.sent,
+                            contest::Answer::None,
+                            at,
+                        );
+                        self.report_contest(x.request, found, at, || "no answer".into());
+                    } else if let Some(room) = joins {
+                        // Judge the room all the same, as the request and the users file say.
                         self.assume_joined(c, room, at);
                     }
                 }

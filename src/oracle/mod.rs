@@ -19,6 +19,7 @@
 //! A required receipt after `S + D` is `late`; none by `S + 2D` is `missing`.
 
 pub mod attribution;
+pub mod contest;
 pub mod json;
 pub mod judge;
 pub mod rules;
@@ -433,6 +434,8 @@ pub struct Oracle {
     /// Some broadcast carries its exact payload (a `seq` and a `value`: push's data passed
     /// through untouched): only then do content receipts pay for a comparison.
     exact_payloads: AtomicBool,
+    /// Logins racing for a room only the first may take, per room (see [`contest`]).
+    contests: Mutex<IntMap<RoomKey, contest::Contest>>,
 }
 
 impl Oracle {
@@ -464,6 +467,7 @@ impl Oracle {
             open_examples: Mutex::new(Vec::new()),
             fixture_mismatch: Mutex::new(None),
             exact_payloads: AtomicBool::new(false),
+            contests: Mutex::new(IntMap::default()),
         }
     }
 

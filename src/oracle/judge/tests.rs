@@ -1624,6 +1624,11 @@ const COVERAGE: &[Streams] = &[
         a_refused_duplicate_login_is_clean,
     ),
     (
+        Check::ErrorMissing,
+        two_racing_first_logins_both_admitted_miss_an_error,
+        racing_first_logins_with_one_admitted_are_clean,
+    ),
+    (
         Check::ErrorWrongEvent,
         an_error_on_another_event_than_its_request_is_on_the_wrong_event,
         errors_on_their_requests_own_events_are_on_the_right_event,
@@ -1637,6 +1642,11 @@ const COVERAGE: &[Streams] = &[
         Check::ErrorUnexpected,
         an_err_while_no_request_waits_is_unexpected,
         an_err_naming_no_request_answers_the_one_waiting,
+    ),
+    (
+        Check::ErrorUnexpected,
+        racing_first_logins_into_an_empty_room_all_refused_is_unexpected,
+        racing_first_logins_all_refused_beside_another_login_are_clean,
     ),
     (
         Check::ExpectMissing,
@@ -1791,4 +1801,114 @@ fn a_join_reply_in_the_users_files_room_is_no_mismatch() {
     rig.finish();
     assert_eq!(rig.oracle.fixture_mismatch(), None);
     rig.assert_verdicts(&[]);
+}
+
+// ---- push: logins racing for a room only the first may take ----
+
+/// push: `racers` connect at 0 (greeted) and all send `loginRoom {roomId: "race"}` (the
+/// default mode, loginWhenFirst) at 10 ms, in flight together.
+fn race(racers: &[ClientId]) -> Rig {
+    let mut rig = Rig::new("push");
+    for &c in racers {
+        rig.connect(c, 0);
+        rig.recv(
+            c,
+            "downmsg",
+            json!({"code": "2001", "msg": "connect success"}),
+            MS,
+        );
+    }
+    for &c in racers {
+        rig.op(c, "loginRoom", json!({"room": "race"}), 10 * MS);
+    }
+    rig
+}
+
+fn admitted() -> Value {
+    json!({"code": "2002", "msg": "login room (id:race) success"})
+}
+
+fn refused() -> Value {
+    json!({"code": "2004", "msg": "your room id(race) already exist"})
+}
+
+#[test]
+fn two_racing_first_logins_both_admitted_miss_an_error() {
+    let mut rig = race(&[0, 1, 2]);
+    rig.recv(0, "downmsg", admitted(), 11 * MS);
+    rig.recv(2, "downmsg", refused(), 11 * MS);
+    rig.recv(1, "downmsg", admitted(), 12 * MS);
+    rig.finish();
+    rig.assert_verdicts(&[("push/loginRoom/error-missing", 1, Must)]);
+}
+
+/// Whichever the server took first, one admitted and the others refused is right, also when
+/// the refusals arrive before the admission.
+#[test]
+fn racing_first_logins_with_one_admitted_are_clean() {
+    let mut rig = race(&[0, 1, 2]);
+    rig.recv(2, "downmsg", refused(), 11 * MS);
+    rig.recv(0, "downmsg", refused(), 11 * MS);
+    rig.recv(1, "downmsg", admitted(), 12 * MS);
+    rig.finish();
+    rig.assert_clean();
+}
+
+#[test]
+fn racing_first_logins_into_an_empty_room_all_refused_is_unexpected() {
+    let mut rig = race(&[0, 1, 2]);
+    for c in [0, 1, 2] {
+        rig.recv(c, "downmsg", refused(), 11 * MS);
+    }
+    rig.finish();
+    rig.assert_verdicts(&[("push/loginRoom/error-unexpected", 1, Must)]);
+}
+
+/// Another connection on its way into the room (loginWhenever, unanswered yet) explains
+/// refusing every racer.
+#[test]
+fn racing_first_logins_all_refused_beside_another_login_are_clean() {
+    let mut rig = race(&[0, 1, 2]);
+    rig.connect(3, 0);
+    rig.recv(
+        3,
+        "downmsg",
+        json!({"code": "2001", "msg": "connect success"}),
+        MS,
+    );
+    rig.op(
+        3,
+        "loginRoom",
+        json!({"room": "race", "mode": "loginWhenever"}),
+        9 * MS,
+    );
+    for c in [0, 1, 2] {
+        rig.recv(c, "downmsg", refused(), 11 * MS);
+    }
+    rig.recv(3, "downmsg", admitted(), 12 * MS);
+    rig.finish();
+    rig.assert_clean();
+}
+
+/// Where the evidence cannot decide, the race says so as INFO and fails nothing: a racer
+/// that never got an answer may have been the one admitted; a winner that left while the
+/// other login was in flight may have been gone when the server took it.
+#[test]
+fn an_undecidable_race_is_info() {
+    let mut rig = race(&[0, 1, 2]);
+    rig.recv(0, "downmsg", refused(), 11 * MS);
+    rig.recv(1, "downmsg", refused(), 11 * MS);
+    rig.finish();
+    rig.assert_verdicts(&[
+        ("push/loginRoom/error-unexpected", 1, Info),
+        ("push/loginRoom/reply-missing", 1, Must),
+    ]);
+
+    let mut rig = race(&[0, 1]);
+    rig.recv(0, "downmsg", admitted(), 11 * MS);
+    let (j, client) = rig.judge(0);
+    j.departed(client, 12 * MS);
+    rig.recv(1, "downmsg", admitted(), 13 * MS);
+    rig.finish();
+    rig.assert_verdicts(&[("push/loginRoom/error-missing", 1, Info)]);
 }
