@@ -218,14 +218,8 @@ impl Backend {
         let tx = self.replies.0.clone();
         let (method, url) = (self.method, self.url.clone());
         tokio::spawn(async move {
-            let status = http::send(method, &url, body).await;
-            tx.send(HttpDone {
-                request: event,
-                sent,
-                status,
-                at: tokio::time::Instant::now(),
-            })
-            .ok();
+            tx.send(http::exchange(method, &url, body, event, sent).await)
+                .ok();
         });
         shared.counters.sent.inc();
         if let Some(i) = shared.spec.ops.iter().position(|o| std::ptr::eq(o, op)) {
@@ -254,6 +248,7 @@ impl Backend {
                     done.request,
                     Some(done.sent),
                     status,
+                    Some(&done.body),
                     at,
                 );
                 shared

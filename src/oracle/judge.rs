@@ -65,8 +65,12 @@ enum PendingKind {
         text: Option<String>,
         instead: Option<&'static str>,
     },
-    /// The HTTP response of the request must have one of these statuses.
-    Http { accept: &'static [u16] },
+    /// The HTTP response of the request must have one of these statuses, and its body these
+    /// fields.
+    Http {
+        accept: &'static [u16],
+        body: &'static [crate::dialect::BodyField],
+    },
 }
 
 /// A request sent lately, not yet seen answered.
@@ -783,7 +787,7 @@ impl Judge<'_> {
                     self.oracle.deferrable_sent(send, via);
                 }
                 Effect::HttpStatus { accept } => c.pending.push(Pending {
-                    kind: PendingKind::Http { accept },
+                    kind: PendingKind::Http { accept, body: &[] },
                     request: request_event,
                     intended,
                     sent,
@@ -791,6 +795,21 @@ impl Judge<'_> {
                     cap,
                     optional: false,
                 }),
+                Effect::HttpBody { fields } => {
+                    // The body of the response its status is awaited with.
+                    let awaited = c.pending.iter_mut().rev().find(|p| {
+                        p.sent == sent
+                            && p.request == request_event
+                            && matches!(p.kind, PendingKind::Http { .. })
+                    });
+                    if let Some(Pending {
+                        kind: PendingKind::Http { body, .. },
+                        ..
+                    }) = awaited
+                    {
+                        *body = fields;
+                    }
+                }
                 Effect::Error => c.pending.push(Pending {
                     kind: PendingKind::Error {
                         text: error_text.clone(),
@@ -838,7 +857,7 @@ impl Judge<'_> {
     /// operation) came with `status` at `now`.
     #[cfg(test)]
     pub fn http_response(&self, c: &mut Client, request: &str, status: u16, now: Micros) {
-        self.http_response_to(c, request, None, status, now);
+        self.http_response_to(c, request, None, status, None, now);
     }
 
     /// Like [`Judge::http_response`], for the request sent at `sent` when known: responses
@@ -849,6 +868,7 @@ impl Judge<'_> {
         request: &str,
         sent: Option<Micros>,
         status: u16,
+        body: Option<&[u8]>,
         now: Micros,
     ) {
         let Some(i) = c.pending.iter().position(|p| {
@@ -864,7 +884,10 @@ impl Judge<'_> {
             now.saturating_sub(p.intended),
             now.saturating_sub(p.sent),
         );
-        if let PendingKind::Http { accept } = p.kind {
+        if let PendingKind::Http { accept, body: fields } = p.kind {
+            if let Some(body) = body {
+                self.http_body(c.me, fields, status, body, now);
+            }
             if !accept.contains(&status) {
                 self.oracle.violate_capped(
                     c.me,
@@ -886,6 +909,46 @@ impl Judge<'_> {
                 format!("within {} ms of the request", self.oracle.deadline() / 1000),
                 format!("after {:.3} ms", now.saturating_sub(p.sent) as f64 / 1e3),
             );
+        }
+    }
+
+    /// Judges the fields an HTTP response's body must have with its `status`.
+    fn http_body(
+        &self,
+        me: ClientId,
+        fields: &[crate::dialect::BodyField],
+        status: u16,
+        body: &[u8],
+        now: Micros,
+    ) {
+        let mut fields = fields.iter().filter(|f| f.status == status).peekable();
+        if fields.peek().is_none() {
+            return;
+        }
+        let parsed: Option<Value> = serde_json::from_slice(body).ok();
+        for f in fields {
+            let found = parsed.as_ref().and_then(|v| v.pointer(f.pointer));
+            let text = found.map(|v| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            });
+            if text.as_deref() != Some(f.equals) {
+                let shown = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+                self.oracle.violate(
+                    me,
+                    f.scope,
+                    Check::ReplyContent,
+                    now,
+                    format!(
+                        "`{}` = {:?} in the JSON body of the HTTP {status} response",
+                        f.pointer, f.equals
+                    ),
+                    match found {
+                        Some(v) => format!("{v} in {shown}"),
+                        None => format!("no such field: {shown}"),
+                    },
+                );
+            }
         }
     }
 
@@ -1780,7 +1843,7 @@ impl Judge<'_> {
                         self.assume_joined(c, room, at);
                     }
                 }
-                PendingKind::Http { accept } => self.oracle.violate_capped(
+                PendingKind::Http { accept, .. } => self.oracle.violate_capped(
                     c.me,
                     p.request,
                     Check::ReplyMissing,

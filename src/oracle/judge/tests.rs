@@ -1609,6 +1609,11 @@ const COVERAGE: &[Streams] = &[
         a_reply_naming_the_joiner_by_a_string_id_has_the_right_content,
     ),
     (
+        Check::ReplyContent,
+        a_push_answered_200_without_return_code_0000_has_the_wrong_content,
+        a_push_answered_0000_has_the_right_content,
+    ),
+    (
         Check::ReplyUnsolicited,
         a_reply_no_request_asked_for_is_unsolicited,
         each_of_two_joins_gets_its_reply,
@@ -1911,4 +1916,53 @@ fn an_undecidable_race_is_info() {
     rig.recv(1, "downmsg", admitted(), 13 * MS);
     rig.finish();
     rig.assert_verdicts(&[("push/loginRoom/error-missing", 1, Info)]);
+}
+
+// ---- push: the body of the HTTP reply ----
+
+/// push: client 0 pushes into room "r" at 10 ms; the reply comes at 11 ms with `status` and
+/// `body`.
+fn push_reply(status: u16, body: &str) -> Rig {
+    let mut rig = Rig::new("push");
+    rig.op(0, "push", json!({"room": "r"}), 10 * MS);
+    let (j, client) = rig.judge(0);
+    j.http_response_to(
+        client,
+        "push",
+        Some(10 * MS),
+        status,
+        Some(body.as_bytes()),
+        11 * MS,
+    );
+    rig
+}
+
+#[test]
+fn a_push_answered_200_without_return_code_0000_has_the_wrong_content() {
+    let rig = push_reply(200, r#"{"ROOT":{"BODY":{"RETURN_CODE":"9999","RETURN_MSG":"ok"}}}"#);
+    rig.assert_verdicts(&[("push/push/reply-content", 1, Must)]);
+    let rig = push_reply(200, "ok");
+    rig.assert_verdicts(&[
+        ("push/push/reply-content", 1, Must),
+        ("push/push-return-msg/reply-content", 1, Info),
+    ]);
+    // 0000 with another message is only INFO: the seed shows "ok" in an example only.
+    let rig = push_reply(
+        200,
+        r#"{"ROOT":{"BODY":{"RETURN_CODE":"0000","RETURN_MSG":"done"}}}"#,
+    );
+    rig.assert_verdicts(&[("push/push-return-msg/reply-content", 1, Info)]);
+}
+
+/// The seed's reply is right; a body that comes with another status the request allows is not
+/// read for the envelope.
+#[test]
+fn a_push_answered_0000_has_the_right_content() {
+    let rig = push_reply(200, r#"{"ROOT":{"BODY":{"RETURN_CODE":"0000","RETURN_MSG":"ok"}}}"#);
+    rig.assert_clean();
+    let mut rig = Rig::new("push");
+    rig.op(0, "push", json!({"raw": "not json"}), 10 * MS);
+    let (j, client) = rig.judge(0);
+    j.http_response_to(client, "push", Some(10 * MS), 400, Some(b"bad"), 11 * MS);
+    rig.assert_clean();
 }
