@@ -2,8 +2,9 @@
 //! [`crate::dialect::Effect::JoinFirst`]). Logins in flight together cannot be ordered by the
 //! model, so it never guesses which one the server took first; it judges what holds whatever
 //! the server's order:
-//! - a contender admitted while an earlier admitted one is still in the room: the later one
-//!   had to be refused (MUST, `error-missing` of its login);
+//! - a contender admitted while an earlier admitted one is still in the room, or while a
+//!   connection confirmed in the room before the login was sent still is: it had to be
+//!   refused (MUST, `error-missing` of its login);
 //! - every contender of a race refused, although nobody else was in the room or on the way in
 //!   during it: the first the server took had to be admitted (MUST, `error-unexpected`, charged
 //!   to the earliest login, as which refusal is the wrong one is not known);
@@ -109,6 +110,20 @@ impl Oracle {
                         });
                     }
                 }
+                // Someone else confirmed in the room before this login was sent and still in
+                // it: the room was occupied all the while the server could have taken it.
+                if finding.is_none() {
+                    if let Some(other) = self.occupant(room, &c.entrants, sent) {
+                        finding = Some(Finding {
+                            client,
+                            admitted_wrongly: true,
+                            expected: format!(
+                                "a refusal: client {other} was in the room before this login was sent and still is"
+                            ),
+                            ambiguous: false,
+                        });
+                    }
+                }
                 c.winners.push((client, now));
             }
             Answer::Refused => {}
@@ -156,6 +171,27 @@ impl Oracle {
             .rev()
             .find(|m| m.client == client)
             .map(|m| m.left)
+    }
+
+    /// A connection other than the contenders whose membership of `room` was confirmed by
+    /// `since` and has not ended.
+    fn occupant(
+        &self,
+        room: RoomKey,
+        entrants: &[(ClientId, Micros)],
+        since: Micros,
+    ) -> Option<ClientId> {
+        let shard = self.shard(room);
+        let r = shard.get(&room)?;
+        r.members
+            .iter()
+            .find(|m| {
+                !entrants.iter().any(|&(e, _)| e == m.client)
+                    && m.left.is_none()
+                    && !m.assumed
+                    && m.confirmed.is_some_and(|c| c <= since)
+            })
+            .map(|m| m.client)
     }
 
     /// Whether a connection other than the contenders was, or may have been, in `room` between

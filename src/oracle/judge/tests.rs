@@ -1966,3 +1966,30 @@ fn a_push_answered_0000_has_the_right_content() {
     j.http_response_to(client, "push", Some(10 * MS), 400, Some(b"bad"), 11 * MS);
     rig.assert_clean();
 }
+
+/// A first-login into a room a loginWhenever member was confirmed in before it, and is still
+/// in, had to be refused.
+#[test]
+fn a_first_login_admitted_beside_a_member_misses_an_error() {
+    let mut rig = race(&[]);
+    for c in [0, 1] {
+        rig.connect(c, 0);
+        rig.recv(
+            c,
+            "downmsg",
+            json!({"code": "2001", "msg": "connect success"}),
+            MS,
+        );
+    }
+    rig.op(
+        0,
+        "loginRoom",
+        json!({"room": "race", "mode": "loginWhenever"}),
+        2 * MS,
+    );
+    rig.recv(0, "downmsg", admitted(), 3 * MS);
+    rig.op(1, "loginRoom", json!({"room": "race"}), 10 * MS);
+    rig.recv(1, "downmsg", admitted(), 11 * MS);
+    rig.finish();
+    rig.assert_verdicts(&[("push/loginRoom/error-missing", 1, Must)]);
+}
