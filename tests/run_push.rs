@@ -63,7 +63,12 @@ fn push_backend_at_a_rate() {
 
     let o = roomrig_run(&scenario, &["--set", "push.room=all"]);
     assert_eq!(o.code, 0, "{}", o.explain());
-    assert_eq!(count(&o.report(), "bulletin.fanout"), 20 * 100, "{}", o.explain());
+    assert_eq!(
+        count(&o.report(), "bulletin.fanout"),
+        20 * 100,
+        "{}",
+        o.explain()
+    );
 
     let o = roomrig_run(&scenario, &["--server-fault", "push-alter-data"]);
     assert_eq!(o.code, 1, "{}", o.explain());

@@ -15,9 +15,8 @@ use serde_json::{json, Value};
 
 use super::{
     content_id, dorm::check_size, named_room, only_params, template, Attribution, BodyField,
-    DialectSpec,
-    Effect, ErrorStyle, EventSpec, OpContext, OpSpec, Precondition, Request, RoomOf, SenderKey,
-    Via, Wire, EVERYONE,
+    DialectSpec, Effect, ErrorStyle, EventSpec, OpContext, OpSpec, Precondition, Request, RoomOf,
+    SenderKey, Via, Wire, EVERYONE,
 };
 use crate::oracle::rules::{Check, Level, RuleSpec};
 use crate::oracle::shape::{Field, Ty};

@@ -91,7 +91,10 @@ pub fn plan(
 /// Runs one backend to the end of its plan (or until the run stops), then waits for the
 /// responses still due.
 pub async fn run(shared: Arc<Shared>, plan: Plan) {
-    let op = shared.spec.op("push").expect("validated: the dialect has `push`");
+    let op = shared
+        .spec
+        .op("push")
+        .expect("validated: the dialect has `push`");
     let Via::Http { method, path } = op.via else {
         unreachable!("validated: `push` is an HTTP operation")
     };

@@ -83,11 +83,7 @@ pub async fn exchange(
 
 /// Sends one request with a JSON body and reads the whole response (its body up to
 /// [`MAX_BODY`]).
-pub async fn send(
-    method: &'static str,
-    url: &str,
-    body: Vec<u8>,
-) -> Result<(u16, Bytes), String> {
+pub async fn send(method: &'static str, url: &str, body: Vec<u8>) -> Result<(u16, Bytes), String> {
     let request = hyper::Request::builder()
         .method(method)
         .uri(url)

@@ -53,9 +53,9 @@ impl Oracle {
     /// A login that may take `room` only if it is empty was sent at `sent`.
     pub fn contest_entered(&self, client: ClientId, room: RoomKey, sent: Micros) {
         let mut contests = super::lock(&self.contests);
-        let settled = contests.get(&room).is_some_and(|c| {
-            c.open == 0 && c.winners.iter().all(|&(w, _)| !self.present(room, w))
-        });
+        let settled = contests
+            .get(&room)
+            .is_some_and(|c| c.open == 0 && c.winners.iter().all(|&(w, _)| !self.present(room, w)));
         if settled {
             contests.remove(&room);
         }
@@ -75,7 +75,7 @@ impl Oracle {
     ) -> Option<Finding> {
         let mut contests = super::lock(&self.contests);
         let c = contests.get_mut(&room)?;
-        if !c.entrants.iter().any(|&e| e == (client, sent)) {
+        if !c.entrants.contains(&(client, sent)) {
             return None;
         }
         c.open = c.open.saturating_sub(1);

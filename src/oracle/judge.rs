@@ -884,7 +884,11 @@ impl Judge<'_> {
             now.saturating_sub(p.intended),
             now.saturating_sub(p.sent),
         );
-        if let PendingKind::Http { accept, body: fields } = p.kind {
+        if let PendingKind::Http {
+            accept,
+            body: fields,
+        } = p.kind
+        {
             if let Some(body) = body {
                 self.http_body(c.me, fields, status, body, now);
             }
@@ -1760,7 +1764,8 @@ impl Judge<'_> {
             }
         }
         // Refused: not in the room (unless it was in it before this login).
-        if c.joining.iter().any(|(r, _)| *r == x.room) && !c.joined.iter().any(|(r, _)| *r == x.room)
+        if c.joining.iter().any(|(r, _)| *r == x.room)
+            && !c.joined.iter().any(|(r, _)| *r == x.room)
         {
             c.joining.retain(|(r, _)| *r != x.room);
             self.oracle.left(c.me, x.room, now);

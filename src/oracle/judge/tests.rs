@@ -1939,7 +1939,10 @@ fn push_reply(status: u16, body: &str) -> Rig {
 
 #[test]
 fn a_push_answered_200_without_return_code_0000_has_the_wrong_content() {
-    let rig = push_reply(200, r#"{"ROOT":{"BODY":{"RETURN_CODE":"9999","RETURN_MSG":"ok"}}}"#);
+    let rig = push_reply(
+        200,
+        r#"{"ROOT":{"BODY":{"RETURN_CODE":"9999","RETURN_MSG":"ok"}}}"#,
+    );
     rig.assert_verdicts(&[("push/push/reply-content", 1, Must)]);
     let rig = push_reply(200, "ok");
     rig.assert_verdicts(&[
@@ -1958,7 +1961,10 @@ fn a_push_answered_200_without_return_code_0000_has_the_wrong_content() {
 /// read for the envelope.
 #[test]
 fn a_push_answered_0000_has_the_right_content() {
-    let rig = push_reply(200, r#"{"ROOT":{"BODY":{"RETURN_CODE":"0000","RETURN_MSG":"ok"}}}"#);
+    let rig = push_reply(
+        200,
+        r#"{"ROOT":{"BODY":{"RETURN_CODE":"0000","RETURN_MSG":"ok"}}}"#,
+    );
     rig.assert_clean();
     let mut rig = Rig::new("push");
     rig.op(0, "push", json!({"raw": "not json"}), 10 * MS);
