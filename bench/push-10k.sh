@@ -7,7 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scenario=${1:-scenarios/push-10k.yaml}
-cargo build --release --quiet --bin roomrig
+# BIN=path/to/roomrig measures that build (and skips building this one).
+if [ -z "${BIN:-}" ]; then cargo build --release --quiet --bin roomrig; fi
 bin=${BIN:-${CARGO_TARGET_DIR:-target}/release/roomrig}
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 count=$(grep -Eo 'count: *[0-9]+' "$scenario" | head -1 | grep -Eo '[0-9]+')

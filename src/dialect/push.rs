@@ -211,7 +211,7 @@ const PUSHED_TO_ALL: &str = "seed 002 §消息下发服务 and §监听事件: a
 const HTTP: &str = "seed 002 §消息下发服务: the reply is 0000 whether the delivery succeeded or not (`RETURN_CODE` \"0000\" in the body of every HTTP 200 answer; a 4xx for a body that is not a push request is a reference-server decision)";
 const REPLY_MSG: &str = "seed 002 §消息下发服务 shows `RETURN_MSG: \"ok\"` in its example reply only and states nothing of it";
 const LATE: &str = "reference-server decision: the seed states no delivery time; the scenario's deadline (latency belongs in thresholds)";
-const ORDERED: &str = "reference-server decision: the seed does not state per-sender order";
+const ORDERED: &str = "reference-server decision: the seed does not state per-sender order (and pushes over HTTP, several in flight at once on pooled connections, have none: they are not judged)";
 const ERRORS: &str = "seed 002 §code: 2003 and 2004 on downmsg are the refusals of loginRoom; §连接房间: under loginWhenFirst only the first connection into a room stays, the others are refused";
 
 const DELIVERY: &[Check] = &[

@@ -666,6 +666,16 @@ impl Judge<'_> {
             }
             Intent::Lenient => {}
         }
+        // Broadcasts carried by HTTP requests are in flight together on several connections.
+        if effects
+            .iter()
+            .any(|e| matches!(e, Effect::HttpStatus { .. }))
+            && effects
+                .iter()
+                .any(|e| matches!(e, Effect::Broadcast { .. }))
+        {
+            self.oracle.sends_unordered(c.me);
+        }
         let due = sent + self.oracle.deadline();
         let error_key = self.error_key(request_event);
         for effect in effects {
@@ -1474,7 +1484,7 @@ impl Judge<'_> {
             );
         }
         let last = c.last_seq.entry(sender).or_insert(seq);
-        if seq < *last {
+        if seq < *last && !self.oracle.is_unordered(sender) {
             self.oracle.violate(
                 c.me,
                 event,

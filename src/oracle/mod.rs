@@ -436,6 +436,9 @@ pub struct Oracle {
     exact_payloads: AtomicBool,
     /// Logins racing for a room only the first may take, per room (see [`contest`]).
     contests: Mutex<IntMap<RoomKey, contest::Contest>>,
+    /// Clients whose broadcasts travel as HTTP requests, several in flight at once on pooled
+    /// connections: a server cannot keep an order among them, so none is judged.
+    unordered: Box<[std::sync::atomic::AtomicBool]>,
 }
 
 impl Oracle {
@@ -468,6 +471,7 @@ impl Oracle {
             fixture_mismatch: Mutex::new(None),
             exact_payloads: AtomicBool::new(false),
             contests: Mutex::new(IntMap::default()),
+            unordered: (0..usernames_len).map(|_| Default::default()).collect(),
         }
     }
 
@@ -819,6 +823,19 @@ impl Oracle {
     }
 
     /// Whether `client` is a lenient (hostile) sender, whose relayed input matches no send.
+    /// `client` broadcasts with HTTP requests (see `Oracle::unordered`).
+    pub fn sends_unordered(&self, client: ClientId) {
+        if let Some(u) = self.unordered.get(client as usize) {
+            u.store(true, Ordering::Relaxed);
+        }
+    }
+
+    pub fn is_unordered(&self, client: ClientId) -> bool {
+        self.unordered
+            .get(client as usize)
+            .is_some_and(|u| u.load(Ordering::Relaxed))
+    }
+
     pub fn is_lenient(&self, client: ClientId) -> bool {
         self.lenient
             .get(client as usize)

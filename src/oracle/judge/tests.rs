@@ -1999,3 +1999,38 @@ fn a_first_login_admitted_beside_a_member_misses_an_error() {
     rig.finish();
     rig.assert_verdicts(&[("push/loginRoom/error-missing", 1, Must)]);
 }
+
+/// Pushes over HTTP are in flight together on pooled connections: the server may deliver them
+/// in any order, and the order is not judged (each still must arrive once).
+#[test]
+fn pushes_over_http_may_arrive_in_any_order() {
+    let mut rig = race(&[]);
+    rig.connect(1, 0);
+    rig.recv(
+        1,
+        "downmsg",
+        json!({"code": "2001", "msg": "connect success"}),
+        MS,
+    );
+    rig.op(
+        1,
+        "loginRoom",
+        json!({"room": "r", "mode": "loginWhenever"}),
+        20 * MS,
+    );
+    rig.recv(1, "downmsg", admitted(), 21 * MS);
+    for at in [30, 31] {
+        rig.op(0, "push", json!({"room": "r"}), at * MS);
+    }
+    for seq in [1, 0] {
+        let news = json!({"id": content_id(0, seq, 32), "from": 100, "room": "r"});
+        rig.recv(1, "news", news, 32 * MS);
+    }
+    let ok = br#"{"ROOT":{"BODY":{"RETURN_CODE":"0000","RETURN_MSG":"ok"}}}"#;
+    for at in [30, 31] {
+        let (j, client) = rig.judge(0);
+        j.http_response_to(client, "push", Some(at * MS), 200, Some(ok), 33 * MS);
+    }
+    rig.finish();
+    rig.assert_clean();
+}
