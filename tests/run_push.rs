@@ -35,7 +35,6 @@ fn push_edge_cases_pass() {
         ("push-when-last-storm.yaml", "downmsg-2005.fanout"),
         ("push-kicked-reconnect-loop.yaml", "downmsg-2005.fanout"),
         ("push-member-vanishes.yaml", "push.http"),
-        ("push-first-login-race.yaml", "loginRoom.error"),
     ] {
         let _serial = serial();
         let o = roomrig_run(&repo_file(&format!("scenarios/edge-cases/{scenario}")), &[]);
