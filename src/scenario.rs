@@ -1363,6 +1363,56 @@ clients:
         assert_eq!(without_position("line up: here"), "line up: here");
     }
 
+    /// `push:` (a backend) is read strictly: its room is `random` by default, `all`, or an id
+    /// given as a string or a number; bad values are located; a dialect without an HTTP
+    /// `push` operation refuses it where it stands.
+    #[test]
+    fn backends_are_parsed_and_located() {
+        let push = GOOD
+            .replace("dialect: dorm", "dialect: push")
+            .replace(
+                "      - join_room\n      - expect: { event: last_data, within: 2s }\n",
+                "",
+            )
+            .replace("            - message: { size: 16 }\n", "")
+            .replace("            - action: \"05\"\n", "")
+            .replace("      - leave_room\n", "");
+        for (block, want) in [
+            ("push: { rate: 5 }\n", BackendRoom::Random),
+            ("push: { rate: 5, room: all }\n", BackendRoom::All),
+            (
+                "push: { rate: 5, room: 7 }\n",
+                BackendRoom::Named("7".into()),
+            ),
+            (
+                "push: { rate: 5, room: lobby }\n",
+                BackendRoom::Named("lobby".into()),
+            ),
+        ] {
+            let s = Scenario::parse(&format!("{push}{block}"), "p.yaml").unwrap();
+            assert_eq!(s.push.unwrap().room, want, "{block}");
+        }
+        let lines = push.lines().count() + 1;
+        for (block, says) in [
+            ("push: { rate: -1 }\n", "push rate"),
+            ("push: { rate: 5, room: \"\" }\n", "not empty"),
+            ("push: { rate: 5, every: 1s }\n", "unknown field"),
+        ] {
+            let err = Scenario::parse(&format!("{push}{block}"), "p.yaml")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(&format!("p.yaml:{lines}:")),
+                "{block}: {err}"
+            );
+            assert!(err.contains(says), "{block}: {err}");
+        }
+        let err = Scenario::parse(&format!("{GOOD}push: {{ rate: 5 }}\n"), "d.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no HTTP `push` operation"), "{err}");
+    }
+
     #[test]
     fn durations() {
         assert_eq!(Dur::parse("250ms").unwrap().0, Duration::from_millis(250));
