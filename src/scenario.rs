@@ -67,6 +67,10 @@ pub struct Scenario {
     /// one with `abort_on_fail` is also checked every second and stops the run when it fails.
     #[serde(default)]
     pub thresholds: Vec<Spanned<ThresholdEntry>>,
+    /// Push-only backend clients beside the socket clients, for a dialect with an HTTP `push`
+    /// operation (see [`Backend`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push: Option<Backend>,
     /// What besides the file made this scenario (for the replay command).
     #[serde(skip)]
     pub inputs: Inputs,
@@ -164,6 +168,93 @@ fn default_deadline() -> Dur {
 }
 fn default_heartbeat_grace() -> Dur {
     Dur(Duration::from_secs(1))
+}
+
+/// `push: {rate, room, size, after, duration}`: a backend without a socket that performs the
+/// dialect's HTTP `push` operation open-loop, `rate` times per second on a fixed grid from
+/// `after` for `duration` (default: until the arrival phases end), each push into a room
+/// chosen by `room`. Every push is judged as a `push` step of a client is.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backend {
+    /// Pushes per second, of all backends together.
+    #[serde(deserialize_with = "push_rate")]
+    pub rate: f64,
+    #[serde(default)]
+    pub room: BackendRoom,
+    /// The size of each push's content id (as the `push` step's `size`).
+    #[serde(default)]
+    pub size: Option<u64>,
+    /// When the first push is due, from the start of the run (default: at once).
+    #[serde(default)]
+    pub after: Option<Dur>,
+    /// How long the backend pushes (default: until the last arrival phase ends).
+    #[serde(default)]
+    pub duration: Option<Dur>,
+}
+
+/// The highest backend push rate (pushes per second): far above what one HTTP client here
+/// sends, low enough that a typo cannot plan billions.
+pub const MAX_PUSH_RATE: f64 = 100_000.0;
+
+fn push_rate<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let v = f64::deserialize(d)?;
+    if !v.is_finite() || v <= 0.0 || v > MAX_PUSH_RATE {
+        return Err(de::Error::custom(format!(
+            "a push rate must be above 0 and at most {MAX_PUSH_RATE} pushes per second, not {v}"
+        )));
+    }
+    Ok(v)
+}
+
+/// Where a backend pushes: `random` (a fixture room of the run's clients, seeded, per push;
+/// the default), `all` (no room: every connection) or one room id (a string or a number).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum BackendRoom {
+    #[default]
+    Random,
+    All,
+    Named(String),
+}
+
+impl Serialize for BackendRoom {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match self {
+            BackendRoom::Random => "random",
+            BackendRoom::All => "all",
+            BackendRoom::Named(n) => n,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for BackendRoom {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = BackendRoom;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("`random`, `all` or a room id")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<BackendRoom, E> {
+                Ok(match v {
+                    "random" => BackendRoom::Random,
+                    "all" => BackendRoom::All,
+                    "" => return Err(E::custom("a room id is not empty")),
+                    _ if v.len() > 1024 => {
+                        return Err(E::custom("a room id of a backend is at most 1024 bytes"))
+                    }
+                    room => BackendRoom::Named(room.to_string()),
+                })
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<BackendRoom, E> {
+                Ok(BackendRoom::Named(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<BackendRoom, E> {
+                Ok(BackendRoom::Named(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// Where the users come from.
@@ -576,6 +667,9 @@ impl Scenario {
         for group in &self.clients {
             check_steps(&group.flow, spec, &format!("clients[{}].flow", group.name))?;
         }
+        if let Some(backend) = &self.push {
+            check_backend(backend, spec)?;
+        }
         Ok(())
     }
 
@@ -583,6 +677,24 @@ impl Scenario {
     pub fn deadline(&self) -> Duration {
         self.deadline.0
     }
+}
+
+/// A backend needs the dialect's HTTP `push` operation, and its `size` is that operation's.
+fn check_backend(backend: &Backend, spec: &dialect::DialectSpec) -> Result<(), String> {
+    let op = spec
+        .op("push")
+        .filter(|op| matches!(op.via, dialect::Via::Http { .. }));
+    if op.is_none() {
+        return Err(format!(
+            "field `push`: dialect `{}` has no HTTP `push` operation for a backend to perform",
+            spec.name
+        ));
+    }
+    if let (Some(op), Some(size)) = (op, backend.size) {
+        let params = BTreeMap::from([("size".to_string(), serde_json::json!(size))]);
+        (op.check_params)(&params).map_err(|e| format!("field `push.size`: {e}"))?;
+    }
+    Ok(())
 }
 
 fn check_steps(steps: &[Step], spec: &dialect::DialectSpec, at: &str) -> Result<(), String> {
@@ -1249,6 +1361,56 @@ clients:
         );
         assert_eq!(without_position("line 3 column 15: x: y"), "x: y");
         assert_eq!(without_position("line up: here"), "line up: here");
+    }
+
+    /// `push:` (a backend) is read strictly: its room is `random` by default, `all`, or an id
+    /// given as a string or a number; bad values are located; a dialect without an HTTP
+    /// `push` operation refuses it where it stands.
+    #[test]
+    fn backends_are_parsed_and_located() {
+        let push = GOOD
+            .replace("dialect: dorm", "dialect: push")
+            .replace(
+                "      - join_room\n      - expect: { event: last_data, within: 2s }\n",
+                "",
+            )
+            .replace("            - message: { size: 16 }\n", "")
+            .replace("            - action: \"05\"\n", "")
+            .replace("      - leave_room\n", "");
+        for (block, want) in [
+            ("push: { rate: 5 }\n", BackendRoom::Random),
+            ("push: { rate: 5, room: all }\n", BackendRoom::All),
+            (
+                "push: { rate: 5, room: 7 }\n",
+                BackendRoom::Named("7".into()),
+            ),
+            (
+                "push: { rate: 5, room: lobby }\n",
+                BackendRoom::Named("lobby".into()),
+            ),
+        ] {
+            let s = Scenario::parse(&format!("{push}{block}"), "p.yaml").unwrap();
+            assert_eq!(s.push.unwrap().room, want, "{block}");
+        }
+        let lines = push.lines().count() + 1;
+        for (block, says) in [
+            ("push: { rate: -1 }\n", "push rate"),
+            ("push: { rate: 5, room: \"\" }\n", "not empty"),
+            ("push: { rate: 5, every: 1s }\n", "unknown field"),
+        ] {
+            let err = Scenario::parse(&format!("{push}{block}"), "p.yaml")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(&format!("p.yaml:{lines}:")),
+                "{block}: {err}"
+            );
+            assert!(err.contains(says), "{block}: {err}");
+        }
+        let err = Scenario::parse(&format!("{GOOD}push: {{ rate: 5 }}\n"), "d.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no HTTP `push` operation"), "{err}");
     }
 
     #[test]

@@ -294,6 +294,12 @@ const DEFECTS: &[(&str, &str, &str, &str)] = &[
         "push/http/room-and-global",
         "push/push/reply-content",
     ),
+    (
+        "push",
+        "push-wrong-return-code",
+        "push/http/room-and-global",
+        "push/push/reply-content",
+    ),
 ];
 
 #[test]

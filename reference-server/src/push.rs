@@ -273,6 +273,9 @@ impl PushState {
         if self.faults.push_wrong_http_code {
             return (StatusCode::INTERNAL_SERVER_ERROR, reply("0000", "ok"));
         }
+        if self.faults.push_wrong_return_code {
+            return (StatusCode::OK, reply("9999", "ok"));
+        }
         (StatusCode::OK, reply("0000", "ok"))
     }
 }

@@ -487,6 +487,15 @@ pub enum Effect {
         name: String,
         reply: &'static str,
     },
+    /// Join `room` only if no other connection is in it, else be refused with the error
+    /// `refusal` (push: `loginWhenFirst` and 2004). Logins racing for one room are judged as a
+    /// race, whatever order the server took them in (see `crate::oracle::contest`).
+    JoinFirst {
+        room: RoomKey,
+        name: String,
+        reply: &'static str,
+        refusal: &'static str,
+    },
     /// A reply to the requester that changes no membership.
     Reply { event: &'static str },
     /// Leave `room`.
@@ -530,6 +539,20 @@ pub enum Effect {
     },
     /// The HTTP response of a [`Via::Http`] request must have one of these statuses.
     HttpStatus { accept: &'static [u16] },
+    /// Fields its JSON body must have (with an [`Effect::HttpStatus`] of the same request).
+    HttpBody { fields: &'static [BodyField] },
+}
+
+/// A field of an HTTP response's JSON body that must hold `equals` when the status is `status`
+/// (push: `RETURN_CODE` "0000" with HTTP 200). Anything else is `reply-content` of `scope`, at
+/// the level the dialect's catalogue gives that scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyField {
+    pub status: u16,
+    /// A JSON pointer (`/ROOT/BODY/RETURN_CODE`).
+    pub pointer: &'static str,
+    pub equals: &'static str,
+    pub scope: &'static str,
 }
 
 /// What a broadcast request needs; without it the server answers with an error instead.

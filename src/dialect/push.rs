@@ -14,9 +14,9 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::{
-    content_id, dorm::check_size, named_room, only_params, template, Attribution, DialectSpec,
-    Effect, ErrorStyle, EventSpec, OpContext, OpSpec, Precondition, Request, RoomOf, SenderKey,
-    Via, Wire, EVERYONE,
+    content_id, dorm::check_size, named_room, only_params, template, Attribution, BodyField,
+    DialectSpec, Effect, ErrorStyle, EventSpec, OpContext, OpSpec, Precondition, Request, RoomOf,
+    SenderKey, Via, Wire, EVERYONE,
 };
 use crate::oracle::rules::{Check, Level, RuleSpec};
 use crate::oracle::shape::{Field, Ty};
@@ -25,6 +25,27 @@ use crate::oracle::shape::{Field, Ty};
 pub const ROOM_PUSH: &str = "news";
 /// The event a global push (no `roomId`) is delivered as.
 pub const GLOBAL_PUSH: &str = "bulletin";
+
+/// What the body of every push reply with HTTP 200 holds: `RETURN_CODE` "0000" whether the
+/// delivery succeeded or not (the seed's words), and `RETURN_MSG` "ok" (only the seed's
+/// example shows it: INFO).
+const PUSH_REPLY: &[BodyField] = &[
+    BodyField {
+        status: 200,
+        pointer: "/ROOT/BODY/RETURN_CODE",
+        equals: "0000",
+        scope: "push",
+    },
+    BodyField {
+        status: 200,
+        pointer: "/ROOT/BODY/RETURN_MSG",
+        equals: "ok",
+        scope: RETURN_MSG,
+    },
+];
+
+/// The rule scope of the reply's `RETURN_MSG`.
+const RETURN_MSG: &str = "push-return-msg";
 
 const CODE: Field = Field::req("code", Ty::Id);
 const MSG: Field = Field::req("msg", Ty::Str);
@@ -99,11 +120,22 @@ pub static SPEC: DialectSpec = DialectSpec {
                 if let Some(m) = mode {
                     body.insert("type".into(), json!(m));
                 }
-                let mut effects = vec![Effect::Join {
-                    room,
-                    name: name.clone(),
-                    reply: "downmsg-2002",
-                }];
+                // loginWhenFirst (also when no mode is sent): admitted only into a room nobody
+                // else is in, else 2004; logins racing for one room are judged as a race.
+                let join = match mode {
+                    None | Some("loginWhenFirst") => Effect::JoinFirst {
+                        room,
+                        name: name.clone(),
+                        reply: "downmsg-2002",
+                        refusal: "2004",
+                    },
+                    _ => Effect::Join {
+                        room,
+                        name: name.clone(),
+                        reply: "downmsg-2002",
+                    },
+                };
+                let mut effects = vec![join];
                 if mode == Some("loginWhenLast") {
                     effects.push(Effect::Kick {
                         event: "downmsg-2005",
@@ -163,17 +195,24 @@ not sent. The driver pushes self-describing data (`{id, from, room}`) as the eve
 a room) and `bulletin` (to everyone), and ties each delivery to its push by the content id. \
 Decisions of the reference server, judged at most SHOULD: `\"456\"` and `456` are one room; \
 a body that is not JSON or not the envelope answers HTTP 400, one over 32 KiB 413; the 2001 \
-greeting's and replies' texts are not checked.";
+greeting's and replies' texts are not checked. loginWhenFirst logins in flight together are \
+judged as a race, never by guessing which one the server took first: while an admitted one \
+stays in the room, another admitted one had to be refused (`error-missing`); when every one \
+of them is refused although nobody else was in the room or on the way in, one had to be \
+admitted (`error-unexpected`, charged to the earliest); where the evidence cannot decide (a \
+racer never answered, or the winner left while the other login was in flight) the finding is \
+INFO.";
 
 const CONNECT: &str = "seed 002 §code: 2001 `connect success` when the connection is made";
 const LOGIN: &str = "seed 002 §连接房间 and §code: loginRoom answers 2002 on success, 2003 on an error, 2004 when loginWhenFirst finds the room in use";
 const KICK: &str = "seed 002 §连接房间 (loginWhenLast: only the last connection stays, the earlier ones are removed) and §code (2005 you have kicked out room)";
 const PUSHED_TO_ROOM: &str = "seed 002 §消息下发服务 and §监听事件: a push with roomId reaches the room's connections, `data` passed through untouched";
 const PUSHED_TO_ALL: &str = "seed 002 §消息下发服务 and §监听事件: a push without roomId reaches every connection, in a room or not";
-const HTTP: &str = "seed 002 §消息下发服务: the reply is 0000 whether the delivery succeeded or not (a 4xx for a body that is not a push request is a reference-server decision)";
+const HTTP: &str = "seed 002 §消息下发服务: the reply is 0000 whether the delivery succeeded or not (`RETURN_CODE` \"0000\" in the body of every HTTP 200 answer; a 4xx for a body that is not a push request is a reference-server decision)";
+const REPLY_MSG: &str = "seed 002 §消息下发服务 shows `RETURN_MSG: \"ok\"` in its example reply only and states nothing of it";
 const LATE: &str = "reference-server decision: the seed states no delivery time; the scenario's deadline (latency belongs in thresholds)";
-const ORDERED: &str = "reference-server decision: the seed does not state per-sender order";
-const ERRORS: &str = "seed 002 §code: 2003 and 2004 on downmsg are the refusals of loginRoom";
+const ORDERED: &str = "reference-server decision: the seed does not state per-sender order (and pushes over HTTP, several in flight at once on pooled connections, have none: they are not judged)";
+const ERRORS: &str = "seed 002 §code: 2003 and 2004 on downmsg are the refusals of loginRoom; §连接房间: under loginWhenFirst only the first connection into a room stays, the others are refused";
 
 const DELIVERY: &[Check] = &[
     Check::Missing,
@@ -237,6 +276,12 @@ pub const RULES: &[RuleSpec] = &[
         source: HTTP,
     },
     RuleSpec {
+        scope: RETURN_MSG,
+        checks: &[Check::ReplyContent],
+        level: Level::Info,
+        source: REPLY_MSG,
+    },
+    RuleSpec {
         scope: "*",
         checks: &[Check::Late],
         level: Level::Should,
@@ -288,9 +333,12 @@ fn build_push(ctx: &OpContext, p: &BTreeMap<String, Value>, _: &mut dyn rand::Rn
         return Request {
             event: "push",
             args: vec![json!(super::expand(raw, ctx))],
-            effects: vec![Effect::HttpStatus {
-                accept: &[200, 400, 413],
-            }],
+            effects: vec![
+                Effect::HttpStatus {
+                    accept: &[200, 400, 413],
+                },
+                Effect::HttpBody { fields: PUSH_REPLY },
+            ],
         };
     }
     let global = p.get("global") == Some(&Value::Bool(true));
@@ -311,9 +359,12 @@ fn build_push(ctx: &OpContext, p: &BTreeMap<String, Value>, _: &mut dyn rand::Rn
         return Request {
             event: "push",
             args: vec![json!({"ROOT": {"BODY": body}})],
-            effects: vec![Effect::HttpStatus {
-                accept: &[200, 400, 404, 409, 422],
-            }],
+            effects: vec![
+                Effect::HttpStatus {
+                    accept: &[200, 400, 404, 409, 422],
+                },
+                Effect::HttpBody { fields: PUSH_REPLY },
+            ],
         };
     }
     body.insert("eventName".into(), json!(event));
@@ -324,6 +375,7 @@ fn build_push(ctx: &OpContext, p: &BTreeMap<String, Value>, _: &mut dyn rand::Rn
         args: vec![json!({"ROOT": {"BODY": body}})],
         effects: vec![
             Effect::HttpStatus { accept: &[200] },
+            Effect::HttpBody { fields: PUSH_REPLY },
             Effect::Broadcast {
                 event,
                 room,

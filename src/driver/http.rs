@@ -25,6 +25,8 @@ pub struct HttpDone {
     pub sent: crate::oracle::Micros,
     /// The response status, or why there was none.
     pub status: Result<u16, String>,
+    /// The response body (empty without a response; cut at [`MAX_BODY`]).
+    pub body: Bytes,
     /// When the response (head and body) was read.
     pub at: Instant,
 }
@@ -54,8 +56,34 @@ pub fn url(target: &str, path: &str) -> String {
     format!("{scheme}://{authority}{path}")
 }
 
-/// Sends one request with a JSON body and reads the whole response.
-pub async fn send(method: &'static str, url: &str, body: Vec<u8>) -> Result<u16, String> {
+/// The most of a response body that is read (a push reply is a few dozen bytes; a hostile
+/// target must not make the driver buffer without end).
+pub const MAX_BODY: usize = 64 << 10;
+
+/// Sends one request of `request` (sent at `sent`) and hands back its answer.
+pub async fn exchange(
+    method: &'static str,
+    url: &str,
+    body: Vec<u8>,
+    request: &'static str,
+    sent: crate::oracle::Micros,
+) -> HttpDone {
+    let (status, body) = match send(method, url, body).await {
+        Ok((status, body)) => (Ok(status), body),
+        Err(e) => (Err(e), Bytes::new()),
+    };
+    HttpDone {
+        request,
+        sent,
+        status,
+        body,
+        at: Instant::now(),
+    }
+}
+
+/// Sends one request with a JSON body and reads the whole response (its body up to
+/// [`MAX_BODY`]).
+pub async fn send(method: &'static str, url: &str, body: Vec<u8>) -> Result<(u16, Bytes), String> {
     let request = hyper::Request::builder()
         .method(method)
         .uri(url)
@@ -65,12 +93,12 @@ pub async fn send(method: &'static str, url: &str, body: Vec<u8>) -> Result<u16,
     let response = client().request(request).await.map_err(|e| e.to_string())?;
     let status = response.status().as_u16();
     // Read the body to its end: only then does the connection go back to the pool.
-    response
-        .into_body()
+    let body = http_body_util::Limited::new(response.into_body(), MAX_BODY)
         .collect()
         .await
-        .map_err(|e| e.to_string())?;
-    Ok(status)
+        .map_err(|e| format!("reading the response body: {e}"))?
+        .to_bytes();
+    Ok((status, body))
 }
 
 #[cfg(test)]

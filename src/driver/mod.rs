@@ -2,6 +2,7 @@
 //! scenario names no target, runs every simulated client, and gathers what the oracle and the
 //! histograms saw into a [`RunResult`]. Presenting it is the report module's job.
 
+mod backend;
 mod http;
 mod progress;
 mod vu;
@@ -349,6 +350,32 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         let owners = crate::share::owners(users.iter().map(|u| u.room), share.count);
         arrivals.retain(|a| owners[a.client as usize] == share.index);
     }
+    // A backend (`push:`) is one more client, after every user, without a socket: it pushes
+    // into the fixture rooms of the clients this process drives.
+    let backend = {
+        let mine: std::collections::BTreeSet<u64> = arrivals
+            .iter()
+            .filter_map(|a| users[a.client as usize].room)
+            .collect();
+        let every: std::collections::BTreeSet<u64> = users.iter().filter_map(|u| u.room).collect();
+        backend::plan(
+            &scenario,
+            users.len() as u32,
+            mine.into_iter().collect(),
+            opts.worker.as_ref().map(|w| (w, &every)),
+        )
+        .map_err(RunError::Setup)?
+    };
+    if let Some(plan) = &backend {
+        users.push(UserInfo {
+            user_id: users.iter().map(|u| u.user_id).max().unwrap_or(0) + 1,
+            username: backend::USERNAME.to_string(),
+            token: String::new(),
+            room: None,
+            room_size: 0,
+            roommate: plan.client,
+        });
+    }
     // A worker starts when the parent says, in step with the other workers.
     let worker_start = match &opts.worker {
         Some(share) => Some(share.wait_for_start().await.map_err(RunError::Setup)?),
@@ -404,7 +431,11 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         .store(arrivals.len() as u64, Ordering::Relaxed);
     let started_at = chrono::Utc::now();
     let planned = arrivals.len() as u64;
-    let expected_end = schedule::expected_end(&scenario, &arrivals);
+    let expected_end = schedule::expected_end(&scenario, &arrivals).max(
+        backend
+            .as_ref()
+            .map_or(Duration::ZERO, |b| Duration::from_micros(b.end)),
+    );
 
     let usage_before = Usage::now();
     let mut tasks = tokio::task::JoinSet::new();
@@ -430,6 +461,9 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
     };
 
     let interrupted = Arc::new(AtomicBool::new(false));
+    if let Some(plan) = backend {
+        tasks.spawn(backend::run(shared.clone(), plan));
+    }
     {
         let all_done = spawn_and_join(&shared, arrivals, &mut tasks);
         tokio::pin!(all_done);

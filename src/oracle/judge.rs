@@ -15,7 +15,7 @@ use super::attribution::{attribute_error, ErrorAnswer, ErrorSource, Unanswered};
 use super::json::Json;
 use super::rules::{Cap, Check, Level};
 use super::shape::{self, Node as _, Problem};
-use super::{ClientId, IntMap, Micros, Oracle, Outgoing, Receipt, RoomKey};
+use super::{contest, ClientId, IntMap, Micros, Oracle, Outgoing, Receipt, RoomKey};
 use crate::dialect::{
     field_text, named_room, user_room, Attribution, DialectSpec, Effect, ErrorStyle, EventSpec,
     Precondition, RoomOf, SenderKey, EVERYONE,
@@ -65,8 +65,12 @@ enum PendingKind {
         text: Option<String>,
         instead: Option<&'static str>,
     },
-    /// The HTTP response of the request must have one of these statuses.
-    Http { accept: &'static [u16] },
+    /// The HTTP response of the request must have one of these statuses, and its body these
+    /// fields.
+    Http {
+        accept: &'static [u16],
+        body: &'static [crate::dialect::BodyField],
+    },
 }
 
 /// A request sent lately, not yet seen answered.
@@ -92,6 +96,16 @@ enum Closing {
     },
     /// The client stalled: the server may drop a slow consumer.
     Tolerated,
+}
+
+/// A login racing for a room only the first may take ([`Effect::JoinFirst`]).
+#[derive(Debug)]
+struct Contending {
+    room: RoomKey,
+    sent: Micros,
+    request: &'static str,
+    /// The error code that refuses it.
+    refusal: &'static str,
 }
 
 /// How a request is meant (the scenario's `expect_error` / `lenient`).
@@ -171,6 +185,9 @@ pub struct Client {
     /// The sequence number of the next attributable send.
     pub seq: u64,
     closing: Closing,
+    /// Its logins racing for a room only the first may take, not answered yet (see
+    /// [`crate::oracle::contest`]).
+    contending: Vec<Contending>,
     /// The client sent lenient (hostile) input: the server may close it, and nothing it
     /// receives is judged any more.
     lenient: bool,
@@ -195,6 +212,7 @@ impl Client {
             received_since_step: Vec::new(),
             seq: 0,
             closing: Closing::Unexpected,
+            contending: Vec::new(),
             lenient: false,
         }
     }
@@ -372,6 +390,12 @@ impl Judge<'_> {
         }
         c.connected = false;
         c.departure_announced = false;
+        for x in std::mem::take(&mut c.contending) {
+            let found =
+                self.oracle
+                    .contest_answered(c.me, x.room, x.sent, contest::Answer::None, at);
+            self.report_contest(x.request, found, at, || "no answer before it closed".into());
+        }
         c.pending.clear();
         c.recent.clear();
         c.foreign_errors.clear();
@@ -584,7 +608,7 @@ impl Judge<'_> {
         c.received_since_step.clear();
         // The reply a valid request would get: if it comes, the server accepted the request.
         let instead = request_effects.iter().find_map(|e| match e {
-            Effect::Join { reply, .. } => Some(*reply),
+            Effect::Join { reply, .. } | Effect::JoinFirst { reply, .. } => Some(*reply),
             Effect::Reply { event } => Some(*event),
             _ => None,
         });
@@ -642,10 +666,40 @@ impl Judge<'_> {
             }
             Intent::Lenient => {}
         }
+        // Broadcasts carried by HTTP requests are in flight together on several connections.
+        if effects
+            .iter()
+            .any(|e| matches!(e, Effect::HttpStatus { .. }))
+            && effects
+                .iter()
+                .any(|e| matches!(e, Effect::Broadcast { .. }))
+        {
+            self.oracle.sends_unordered(c.me);
+        }
         let due = sent + self.oracle.deadline();
         let error_key = self.error_key(request_event);
         for effect in effects {
+            // A login that races is a join whose answer the race judges as well.
+            let effect = match effect {
+                Effect::JoinFirst {
+                    room,
+                    name,
+                    reply,
+                    refusal,
+                } => {
+                    c.contending.push(Contending {
+                        room,
+                        sent,
+                        request: request_event,
+                        refusal,
+                    });
+                    self.oracle.contest_entered(c.me, room, sent);
+                    Effect::Join { room, name, reply }
+                }
+                other => other,
+            };
             match effect {
+                Effect::JoinFirst { .. } => unreachable!("turned into a join above"),
                 Effect::Join { room, name, reply } => {
                     self.oracle.name_room(room, &name);
                     self.oracle.join_sent(c.me, room, sent);
@@ -743,7 +797,7 @@ impl Judge<'_> {
                     self.oracle.deferrable_sent(send, via);
                 }
                 Effect::HttpStatus { accept } => c.pending.push(Pending {
-                    kind: PendingKind::Http { accept },
+                    kind: PendingKind::Http { accept, body: &[] },
                     request: request_event,
                     intended,
                     sent,
@@ -751,6 +805,21 @@ impl Judge<'_> {
                     cap,
                     optional: false,
                 }),
+                Effect::HttpBody { fields } => {
+                    // The body of the response its status is awaited with.
+                    let awaited = c.pending.iter_mut().rev().find(|p| {
+                        p.sent == sent
+                            && p.request == request_event
+                            && matches!(p.kind, PendingKind::Http { .. })
+                    });
+                    if let Some(Pending {
+                        kind: PendingKind::Http { body, .. },
+                        ..
+                    }) = awaited
+                    {
+                        *body = fields;
+                    }
+                }
                 Effect::Error => c.pending.push(Pending {
                     kind: PendingKind::Error {
                         text: error_text.clone(),
@@ -798,7 +867,7 @@ impl Judge<'_> {
     /// operation) came with `status` at `now`.
     #[cfg(test)]
     pub fn http_response(&self, c: &mut Client, request: &str, status: u16, now: Micros) {
-        self.http_response_to(c, request, None, status, now);
+        self.http_response_to(c, request, None, status, None, now);
     }
 
     /// Like [`Judge::http_response`], for the request sent at `sent` when known: responses
@@ -809,6 +878,7 @@ impl Judge<'_> {
         request: &str,
         sent: Option<Micros>,
         status: u16,
+        body: Option<&[u8]>,
         now: Micros,
     ) {
         let Some(i) = c.pending.iter().position(|p| {
@@ -824,7 +894,14 @@ impl Judge<'_> {
             now.saturating_sub(p.intended),
             now.saturating_sub(p.sent),
         );
-        if let PendingKind::Http { accept } = p.kind {
+        if let PendingKind::Http {
+            accept,
+            body: fields,
+        } = p.kind
+        {
+            if let Some(body) = body {
+                self.http_body(c.me, fields, status, body, now);
+            }
             if !accept.contains(&status) {
                 self.oracle.violate_capped(
                     c.me,
@@ -846,6 +923,46 @@ impl Judge<'_> {
                 format!("within {} ms of the request", self.oracle.deadline() / 1000),
                 format!("after {:.3} ms", now.saturating_sub(p.sent) as f64 / 1e3),
             );
+        }
+    }
+
+    /// Judges the fields an HTTP response's body must have with its `status`.
+    fn http_body(
+        &self,
+        me: ClientId,
+        fields: &[crate::dialect::BodyField],
+        status: u16,
+        body: &[u8],
+        now: Micros,
+    ) {
+        let mut fields = fields.iter().filter(|f| f.status == status).peekable();
+        if fields.peek().is_none() {
+            return;
+        }
+        let parsed: Option<Value> = serde_json::from_slice(body).ok();
+        for f in fields {
+            let found = parsed.as_ref().and_then(|v| v.pointer(f.pointer));
+            let text = found.map(|v| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            });
+            if text.as_deref() != Some(f.equals) {
+                let shown = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+                self.oracle.violate(
+                    me,
+                    f.scope,
+                    Check::ReplyContent,
+                    now,
+                    format!(
+                        "`{}` = {:?} in the JSON body of the HTTP {status} response",
+                        f.pointer, f.equals
+                    ),
+                    match found {
+                        Some(v) => format!("{v} in {shown}"),
+                        None => format!("no such field: {shown}"),
+                    },
+                );
+            }
         }
     }
 
@@ -1156,6 +1273,21 @@ impl Judge<'_> {
             joins: Some(room), ..
         } = p.kind
         {
+            if let Some(k) = c
+                .contending
+                .iter()
+                .position(|x| x.room == room && x.sent == p.sent)
+            {
+                let x = c.contending.remove(k);
+                let found = self.oracle.contest_answered(
+                    c.me,
+                    room,
+                    x.sent,
+                    contest::Answer::Admitted,
+                    now,
+                );
+                self.report_contest(x.request, found, now, || payload.excerpt());
+            }
             self.oracle.join_confirmed(c.me, room, now);
             if let Some(i) = c.joining.iter().position(|(r, _)| *r == room) {
                 let entry = c.joining.remove(i);
@@ -1352,7 +1484,7 @@ impl Judge<'_> {
             );
         }
         let last = c.last_seq.entry(sender).or_insert(seq);
-        if seq < *last {
+        if seq < *last && !self.oracle.is_unordered(sender) {
             self.oracle.violate(
                 c.me,
                 event,
@@ -1484,6 +1616,10 @@ impl Judge<'_> {
             ErrorStyle::Coded { field, .. } => (true, field_text(payload, field)),
         };
         let text = text.as_deref();
+        if let Some(k) = c.contending.iter().position(|x| Some(x.refusal) == text) {
+            self.contest_refused(c, k, now, payload);
+            return;
+        }
         let source = if channel {
             ErrorSource::Channel(text.and_then(|t| spec.error_sources(t)))
         } else {
@@ -1611,6 +1747,72 @@ impl Judge<'_> {
         }
     }
 
+    /// The racing login `k` of this client was refused: it is not in the room, and the race
+    /// may now be decided.
+    fn contest_refused(&self, c: &mut Client, k: usize, now: Micros, payload: &Json<'_>) {
+        let x = c.contending.remove(k);
+        let answered = c.pending.iter().position(|p| {
+            p.sent == x.sent
+                && matches!(p.kind, PendingKind::Reply { joins: Some(r), .. } if r == x.room)
+        });
+        if let Some(i) = answered {
+            let p = take_pending(c, i);
+            self.metrics.record(
+                (p.request, "error"),
+                now.saturating_sub(p.intended),
+                now.saturating_sub(p.sent),
+            );
+            if now > p.due {
+                self.oracle.violate(
+                    c.me,
+                    p.request,
+                    Check::Late,
+                    now,
+                    format!("within {} ms of the request", self.oracle.deadline() / 1000),
+                    format!("after {:.3} ms", now.saturating_sub(p.sent) as f64 / 1e3),
+                );
+            }
+        }
+        // Refused: not in the room (unless it was in it before this login).
+        if c.joining.iter().any(|(r, _)| *r == x.room)
+            && !c.joined.iter().any(|(r, _)| *r == x.room)
+        {
+            c.joining.retain(|(r, _)| *r != x.room);
+            self.oracle.left(c.me, x.room, now);
+        }
+        let found =
+            self.oracle
+                .contest_answered(c.me, x.room, x.sent, contest::Answer::Refused, now);
+        self.report_contest(x.request, found, now, || payload.excerpt());
+    }
+
+    /// Reports what a race proved (INFO where the evidence cannot decide).
+    fn report_contest(
+        &self,
+        request: &'static str,
+        found: Option<contest::Finding>,
+        now: Micros,
+        received: impl FnOnce() -> String,
+    ) {
+        let Some(f) = found else {
+            return;
+        };
+        let (check, received) = if f.admitted_wrongly {
+            (Check::ErrorMissing, format!("admitted: {}", received()))
+        } else {
+            (
+                Check::ErrorUnexpected,
+                "every one of them refused".to_string(),
+            )
+        };
+        let cap = f.ambiguous.then_some(Cap {
+            level: Level::Info,
+            source: "the evidence of a login race cannot decide it (see the expected text)",
+        });
+        self.oracle
+            .violate_capped(f.client, request, check, now, f.expected, received, cap);
+    }
+
     /// Flags replies and errors that did not come: late after their deadline, missing after
     /// twice it (as broadcasts). `now = Micros::MAX` flushes every one.
     pub fn expire_pending(&self, c: &mut Client, now: Micros) {
@@ -1635,12 +1837,28 @@ impl Judge<'_> {
                         "nothing".into(),
                         p.cap,
                     );
-                    // Judge the room all the same, as the request and the users file say.
-                    if let Some(room) = joins {
+                    let raced = joins.and_then(|room| {
+                        c.contending
+                            .iter()
+                            .position(|x| x.room == room && x.sent == p.sent)
+                    });
+                    if let Some(k) = raced {
+                        // Whether a racing login got in is unknown: the race says so.
+                        let x = c.contending.remove(k);
+                        let found = self.oracle.contest_answered(
+                            c.me,
+                            x.room,
+                            x.sent,
+                            contest::Answer::None,
+                            at,
+                        );
+                        self.report_contest(x.request, found, at, || "no answer".into());
+                    } else if let Some(room) = joins {
+                        // Judge the room all the same, as the request and the users file say.
                         self.assume_joined(c, room, at);
                     }
                 }
-                PendingKind::Http { accept } => self.oracle.violate_capped(
+                PendingKind::Http { accept, .. } => self.oracle.violate_capped(
                     c.me,
                     p.request,
                     Check::ReplyMissing,

@@ -19,6 +19,7 @@
 //! A required receipt after `S + D` is `late`; none by `S + 2D` is `missing`.
 
 pub mod attribution;
+pub mod contest;
 pub mod json;
 pub mod judge;
 pub mod rules;
@@ -436,6 +437,11 @@ pub struct Oracle {
     /// Per rule id: violations by the second (since the run's start) they were raised at, for
     /// the report's timeline.
     per_second: Mutex<BTreeMap<String, BTreeMap<u64, u64>>>,
+    /// Logins racing for a room only the first may take, per room (see [`contest`]).
+    contests: Mutex<IntMap<RoomKey, contest::Contest>>,
+    /// Clients whose broadcasts travel as HTTP requests, several in flight at once on pooled
+    /// connections: a server cannot keep an order among them, so none is judged.
+    unordered: Box<[std::sync::atomic::AtomicBool]>,
 }
 
 impl Oracle {
@@ -468,6 +474,8 @@ impl Oracle {
             fixture_mismatch: Mutex::new(None),
             exact_payloads: AtomicBool::new(false),
             per_second: Mutex::new(BTreeMap::new()),
+            contests: Mutex::new(IntMap::default()),
+            unordered: (0..usernames_len).map(|_| Default::default()).collect(),
         }
     }
 
@@ -837,6 +845,19 @@ impl Oracle {
     }
 
     /// Whether `client` is a lenient (hostile) sender, whose relayed input matches no send.
+    /// `client` broadcasts with HTTP requests (see `Oracle::unordered`).
+    pub fn sends_unordered(&self, client: ClientId) {
+        if let Some(u) = self.unordered.get(client as usize) {
+            u.store(true, Ordering::Relaxed);
+        }
+    }
+
+    pub fn is_unordered(&self, client: ClientId) -> bool {
+        self.unordered
+            .get(client as usize)
+            .is_some_and(|u| u.load(Ordering::Relaxed))
+    }
+
     pub fn is_lenient(&self, client: ClientId) -> bool {
         self.lenient
             .get(client as usize)

@@ -381,6 +381,7 @@ impl Vu {
                     done.request,
                     Some(done.sent),
                     status,
+                    Some(&done.body),
                     at,
                 );
                 shared
@@ -443,14 +444,8 @@ impl Vu {
             .clone();
         let url = super::http::url(&shared.target, path);
         tokio::spawn(async move {
-            let status = super::http::send(method, &url, body).await;
-            tx.send(super::http::HttpDone {
-                request: event,
-                sent,
-                status,
-                at: tokio::time::Instant::now(),
-            })
-            .ok();
+            tx.send(super::http::exchange(method, &url, body, event, sent).await)
+                .ok();
         });
         shared.counters.sent.inc();
         if let Some(i) = shared.spec.ops.iter().position(|o| o.name == event) {

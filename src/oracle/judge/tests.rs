@@ -1609,6 +1609,11 @@ const COVERAGE: &[Streams] = &[
         a_reply_naming_the_joiner_by_a_string_id_has_the_right_content,
     ),
     (
+        Check::ReplyContent,
+        a_push_answered_200_without_return_code_0000_has_the_wrong_content,
+        a_push_answered_0000_has_the_right_content,
+    ),
+    (
         Check::ReplyUnsolicited,
         a_reply_no_request_asked_for_is_unsolicited,
         each_of_two_joins_gets_its_reply,
@@ -1624,6 +1629,11 @@ const COVERAGE: &[Streams] = &[
         a_refused_duplicate_login_is_clean,
     ),
     (
+        Check::ErrorMissing,
+        two_racing_first_logins_both_admitted_miss_an_error,
+        racing_first_logins_with_one_admitted_are_clean,
+    ),
+    (
         Check::ErrorWrongEvent,
         an_error_on_another_event_than_its_request_is_on_the_wrong_event,
         errors_on_their_requests_own_events_are_on_the_right_event,
@@ -1637,6 +1647,11 @@ const COVERAGE: &[Streams] = &[
         Check::ErrorUnexpected,
         an_err_while_no_request_waits_is_unexpected,
         an_err_naming_no_request_answers_the_one_waiting,
+    ),
+    (
+        Check::ErrorUnexpected,
+        racing_first_logins_into_an_empty_room_all_refused_is_unexpected,
+        racing_first_logins_all_refused_beside_another_login_are_clean,
     ),
     (
         Check::ExpectMissing,
@@ -1791,4 +1806,231 @@ fn a_join_reply_in_the_users_files_room_is_no_mismatch() {
     rig.finish();
     assert_eq!(rig.oracle.fixture_mismatch(), None);
     rig.assert_verdicts(&[]);
+}
+
+// ---- push: logins racing for a room only the first may take ----
+
+/// push: `racers` connect at 0 (greeted) and all send `loginRoom {roomId: "race"}` (the
+/// default mode, loginWhenFirst) at 10 ms, in flight together.
+fn race(racers: &[ClientId]) -> Rig {
+    let mut rig = Rig::new("push");
+    for &c in racers {
+        rig.connect(c, 0);
+        rig.recv(
+            c,
+            "downmsg",
+            json!({"code": "2001", "msg": "connect success"}),
+            MS,
+        );
+    }
+    for &c in racers {
+        rig.op(c, "loginRoom", json!({"room": "race"}), 10 * MS);
+    }
+    rig
+}
+
+fn admitted() -> Value {
+    json!({"code": "2002", "msg": "login room (id:race) success"})
+}
+
+fn refused() -> Value {
+    json!({"code": "2004", "msg": "your room id(race) already exist"})
+}
+
+#[test]
+fn two_racing_first_logins_both_admitted_miss_an_error() {
+    let mut rig = race(&[0, 1, 2]);
+    rig.recv(0, "downmsg", admitted(), 11 * MS);
+    rig.recv(2, "downmsg", refused(), 11 * MS);
+    rig.recv(1, "downmsg", admitted(), 12 * MS);
+    rig.finish();
+    rig.assert_verdicts(&[("push/loginRoom/error-missing", 1, Must)]);
+}
+
+/// Whichever the server took first, one admitted and the others refused is right, also when
+/// the refusals arrive before the admission.
+#[test]
+fn racing_first_logins_with_one_admitted_are_clean() {
+    let mut rig = race(&[0, 1, 2]);
+    rig.recv(2, "downmsg", refused(), 11 * MS);
+    rig.recv(0, "downmsg", refused(), 11 * MS);
+    rig.recv(1, "downmsg", admitted(), 12 * MS);
+    rig.finish();
+    rig.assert_clean();
+}
+
+#[test]
+fn racing_first_logins_into_an_empty_room_all_refused_is_unexpected() {
+    let mut rig = race(&[0, 1, 2]);
+    for c in [0, 1, 2] {
+        rig.recv(c, "downmsg", refused(), 11 * MS);
+    }
+    rig.finish();
+    rig.assert_verdicts(&[("push/loginRoom/error-unexpected", 1, Must)]);
+}
+
+/// Another connection on its way into the room (loginWhenever, unanswered yet) explains
+/// refusing every racer.
+#[test]
+fn racing_first_logins_all_refused_beside_another_login_are_clean() {
+    let mut rig = race(&[0, 1, 2]);
+    rig.connect(3, 0);
+    rig.recv(
+        3,
+        "downmsg",
+        json!({"code": "2001", "msg": "connect success"}),
+        MS,
+    );
+    rig.op(
+        3,
+        "loginRoom",
+        json!({"room": "race", "mode": "loginWhenever"}),
+        9 * MS,
+    );
+    for c in [0, 1, 2] {
+        rig.recv(c, "downmsg", refused(), 11 * MS);
+    }
+    rig.recv(3, "downmsg", admitted(), 12 * MS);
+    rig.finish();
+    rig.assert_clean();
+}
+
+/// Where the evidence cannot decide, the race says so as INFO and fails nothing: a racer
+/// that never got an answer may have been the one admitted; a winner that left while the
+/// other login was in flight may have been gone when the server took it.
+#[test]
+fn an_undecidable_race_is_info() {
+    let mut rig = race(&[0, 1, 2]);
+    rig.recv(0, "downmsg", refused(), 11 * MS);
+    rig.recv(1, "downmsg", refused(), 11 * MS);
+    rig.finish();
+    rig.assert_verdicts(&[
+        ("push/loginRoom/error-unexpected", 1, Info),
+        ("push/loginRoom/reply-missing", 1, Must),
+    ]);
+
+    let mut rig = race(&[0, 1]);
+    rig.recv(0, "downmsg", admitted(), 11 * MS);
+    let (j, client) = rig.judge(0);
+    j.departed(client, 12 * MS);
+    rig.recv(1, "downmsg", admitted(), 13 * MS);
+    rig.finish();
+    rig.assert_verdicts(&[("push/loginRoom/error-missing", 1, Info)]);
+}
+
+// ---- push: the body of the HTTP reply ----
+
+/// push: client 0 pushes into room "r" at 10 ms; the reply comes at 11 ms with `status` and
+/// `body`.
+fn push_reply(status: u16, body: &str) -> Rig {
+    let mut rig = Rig::new("push");
+    rig.op(0, "push", json!({"room": "r"}), 10 * MS);
+    let (j, client) = rig.judge(0);
+    j.http_response_to(
+        client,
+        "push",
+        Some(10 * MS),
+        status,
+        Some(body.as_bytes()),
+        11 * MS,
+    );
+    rig
+}
+
+#[test]
+fn a_push_answered_200_without_return_code_0000_has_the_wrong_content() {
+    let rig = push_reply(
+        200,
+        r#"{"ROOT":{"BODY":{"RETURN_CODE":"9999","RETURN_MSG":"ok"}}}"#,
+    );
+    rig.assert_verdicts(&[("push/push/reply-content", 1, Must)]);
+    let rig = push_reply(200, "ok");
+    rig.assert_verdicts(&[
+        ("push/push/reply-content", 1, Must),
+        ("push/push-return-msg/reply-content", 1, Info),
+    ]);
+    // 0000 with another message is only INFO: the seed shows "ok" in an example only.
+    let rig = push_reply(
+        200,
+        r#"{"ROOT":{"BODY":{"RETURN_CODE":"0000","RETURN_MSG":"done"}}}"#,
+    );
+    rig.assert_verdicts(&[("push/push-return-msg/reply-content", 1, Info)]);
+}
+
+/// The seed's reply is right; a body that comes with another status the request allows is not
+/// read for the envelope.
+#[test]
+fn a_push_answered_0000_has_the_right_content() {
+    let rig = push_reply(
+        200,
+        r#"{"ROOT":{"BODY":{"RETURN_CODE":"0000","RETURN_MSG":"ok"}}}"#,
+    );
+    rig.assert_clean();
+    let mut rig = Rig::new("push");
+    rig.op(0, "push", json!({"raw": "not json"}), 10 * MS);
+    let (j, client) = rig.judge(0);
+    j.http_response_to(client, "push", Some(10 * MS), 400, Some(b"bad"), 11 * MS);
+    rig.assert_clean();
+}
+
+/// A first-login into a room a loginWhenever member was confirmed in before it, and is still
+/// in, had to be refused.
+#[test]
+fn a_first_login_admitted_beside_a_member_misses_an_error() {
+    let mut rig = race(&[]);
+    for c in [0, 1] {
+        rig.connect(c, 0);
+        rig.recv(
+            c,
+            "downmsg",
+            json!({"code": "2001", "msg": "connect success"}),
+            MS,
+        );
+    }
+    rig.op(
+        0,
+        "loginRoom",
+        json!({"room": "race", "mode": "loginWhenever"}),
+        2 * MS,
+    );
+    rig.recv(0, "downmsg", admitted(), 3 * MS);
+    rig.op(1, "loginRoom", json!({"room": "race"}), 10 * MS);
+    rig.recv(1, "downmsg", admitted(), 11 * MS);
+    rig.finish();
+    rig.assert_verdicts(&[("push/loginRoom/error-missing", 1, Must)]);
+}
+
+/// Pushes over HTTP are in flight together on pooled connections: the server may deliver them
+/// in any order, and the order is not judged (each still must arrive once).
+#[test]
+fn pushes_over_http_may_arrive_in_any_order() {
+    let mut rig = race(&[]);
+    rig.connect(1, 0);
+    rig.recv(
+        1,
+        "downmsg",
+        json!({"code": "2001", "msg": "connect success"}),
+        MS,
+    );
+    rig.op(
+        1,
+        "loginRoom",
+        json!({"room": "r", "mode": "loginWhenever"}),
+        20 * MS,
+    );
+    rig.recv(1, "downmsg", admitted(), 21 * MS);
+    for at in [30, 31] {
+        rig.op(0, "push", json!({"room": "r"}), at * MS);
+    }
+    for seq in [1, 0] {
+        let news = json!({"id": content_id(0, seq, 32), "from": 100, "room": "r"});
+        rig.recv(1, "news", news, 32 * MS);
+    }
+    let ok = br#"{"ROOT":{"BODY":{"RETURN_CODE":"0000","RETURN_MSG":"ok"}}}"#;
+    for at in [30, 31] {
+        let (j, client) = rig.judge(0);
+        j.http_response_to(client, "push", Some(at * MS), 200, Some(ok), 33 * MS);
+    }
+    rig.finish();
+    rig.assert_clean();
 }
