@@ -21,6 +21,7 @@
 pub mod attribution;
 pub mod json;
 pub mod judge;
+mod restart;
 pub mod rules;
 pub mod shape;
 
@@ -178,6 +179,9 @@ struct Stored {
     /// A connection of the user was in its join or leave window when it was sent: it may have
     /// been delivered live instead.
     maybe_live: bool,
+    /// Sent while the server was being restarted (or just before): the stopping server may
+    /// never have read it, so it is owed only if it comes (see [`restart`]).
+    maybe_lost: bool,
 }
 
 /// A member's interval in a room.
@@ -433,6 +437,8 @@ pub struct Oracle {
     /// Some broadcast carries its exact payload (a `seq` and a `value`: push's data passed
     /// through untouched): only then do content receipts pay for a comparison.
     exact_payloads: AtomicBool,
+    /// The restarts of the embedded server during the run (see [`restart`]).
+    restarts: std::sync::RwLock<Vec<restart::Window>>,
 }
 
 impl Oracle {
@@ -464,6 +470,7 @@ impl Oracle {
             open_examples: Mutex::new(Vec::new()),
             fixture_mismatch: Mutex::new(None),
             exact_payloads: AtomicBool::new(false),
+            restarts: std::sync::RwLock::new(Vec::new()),
         }
     }
 
@@ -1042,6 +1049,10 @@ impl Oracle {
         let Some(seq) = seq else {
             return allowed;
         };
+        // Held while it is stored, so a restart that begins meanwhile marks it (see
+        // [`restart`]).
+        let restarts = self.restarts.read().unwrap_or_else(|e| e.into_inner());
+        let maybe_lost = restart::may_lose(&restarts, at, self.deadline);
         let mut shard = self.shard(room);
         let r = shard.entry(room).or_default();
         let required = r.outstanding.back().is_some_and(|b| !b.required.is_empty());
@@ -1057,25 +1068,28 @@ impl Oracle {
                 seq,
                 sent: at,
                 maybe_live,
+                maybe_lost,
             });
         }
         allowed
     }
 
-    /// The reply `via` handed `receiver` the kept deliveries `items` (sender, seq) of its user
-    /// room, in a session that began at `session_began` (`handed` gets the send time of each
-    /// item handed over). Returns the faults: an item not kept
-    /// (or handed over before) and every item kept before the session began and not in it.
+    /// The reply `via` handed the kept deliveries `items` (sender, seq) of a user's room to
+    /// one of its connections, in a session that began at `session_began` (`handed` gets the send time of each
+    /// item handed over). Returns the faults: an item not kept (or handed over before) and,
+    /// when the reply is `complete` (its lists are empty: the server says nothing more is
+    /// kept), every item kept before the session began and not handed over yet. A non-empty
+    /// reply may be one part of a backlog the server splits (several replies to one request,
+    /// or one per request): what it leaves out is owed by a later one.
     pub fn deferred_received(
         &self,
-        receiver: ClientId,
         room: RoomKey,
         via: &str,
         items: &[(ClientId, u64)],
         session_began: Micros,
+        complete: bool,
         handed: &mut Vec<Micros>,
     ) -> Vec<(Check, String)> {
-        let _ = receiver;
         let mut faults = Vec::new();
         let mut shard = self.shard(room);
         let r = shard.entry(room).or_default();
@@ -1103,11 +1117,15 @@ impl Oracle {
                 ));
             }
         }
+        if !complete {
+            return faults;
+        }
         let owed: Vec<usize> = (0..r.stored.len())
             .filter(|&i| {
                 r.stored[i].via == via
                     && r.stored[i].sent < session_began
                     && !r.stored[i].maybe_live
+                    && !r.stored[i].maybe_lost
             })
             .collect();
         for &i in owed.iter().rev() {
