@@ -446,6 +446,7 @@ mod tests {
             "push-alter-data",
             "push-no-room-taken",
             "push-wrong-http-code",
+            "chat-volatile-store",
         ] {
             let fault: Fault = spec.parse().unwrap();
             assert_eq!(fault.to_string(), spec);

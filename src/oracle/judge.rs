@@ -1325,7 +1325,7 @@ impl Judge<'_> {
             room,
             event,
             &items,
-            c.session_began,
+            (c.me, c.session_began),
             complete,
             &mut handed,
         );

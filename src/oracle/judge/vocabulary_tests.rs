@@ -752,7 +752,35 @@ fn a_message_lost_both_ways_is_missing() {
     authenticate(&w, &mut cs[1], 10 * D + 50);
     ask_kept(&w, &mut cs[1], 10 * D + 100);
     w.recv(&mut cs[1], "/server", "saoff", &saoff(&[]), 10 * D + 200);
+    // Not kept: it may still come live, the server having read it after the login.
+    assert_eq!(w.verdicts(11 * D), only(&[]));
     assert_eq!(w.verdicts(20 * D), only(&[("chat/saoff/missing", 1)]));
+}
+
+#[test]
+fn a_message_read_after_the_login_comes_live_after_the_empty_handover() {
+    let (w, mut cs) = World::new(&CHAT, 2);
+    authenticate(&w, &mut cs[0], 0);
+    let id = friend_message(&w, &mut cs[0], "user1", 10 * D);
+    authenticate(&w, &mut cs[1], 10 * D + 50);
+    ask_kept(&w, &mut cs[1], 10 * D + 100);
+    w.recv(&mut cs[1], "/server", "saoff", &saoff(&[]), 10 * D + 200);
+    let frame = format!(r#"{{"from":"user0","to":"user1","msg":"{id}"}}"#);
+    w.recv(&mut cs[1], "/friend", "receivefsmg", &frame, 11 * D);
+    assert_eq!(w.verdicts(20 * D), only(&[]));
+}
+
+#[test]
+fn a_message_owed_live_to_a_connection_that_went_away_is_not_missing() {
+    let (w, mut cs) = World::new(&CHAT, 2);
+    authenticate(&w, &mut cs[0], 0);
+    friend_message(&w, &mut cs[0], "user1", 10 * D);
+    authenticate(&w, &mut cs[1], 10 * D + 50);
+    ask_kept(&w, &mut cs[1], 10 * D + 100);
+    w.recv(&mut cs[1], "/server", "saoff", &saoff(&[]), 10 * D + 200);
+    // Gone before its deadline: the live delivery may have gone with it.
+    w.judge().departed(&mut cs[1], 11 * D);
+    assert_eq!(w.verdicts(20 * D), only(&[]));
 }
 
 /// Three messages kept for user1, which comes back at `10 D`; returns their ids.
@@ -763,6 +791,46 @@ fn kept_three(w: &World, cs: &mut [Client]) -> Vec<String> {
         .collect();
     authenticate(w, &mut cs[1], 10 * D);
     ids
+}
+
+#[test]
+fn a_message_racing_its_targets_departure_may_be_kept_instead_once() {
+    for copies in [1, 2] {
+        let (w, mut cs) = World::new(&CHAT, 2);
+        authenticate(&w, &mut cs[0], 0);
+        authenticate(&w, &mut cs[1], 0);
+        // Sent while user1 was online, which leaves right after: the server may have seen it
+        // gone first and kept the message, never delivering it live.
+        let id = friend_message(&w, &mut cs[0], "user1", 5 * D);
+        w.judge().departed(&mut cs[1], 5 * D + D / 4);
+        authenticate(&w, &mut cs[1], 10 * D);
+        for k in 0..copies {
+            ask_kept(&w, &mut cs[1], 10 * D + 100 * (k + 1));
+            w.recv(
+                &mut cs[1],
+                "/server",
+                "saoff",
+                &saoff(&[&id]),
+                10 * D + 100 * (k + 1) + 10,
+            );
+        }
+        let expected: &[(&str, u64)] = if copies == 1 {
+            &[]
+        } else {
+            &[("chat/saoff/duplicate", 1)]
+        };
+        assert_eq!(w.verdicts(20 * D), only(expected), "copies: {copies}");
+    }
+    // Nothing kept is no fault either: it may have been lost with the departing connection.
+    let (w, mut cs) = World::new(&CHAT, 2);
+    authenticate(&w, &mut cs[0], 0);
+    authenticate(&w, &mut cs[1], 0);
+    friend_message(&w, &mut cs[0], "user1", 5 * D);
+    w.judge().departed(&mut cs[1], 5 * D + D / 4);
+    authenticate(&w, &mut cs[1], 10 * D);
+    ask_kept(&w, &mut cs[1], 10 * D + 100);
+    w.recv(&mut cs[1], "/server", "saoff", &saoff(&[]), 10 * D + 110);
+    assert_eq!(w.verdicts(20 * D), only(&[]));
 }
 
 #[test]
