@@ -1012,6 +1012,18 @@ clients:
 ";
 
     #[test]
+    fn a_restart_step_is_located_where_the_file_has_it() {
+        let s = Scenario::parse(GOOD, "good.yaml").unwrap();
+        assert_eq!(s.restart_step, None);
+        let text = GOOD.replace(
+            "            - action: \"05\"\n",
+            "            - action: \"05\"\n            - restart_server\n",
+        );
+        let s = Scenario::parse(&text, "r.yaml").unwrap();
+        assert_eq!(s.restart_step.as_deref(), Some("r.yaml:17:15"));
+    }
+
+    #[test]
     fn parses_a_good_scenario() {
         let s = Scenario::parse(GOOD, "good.yaml").unwrap();
         assert_eq!(s.eio, EioSetting::Auto);

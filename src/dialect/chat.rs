@@ -356,7 +356,10 @@ target's connections MUST NOT be lost: it comes once, in the `saoff` answering t
 (one `saoff`, several answering one `caoff`, one part per `caoff`, or parts pushed unasked: a \
 `saoff` no request waits for is a further part, not unsolicited); every message MUST come exactly \
 once, and a `saoff` whose lists are both empty ends the handover: what is still owed then is \
-`missing` (a checker asks again until it gets one). The reference server sends at most 48 KiB \
+`missing` (a checker asks again until it gets one). A message sent within a deadline of its \
+target's logout or login may be delivered live or kept, either once; kept just before a login \
+it may still come live after the empty `saoff`, and is missing only if it has come neither way \
+twice the deadline after the send while that connection stayed. The reference server sends at most 48 KiB \
 of messages per `saoff`, with `more: true` while more are kept. A restart (the scenario step \
 `restart_server`, embedded server only; refused against a target) is judged so: a connection \
 the restart dropped is no `unexpected-close` and its departure is owed to nobody, a connect \
