@@ -116,3 +116,15 @@ fn a_10000_message_backlog_is_handed_over_in_parts_each_message_once() {
     assert_eq!(count("saoff.offline"), 10_000, "{}", o.explain());
     assert_eq!(count("caoff.saoff"), 16, "{}", o.explain());
 }
+
+/// The embedded server of a split run lives in other processes: the step is refused there too.
+#[test]
+fn restart_server_with_workers_is_refused_naming_the_step() {
+    let o = roomrig_run(&repo_file(RESTART), &["--workers", "2"]);
+    assert_eq!(o.code, 2, "{}", o.explain());
+    assert!(
+        o.stderr.contains("pending.yaml:22:9: `restart_server`") && o.stderr.contains("--workers"),
+        "{}",
+        o.explain()
+    );
+}
