@@ -88,6 +88,21 @@ pub async fn run(req: RunRequest) -> i32 {
             return Exit::Usage.code();
         }
     }
+    // `restart_server` restarts the embedded server of this process: said before anything
+    // connects, naming the step.
+    if let Some(at) = &scenario.restart_step {
+        let refused = match req.target.as_ref().or(scenario.target.as_ref()) {
+            Some(target) => Some(driver::restart_refused(at, target)),
+            None if req.workers > 1 => Some(format!(
+                "{at}: `restart_server` restarts the embedded reference server of a run in one process; it cannot run with --workers"
+            )),
+            None => None,
+        };
+        if let Some(refused) = refused {
+            eprintln!("error: {refused}");
+            return Exit::Usage.code();
+        }
+    }
     let keyed = keyed_fixtures(&req, &scenario);
     // The report directory is this run's alone from before the first connection to the end
     // (a worker's belongs to its parent, which claimed the whole tree).

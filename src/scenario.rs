@@ -74,6 +74,10 @@ pub struct Scenario {
     /// What besides the file made this scenario (for the replay command).
     #[serde(skip)]
     pub inputs: Inputs,
+    /// Where the first `restart_server` step stands (`FILE:LINE:COLUMN`, or its path in the
+    /// file): a run against a target is refused with it before any connection.
+    #[serde(skip)]
+    pub restart_step: Option<String>,
 }
 
 /// The environment variables and `--set` arguments a scenario was read with.
@@ -426,6 +430,10 @@ pub enum Fault {
     Close,
     /// Connect again as the same user, after a delay.
     Reconnect(ReconnectStep),
+    /// Not the client's own fault: the driver stops the embedded reference server and starts
+    /// it again on the same address with the same store (`restart_server`); every client's
+    /// connection drops, and each reconnects as its flow says. Refused against a target.
+    RestartServer,
 }
 
 /// `reconnect`: wait `after` (plus up to `jitter`, seeded), connect again; a failed attempt is
@@ -623,7 +631,31 @@ impl Scenario {
                     format!("field `thresholds`: {message}"),
                 )
             })?;
+        let mut scenario = scenario;
+        scenario.restart_step = scenario.restart_step_path().map(|path| {
+            let place = crate::yaml_path::locate(&source.text, &path)
+                .map(|(line, column)| source.place(line, column));
+            match place {
+                Some(Place::File { line, column, .. }) => format!("{origin}:{line}:{column}"),
+                Some(Place::Set(arg)) => format!("--set {arg}"),
+                None => format!("{origin}: {path}"),
+            }
+        });
         Ok(scenario)
+    }
+
+    /// The path in the file of the first `restart_server` step (`clients[NAME].flow[I]...`).
+    fn restart_step_path(&self) -> Option<String> {
+        fn find(steps: &[Step], at: &str) -> Option<String> {
+            steps.iter().enumerate().find_map(|(i, step)| match step {
+                Step::Fault(Fault::RestartServer) => Some(format!("{at}[{i}]")),
+                Step::Loop(l) => find(&l.steps, &format!("{at}[{i}].loop.steps")),
+                _ => None,
+            })
+        }
+        self.clients
+            .iter()
+            .find_map(|g| find(&g.flow, &format!("clients[{}].flow", g.name)))
     }
 
     /// Each threshold's metric is one the dialect can record (a typo must not run the whole
@@ -704,7 +736,7 @@ fn check_steps(steps: &[Step], spec: &dialect::DialectSpec, at: &str) -> Result<
                 let Some(op_spec) = spec.op(&op.op) else {
                     let known: Vec<&str> = spec.ops.iter().map(|o| o.name).collect();
                     return Err(format!(
-                        "{at}[{i}]: `{}` is not an operation of dialect `{}`; expected one of: think, loop, expect, send, drop_heartbeats, vanish, stall, close, reconnect, {}",
+                        "{at}[{i}]: `{}` is not an operation of dialect `{}`; expected one of: think, loop, expect, send, drop_heartbeats, vanish, stall, close, reconnect, restart_server, {}",
                         op.op,
                         spec.name,
                         known.join(", ")
@@ -967,7 +999,7 @@ impl SendStep {
     }
 }
 
-const GENERIC_STEPS: &str = "think, loop, expect, send, drop_heartbeats, vanish, stall, close, reconnect, or an operation of the dialect";
+const GENERIC_STEPS: &str = "think, loop, expect, send, drop_heartbeats, vanish, stall, close, reconnect, restart_server, or an operation of the dialect";
 
 impl<'de> Deserialize<'de> for Step {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -988,6 +1020,7 @@ impl<'de> Deserialize<'de> for Step {
                     "drop_heartbeats" => Ok(Step::Fault(Fault::DropHeartbeats)),
                     "vanish" => Ok(Step::Fault(Fault::Vanish)),
                     "close" => Ok(Step::Fault(Fault::Close)),
+                    "restart_server" => Ok(Step::Fault(Fault::RestartServer)),
                     "reconnect" => Ok(Step::Fault(Fault::Reconnect(ReconnectStep {
                         after: None,
                         jitter: None,
@@ -1089,6 +1122,18 @@ clients:
             - action: \"05\"
       - leave_room
 ";
+
+    #[test]
+    fn a_restart_step_is_located_where_the_file_has_it() {
+        let s = Scenario::parse(GOOD, "good.yaml").unwrap();
+        assert_eq!(s.restart_step, None);
+        let text = GOOD.replace(
+            "            - action: \"05\"\n",
+            "            - action: \"05\"\n            - restart_server\n",
+        );
+        let s = Scenario::parse(&text, "r.yaml").unwrap();
+        assert_eq!(s.restart_step.as_deref(), Some("r.yaml:17:15"));
+    }
 
     #[test]
     fn parses_a_good_scenario() {

@@ -60,6 +60,12 @@ pub const MAX_MSG_BYTES: usize = 16 * 1024;
 /// Messages kept per conversation for `chistory`; a larger `len` gets these.
 pub const HISTORY_KEPT: usize = 1000;
 
+/// The most bytes of kept messages (their JSON) one `saoff` carries: a larger backlog is handed
+/// over in parts, one per `caoff`, each with `more: true` while more are kept. Under the 64 KiB
+/// frame a client is told it may be sent ([`crate::MAX_PAYLOAD_BYTES`]) with room for the
+/// envelope; one message (at most [`MAX_MSG_BYTES`], escaped) always fits.
+pub const SAOFF_BUDGET_BYTES: usize = 48 * 1024;
+
 /// The namespaces, in the order a client opens them.
 pub const NAMESPACES: [&str; 4] = ["/", "/friend", "/group", "/server"];
 
@@ -218,14 +224,17 @@ impl ChatState {
                 .ok();
         }));
         let state = Arc::clone(self);
-        socket.on_disconnect(Inline(move |s: SocketRef, _: DisconnectReason| {
-            state.detach(ns, &s)
+        socket.on_disconnect(Inline(move |s: SocketRef, reason: DisconnectReason| {
+            // A server shutting down tells nobody: its users did not go offline by themselves,
+            // and a killed process could not tell them either.
+            let announce = !matches!(reason, DisconnectReason::ClosingServer);
+            state.detach(ns, &s, announce)
         }));
     }
 
     /// The `/` socket gone ends the connection's session: the user is offline on it (and
-    /// `foffline` goes out if it was the user's last).
-    fn detach(&self, ns: &'static str, socket: &SocketRef) {
+    /// `foffline` goes out if it was the user's last, when `announce`).
+    fn detach(&self, ns: &'static str, socket: &SocketRef, announce: bool) {
         let key = link_key(socket);
         let mut inner = lock(&self.inner);
         let conns = &mut inner.conns;
@@ -250,7 +259,7 @@ impl ChatState {
             if last {
                 conns.online.remove(&user);
             }
-            if last || self.faults.chat_presence_every_connection {
+            if announce && (last || self.faults.chat_presence_every_connection) {
                 self.presence(conns, user, "foffline", "offline");
             }
         }
@@ -421,7 +430,10 @@ impl ChatState {
     }
 
     fn offline_sync(&self, inner: &mut Inner, user: u64, socket: &SocketRef) -> Outcome {
-        let kept = inner.store.take(user).map_err(|_| errors::STORE_FAILED)?;
+        let (kept, more) = inner
+            .store
+            .take(user, SAOFF_BUDGET_BYTES)
+            .map_err(|_| errors::STORE_FAILED)?;
         let (mut flogs, mut glogs) = (Vec::new(), Vec::new());
         let mut last = 0;
         for (seq, kind, body) in kept {
@@ -437,6 +449,7 @@ impl ChatState {
             "to": self.name(user),
             "flogs": flogs,
             "glogs": glogs,
+            "more": more,
         });
         // Deleted only once the answer is on its way: a connection already closing keeps them.
         if socket.emit("saoff", &out).is_ok() && last > 0 && !self.faults.chat_offline_twice {
@@ -540,20 +553,31 @@ impl Store {
         Ok(())
     }
 
-    /// Everything kept for `user`, oldest first, as (seq, kind, body).
-    fn take(&self, user: u64) -> rusqlite::Result<Vec<(i64, Kind, String)>> {
+    /// The oldest messages kept for `user`, as (seq, kind, body), as many as fit in `budget`
+    /// bytes of bodies (at least one); and whether more are kept.
+    #[allow(clippy::type_complexity)]
+    fn take(&self, user: u64, budget: usize) -> rusqlite::Result<(Vec<(i64, Kind, String)>, bool)> {
         let mut stmt = self.db.prepare_cached(
             "SELECT seq, kind, body FROM offline WHERE user_id = ?1 ORDER BY seq",
         )?;
-        let rows = stmt.query_map(params![user as i64], |r| {
+        let mut rows = stmt.query_map(params![user as i64], |r| {
             let kind = if r.get::<_, i64>(1)? == 1 {
                 Kind::Group
             } else {
                 Kind::Friend
             };
-            Ok((r.get(0)?, kind, r.get(2)?))
+            Ok((r.get(0)?, kind, r.get::<_, String>(2)?))
         })?;
-        rows.collect()
+        let (mut taken, mut bytes) = (Vec::new(), 0);
+        for row in rows.by_ref() {
+            let row = row?;
+            bytes += row.2.len();
+            if bytes > budget && !taken.is_empty() {
+                return Ok((taken, true));
+            }
+            taken.push(row);
+        }
+        Ok((taken, false))
     }
 
     fn forget(&self, user: u64, through: i64) -> rusqlite::Result<()> {
@@ -620,7 +644,13 @@ pub const DIALECT: crate::Dialect = crate::Dialect {
     name: "chat",
     summary: "Friends and groups on four namespaces (seed 001): auth-c, sendfsmg, presence, offline sync, history",
     serve: |io, fixtures, faults| {
-        match ChatState::open(fixtures, faults, &crate::store::location()) {
+        // The `volatile-store` fault: memory, whatever the server was told.
+        let location = if faults.chat_volatile_store {
+            crate::store::IN_MEMORY.to_string()
+        } else {
+            crate::store::location()
+        };
+        match ChatState::open(fixtures, faults, &location) {
             Ok(state) => install(io, Arc::new(state)),
             Err(why) => crate::store::fail(why),
         }
@@ -638,7 +668,8 @@ mod tests {
         s.keep(1, Kind::Friend, "a").unwrap();
         s.keep(1, Kind::Group, "b").unwrap();
         s.keep(2, Kind::Friend, "c").unwrap();
-        let kept = s.take(1).unwrap();
+        let (kept, more) = s.take(1, usize::MAX).unwrap();
+        assert!(!more);
         assert_eq!(
             kept.iter()
                 .map(|(_, k, b)| (*k, b.as_str()))
@@ -653,6 +684,26 @@ mod tests {
         }
         assert_eq!(s.recent("f:1:2", 3).unwrap(), vec!["2", "3", "4"]);
         assert_eq!(conversation(2, 1), conversation(1, 2));
+    }
+
+    #[test]
+    fn a_backlog_is_taken_in_parts_of_the_budget_oldest_first() {
+        let s = Store::open(":memory:").unwrap();
+        for i in 0..10 {
+            s.keep(1, Kind::Friend, &format!("{i:>10}")).unwrap();
+        }
+        // 25 bytes hold two bodies of 10; one body always goes, whatever its size.
+        let (part, more) = s.take(1, 25).unwrap();
+        assert_eq!(part.len(), 2);
+        assert!(more);
+        let (part, more) = s.take(1, 5).unwrap();
+        assert_eq!(part.len(), 1);
+        assert!(more);
+        s.forget(1, part[0].0).unwrap();
+        let (rest, more) = s.take(1, 1000).unwrap();
+        assert_eq!(rest.len(), 9);
+        assert_eq!(rest[0].2, format!("{:>10}", 1));
+        assert!(!more);
     }
 
     #[test]

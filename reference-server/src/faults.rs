@@ -11,7 +11,8 @@
 //! `chat-presence-every-connection`, `chat-accept-before-auth`, `chat-history-unordered`,
 //! `voice-exit-to-everyone`, `voice-exit-to-nobody`, `voice-no-failover`,
 //! `voice-sign-unchecked`, `voice-seat-kept`, `push-no-kick`, `push-kicked-still-receives`,
-//! `push-alter-data`, `push-no-room-taken`, `push-wrong-http-code`, `push-wrong-return-code`.
+//! `push-alter-data`, `push-no-room-taken`, `push-wrong-http-code`, `push-wrong-return-code`,
+//! `chat-volatile-store`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -102,6 +103,9 @@ pub enum Fault {
     ChatAcceptBeforeAuth,
     /// chat: `shistory` lists the messages newest first.
     ChatHistoryUnordered,
+    /// chat: the store is kept in memory whatever `--chat-db` says: a restart of the server
+    /// loses every kept message.
+    ChatVolatileStore,
     /// voice: a departure's `exit_room` goes to every remaining member, not exactly one.
     VoiceExitToEveryone,
     /// voice: a departure's `exit_room` goes to nobody.
@@ -150,7 +154,7 @@ pub enum FaultParseError {
          chat-history-unordered, voice-exit-to-everyone, voice-exit-to-nobody, \
          voice-no-failover, voice-sign-unchecked, voice-seat-kept, push-no-kick, \
          push-kicked-still-receives, push-alter-data, push-no-room-taken, push-wrong-http-code, \
-         push-wrong-return-code)"
+         push-wrong-return-code, chat-volatile-store)"
     )]
     Unknown(String),
     #[error("fault {0} takes no value")]
@@ -214,6 +218,7 @@ impl FromStr for Fault {
             "chat-presence-every-connection" => bare(Fault::ChatPresenceEveryConnection),
             "chat-accept-before-auth" => bare(Fault::ChatAcceptBeforeAuth),
             "chat-history-unordered" => bare(Fault::ChatHistoryUnordered),
+            "chat-volatile-store" => bare(Fault::ChatVolatileStore),
             "voice-exit-to-everyone" => bare(Fault::VoiceExitToEveryone),
             "voice-exit-to-nobody" => bare(Fault::VoiceExitToNobody),
             "voice-no-failover" => bare(Fault::VoiceNoFailover),
@@ -263,6 +268,7 @@ impl fmt::Display for Fault {
             Fault::ChatPresenceEveryConnection => f.write_str("chat-presence-every-connection"),
             Fault::ChatAcceptBeforeAuth => f.write_str("chat-accept-before-auth"),
             Fault::ChatHistoryUnordered => f.write_str("chat-history-unordered"),
+            Fault::ChatVolatileStore => f.write_str("chat-volatile-store"),
             Fault::VoiceExitToEveryone => f.write_str("voice-exit-to-everyone"),
             Fault::VoiceExitToNobody => f.write_str("voice-exit-to-nobody"),
             Fault::VoiceNoFailover => f.write_str("voice-no-failover"),
@@ -312,6 +318,7 @@ pub struct FaultSet {
     pub chat_presence_every_connection: bool,
     pub chat_accept_before_auth: bool,
     pub chat_history_unordered: bool,
+    pub chat_volatile_store: bool,
     pub voice_exit_to_everyone: bool,
     pub voice_exit_to_nobody: bool,
     pub voice_no_failover: bool,
@@ -360,6 +367,7 @@ impl FaultSet {
                 Fault::ChatPresenceEveryConnection => set.chat_presence_every_connection = true,
                 Fault::ChatAcceptBeforeAuth => set.chat_accept_before_auth = true,
                 Fault::ChatHistoryUnordered => set.chat_history_unordered = true,
+                Fault::ChatVolatileStore => set.chat_volatile_store = true,
                 Fault::VoiceExitToEveryone => set.voice_exit_to_everyone = true,
                 Fault::VoiceExitToNobody => set.voice_exit_to_nobody = true,
                 Fault::VoiceNoFailover => set.voice_no_failover = true,
@@ -446,6 +454,7 @@ mod tests {
             "push-no-room-taken",
             "push-wrong-http-code",
             "push-wrong-return-code",
+            "chat-volatile-store",
         ] {
             let fault: Fault = spec.parse().unwrap();
             assert_eq!(fault.to_string(), spec);

@@ -352,7 +352,20 @@ online member, the sender's own SHOULD), `/server` system events: `ctime` → `s
 connection is set by `auth-c` on `/`; events before it MUST have no effect (an answer is \
 allowed, none too). A forged `from` MUST have no effect. A message that reached none of the \
 target's connections MUST NOT be lost: it comes once, in the `saoff` answering the target's next \
-`caoff`, also across a restart of the server. `fonline` / `foffline` go to each online friend \
+`caoff`, also across a restart of the server. How a backlog is split is the server's choice \
+(one `saoff`, several answering one `caoff`, one part per `caoff`, or parts pushed unasked: a \
+`saoff` no request waits for is a further part, not unsolicited); every message MUST come exactly \
+once, and a `saoff` whose lists are both empty ends the handover: what is still owed then is \
+`missing` (a checker asks again until it gets one). A message sent within a deadline of its \
+target's logout or login may be delivered live or kept, either once; kept just before a login \
+it may still come live after the empty `saoff`, and is missing only if it has come neither way \
+twice the deadline after the send while that connection stayed. The reference server sends at most 48 KiB \
+of messages per `saoff`, with `more: true` while more are kept. A restart (the scenario step \
+`restart_server`, embedded server only; refused against a target) is judged so: a connection \
+the restart dropped is no `unexpected-close` and its departure is owed to nobody, a connect \
+while the server is down is no `connect-failed`, a message sent within one deadline of the \
+restart may have been lost with the stopping server (owed only if it comes, once), and every \
+message kept before that is owed after the restart exactly once. `fonline` / `foffline` go to each online friend \
 when a user's connection count goes 0→1 / 1→0 (the seed marks them client events, copied from \
 its template: the server-sent direction, the event names `caoff`/`saoff`/`ctime`/`stime`/\
 `chistory`/`shistory` and the error event `err` are decisions, SHOULD or INFO). User ids on \

@@ -3,6 +3,7 @@
 //! histograms saw into a [`RunResult`]. Presenting it is the report module's job.
 
 mod backend;
+mod embedded;
 mod http;
 mod progress;
 mod vu;
@@ -84,6 +85,8 @@ pub struct Shared {
     pub oplog: Option<std::sync::Mutex<OpLog>>,
     /// Requests sent per operation, in the order of the dialect's `ops`.
     pub sent_by_op: Box<[Counter]>,
+    /// The embedded reference server (none against a target): `restart_server` restarts it.
+    pub embedded: Option<Arc<embedded::Embedded>>,
 }
 
 impl Shared {
@@ -293,9 +296,14 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
     // The target: a given server, or the embedded reference server on a free loopback port.
     let explicit_target = opts.target.clone().or_else(|| scenario.target.clone());
     let has_target = explicit_target.is_some();
+    if let (Some(target), Some(at)) = (&explicit_target, &scenario.restart_step) {
+        return Err(RunError::Setup(restart_refused(at, target)));
+    }
     let embedded = match &explicit_target {
         Some(_) => None,
-        None => Some(start_embedded(&scenario, &fixtures, &opts.server_faults).await?),
+        None => Some(Arc::new(
+            start_embedded(&scenario, &fixtures, &opts.server_faults).await?,
+        )),
     };
     let target = explicit_target.unwrap_or_else(|| embedded.as_ref().expect("embedded").url());
 
@@ -410,6 +418,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         overloaded: AtomicBool::new(false),
         aborted: std::sync::OnceLock::new(),
         scenario: scenario.clone(),
+        embedded: embedded.clone(),
     });
     // Names for reports: fixture rooms by their names, users' own rooms by the user.
     for r in &fixtures.rooms {
@@ -507,7 +516,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         samples.push(sample(&shared));
         crate::timeline::Timeline::from_samples(&samples, shared.oracle.violations_per_second())
     };
-    if let Some(server) = embedded {
+    if let Some(server) = &embedded {
         server.shutdown().await;
     }
 
@@ -650,15 +659,26 @@ async fn start_embedded(
     scenario: &Scenario,
     fixtures: &Fixtures,
     faults: &[String],
-) -> Result<reference_server::RunningServer, RunError> {
+) -> Result<embedded::Embedded, RunError> {
     let settings = scenario.server_settings();
-    start_reference_server(
+    let config = reference_server_config(
         &scenario.dialect.0,
         fixtures,
         (settings.ping_interval.0, settings.ping_timeout.0),
         faults,
+    )?;
+    embedded::Embedded::start(config, scenario.restart_step.is_some())
+        .await
+        .map_err(|e| RunError::Setup(format!("cannot start the embedded reference server: {e}")))
+}
+
+/// Why a scenario with a `restart_server` step (at `at`) cannot run against `target`.
+pub fn restart_refused(at: &str, target: &str) -> String {
+    format!(
+        "{at}: `restart_server` restarts the embedded reference server; roomrig cannot restart \
+         the target {target}. Run the scenario without a target, or remove the step and restart \
+         the target yourself"
     )
-    .await
 }
 
 /// Starts the bundled reference server in this process on a free loopback port, with the
@@ -666,9 +686,23 @@ async fn start_embedded(
 pub async fn start_reference_server(
     dialect: &str,
     fixtures: &Fixtures,
-    (ping_interval, ping_timeout): (Duration, Duration),
+    heartbeat: (Duration, Duration),
     faults: &[String],
 ) -> Result<reference_server::RunningServer, RunError> {
+    let config = reference_server_config(dialect, fixtures, heartbeat, faults)?;
+    reference_server::start(config)
+        .await
+        .map_err(|e| RunError::Setup(format!("cannot start the embedded reference server: {e}")))
+}
+
+/// The embedded server's configuration: a free loopback port, the heartbeat (pingInterval,
+/// pingTimeout) and test-only faults.
+fn reference_server_config(
+    dialect: &str,
+    fixtures: &Fixtures,
+    (ping_interval, ping_timeout): (Duration, Duration),
+    faults: &[String],
+) -> Result<reference_server::ServerConfig, RunError> {
     let dialect = dialect
         .parse::<reference_server::Dialect>()
         .map_err(|e| RunError::Setup(format!("embedded server: {e}")))?;
@@ -693,9 +727,7 @@ pub async fn start_reference_server(
             Ok(fault)
         })
         .collect::<Result<_, _>>()?;
-    reference_server::start(config)
-        .await
-        .map_err(|e| RunError::Setup(format!("cannot start the embedded reference server: {e}")))
+    Ok(config)
 }
 
 /// The Engine.IO version to run with: detected for `auto`, or the fixed one if the target

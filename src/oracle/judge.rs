@@ -194,6 +194,11 @@ pub struct Client {
 }
 
 impl Client {
+    /// When the current connection was made.
+    pub fn session_began(&self) -> Micros {
+        self.session_began
+    }
+
     pub fn new(me: ClientId) -> Client {
         Client {
             me,
@@ -401,6 +406,19 @@ impl Judge<'_> {
         c.foreign_errors.clear();
         c.assumed.clear();
         c.tolerated_errors.clear();
+    }
+
+    /// The connection was dropped by a restart of the server at `now` (see
+    /// [`crate::oracle::Oracle::dropped_by_restart`]): expected, and the departure tells
+    /// nobody (the stopped server cannot, the restarted one never knew it).
+    pub fn closed_by_restart(&self, c: &mut Client, now: Micros) -> CloseVerdict {
+        if !c.connected {
+            return CloseVerdict::NotConnected;
+        }
+        c.departure_announced = true;
+        self.departed(c, now);
+        c.closing = Closing::Unexpected;
+        CloseVerdict::Expected
     }
 
     /// The server (or the network) closed the connection at `now`, for `reason`.
@@ -1147,7 +1165,16 @@ impl Judge<'_> {
                 } => self.on_fifo_broadcast(c, spec, payload, sender, value_field, now),
                 Attribution::Kicked => self.on_kick(c, spec, payload, now),
                 Attribution::KeptReply { lists, content } => {
-                    self.on_reply(c, spec, payload, now);
+                    // A server may split a backlog over several replies to one request, or
+                    // hand it over unasked: one with no request waiting is a further part.
+                    let asked = c.pending.iter().any(
+                        |p| matches!(p.kind, PendingKind::Reply { event, .. } if event == spec.name),
+                    );
+                    if asked {
+                        self.on_reply(c, spec, payload, now);
+                    } else {
+                        self.check_reply_content(c, spec.name, payload, now);
+                    }
                     self.on_kept(c, spec.name, payload, lists, content, now);
                 }
                 Attribution::Greeting => {
@@ -1179,6 +1206,30 @@ impl Judge<'_> {
         if !c.received_since_step.iter().any(|n| n == name) {
             c.received_since_step.push(name.to_string());
         }
+    }
+
+    /// The dialect's check of a reply's content; returns the reply as a `Value`.
+    fn check_reply_content(
+        &self,
+        c: &Client,
+        event: &'static str,
+        payload: &Json<'_>,
+        now: Micros,
+    ) -> Value {
+        let ctx = self.roster.context(c.me, c.seq);
+        // Replies are rare: the dialect's check reads a `Value`.
+        let value = payload.to_value();
+        if let Err(msg) = (self.spec.check_reply)(event, &value, &ctx) {
+            self.oracle.violate(
+                c.me,
+                event,
+                Check::ReplyContent,
+                now,
+                msg,
+                shape::excerpt(&value),
+            );
+        }
+        value
     }
 
     fn on_reply(&self, c: &mut Client, spec: &'static EventSpec, payload: &Json<'_>, now: Micros) {
@@ -1246,18 +1297,7 @@ impl Judge<'_> {
             );
         }
         let ctx = self.roster.context(c.me, c.seq);
-        // Replies are rare: the dialect's check reads a `Value`.
-        let value = payload.to_value();
-        if let Err(msg) = (self.spec.check_reply)(event, &value, &ctx) {
-            self.oracle.violate(
-                c.me,
-                event,
-                Check::ReplyContent,
-                now,
-                msg,
-                shape::excerpt(&value),
-            );
-        }
+        let value = self.check_reply_content(c, event, payload, now);
         // A server that places the joiner in another room than the users file says serves
         // other users than the run assumes: every later membership verdict would blame it.
         if let (Some(placed_in), Some((home, _))) = (self.spec.placed_in, ctx.home) {
@@ -1386,10 +1426,13 @@ impl Judge<'_> {
         now: Micros,
     ) {
         let mut items = Vec::new();
+        // Empty lists end a handover: whatever is still owed was lost.
+        let mut complete = true;
         for list in lists {
             let Some(Json::Arr(elements)) = payload.get(list) else {
                 continue;
             };
+            complete &= elements.is_empty();
             for e in elements {
                 match e
                     .get(content)
@@ -1410,9 +1453,14 @@ impl Judge<'_> {
         }
         let room = user_room(&self.roster.users[c.me as usize].username);
         let mut handed = Vec::new();
-        let faults =
-            self.oracle
-                .deferred_received(c.me, room, event, &items, c.session_began, &mut handed);
+        let faults = self.oracle.deferred_received(
+            room,
+            event,
+            &items,
+            (c.me, c.session_began),
+            complete,
+            &mut handed,
+        );
         // Offline delivery latency: from the send to the reply that handed it over.
         for sent in handed {
             let waited = now.saturating_sub(sent);

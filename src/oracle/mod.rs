@@ -22,6 +22,7 @@ pub mod attribution;
 pub mod contest;
 pub mod json;
 pub mod judge;
+mod restart;
 pub mod rules;
 pub mod shape;
 
@@ -116,6 +117,9 @@ struct Broadcast {
     one: Option<OneMember>,
     /// A kick (see [`Oracle::kick_sent`]): matched by room and receiver, not by sender.
     kick: bool,
+    /// A delivery the server keeps for the user when none of its connections gets it, handed
+    /// over in this reply (see [`Oracle::deferrable_sent`]).
+    kept_via: Option<&'static str>,
 }
 
 impl Broadcast {
@@ -179,6 +183,15 @@ struct Stored {
     /// A connection of the user was in its join or leave window when it was sent: it may have
     /// been delivered live instead.
     maybe_live: bool,
+    /// Sent while the server was being restarted (or just before): the stopping server may
+    /// never have read it, so it is owed only if it comes (see [`restart`]).
+    maybe_lost: bool,
+    /// The connection (client, join time) of the user that joined less than a deadline after
+    /// the send: the server may have read the send after that login and delivered it live.
+    live_to: Option<(ClientId, Micros)>,
+    /// A handover on that connection said nothing more is kept: unless it arrives live there
+    /// by this time (while the connection stays), it is missing (see [`Oracle::sweep`]).
+    live_by: Option<Micros>,
 }
 
 /// A member's interval in a room.
@@ -207,6 +220,41 @@ struct Room {
 }
 
 impl Room {
+    /// Kept deliveries a handover left to arrive live on the connection that logged in just
+    /// after they were sent, past their time: missing if that connection stayed, forgotten
+    /// (no longer owed) if it went away first, as the delivery may have gone with it.
+    fn kept_not_live(&mut self, now: Micros) -> Vec<MissingDelivery> {
+        let mut missing = Vec::new();
+        let members = &self.members;
+        self.stored.retain_mut(|s| {
+            let (Some(by), Some((client, joined))) = (s.live_by, s.live_to) else {
+                return true;
+            };
+            if now != Micros::MAX && now <= by {
+                return true;
+            }
+            let stayed = members.iter().any(|m| {
+                m.client == client && m.join_sent == joined && m.left.is_none_or(|l| l > by)
+            });
+            if !stayed {
+                s.live_by = None;
+                s.live_to = None;
+                return true;
+            }
+            missing.push(MissingDelivery {
+                receiver: client,
+                event: s.via,
+                sender: s.sender,
+                sent: s.sent,
+                because: Some(
+                    "kept for this user just before it logged in: owed live or in the handover, and neither came",
+                ),
+            });
+            false
+        });
+        missing
+    }
+
     /// Nobody in it, nothing in flight, nothing kept or handed over.
     fn is_idle(&self) -> bool {
         self.members.is_empty()
@@ -229,6 +277,29 @@ impl Room {
                     b.required.swap_remove(k);
                     if !b.received.contains(&client) {
                         b.conditional.push(client);
+                    }
+                    // The server may have seen the user gone first and kept it: then it is
+                    // handed over once later, but owed only if it comes.
+                    if let (Some(via), Some(seq), true) = (b.kept_via, b.seq, b.received.is_empty())
+                    {
+                        let (sender, event, sent) = (b.sender, b.event, b.sent);
+                        if !self
+                            .stored
+                            .iter()
+                            .any(|s| s.sender == sender && s.seq == seq)
+                        {
+                            self.stored.push(Stored {
+                                event,
+                                via,
+                                sender,
+                                seq,
+                                sent,
+                                maybe_live: true,
+                                maybe_lost: false,
+                                live_to: None,
+                                live_by: None,
+                            });
+                        }
                     }
                 }
             }
@@ -442,6 +513,8 @@ pub struct Oracle {
     /// Clients whose broadcasts travel as HTTP requests, several in flight at once on pooled
     /// connections: a server cannot keep an order among them, so none is judged.
     unordered: Box<[std::sync::atomic::AtomicBool]>,
+    /// The restarts of the embedded server during the run (see [`restart`]).
+    restarts: std::sync::RwLock<Vec<restart::Window>>,
 }
 
 impl Oracle {
@@ -476,6 +549,7 @@ impl Oracle {
             per_second: Mutex::new(BTreeMap::new()),
             contests: Mutex::new(IntMap::default()),
             unordered: (0..usernames_len).map(|_| Default::default()).collect(),
+            restarts: std::sync::RwLock::new(Vec::new()),
         }
     }
 
@@ -725,6 +799,14 @@ impl Oracle {
         {
             return;
         }
+        // A delivery kept for the user less than a deadline ago may still be read by the server
+        // after this login, and then go to this connection live instead (and be lost with it
+        // if it closes): allowed in the next handover, no longer owed there.
+        let since = at.saturating_sub(self.deadline);
+        for s in r.stored.iter_mut().filter(|s| s.sent >= since) {
+            s.maybe_live = true;
+            s.live_to.get_or_insert((client, at));
+        }
         // A new membership: what this client receives from now on may belong to it, so the
         // evidence against its earlier one is settled now, from what it had received so far.
         for i in 0..r.outstanding.len() {
@@ -939,6 +1021,7 @@ impl Oracle {
             received: Vec::new(),
             one: None,
             kick: false,
+            kept_via: None,
         });
         allowed
     }
@@ -1085,9 +1168,24 @@ impl Oracle {
         let Some(seq) = seq else {
             return allowed;
         };
+        // Held while it is stored, so a restart that begins meanwhile marks it (see
+        // [`restart`]).
+        let restarts = self.restarts.read().unwrap_or_else(|e| e.into_inner());
+        let maybe_lost = restart::may_lose(&restarts, at, self.deadline);
         let mut shard = self.shard(room);
         let r = shard.entry(room).or_default();
-        let required = r.outstanding.back().is_some_and(|b| !b.required.is_empty());
+        let this = r
+            .outstanding
+            .iter_mut()
+            .rev()
+            .find(|b| b.sender == sender && b.seq == Some(seq) && b.event == event);
+        let required = match this {
+            Some(b) => {
+                b.kept_via = Some(via);
+                !b.required.is_empty()
+            }
+            None => false,
+        };
         if allowed && !required {
             let maybe_live = r
                 .members
@@ -1100,25 +1198,30 @@ impl Oracle {
                 seq,
                 sent: at,
                 maybe_live,
+                maybe_lost,
+                live_to: None,
+                live_by: None,
             });
         }
         allowed
     }
 
-    /// The reply `via` handed `receiver` the kept deliveries `items` (sender, seq) of its user
-    /// room, in a session that began at `session_began` (`handed` gets the send time of each
-    /// item handed over). Returns the faults: an item not kept
-    /// (or handed over before) and every item kept before the session began and not in it.
+    /// The reply `via` handed the kept deliveries `items` (sender, seq) of a user's room to
+    /// one of its connections, in a session that began at `session_began` (`handed` gets the send time of each
+    /// item handed over). Returns the faults: an item not kept (or handed over before) and,
+    /// when the reply is `complete` (its lists are empty: the server says nothing more is
+    /// kept), every item kept before the session began and not handed over yet. A non-empty
+    /// reply may be one part of a backlog the server splits (several replies to one request,
+    /// or one per request): what it leaves out is owed by a later one.
     pub fn deferred_received(
         &self,
-        receiver: ClientId,
         room: RoomKey,
         via: &str,
         items: &[(ClientId, u64)],
-        session_began: Micros,
+        (receiver, session_began): (ClientId, Micros),
+        complete: bool,
         handed: &mut Vec<Micros>,
     ) -> Vec<(Check, String)> {
-        let _ = receiver;
         let mut faults = Vec::new();
         let mut shard = self.shard(room);
         let r = shard.entry(room).or_default();
@@ -1146,11 +1249,25 @@ impl Oracle {
                 ));
             }
         }
+        if !complete {
+            return faults;
+        }
+        // One that may still come live on this very connection: owed there, by its deadline.
+        for s in r.stored.iter_mut() {
+            if s.via == via
+                && !s.maybe_lost
+                && s.live_to
+                    .is_some_and(|(c, joined)| c == receiver && joined >= session_began)
+            {
+                s.live_by.get_or_insert(s.sent + 2 * self.deadline);
+            }
+        }
         let owed: Vec<usize> = (0..r.stored.len())
             .filter(|&i| {
                 r.stored[i].via == via
                     && r.stored[i].sent < session_began
                     && !r.stored[i].maybe_live
+                    && !r.stored[i].maybe_lost
             })
             .collect();
         for &i in owed.iter().rev() {
@@ -1366,6 +1483,7 @@ impl Oracle {
         for shard in self.rooms.iter() {
             let mut shard = lock(shard);
             for r in shard.values_mut() {
+                missing.extend(r.kept_not_live(now));
                 while r
                     .outstanding
                     .front()

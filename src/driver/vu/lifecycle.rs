@@ -58,9 +58,12 @@ impl Vu {
             }
             Err(e) => {
                 shared.counters.connect_errors.inc();
-                shared
-                    .judge()
-                    .connect_failed(&self.client, now, e.to_string());
+                // The server is down for a `restart_server`: the flow's reconnect retries.
+                if !shared.oracle.restarting(now) {
+                    shared
+                        .judge()
+                        .connect_failed(&self.client, now, e.to_string());
+                }
                 Err(())
             }
         }
@@ -138,6 +141,27 @@ impl Vu {
                 self.note(|| "close".into());
                 self.disconnect().await;
                 Some(now)
+            }
+            Fault::RestartServer => {
+                self.note(|| "restart_server".into());
+                let Some(server) = shared.embedded.clone() else {
+                    // Refused before the run against a target; nothing to restart.
+                    return Some(now);
+                };
+                shared.oracle.restart_began(now);
+                let restarted = server.restart().await;
+                let at = shared.now();
+                shared.oracle.restart_ended(at);
+                if let Err(e) = restarted {
+                    tracing::error!("{e}");
+                    eprintln!("error: {e}");
+                }
+                // This client's own connection went with the old server.
+                if self.conn.take().is_some() {
+                    shared.counters.active.dec();
+                    shared.judge().closed_by_restart(&mut self.client, at);
+                }
+                Some(at)
             }
             Fault::Stall(d) => {
                 self.note(|| format!("stall {d}"));
@@ -238,7 +262,12 @@ impl Vu {
         };
         debug_assert_eq!(gave_up.is_some(), reason.by_client(), "{reason:?}");
         drop(conn);
+        let began = self.client.session_began();
         let verdict = match gave_up {
+            // A `restart_server` dropped it (whoever noticed first).
+            _ if shared.oracle.dropped_by_restart(began, now) => {
+                shared.judge().closed_by_restart(&mut self.client, now)
+            }
             Some(why) => shared.judge().gave_up(&mut self.client, now, why),
             None => shared
                 .judge()

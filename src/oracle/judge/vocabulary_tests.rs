@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Client, Intent, Judge};
+use super::{Client, CloseVerdict, Intent, Judge};
 use crate::dialect::{
     content_id, named_room, user_room, Attribution, DialectSpec, Effect, ErrorStyle, EventSpec,
     OpContext, RoomOf, SenderKey, Wire,
@@ -752,7 +752,229 @@ fn a_message_lost_both_ways_is_missing() {
     authenticate(&w, &mut cs[1], 10 * D + 50);
     ask_kept(&w, &mut cs[1], 10 * D + 100);
     w.recv(&mut cs[1], "/server", "saoff", &saoff(&[]), 10 * D + 200);
+    // Not kept: it may still come live, the server having read it after the login.
+    assert_eq!(w.verdicts(11 * D), only(&[]));
     assert_eq!(w.verdicts(20 * D), only(&[("chat/saoff/missing", 1)]));
+}
+
+#[test]
+fn a_message_read_after_the_login_comes_live_after_the_empty_handover() {
+    let (w, mut cs) = World::new(&CHAT, 2);
+    authenticate(&w, &mut cs[0], 0);
+    let id = friend_message(&w, &mut cs[0], "user1", 10 * D);
+    authenticate(&w, &mut cs[1], 10 * D + 50);
+    ask_kept(&w, &mut cs[1], 10 * D + 100);
+    w.recv(&mut cs[1], "/server", "saoff", &saoff(&[]), 10 * D + 200);
+    let frame = format!(r#"{{"from":"user0","to":"user1","msg":"{id}"}}"#);
+    w.recv(&mut cs[1], "/friend", "receivefsmg", &frame, 11 * D);
+    assert_eq!(w.verdicts(20 * D), only(&[]));
+}
+
+#[test]
+fn a_message_owed_live_to_a_connection_that_went_away_is_not_missing() {
+    let (w, mut cs) = World::new(&CHAT, 2);
+    authenticate(&w, &mut cs[0], 0);
+    friend_message(&w, &mut cs[0], "user1", 10 * D);
+    authenticate(&w, &mut cs[1], 10 * D + 50);
+    ask_kept(&w, &mut cs[1], 10 * D + 100);
+    w.recv(&mut cs[1], "/server", "saoff", &saoff(&[]), 10 * D + 200);
+    // Gone before its deadline: the live delivery may have gone with it.
+    w.judge().departed(&mut cs[1], 11 * D);
+    assert_eq!(w.verdicts(20 * D), only(&[]));
+}
+
+/// Three messages kept for user1, which comes back at `10 D`; returns their ids.
+fn kept_three(w: &World, cs: &mut [Client]) -> Vec<String> {
+    authenticate(w, &mut cs[0], 0);
+    let ids = (0..3)
+        .map(|i| friend_message(w, &mut cs[0], "user1", D + i))
+        .collect();
+    authenticate(w, &mut cs[1], 10 * D);
+    ids
+}
+
+#[test]
+fn a_message_racing_its_targets_departure_may_be_kept_instead_once() {
+    for copies in [1, 2] {
+        let (w, mut cs) = World::new(&CHAT, 2);
+        authenticate(&w, &mut cs[0], 0);
+        authenticate(&w, &mut cs[1], 0);
+        // Sent while user1 was online, which leaves right after: the server may have seen it
+        // gone first and kept the message, never delivering it live.
+        let id = friend_message(&w, &mut cs[0], "user1", 5 * D);
+        w.judge().departed(&mut cs[1], 5 * D + D / 4);
+        authenticate(&w, &mut cs[1], 10 * D);
+        for k in 0..copies {
+            ask_kept(&w, &mut cs[1], 10 * D + 100 * (k + 1));
+            w.recv(
+                &mut cs[1],
+                "/server",
+                "saoff",
+                &saoff(&[&id]),
+                10 * D + 100 * (k + 1) + 10,
+            );
+        }
+        let expected: &[(&str, u64)] = if copies == 1 {
+            &[]
+        } else {
+            &[("chat/saoff/duplicate", 1)]
+        };
+        assert_eq!(w.verdicts(20 * D), only(expected), "copies: {copies}");
+    }
+    // Nothing kept is no fault either: it may have been lost with the departing connection.
+    let (w, mut cs) = World::new(&CHAT, 2);
+    authenticate(&w, &mut cs[0], 0);
+    authenticate(&w, &mut cs[1], 0);
+    friend_message(&w, &mut cs[0], "user1", 5 * D);
+    w.judge().departed(&mut cs[1], 5 * D + D / 4);
+    authenticate(&w, &mut cs[1], 10 * D);
+    ask_kept(&w, &mut cs[1], 10 * D + 100);
+    w.recv(&mut cs[1], "/server", "saoff", &saoff(&[]), 10 * D + 110);
+    assert_eq!(w.verdicts(20 * D), only(&[]));
+}
+
+#[test]
+fn a_backlog_split_over_several_saoff_passes_however_it_is_split() {
+    // One part per request; two parts to one request and one unasked; all at once.
+    let splits: [&[&[usize]]; 3] = [&[&[0], &[1], &[2]], &[&[0, 1], &[], &[2]], &[&[0, 1, 2]]];
+    for (k, parts) in splits.iter().enumerate() {
+        let (w, mut cs) = World::new(&CHAT, 2);
+        let ids = kept_three(&w, &mut cs);
+        let mut at = 10 * D + 100;
+        for (i, part) in parts.iter().enumerate() {
+            // The second split answers its first request twice, then hands over unasked.
+            if k != 1 || i == 0 {
+                ask_kept(&w, &mut cs[1], at);
+            }
+            let part: Vec<&str> = part.iter().map(|&n| ids[n].as_str()).collect();
+            if !part.is_empty() {
+                w.recv(&mut cs[1], "/server", "saoff", &saoff(&part), at + 10);
+            }
+            at += 100;
+        }
+        // Nothing more kept: the handover is complete.
+        ask_kept(&w, &mut cs[1], at);
+        w.recv(&mut cs[1], "/server", "saoff", &saoff(&[]), at + 10);
+        assert_eq!(w.verdicts(30 * D), only(&[]), "split {k}: {parts:?}");
+        assert_eq!(w.metrics.merged()["saoff.offline"].co.len(), 3);
+    }
+}
+
+#[test]
+fn a_split_backlog_that_ends_short_is_missing_and_a_repeated_part_is_a_duplicate() {
+    let (w, mut cs) = World::new(&CHAT, 2);
+    let ids = kept_three(&w, &mut cs);
+    ask_kept(&w, &mut cs[1], 10 * D + 100);
+    w.recv(
+        &mut cs[1],
+        "/server",
+        "saoff",
+        &saoff(&[&ids[0]]),
+        10 * D + 110,
+    );
+    // A part that leaves the rest out says nothing yet.
+    assert_eq!(w.verdicts(20 * D), only(&[]));
+    ask_kept(&w, &mut cs[1], 20 * D);
+    w.recv(&mut cs[1], "/server", "saoff", &saoff(&[]), 20 * D + 10);
+    assert_eq!(w.verdicts(30 * D), only(&[("chat/saoff/missing", 2)]));
+
+    let (w, mut cs) = World::new(&CHAT, 2);
+    let ids = kept_three(&w, &mut cs);
+    ask_kept(&w, &mut cs[1], 10 * D + 100);
+    w.recv(
+        &mut cs[1],
+        "/server",
+        "saoff",
+        &saoff(&[&ids[0], &ids[1]]),
+        10 * D + 110,
+    );
+    w.recv(
+        &mut cs[1],
+        "/server",
+        "saoff",
+        &saoff(&[&ids[1], &ids[2]]),
+        10 * D + 120,
+    );
+    assert_eq!(w.verdicts(30 * D), only(&[("chat/saoff/duplicate", 1)]));
+}
+
+#[test]
+fn a_message_kept_as_the_server_restarted_is_owed_only_if_it_comes() {
+    let (w, mut cs) = World::new(&CHAT, 2);
+    authenticate(&w, &mut cs[0], 0);
+    let before = friend_message(&w, &mut cs[0], "user1", D);
+    // Sent within a deadline of the restart: the stopping server may never have read it.
+    let racing = friend_message(&w, &mut cs[0], "user1", 10 * D);
+    w.oracle.restart_began(10 * D + D / 2);
+    assert!(w.oracle.restarting(10 * D + D / 2 + 1));
+    let during = friend_message(&w, &mut cs[0], "user1", 11 * D);
+    w.oracle.restart_ended(12 * D);
+    assert!(!w.oracle.restarting(12 * D + 1));
+    authenticate(&w, &mut cs[1], 20 * D);
+    ask_kept(&w, &mut cs[1], 20 * D + 100);
+    // The one kept well before the restart comes; the racing ones are lost or come once.
+    w.recv(
+        &mut cs[1],
+        "/server",
+        "saoff",
+        &saoff(&[&before, &racing]),
+        20 * D + 110,
+    );
+    ask_kept(&w, &mut cs[1], 20 * D + 200);
+    w.recv(&mut cs[1], "/server", "saoff", &saoff(&[]), 20 * D + 210);
+    assert_eq!(w.verdicts(30 * D), only(&[]));
+    // Once is all: the racing one again is a duplicate.
+    ask_kept(&w, &mut cs[1], 30 * D);
+    w.recv(
+        &mut cs[1],
+        "/server",
+        "saoff",
+        &saoff(&[&racing]),
+        30 * D + 10,
+    );
+    assert_eq!(w.verdicts(40 * D), only(&[("chat/saoff/duplicate", 1)]));
+    let _ = during;
+
+    // A message kept long before the restart and not handed over after it is missing.
+    let (w, mut cs) = World::new(&CHAT, 2);
+    authenticate(&w, &mut cs[0], 0);
+    friend_message(&w, &mut cs[0], "user1", D);
+    w.oracle.restart_began(10 * D);
+    w.oracle.restart_ended(11 * D);
+    authenticate(&w, &mut cs[1], 20 * D);
+    ask_kept(&w, &mut cs[1], 20 * D + 100);
+    w.recv(&mut cs[1], "/server", "saoff", &saoff(&[]), 20 * D + 110);
+    assert_eq!(w.verdicts(30 * D), only(&[("chat/saoff/missing", 1)]));
+}
+
+#[test]
+fn a_connection_dropped_by_a_restart_is_expected_and_one_made_after_it_is_not() {
+    let (w, mut cs) = World::new(&CHAT, 2);
+    authenticate(&w, &mut cs[0], 0);
+    authenticate(&w, &mut cs[1], 0);
+    w.oracle.restart_began(10 * D);
+    w.oracle.restart_ended(11 * D);
+    // Both connections were the stopped server's: the restart dropped them, and their
+    // departures are owed to nobody.
+    for c in cs.iter_mut() {
+        assert!(w.oracle.dropped_by_restart(c.session_began(), 10 * D + 5));
+        assert_eq!(
+            w.judge().closed_by_restart(c, 10 * D + 5),
+            CloseVerdict::Expected
+        );
+    }
+    assert_eq!(w.verdicts(20 * D), only(&[]));
+    // A connection to the restarted server that the server closes is unexpected.
+    authenticate(&w, &mut cs[0], 12 * D);
+    assert!(!w.oracle.dropped_by_restart(cs[0].session_began(), 13 * D));
+    assert_eq!(
+        w.judge().closed_by_server(&mut cs[0], 13 * D, "reset"),
+        CloseVerdict::Unexpected
+    );
+    assert_eq!(
+        w.verdicts(20 * D),
+        only(&[("chat/connection/unexpected-close", 1)])
+    );
 }
 
 // ---- chat: a departure told to the departed user's friends ----
