@@ -317,6 +317,11 @@ pub struct SendStep {
     /// other clients see is judged.
     #[serde(default)]
     pub lenient: bool,
+    /// Plain-WebSocket dialects: fields written over the encoded frame *after* its envelope
+    /// and signature were built (voice: `spoil: { sign: "0" }` sends an otherwise valid frame
+    /// with a wrong signature).
+    #[serde(default)]
+    pub spoil: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A client fault: what a dying or misbehaving client does to its connection.
@@ -618,6 +623,14 @@ fn check_steps(steps: &[Step], spec: &dialect::DialectSpec, at: &str) -> Result<
                 }
             }
             Step::Loop(l) => check_steps(&l.steps, spec, &format!("{at}[{i}].loop.steps"))?,
+            Step::Send(SendStep { spoil: Some(_), .. })
+                if dialect::find(spec.name).is_none_or(|d| d.websocket.is_none()) =>
+            {
+                return Err(format!(
+                    "{at}[{i}] (send): `spoil` needs a dialect over plain WebSocket (JSON frames); `{}` speaks Socket.IO",
+                    spec.name
+                ));
+            }
             Step::Think(_) | Step::Fault(_) | Step::Send(_) => {}
         }
     }
@@ -850,6 +863,11 @@ impl SendStep {
         }
         if self.lenient && self.expect_error.is_some() {
             return Err("send: `expect_error` and `lenient` exclude each other".into());
+        }
+        if self.spoil.is_some() && self.event.is_none() {
+            return Err(
+                "send: `spoil` changes an encoded `event`; a raw `frame` is sent as written".into(),
+            );
         }
         Ok(())
     }
@@ -1154,6 +1172,14 @@ clients:
                 "exclude each other",
             ),
             ("- send: { event: a, expect_error: 5 }", "must be true"),
+            (
+                "- send: { frame: \"4\", spoil: { sign: x }, lenient: true }",
+                "sent as written",
+            ),
+            (
+                "- send: { event: a, spoil: { sign: x }, lenient: true }",
+                "needs a dialect over plain WebSocket",
+            ),
             (
                 "- join_room: { lenient: true, expect_error: true }",
                 "exclude each other",

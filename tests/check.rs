@@ -350,6 +350,12 @@ const SHOULD_DEFECTS: &[(&str, &str, &str, &str)] = &[
         "chat/receivefsmg/every-device-presence-once",
         "chat/foffline/unknown",
     ),
+    (
+        "voice",
+        "voice-sign-unchecked",
+        "voice/frames/refused-without-effect",
+        "voice/send_topic_msg/unknown",
+    ),
 ];
 
 #[test]

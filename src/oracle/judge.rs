@@ -515,6 +515,13 @@ impl Judge<'_> {
             if c.departure_announced {
                 return;
             }
+            // After hostile input the server may have dropped the connection at any moment
+            // since: when its notice went out is unknown, so only who gets it is judged (a
+            // notice of a lenient sender is judged by membership, see `broadcast_receipt`).
+            if c.lenient {
+                c.departure_announced = true;
+                return;
+            }
             c.departure_announced = true;
             for (room, _) in c.joined.iter().filter(|(r, _)| *r != me) {
                 let send = Outgoing {

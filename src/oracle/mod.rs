@@ -1186,9 +1186,21 @@ impl Oracle {
                         && b.sent <= at
                         && !b.received.contains(&receiver)
                 };
+                // An exactly-one send whose holder reported back (or still has time to) is
+                // settled: a later departure of the same sender is told to someone else.
+                let open = |b: &Broadcast| {
+                    b.one.as_ref().is_none_or(|o| {
+                        !o.reported && o.got.last().is_none_or(|&(_, t)| at >= t + o.failover)
+                    })
+                };
                 r.outstanding
                     .iter()
-                    .position(|b| candidate(b) && b.required.contains(&receiver))
+                    .position(|b| candidate(b) && open(b) && b.required.contains(&receiver))
+                    .or_else(|| {
+                        r.outstanding
+                            .iter()
+                            .position(|b| candidate(b) && b.required.contains(&receiver))
+                    })
                     .or_else(|| {
                         r.outstanding
                             .iter()

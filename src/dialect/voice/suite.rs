@@ -5,18 +5,32 @@ use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
-use crate::dialect::suite::{case, JoinStep, Listening, Suite};
+use crate::dialect::suite::{case, input, Family, JoinStep, Listening, Suite};
 use crate::oracle::rules::Level;
 
 pub static SUITE: Suite = Suite {
-    cases: &[case(
+    cases: &[
+    case(
         "voice/exit_room/one-member-told",
         Level::Must,
         "seed 003 §2.4 断线通知 (departure notice)",
         "each departure is told to exactly one remaining member of the room",
         include_str!("../../check/cases/voice-departure.yaml"),
-    )],
-    families: &[],
+    ),
+    case(
+        "voice/frames/refused-without-effect",
+        Level::Should,
+        "reference-server decision (the seed names `sign` and `online_token`, not what a server does with a wrong one): refused with an error frame, acted on by nobody",
+        "a frame with a wrong sign, a stale online_token, a sid that is nobody's, or an unknown action reaches no other member and is answered with an error",
+        include_str!("../../check/cases/voice-refused.yaml"),
+    ),
+    ],
+    families: &[Family {
+        id: "voice/robustness/hostile-frames",
+        description: "after {input}, everyone else (and a later wave) is served",
+        template: include_str!("../../check/cases/voice-hostile-input.yaml"),
+        inputs: HOSTILE_FRAMES,
+    }],
     listening: Listening {
         room: |_, fixture_room, _| fixture_room.map(str::to_owned),
         join: |_, _, room| {
@@ -40,3 +54,54 @@ fn foreign(_: &str, payload: &Value, room: Option<&str>, _: &HashMap<u64, u64>) 
         _ => false,
     }
 }
+
+/// Frames a voice server must survive (refuse, ignore, or close that connection).
+const HOSTILE_FRAMES: &[crate::dialect::suite::Input] = &[
+    input(
+        "not-json",
+        "the text frame `not json`",
+        &[r#"send: { frame: "not json", lenient: true }"#],
+    ),
+    input(
+        "over-2mb",
+        "a 2 MB send_topic_msg frame",
+        &[
+            r#"send: { frame: '{"action":"send_topic_msg","content":"{pad:2000000}"}', lenient: true }"#,
+        ],
+    ),
+    input(
+        "envelope-wrong-types",
+        "a frame whose action is an array, sid a number, online_token an object, sign null",
+        &[
+            r#"send: { frame: '{"action":["enter_room"],"sid":7,"online_token":{},"timestamp":"x","sign":null}', lenient: true }"#,
+        ],
+    ),
+    input(
+        "arguments-wrong-types",
+        "a signed send_topic_msg whose channel_name is an array and content an object",
+        &[
+            r#"send: { event: send_topic_msg, args: [ { channel_name: [ "room{room}" ], content: { text: 1 } } ], lenient: true }"#,
+        ],
+    ),
+    input(
+        "gift-wrong-types",
+        "a signed send_gift whose receiver_id is text, notify_type a number and gift a string",
+        &[
+            r#"send: { event: send_gift, args: [ { channel_name: "room{room}", receiver_id: "x", notify_type: 7, gift: "rose" } ], lenient: true }"#,
+        ],
+    ),
+    input(
+        "__proto__-keys",
+        "a frame with `__proto__` and `constructor` keys and the action `__proto__`",
+        &[
+            r#"send: { frame: '{"__proto__":{"action":"enter_room"},"action":"__proto__","constructor":1}', lenient: true }"#,
+        ],
+    ),
+    input(
+        "__proto__-channel",
+        "a signed enter_room of the channel `__proto__` carrying a `__proto__` object",
+        &[
+            r#"send: { event: enter_room, args: [ { channel_name: "__proto__", __proto__: { admin: true } } ], lenient: true }"#,
+        ],
+    ),
+];

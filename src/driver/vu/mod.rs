@@ -623,7 +623,21 @@ impl Vu {
                     .free_event(&mut self.client, event, text, intended, sent);
                 shared.oracle.log(self.me, sent, ">>", event, &payload);
                 let conn = self.conn.as_mut().expect("connected");
-                conn.send_event(None, event, &args).await
+                match &step.spoil {
+                    None => conn.send_event(None, event, &args).await,
+                    Some(spoil) => {
+                        let text = conn.encode_event(None, event, &args).into_text();
+                        let spoiled = spoil_frame(text, spoil, &ctx);
+                        shared.oracle.log(
+                            self.me,
+                            sent,
+                            ">>",
+                            "(spoiled frame)",
+                            &Value::String(spoiled.clone()),
+                        );
+                        conn.send_raw(spoiled).await
+                    }
+                }
             }
             (None, Some(frame)) => {
                 let frame = dialect::expand(frame, &ctx);
@@ -641,6 +655,24 @@ impl Vu {
             Ok(()) => shared.counters.sent.inc(),
             Err(e) => self.on_closed(closed_reason(e), shared.now()),
         }
+    }
+}
+
+/// An encoded JSON-object frame with `spoil`'s fields written over it (after its signature).
+fn spoil_frame(
+    text: String,
+    spoil: &serde_json::Map<String, Value>,
+    ctx: &dialect::OpContext,
+) -> String {
+    match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Object(mut fields)) => {
+            for (k, v) in spoil {
+                fields.insert(k.clone(), dialect::expand_value(v, ctx));
+            }
+            Value::Object(fields).to_string()
+        }
+        // Validated: only plain-WebSocket dialects, whose frames are JSON objects.
+        _ => text,
     }
 }
 

@@ -602,6 +602,49 @@ fn nobody_told_is_one_missing_not_one_per_member() {
     );
 }
 
+/// Client 0 departs a second time (reconnected, entered again) after its first departure was
+/// told to client 1, who reported it: the second one is owed to one member again.
+fn second_departure(w: &World, cs: &mut [Client], room: RoomKey) {
+    w.recv(&mut cs[1], "/", "exit_room", EXIT, D + 20);
+    report(w, &mut cs[1], room, D + 30);
+    w.judge().request(
+        &mut cs[0],
+        "exit",
+        vec![Effect::NotifyOne {
+            event: "exit_room",
+            room,
+            value: None,
+            failover: FAILOVER,
+        }],
+        Intent::Valid,
+        3 * D,
+        3 * D,
+    );
+}
+
+#[test]
+fn a_later_departure_of_the_same_member_is_not_matched_to_a_reported_one() {
+    let (w, mut cs, room) = departure_scene();
+    second_departure(&w, &mut cs, room);
+    // Another member is told of the second departure: not a duplicate of the first.
+    w.recv(&mut cs[2], "/", "exit_room", EXIT, 3 * D + 20);
+    report(&w, &mut cs[2], room, 3 * D + 30);
+    assert_eq!(delivery_rules(&w, 100 * D), only(&[]));
+}
+
+#[test]
+fn a_later_departure_told_to_two_is_still_a_duplicate() {
+    let (w, mut cs, room) = departure_scene();
+    second_departure(&w, &mut cs, room);
+    w.recv(&mut cs[2], "/", "exit_room", EXIT, 3 * D + 20);
+    w.recv(&mut cs[1], "/", "exit_room", EXIT, 3 * D + 21);
+    report(&w, &mut cs[2], room, 3 * D + 30);
+    assert_eq!(
+        delivery_rules(&w, 100 * D),
+        only(&[("voice/exit_room/duplicate", 1)])
+    );
+}
+
 // ---- chat: namespaces, and messages kept for a user's next session ----
 
 /// Client `c` authenticates (joins its own user room) at `at`.
@@ -1018,6 +1061,40 @@ fn a_departure_told_to_nobody_or_to_two_is_a_violation() {
     assert_eq!(
         w.verdicts(100 * D),
         only(&[("voice/exit_room/duplicate", 1)])
+    );
+}
+
+/// Three members of "ch" and a fourth client in no channel; client 0 sent hostile input
+/// (lenient) before its connection ended at `D`.
+fn lenient_departure() -> (World, Vec<Client>) {
+    let (w, mut cs) = World::new(&VOICE_TABLE, 4);
+    for (i, c) in cs.iter_mut().enumerate() {
+        w.judge().connected(c, 0);
+        w.recv(c, "/", "create_token", HI, 1);
+        if i < 3 {
+            enter(&w, c, 10 + i as Micros);
+        }
+    }
+    w.judge().become_lenient(&mut cs[0]);
+    w.judge().departed(&mut cs[0], D);
+    (w, cs)
+}
+
+#[test]
+fn a_lenient_members_departure_is_judged_by_who_gets_it_only() {
+    // The server may have dropped it at the hostile input, before `D`: nobody told at all, or
+    // told early, is no violation.
+    let (w, _cs) = lenient_departure();
+    assert_eq!(w.verdicts(100 * D), only(&[]));
+    let (w, mut cs) = lenient_departure();
+    w.recv(&mut cs[1], "/", "exit_room", LEFT, D / 2);
+    assert_eq!(w.verdicts(100 * D), only(&[]));
+    // Outside the channel, it is still a leak.
+    let (w, mut cs) = lenient_departure();
+    w.recv(&mut cs[3], "/", "exit_room", LEFT, D + 20);
+    assert_eq!(
+        w.verdicts(100 * D),
+        only(&[("voice/exit_room/non-member", 1)])
     );
 }
 
