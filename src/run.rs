@@ -128,6 +128,8 @@ pub async fn run(req: RunRequest) -> i32 {
         users_skip: 0,
         local_addr: req.source_addr,
         worker: req.worker.clone(),
+        // The scenario's `server: {exit_report_timeout}` says it.
+        report_window: None,
     };
     let name = scenario.name.clone();
     // Every output path is checked before the first connection: a run must not execute for

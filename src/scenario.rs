@@ -188,6 +188,12 @@ pub struct ServerSettings {
     pub ping_interval: Dur,
     #[serde(default = "default_ping_timeout")]
     pub ping_timeout: Dur,
+    /// voice: how long the member told of a departure has to report it back
+    /// (`exit_room_report`) before the server must tell another member. The protocol
+    /// advertises no such time: the embedded server runs with it, and the judge expects it of
+    /// a target too. Default: the dialect's (voice: 5 s).
+    #[serde(default)]
+    pub exit_report_timeout: Option<Dur>,
 }
 
 impl Default for ServerSettings {
@@ -195,6 +201,7 @@ impl Default for ServerSettings {
         ServerSettings {
             ping_interval: default_ping_interval(),
             ping_timeout: default_ping_timeout(),
+            exit_report_timeout: None,
         }
     }
 }
@@ -340,6 +347,9 @@ pub enum Fault {
     Close,
     /// Connect again as the same user, after a delay.
     Reconnect(ReconnectStep),
+    /// Stop answering the events the dialect's clients answer by themselves, for the rest of
+    /// the client's life (voice: no `exit_room_report`, so the server must tell another member).
+    WithholdAnswers,
 }
 
 /// `reconnect`: wait `after` (plus up to `jitter`, seeded), connect again; a failed attempt is
@@ -597,7 +607,7 @@ fn check_steps(steps: &[Step], spec: &dialect::DialectSpec, at: &str) -> Result<
                 let Some(op_spec) = spec.op(&op.op) else {
                     let known: Vec<&str> = spec.ops.iter().map(|o| o.name).collect();
                     return Err(format!(
-                        "{at}[{i}]: `{}` is not an operation of dialect `{}`; expected one of: think, loop, expect, send, drop_heartbeats, vanish, stall, close, reconnect, {}",
+                        "{at}[{i}]: `{}` is not an operation of dialect `{}`; expected one of: think, loop, expect, send, drop_heartbeats, vanish, stall, close, reconnect, withhold_answers, {}",
                         op.op,
                         spec.name,
                         known.join(", ")
@@ -873,7 +883,7 @@ impl SendStep {
     }
 }
 
-const GENERIC_STEPS: &str = "think, loop, expect, send, drop_heartbeats, vanish, stall, close, reconnect, or an operation of the dialect";
+const GENERIC_STEPS: &str = "think, loop, expect, send, drop_heartbeats, vanish, stall, close, reconnect, withhold_answers, or an operation of the dialect";
 
 impl<'de> Deserialize<'de> for Step {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -894,6 +904,7 @@ impl<'de> Deserialize<'de> for Step {
                     "drop_heartbeats" => Ok(Step::Fault(Fault::DropHeartbeats)),
                     "vanish" => Ok(Step::Fault(Fault::Vanish)),
                     "close" => Ok(Step::Fault(Fault::Close)),
+                    "withhold_answers" => Ok(Step::Fault(Fault::WithholdAnswers)),
                     "reconnect" => Ok(Step::Fault(Fault::Reconnect(ReconnectStep {
                         after: None,
                         jitter: None,

@@ -257,6 +257,12 @@ const DEFECTS: &[(&str, &str, &str, &str)] = &[
         "voice/exit_room/duplicate",
     ),
     (
+        "voice",
+        "voice-no-failover",
+        "voice/exit_room/fail-over-when-unreported",
+        "voice/exit_room/missing",
+    ),
+    (
         "push",
         "push-no-kick",
         "push/login/modes",

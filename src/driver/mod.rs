@@ -137,6 +137,10 @@ pub struct RunOptions {
     /// In a worker process of `--workers N`: run only this worker's share of the clients, and
     /// start the schedule when the parent says so.
     pub worker: Option<crate::share::WorkerShare>,
+    /// The report window of a departure notice the target runs with (voice's
+    /// `exit_room_report`), overriding the scenario's `server: {exit_report_timeout}`: the
+    /// protocol advertises none, so whoever started the target says it (`roomrig check`).
+    pub report_window: Option<Duration>,
 }
 
 /// Why a run could not start.
@@ -377,6 +381,15 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         aborted: std::sync::OnceLock::new(),
         scenario: scenario.clone(),
     });
+    // The protocol advertises no report window: the one the target was started with.
+    let report_window = opts
+        .report_window
+        .or(scenario.server_settings().exit_report_timeout.map(|d| d.0));
+    if let Some(window) = report_window {
+        shared
+            .oracle
+            .set_report_window(window.as_micros().max(1) as u64);
+    }
     // Names for reports: fixture rooms by their names, users' own rooms by the user.
     for r in &fixtures.rooms {
         shared.oracle.name_room(r.room_id, &r.room_name);
@@ -450,6 +463,9 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
     // stopped the run for falling behind (then what it failed to read is its own fault) or a
     // threshold stopped it (what was on its way when the clients closed proves nothing).
     if !shared.overloaded.load(Ordering::Relaxed) && shared.aborted.get().is_none() {
+        // What settled by now is judged as of now (a fail-over whose time ran out is missing),
+        // then everything else is flushed.
+        shared.oracle.sweep_and_report(shared.now());
         shared.oracle.sweep_and_report(Micros::MAX);
     }
     if let Some(p) = progress {
@@ -575,22 +591,25 @@ async fn start_embedded(
     faults: &[String],
 ) -> Result<reference_server::RunningServer, RunError> {
     let settings = scenario.server_settings();
-    start_reference_server(
+    start_reference_server_with(
         &scenario.dialect.0,
         fixtures,
         (settings.ping_interval.0, settings.ping_timeout.0),
         faults,
+        settings.exit_report_timeout.map(|d| d.0),
     )
     .await
 }
 
 /// Starts the bundled reference server in this process on a free loopback port, with the
-/// given heartbeat (pingInterval, pingTimeout) and test-only faults.
-pub async fn start_reference_server(
+/// given heartbeat (pingInterval, pingTimeout), test-only faults and the report window of a
+/// departure notice (voice's `exit_room_report`; `None`: the server's default).
+pub async fn start_reference_server_with(
     dialect: &str,
     fixtures: &Fixtures,
     (ping_interval, ping_timeout): (Duration, Duration),
     faults: &[String],
+    exit_report_timeout: Option<Duration>,
 ) -> Result<reference_server::RunningServer, RunError> {
     let dialect = dialect
         .parse::<reference_server::Dialect>()
@@ -616,6 +635,9 @@ pub async fn start_reference_server(
             Ok(fault)
         })
         .collect::<Result<_, _>>()?;
+    if let Some(window) = exit_report_timeout {
+        config.exit_report_timeout = window;
+    }
     reference_server::start(config)
         .await
         .map_err(|e| RunError::Setup(format!("cannot start the embedded reference server: {e}")))

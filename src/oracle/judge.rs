@@ -511,6 +511,7 @@ impl Judge<'_> {
         };
         let me = user_room(&self.roster.users[c.me as usize].username);
         if let Some((event, failover)) = departure.one_member {
+            let failover = self.oracle.report_window(failover);
             // One remaining member of each room is told; no login is involved.
             if c.departure_announced {
                 return;
@@ -958,9 +959,11 @@ impl Judge<'_> {
         }
         let replies = c.last_expiry(deadline);
         let broadcasts = self.oracle.awaited(c.me, &rooms, flow_end);
+        let takeover = self.oracle.awaited_takeover(c.me, &rooms);
         replies
             .max(broadcasts)
             .map(|u| u.min(flow_end + 2 * deadline))
+            .max(takeover)
     }
 
     // ---- what the client receives ----

@@ -18,6 +18,13 @@ pub static SUITE: Suite = Suite {
         include_str!("../../check/cases/voice-departure.yaml"),
     ),
     case(
+        "voice/exit_room/fail-over-when-unreported",
+        Level::Must,
+        "seed 003 §2.4 断线通知 (B reports back once it relayed the departure, 防止用户B也出现异常: in case B fails too)",
+        "when the member told of a departure does not report it within the server's report window, exactly one other member is told",
+        include_str!("../../check/cases/voice-failover.yaml"),
+    ),
+    case(
         "voice/frames/refused-without-effect",
         Level::Should,
         "reference-server decision (the seed names `sign` and `online_token`, not what a server does with a wrong one): refused with an error frame, acted on by nobody",

@@ -61,6 +61,7 @@ pub async fn run(shared: Arc<Shared>, arrival: Arrival) {
         answers: Vec::new(),
         wake: Box::pin(tokio::time::sleep_until(start_at)),
         http: None,
+        withhold_answers: false,
     };
     if vu
         .connect(intended, ("connect", ""), &mut stop)
@@ -100,6 +101,8 @@ struct Vu {
     answers: Vec<crate::scenario::OpStep>,
     /// Where this client's HTTP operations hand their responses back (made by the first).
     http: Option<HttpReplies>,
+    /// `withhold_answers`: events the dialect answers by itself go unanswered.
+    withhold_answers: bool,
 }
 
 type HttpReplies = (
@@ -497,7 +500,7 @@ impl Vu {
                 .oracle
                 .log_raw(self.me, now, "<<", &name, &parsed.text);
         }
-        if let Some(ws) = shared.websocket.as_ref() {
+        if let Some(ws) = shared.websocket.as_ref().filter(|_| !self.withhold_answers) {
             let answer = ws.dialect.answers.iter().find(|(e, _)| *e == parsed.name);
             if let Some((_, op)) = answer {
                 let mut params = std::collections::BTreeMap::new();

@@ -1051,6 +1051,27 @@ fn a_departure_is_owed_to_exactly_one_remaining_member() {
 }
 
 #[test]
+fn the_other_members_stay_for_the_fail_over_only_while_it_is_owed() {
+    let (w, mut cs) = World::new(&VOICE_TABLE, 3);
+    // The run's server was set up with this report window (it advertises none).
+    w.oracle.set_report_window(FAILOVER);
+    for (i, c) in cs.iter_mut().enumerate() {
+        w.judge().connected(c, 0);
+        w.recv(c, "/", "create_token", HI, 1);
+        enter(&w, c, 10 + i as Micros);
+    }
+    w.judge().departed(&mut cs[0], D);
+    w.recv(&mut cs[1], "/", "exit_room", LEFT, D + 20);
+    let takeover = D + 20 + FAILOVER + D + 1;
+    // The member told first is not owed it again; the other waits past the report window.
+    assert_eq!(w.judge().settled_at(&cs[1], 2 * D), None);
+    assert_eq!(w.judge().settled_at(&cs[2], 2 * D), Some(takeover));
+    // Once the holder reported back, nobody else is owed it.
+    report(&w, &mut cs[1], named_room("ch"), D + 30);
+    assert_eq!(w.judge().settled_at(&cs[2], 2 * D), None);
+}
+
+#[test]
 fn a_departure_told_to_nobody_or_to_two_is_a_violation() {
     let (w, _cs) = voice_departure();
     assert_eq!(w.verdicts(100 * D), only(&[("voice/exit_room/missing", 1)]));
