@@ -11,7 +11,7 @@
 //! `chat-presence-every-connection`, `chat-accept-before-auth`, `chat-history-unordered`,
 //! `voice-exit-to-everyone`, `voice-exit-to-nobody`, `voice-no-failover`,
 //! `voice-sign-unchecked`, `voice-seat-kept`, `push-no-kick`, `push-kicked-still-receives`,
-//! `push-alter-data`, `push-no-room-taken`, `push-wrong-http-code`.
+//! `push-alter-data`, `push-no-room-taken`, `push-wrong-http-code`, `voice-idle-never`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -122,6 +122,9 @@ pub enum Fault {
     PushNoRoomTaken,
     /// push: a push answers HTTP 500 (its deliveries still happen).
     PushWrongHttpCode,
+    /// voice: the idle timer starts with a connection's first `ping`, so a client that sends
+    /// nothing at all is never closed.
+    VoiceIdleNever,
 }
 
 impl Fault {
@@ -147,7 +150,8 @@ pub enum FaultParseError {
          chat-misdeliver, chat-presence-every-connection, chat-accept-before-auth, \
          chat-history-unordered, voice-exit-to-everyone, voice-exit-to-nobody, \
          voice-no-failover, voice-sign-unchecked, voice-seat-kept, push-no-kick, \
-         push-kicked-still-receives, push-alter-data, push-no-room-taken, push-wrong-http-code)"
+         push-kicked-still-receives, push-alter-data, push-no-room-taken, push-wrong-http-code, \
+         voice-idle-never)"
     )]
     Unknown(String),
     #[error("fault {0} takes no value")]
@@ -221,6 +225,7 @@ impl FromStr for Fault {
             "push-alter-data" => bare(Fault::PushAlterData),
             "push-no-room-taken" => bare(Fault::PushNoRoomTaken),
             "push-wrong-http-code" => bare(Fault::PushWrongHttpCode),
+            "voice-idle-never" => bare(Fault::VoiceIdleNever),
             _ => Err(FaultParseError::Unknown(spec.to_string())),
         }
     }
@@ -269,6 +274,7 @@ impl fmt::Display for Fault {
             Fault::PushAlterData => f.write_str("push-alter-data"),
             Fault::PushNoRoomTaken => f.write_str("push-no-room-taken"),
             Fault::PushWrongHttpCode => f.write_str("push-wrong-http-code"),
+            Fault::VoiceIdleNever => f.write_str("voice-idle-never"),
         }
     }
 }
@@ -317,6 +323,7 @@ pub struct FaultSet {
     pub push_alter_data: bool,
     pub push_no_room_taken: bool,
     pub push_wrong_http_code: bool,
+    pub voice_idle_never: bool,
 }
 
 impl FaultSet {
@@ -364,6 +371,7 @@ impl FaultSet {
                 Fault::PushAlterData => set.push_alter_data = true,
                 Fault::PushNoRoomTaken => set.push_no_room_taken = true,
                 Fault::PushWrongHttpCode => set.push_wrong_http_code = true,
+                Fault::VoiceIdleNever => set.voice_idle_never = true,
             }
         }
         set
@@ -438,6 +446,7 @@ mod tests {
             "push-alter-data",
             "push-no-room-taken",
             "push-wrong-http-code",
+            "voice-idle-never",
         ] {
             let fault: Fault = spec.parse().unwrap();
             assert_eq!(fault.to_string(), spec);

@@ -97,6 +97,11 @@ pub struct CheckOptions {
     pub exit_report_timeout: Duration,
 }
 
+/// The heartbeat (pingInterval, pingTimeout) of each case's embedded server: fast, so that
+/// dead clients are closed quickly.
+pub const EMBEDDED_HEARTBEAT: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(1));
+
 /// The report window the embedded server of each case runs with: short, so that a case whose
 /// members withhold their reports is over quickly.
 pub const EMBEDDED_REPORT_WINDOW: Duration = Duration::from_secs(1);
@@ -252,7 +257,7 @@ pub async fn run(
                 driver::start_reference_server_with(
                     dialect.name(),
                     &fixtures,
-                    (Duration::from_secs(1), Duration::from_secs(1)),
+                    EMBEDDED_HEARTBEAT,
                     &[],
                     Some(EMBEDDED_REPORT_WINDOW),
                 )
@@ -285,6 +290,9 @@ pub async fn run(
                     Some(_) => opts.exit_report_timeout,
                     None => EMBEDDED_REPORT_WINDOW,
                 }),
+                // A plain-WebSocket server advertises only its interval: the embedded one's
+                // silence limit is known here.
+                target_heartbeat: opts.target.is_none().then_some(EMBEDDED_HEARTBEAT),
                 ..RunOptions::default()
             },
         )

@@ -141,6 +141,9 @@ pub struct RunOptions {
     /// `exit_room_report`), overriding the scenario's `server: {exit_report_timeout}`: the
     /// protocol advertises none, so whoever started the target says it (`roomrig check`).
     pub report_window: Option<Duration>,
+    /// The target's (pingInterval, pingTimeout) when whoever started it knows them (`roomrig
+    /// check`'s embedded server): a plain-WebSocket server advertises only its interval.
+    pub target_heartbeat: Option<(Duration, Duration)>,
 }
 
 /// Why a run could not start.
@@ -312,7 +315,8 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
             let settings = scenario.server_settings();
             let known = embedded
                 .is_some()
-                .then_some((settings.ping_interval.0, settings.ping_timeout.0));
+                .then_some((settings.ping_interval.0, settings.ping_timeout.0))
+                .or(opts.target_heartbeat);
             let setup = websocket::Setup::discover(&target, ws, known, opts.local_addr).await?;
             (Some(setup), client_config.eio, None)
         }

@@ -25,6 +25,13 @@ pub static SUITE: Suite = Suite {
         include_str!("../../check/cases/voice-failover.yaml"),
     ),
     case(
+        "voice/connection/silent-client-closed",
+        Level::Must,
+        "seed 003 §2.1 长连接断开情况 (the server ends a connection that sent no heartbeat for 20 s)",
+        "a client that sends nothing at all after connecting is closed within the advertised heartbeat window, not before",
+        include_str!("../../check/cases/voice-idle.yaml"),
+    ),
+    case(
         "voice/frames/refused-without-effect",
         Level::Should,
         "reference-server decision (the seed names `sign` and `online_token`, not what a server does with a wrong one): refused with an error frame, acted on by nobody",
