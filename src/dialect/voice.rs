@@ -341,12 +341,20 @@ pub static SPEC: DialectSpec = DialectSpec {
                         "channel_name": channel(ctx, p),
                         "receiver_id": ctx.run.user_id(&to).map_or(Value::Null, Value::from),
                     })],
-                    effects: vec![to_others(
-                        "call",
-                        user_room(&to),
-                        None,
-                        Some(Precondition::RecipientExists),
-                    )],
+                    effects: vec![
+                        to_others(
+                            "call",
+                            user_room(&to),
+                            None,
+                            Some(Precondition::RecipientExists),
+                        ),
+                        // Should this client's connection end during the call, the peer is
+                        // told (seed §3.2 挂断电话).
+                        Effect::OnDeparture {
+                            event: "hang_up",
+                            room: Some(user_room(&to)),
+                        },
+                    ],
                 }
             },
         },
@@ -360,12 +368,18 @@ pub static SPEC: DialectSpec = DialectSpec {
                 Request {
                     event: "hang_up",
                     args: vec![json!({})],
-                    effects: vec![to_others(
-                        "hang_up",
-                        user_room(&to),
-                        None,
-                        Some(Precondition::RecipientExists),
-                    )],
+                    effects: vec![
+                        to_others(
+                            "hang_up",
+                            user_room(&to),
+                            None,
+                            Some(Precondition::RecipientExists),
+                        ),
+                        Effect::OnDeparture {
+                            event: "hang_up",
+                            room: None,
+                        },
+                    ],
                 }
             },
         },

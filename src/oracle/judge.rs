@@ -174,6 +174,8 @@ pub struct Client {
     /// The client sent lenient (hostile) input: the server may close it, and nothing it
     /// receives is judged any more.
     lenient: bool,
+    /// What the end of this connection owes to whom (see [`Effect::OnDeparture`]).
+    on_departure: Vec<(&'static str, RoomKey)>,
 }
 
 impl Client {
@@ -196,6 +198,7 @@ impl Client {
             seq: 0,
             closing: Closing::Unexpected,
             lenient: false,
+            on_departure: Vec::new(),
         }
     }
 
@@ -364,6 +367,7 @@ impl Judge<'_> {
     /// every room and its pending replies are moot.
     pub fn departed(&self, c: &mut Client, at: Micros) {
         self.announce_departure(c, at, None);
+        c.on_departure.clear();
         for (room, _) in c.joined.drain(..).chain(c.joining.drain(..)) {
             self.oracle.left(c.me, room, at);
         }
@@ -521,7 +525,17 @@ impl Judge<'_> {
             // notice of a lenient sender is judged by membership, see `broadcast_receipt`).
             if c.lenient {
                 c.departure_announced = true;
+                c.on_departure.clear();
                 return;
+            }
+            // A call peer is told the call ended (voice: `hang_up`).
+            for (event, room) in std::mem::take(&mut c.on_departure) {
+                let send = Outgoing {
+                    deadline,
+                    metric: "after-fault",
+                    ..self.outgoing(c, room, event, None, at, at)
+                };
+                self.oracle.broadcast_sent(send);
             }
             c.departure_announced = true;
             for (room, _) in c.joined.iter().filter(|(r, _)| *r != me) {
@@ -737,6 +751,12 @@ impl Judge<'_> {
                     );
                 }
                 Effect::Report { event, room } => self.oracle.reported(c.me, room, event),
+                Effect::OnDeparture { event, room } => {
+                    c.on_departure.retain(|(e, _)| *e != event);
+                    if let Some(room) = room {
+                        c.on_departure.push((event, room));
+                    }
+                }
                 Effect::Deferrable {
                     event,
                     room,

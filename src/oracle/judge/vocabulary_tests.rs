@@ -1071,6 +1071,56 @@ fn the_other_members_stay_for_the_fail_over_only_while_it_is_owed() {
     assert_eq!(w.judge().settled_at(&cs[2], 2 * D), None);
 }
 
+/// Client 0 of a `voice_departure` scene, before its departure, called client 1 (and, with
+/// `hung_up`, ended the call itself).
+fn call_then_depart(hung_up: bool) -> (World, Vec<Client>) {
+    let (w, mut cs) = World::new(&VOICE_TABLE, 3);
+    for (i, c) in cs.iter_mut().enumerate() {
+        w.judge().connected(c, 0);
+        w.recv(c, "/", "create_token", HI, 1);
+        enter(&w, c, 10 + i as Micros);
+    }
+    let peer = user_room(&w.roster.users[1].username);
+    let mut effects = vec![Effect::OnDeparture {
+        event: "hang_up",
+        room: Some(peer),
+    }];
+    if hung_up {
+        effects.push(Effect::OnDeparture {
+            event: "hang_up",
+            room: None,
+        });
+    }
+    w.judge()
+        .request(&mut cs[0], "call", effects, Intent::Valid, 100, 100);
+    w.judge().departed(&mut cs[0], D);
+    w.recv(&mut cs[2], "/", "exit_room", LEFT, D + 20);
+    report(&w, &mut cs[2], named_room("ch"), D + 30);
+    (w, cs)
+}
+
+const HUNG_UP: &str = r#"{"action":"hang_up","user_id":1,"receiver_id":2,"channel_name":"ch"}"#;
+
+#[test]
+fn a_call_peer_is_owed_hang_up_when_the_caller_departs() {
+    let (w, _cs) = call_then_depart(false);
+    assert_eq!(w.verdicts(100 * D), only(&[("voice/hang_up/missing", 1)]));
+    let (w, mut cs) = call_then_depart(false);
+    w.recv(&mut cs[1], "/", "hang_up", HUNG_UP, D + 25);
+    assert_eq!(w.verdicts(100 * D), only(&[]));
+}
+
+#[test]
+fn a_call_ended_before_the_departure_owes_nothing_more() {
+    let (w, _cs) = call_then_depart(true);
+    assert_eq!(w.verdicts(100 * D), only(&[]));
+    // Nor does it reach anybody but the peer.
+    let (w, mut cs) = call_then_depart(false);
+    w.recv(&mut cs[2], "/", "hang_up", HUNG_UP, D + 25);
+    w.recv(&mut cs[1], "/", "hang_up", HUNG_UP, D + 26);
+    assert_eq!(w.verdicts(100 * D), only(&[("voice/hang_up/unknown", 1)]));
+}
+
 #[test]
 fn a_departure_told_to_nobody_or_to_two_is_a_violation() {
     let (w, _cs) = voice_departure();
