@@ -399,6 +399,12 @@ const SHOULD_DEFECTS: &[(&str, &str, &str, &str)] = &[
         "voice/frames/refused-without-effect",
         "voice/send_topic_msg/unknown",
     ),
+    (
+        "voice",
+        "voice-seat-kept",
+        "voice/up/seat-freed-on-departure",
+        "voice/up/missing",
+    ),
 ];
 
 #[test]
