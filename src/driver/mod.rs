@@ -688,7 +688,7 @@ pub fn warn_schedule(scenario: &Scenario, users: usize) {
 /// The scenario's `server:` block configures the embedded reference server only.
 pub fn warn_server_block() {
     eprintln!(
-        "warning: the scenario's `server:` block (ping_interval, ping_timeout) applies to the embedded reference server only, not to a target; heartbeat windows come from what the target advertises"
+        "warning: the scenario's `server:` block (ping_interval, ping_timeout) applies to the embedded reference server only, not to a target; heartbeat windows come from what the target advertises (an exit_report_timeout in it is what the judge expects of the target: no server advertises one)"
     );
 }
 
