@@ -94,6 +94,10 @@ pub(crate) struct CheckArgs {
     /// The longest a server may take to close a client whose heartbeat stopped (ms).
     #[arg(long, value_name = "MS", default_value_t = 60_000)]
     pub heartbeat_deadline_ms: u64,
+    /// voice: how long the target gives the member told of a departure to report it back
+    /// (`exit_room_report`) before it tells another member (ms); the protocol advertises none
+    #[arg(long, value_name = "MS", default_value_t = 5_000)]
+    pub exit_report_timeout_ms: u64,
     /// Write JUnit XML here.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
@@ -336,6 +340,7 @@ async fn check(args: CheckArgs) -> i32 {
         users,
         strict: args.strict,
         heartbeat_deadline: Duration::from_millis(args.heartbeat_deadline_ms),
+        exit_report_timeout: Duration::from_millis(args.exit_report_timeout_ms.max(1)),
     };
     if args.list {
         for c in &cases {

@@ -143,6 +143,9 @@ pub async fn run(req: RunRequest) -> i32 {
         users_skip: 0,
         local_addr: req.source_addr,
         worker: req.worker.clone(),
+        // The scenario's `server: {exit_report_timeout}` says it.
+        report_window: None,
+        target_heartbeat: None,
     };
     let name = scenario.name.clone();
     // Every output path is checked before the first connection: a run must not execute for

@@ -283,6 +283,12 @@ pub struct ServerSettings {
     pub ping_interval: Dur,
     #[serde(default = "default_ping_timeout")]
     pub ping_timeout: Dur,
+    /// voice: how long the member told of a departure has to report it back
+    /// (`exit_room_report`) before the server must tell another member. The protocol
+    /// advertises no such time: the embedded server runs with it, and the judge expects it of
+    /// a target too. Default: the dialect's (voice: 5 s).
+    #[serde(default)]
+    pub exit_report_timeout: Option<Dur>,
 }
 
 impl Default for ServerSettings {
@@ -290,6 +296,7 @@ impl Default for ServerSettings {
         ServerSettings {
             ping_interval: default_ping_interval(),
             ping_timeout: default_ping_timeout(),
+            exit_report_timeout: None,
         }
     }
 }
@@ -412,6 +419,11 @@ pub struct SendStep {
     /// other clients see is judged.
     #[serde(default)]
     pub lenient: bool,
+    /// Plain-WebSocket dialects: fields written over the encoded frame *after* its envelope
+    /// and signature were built (voice: `spoil: { sign: "0" }` sends an otherwise valid frame
+    /// with a wrong signature).
+    #[serde(default)]
+    pub spoil: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A client fault: what a dying or misbehaving client does to its connection.
@@ -434,6 +446,9 @@ pub enum Fault {
     /// it again on the same address with the same store (`restart_server`); every client's
     /// connection drops, and each reconnects as its flow says. Refused against a target.
     RestartServer,
+    /// Stop answering the events the dialect's clients answer by themselves, for the rest of
+    /// the client's life (voice: no `exit_room_report`, so the server must tell another member).
+    WithholdAnswers,
 }
 
 /// `reconnect`: wait `after` (plus up to `jitter`, seeded), connect again; a failed attempt is
@@ -736,7 +751,7 @@ fn check_steps(steps: &[Step], spec: &dialect::DialectSpec, at: &str) -> Result<
                 let Some(op_spec) = spec.op(&op.op) else {
                     let known: Vec<&str> = spec.ops.iter().map(|o| o.name).collect();
                     return Err(format!(
-                        "{at}[{i}]: `{}` is not an operation of dialect `{}`; expected one of: think, loop, expect, send, drop_heartbeats, vanish, stall, close, reconnect, restart_server, {}",
+                        "{at}[{i}]: `{}` is not an operation of dialect `{}`; expected one of: think, loop, expect, send, drop_heartbeats, vanish, stall, close, reconnect, restart_server, withhold_answers, {}",
                         op.op,
                         spec.name,
                         known.join(", ")
@@ -762,6 +777,14 @@ fn check_steps(steps: &[Step], spec: &dialect::DialectSpec, at: &str) -> Result<
                 }
             }
             Step::Loop(l) => check_steps(&l.steps, spec, &format!("{at}[{i}].loop.steps"))?,
+            Step::Send(SendStep { spoil: Some(_), .. })
+                if dialect::find(spec.name).is_none_or(|d| d.websocket.is_none()) =>
+            {
+                return Err(format!(
+                    "{at}[{i}] (send): `spoil` needs a dialect over plain WebSocket (JSON frames); `{}` speaks Socket.IO",
+                    spec.name
+                ));
+            }
             Step::Think(_) | Step::Fault(_) | Step::Send(_) => {}
         }
     }
@@ -995,11 +1018,16 @@ impl SendStep {
         if self.lenient && self.expect_error.is_some() {
             return Err("send: `expect_error` and `lenient` exclude each other".into());
         }
+        if self.spoil.is_some() && self.event.is_none() {
+            return Err(
+                "send: `spoil` changes an encoded `event`; a raw `frame` is sent as written".into(),
+            );
+        }
         Ok(())
     }
 }
 
-const GENERIC_STEPS: &str = "think, loop, expect, send, drop_heartbeats, vanish, stall, close, reconnect, restart_server, or an operation of the dialect";
+const GENERIC_STEPS: &str = "think, loop, expect, send, drop_heartbeats, vanish, stall, close, reconnect, restart_server, withhold_answers, or an operation of the dialect";
 
 impl<'de> Deserialize<'de> for Step {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -1021,6 +1049,7 @@ impl<'de> Deserialize<'de> for Step {
                     "vanish" => Ok(Step::Fault(Fault::Vanish)),
                     "close" => Ok(Step::Fault(Fault::Close)),
                     "restart_server" => Ok(Step::Fault(Fault::RestartServer)),
+                    "withhold_answers" => Ok(Step::Fault(Fault::WithholdAnswers)),
                     "reconnect" => Ok(Step::Fault(Fault::Reconnect(ReconnectStep {
                         after: None,
                         jitter: None,
@@ -1311,6 +1340,14 @@ clients:
                 "exclude each other",
             ),
             ("- send: { event: a, expect_error: 5 }", "must be true"),
+            (
+                "- send: { frame: \"4\", spoil: { sign: x }, lenient: true }",
+                "sent as written",
+            ),
+            (
+                "- send: { event: a, spoil: { sign: x }, lenient: true }",
+                "needs a dialect over plain WebSocket",
+            ),
             (
                 "- join_room: { lenient: true, expect_error: true }",
                 "exclude each other",

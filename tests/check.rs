@@ -259,6 +259,12 @@ const DEFECTS: &[(&str, &str, &str, &str)] = &[
         "voice/exit_room/duplicate",
     ),
     (
+        "voice",
+        "voice-no-failover",
+        "voice/exit_room/fail-over-when-unreported",
+        "voice/exit_room/missing",
+    ),
+    (
         "push",
         "push-no-kick",
         "push/login/modes",
@@ -337,6 +343,43 @@ fn each_defect_fails_its_case() {
     assert_eq!(c.code, 0, "{}\n{}", c.stdout, c.stderr);
 }
 
+/// A voice server that never closes a client sending nothing fails the silent-client case. A
+/// target advertises only its ping interval, so the checker allows the seed's 20 s of silence
+/// (the server runs with exactly that: 1 s + 19 s): the case waits that long, side by side
+/// with the other tests of this binary.
+#[test]
+fn voice_idle_never_fails_the_silent_client_case() {
+    let _permit = permit();
+    let case = "voice/connection/silent-client-closed";
+    let server = Served::start(&[
+        "--dialect",
+        "voice",
+        "--fault",
+        "voice-idle-never",
+        "--ping-interval-ms",
+        "1000",
+        "--ping-timeout-ms",
+        "19000",
+    ]);
+    let c = roomrig_check(&[
+        "--dialect",
+        "voice",
+        "--target",
+        &server.url,
+        "--case",
+        case,
+        "--heartbeat-deadline-ms",
+        "30000",
+    ]);
+    assert_eq!(c.code, 1, "{}\n{}", c.stdout, c.stderr);
+    assert_eq!(status_of(&c, case), "fail", "{}", c.stdout);
+    let rules = rules_of(&c, case);
+    assert!(
+        rules.contains(&"voice/connection/heartbeat-timeout-missing".to_string()),
+        "{rules:?}"
+    );
+}
+
 /// Defects of what the seeds do not state (per-sender order): the case warns with the SHOULD
 /// rule, and fails only with `--strict`.
 const SHOULD_DEFECTS: &[(&str, &str, &str, &str)] = &[
@@ -357,6 +400,18 @@ const SHOULD_DEFECTS: &[(&str, &str, &str, &str)] = &[
         "chat-presence-every-connection",
         "chat/receivefsmg/every-device-presence-once",
         "chat/foffline/unknown",
+    ),
+    (
+        "voice",
+        "voice-sign-unchecked",
+        "voice/frames/refused-without-effect",
+        "voice/send_topic_msg/unknown",
+    ),
+    (
+        "voice",
+        "voice-seat-kept",
+        "voice/up/seat-freed-on-departure",
+        "voice/up/missing",
     ),
 ];
 

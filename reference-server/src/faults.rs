@@ -12,7 +12,7 @@
 //! `voice-exit-to-everyone`, `voice-exit-to-nobody`, `voice-no-failover`,
 //! `voice-sign-unchecked`, `voice-seat-kept`, `push-no-kick`, `push-kicked-still-receives`,
 //! `push-alter-data`, `push-no-room-taken`, `push-wrong-http-code`, `push-wrong-return-code`,
-//! `chat-volatile-store`.
+//! `chat-volatile-store`, `voice-idle-never`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -128,6 +128,9 @@ pub enum Fault {
     PushWrongHttpCode,
     /// push: a push answers HTTP 200 with `RETURN_CODE` "9999" (its deliveries still happen).
     PushWrongReturnCode,
+    /// voice: the idle timer starts with a connection's first `ping`, so a client that sends
+    /// nothing at all is never closed.
+    VoiceIdleNever,
 }
 
 impl Fault {
@@ -154,7 +157,7 @@ pub enum FaultParseError {
          chat-history-unordered, voice-exit-to-everyone, voice-exit-to-nobody, \
          voice-no-failover, voice-sign-unchecked, voice-seat-kept, push-no-kick, \
          push-kicked-still-receives, push-alter-data, push-no-room-taken, push-wrong-http-code, \
-         push-wrong-return-code, chat-volatile-store)"
+         push-wrong-return-code, chat-volatile-store, voice-idle-never)"
     )]
     Unknown(String),
     #[error("fault {0} takes no value")]
@@ -230,6 +233,7 @@ impl FromStr for Fault {
             "push-no-room-taken" => bare(Fault::PushNoRoomTaken),
             "push-wrong-http-code" => bare(Fault::PushWrongHttpCode),
             "push-wrong-return-code" => bare(Fault::PushWrongReturnCode),
+            "voice-idle-never" => bare(Fault::VoiceIdleNever),
             _ => Err(FaultParseError::Unknown(spec.to_string())),
         }
     }
@@ -280,6 +284,7 @@ impl fmt::Display for Fault {
             Fault::PushNoRoomTaken => f.write_str("push-no-room-taken"),
             Fault::PushWrongHttpCode => f.write_str("push-wrong-http-code"),
             Fault::PushWrongReturnCode => f.write_str("push-wrong-return-code"),
+            Fault::VoiceIdleNever => f.write_str("voice-idle-never"),
         }
     }
 }
@@ -330,6 +335,7 @@ pub struct FaultSet {
     pub push_no_room_taken: bool,
     pub push_wrong_http_code: bool,
     pub push_wrong_return_code: bool,
+    pub voice_idle_never: bool,
 }
 
 impl FaultSet {
@@ -379,6 +385,7 @@ impl FaultSet {
                 Fault::PushNoRoomTaken => set.push_no_room_taken = true,
                 Fault::PushWrongHttpCode => set.push_wrong_http_code = true,
                 Fault::PushWrongReturnCode => set.push_wrong_return_code = true,
+                Fault::VoiceIdleNever => set.voice_idle_never = true,
             }
         }
         set
@@ -455,6 +462,7 @@ mod tests {
             "push-wrong-http-code",
             "push-wrong-return-code",
             "chat-volatile-store",
+            "voice-idle-never",
         ] {
             let fault: Fault = spec.parse().unwrap();
             assert_eq!(fault.to_string(), spec);

@@ -337,14 +337,18 @@ where
         },
     );
     let mut last_ping = Instant::now();
+    // voice-idle-never: the idle timer waits for a first ping.
+    let mut pinged = false;
     let mut ok = ws.send(Message::text(hello)).await.is_ok();
     while ok {
         let idle_deadline = last_ping + voice.timing.idle;
+        let idle_timer = !voice.faults.never_timeout && (pinged || !voice.faults.voice_idle_never);
         tokio::select! {
             incoming = ws.next() => match incoming {
                 Some(Ok(Message::Text(text))) => {
                     if voice.on_frame(id, text.as_str()) == Handled::Heartbeat {
                         last_ping = Instant::now();
+                        pinged = true;
                     }
                 }
                 Some(Ok(Message::Binary(_))) => voice.send_error(id, "error", errors::BINARY),
@@ -354,7 +358,7 @@ where
             Some(Outgoing::Frame(frame)) = rx.recv() => {
                 ok = ws.send(Message::text(frame)).await.is_ok();
             }
-            _ = tokio::time::sleep_until(idle_deadline), if !voice.faults.never_timeout => {
+            _ = tokio::time::sleep_until(idle_deadline), if idle_timer => {
                 let close = CloseFrame {
                     code: CloseCode::Away,
                     reason: "no heartbeat".into(),

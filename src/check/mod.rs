@@ -122,7 +122,20 @@ pub struct CheckOptions {
     /// Caps the heartbeat window a server advertises (a server that never closes a dead
     /// client would otherwise make the case wait as long as it claims).
     pub heartbeat_deadline: Duration,
+    /// The target's report window of a departure notice (voice's `exit_room_report`): the
+    /// protocol advertises none, so the checker is told (the embedded server runs with
+    /// [`EMBEDDED_REPORT_WINDOW`]).
+    pub exit_report_timeout: Duration,
 }
+
+/// The heartbeat (pingInterval, pingTimeout) of each case's embedded server: fast, so that
+/// dead clients are closed quickly.
+pub const EMBEDDED_HEARTBEAT: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(1));
+
+/// The report window the embedded server of each case runs with: short, so that a case whose
+/// members withhold their reports is over quickly.
+pub const EMBEDDED_REPORT_WINDOW: Duration = Duration::from_secs(1);
 
 /// The users a case's own clients take (its scenario's generated count).
 pub fn users_of(case: &Case) -> usize {
@@ -272,11 +285,12 @@ pub async fn run(
             Some(_) => None,
             // A fast heartbeat, so that dead clients are closed quickly.
             None => Some(
-                driver::start_reference_server(
+                driver::start_reference_server_with(
                     dialect.name(),
                     &fixtures,
-                    (Duration::from_secs(1), Duration::from_secs(1)),
+                    EMBEDDED_HEARTBEAT,
                     &[],
+                    Some(EMBEDDED_REPORT_WINDOW),
                 )
                 .await?,
             ),
@@ -303,6 +317,13 @@ pub async fn run(
                 max_lateness: Duration::from_millis(500),
                 fixtures: Some(fixtures.clone()),
                 users_skip,
+                report_window: Some(match &opts.target {
+                    Some(_) => opts.exit_report_timeout,
+                    None => EMBEDDED_REPORT_WINDOW,
+                }),
+                // A plain-WebSocket server advertises only its interval: the embedded one's
+                // silence limit is known here.
+                target_heartbeat: opts.target.is_none().then_some(EMBEDDED_HEARTBEAT),
                 ..RunOptions::default()
             },
         )

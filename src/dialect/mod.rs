@@ -539,6 +539,13 @@ pub enum Effect {
     },
     /// The HTTP response of a [`Via::Http`] request must have one of these statuses.
     HttpStatus { accept: &'static [u16] },
+    /// If this client's connection ends from now on, `event` must reach `room` (voice: a
+    /// `call` makes the peer's own room owed `hang_up`); `room: None` cancels the `event`
+    /// owed (the client hung up itself).
+    OnDeparture {
+        event: &'static str,
+        room: Option<RoomKey>,
+    },
     /// Fields its JSON body must have (with an [`Effect::HttpStatus`] of the same request).
     HttpBody { fields: &'static [BodyField] },
 }

@@ -222,20 +222,33 @@ pub static SPEC: DialectSpec = DialectSpec {
         OpSpec {
             name: "send_topic_msg",
             via: Via::EMIT,
-            summary: "public-screen message to the room's other members: {channel, size}",
+            summary: "public-screen message to the room's other members: {channel, size, text (appended to the content), extra (more fields for the frame, signed with it)}",
             check_params: |p| {
-                only_params(p, &["channel", "size"])?;
-                check_size(p)
+                only_params(p, &["channel", "size", "text", "extra"])?;
+                match (p.get("text"), p.get("extra")) {
+                    (Some(t), _) if !t.is_string() => Err("`text` is a string".to_string()),
+                    (_, Some(e)) if !e.is_object() => {
+                        Err("`extra` is a map of fields".to_string())
+                    }
+                    _ => check_size(p),
+                }
             },
             build: |ctx, p, _| {
                 let channel = channel(ctx, p);
                 let size = p.get("size").and_then(Value::as_u64).unwrap_or(32) as usize;
+                let mut content = content_id(ctx.client, ctx.seq, size);
+                content.push_str(p.get("text").and_then(Value::as_str).unwrap_or(""));
+                // Extra fields first: the message's own fields are not overridden.
+                let mut frame = p
+                    .get("extra")
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default();
+                frame.insert("channel_name".into(), json!(channel));
+                frame.insert("content".into(), json!(content));
                 Request {
                     event: "send_topic_msg",
-                    args: vec![json!({
-                        "channel_name": channel,
-                        "content": content_id(ctx.client, ctx.seq, size),
-                    })],
+                    args: vec![Value::Object(frame)],
                     effects: vec![Effect::Broadcast {
                         event: "send_topic_msg",
                         room: named_room(&channel),
@@ -341,12 +354,20 @@ pub static SPEC: DialectSpec = DialectSpec {
                         "channel_name": channel(ctx, p),
                         "receiver_id": ctx.run.user_id(&to).map_or(Value::Null, Value::from),
                     })],
-                    effects: vec![to_others(
-                        "call",
-                        user_room(&to),
-                        None,
-                        Some(Precondition::RecipientExists),
-                    )],
+                    effects: vec![
+                        to_others(
+                            "call",
+                            user_room(&to),
+                            None,
+                            Some(Precondition::RecipientExists),
+                        ),
+                        // Should this client's connection end during the call, the peer is
+                        // told (seed §3.2 挂断电话).
+                        Effect::OnDeparture {
+                            event: "hang_up",
+                            room: Some(user_room(&to)),
+                        },
+                    ],
                 }
             },
         },
@@ -360,12 +381,18 @@ pub static SPEC: DialectSpec = DialectSpec {
                 Request {
                     event: "hang_up",
                     args: vec![json!({})],
-                    effects: vec![to_others(
-                        "hang_up",
-                        user_room(&to),
-                        None,
-                        Some(Precondition::RecipientExists),
-                    )],
+                    effects: vec![
+                        to_others(
+                            "hang_up",
+                            user_room(&to),
+                            None,
+                            Some(Precondition::RecipientExists),
+                        ),
+                        Effect::OnDeparture {
+                            event: "hang_up",
+                            room: None,
+                        },
+                    ],
                 }
             },
         },

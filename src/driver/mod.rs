@@ -141,6 +141,13 @@ pub struct RunOptions {
     /// In a worker process of `--workers N`: run only this worker's share of the clients, and
     /// start the schedule when the parent says so.
     pub worker: Option<crate::share::WorkerShare>,
+    /// The report window of a departure notice the target runs with (voice's
+    /// `exit_room_report`), overriding the scenario's `server: {exit_report_timeout}`: the
+    /// protocol advertises none, so whoever started the target says it (`roomrig check`).
+    pub report_window: Option<Duration>,
+    /// The target's (pingInterval, pingTimeout) when whoever started it knows them (`roomrig
+    /// check`'s embedded server): a plain-WebSocket server advertises only its interval.
+    pub target_heartbeat: Option<(Duration, Duration)>,
 }
 
 /// Why a run could not start.
@@ -323,7 +330,8 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
             let settings = scenario.server_settings();
             let known = embedded
                 .is_some()
-                .then_some((settings.ping_interval.0, settings.ping_timeout.0));
+                .then_some((settings.ping_interval.0, settings.ping_timeout.0))
+                .or(opts.target_heartbeat);
             let setup = websocket::Setup::discover(&target, ws, known, opts.local_addr).await?;
             (Some(setup), client_config.eio, None)
         }
@@ -420,6 +428,15 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
         scenario: scenario.clone(),
         embedded: embedded.clone(),
     });
+    // The protocol advertises no report window: the one the target was started with.
+    let report_window = opts
+        .report_window
+        .or(scenario.server_settings().exit_report_timeout.map(|d| d.0));
+    if let Some(window) = report_window {
+        shared
+            .oracle
+            .set_report_window(window.as_micros().max(1) as u64);
+    }
     // Names for reports: fixture rooms by their names, users' own rooms by the user.
     for r in &fixtures.rooms {
         shared.oracle.name_room(r.room_id, &r.room_name);
@@ -503,6 +520,9 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
     // stopped the run for falling behind (then what it failed to read is its own fault) or a
     // threshold stopped it (what was on its way when the clients closed proves nothing).
     if !shared.overloaded.load(Ordering::Relaxed) && shared.aborted.get().is_none() {
+        // What settled by now is judged as of now (a fail-over whose time ran out is missing),
+        // then everything else is flushed.
+        shared.oracle.sweep_and_report(shared.now());
         shared.oracle.sweep_and_report(Micros::MAX);
     }
     if let Some(p) = progress {
@@ -666,6 +686,7 @@ async fn start_embedded(
         fixtures,
         (settings.ping_interval.0, settings.ping_timeout.0),
         faults,
+        settings.exit_report_timeout.map(|d| d.0),
     )?;
     embedded::Embedded::start(config, scenario.restart_step.is_some())
         .await
@@ -682,26 +703,30 @@ pub fn restart_refused(at: &str, target: &str) -> String {
 }
 
 /// Starts the bundled reference server in this process on a free loopback port, with the
-/// given heartbeat (pingInterval, pingTimeout) and test-only faults.
-pub async fn start_reference_server(
+/// given heartbeat (pingInterval, pingTimeout), test-only faults and the report window of a
+/// departure notice (voice's `exit_room_report`; `None`: the server's default).
+pub async fn start_reference_server_with(
     dialect: &str,
     fixtures: &Fixtures,
     heartbeat: (Duration, Duration),
     faults: &[String],
+    exit_report_timeout: Option<Duration>,
 ) -> Result<reference_server::RunningServer, RunError> {
-    let config = reference_server_config(dialect, fixtures, heartbeat, faults)?;
+    let config =
+        reference_server_config(dialect, fixtures, heartbeat, faults, exit_report_timeout)?;
     reference_server::start(config)
         .await
         .map_err(|e| RunError::Setup(format!("cannot start the embedded reference server: {e}")))
 }
 
 /// The embedded server's configuration: a free loopback port, the heartbeat (pingInterval,
-/// pingTimeout) and test-only faults.
+/// pingTimeout), test-only faults and the report window of a departure notice.
 fn reference_server_config(
     dialect: &str,
     fixtures: &Fixtures,
     (ping_interval, ping_timeout): (Duration, Duration),
     faults: &[String],
+    exit_report_timeout: Option<Duration>,
 ) -> Result<reference_server::ServerConfig, RunError> {
     let dialect = dialect
         .parse::<reference_server::Dialect>()
@@ -727,6 +752,9 @@ fn reference_server_config(
             Ok(fault)
         })
         .collect::<Result<_, _>>()?;
+    if let Some(window) = exit_report_timeout {
+        config.exit_report_timeout = window;
+    }
     Ok(config)
 }
 
@@ -771,7 +799,7 @@ pub fn warn_schedule(scenario: &Scenario, users: usize) {
 /// The scenario's `server:` block configures the embedded reference server only.
 pub fn warn_server_block() {
     eprintln!(
-        "warning: the scenario's `server:` block (ping_interval, ping_timeout) applies to the embedded reference server only, not to a target; heartbeat windows come from what the target advertises"
+        "warning: the scenario's `server:` block (ping_interval, ping_timeout) applies to the embedded reference server only, not to a target; heartbeat windows come from what the target advertises (an exit_report_timeout in it is what the judge expects of the target: no server advertises one)"
     );
 }
 

@@ -191,6 +191,8 @@ pub struct Client {
     /// The client sent lenient (hostile) input: the server may close it, and nothing it
     /// receives is judged any more.
     lenient: bool,
+    /// What the end of this connection owes to whom (see [`Effect::OnDeparture`]).
+    on_departure: Vec<(&'static str, RoomKey)>,
 }
 
 impl Client {
@@ -219,6 +221,7 @@ impl Client {
             closing: Closing::Unexpected,
             contending: Vec::new(),
             lenient: false,
+            on_departure: Vec::new(),
         }
     }
 
@@ -387,6 +390,7 @@ impl Judge<'_> {
     /// every room and its pending replies are moot.
     pub fn departed(&self, c: &mut Client, at: Micros) {
         self.announce_departure(c, at, None);
+        c.on_departure.clear();
         for (room, _) in c.joined.drain(..).chain(c.joining.drain(..)) {
             self.oracle.left(c.me, room, at);
         }
@@ -553,9 +557,27 @@ impl Judge<'_> {
         };
         let me = user_room(&self.roster.users[c.me as usize].username);
         if let Some((event, failover)) = departure.one_member {
+            let failover = self.oracle.report_window(failover);
             // One remaining member of each room is told; no login is involved.
             if c.departure_announced {
                 return;
+            }
+            // After hostile input the server may have dropped the connection at any moment
+            // since: when its notice went out is unknown, so only who gets it is judged (a
+            // notice of a lenient sender is judged by membership, see `broadcast_receipt`).
+            if c.lenient {
+                c.departure_announced = true;
+                c.on_departure.clear();
+                return;
+            }
+            // A call peer is told the call ended (voice: `hang_up`).
+            for (event, room) in std::mem::take(&mut c.on_departure) {
+                let send = Outgoing {
+                    deadline,
+                    metric: "after-fault",
+                    ..self.outgoing(c, room, event, None, at, at)
+                };
+                self.oracle.broadcast_sent(send);
             }
             c.departure_announced = true;
             for (room, _) in c.joined.iter().filter(|(r, _)| *r != me) {
@@ -801,6 +823,12 @@ impl Judge<'_> {
                     );
                 }
                 Effect::Report { event, room } => self.oracle.reported(c.me, room, event),
+                Effect::OnDeparture { event, room } => {
+                    c.on_departure.retain(|(e, _)| *e != event);
+                    if let Some(room) = room {
+                        c.on_departure.push((event, room));
+                    }
+                }
                 Effect::Deferrable {
                     event,
                     room,
@@ -1086,9 +1114,11 @@ impl Judge<'_> {
         }
         let replies = c.last_expiry(deadline);
         let broadcasts = self.oracle.awaited(c.me, &rooms, flow_end);
+        let takeover = self.oracle.awaited_takeover(c.me, &rooms);
         replies
             .max(broadcasts)
             .map(|u| u.min(flow_end + 2 * deadline))
+            .max(takeover)
     }
 
     // ---- what the client receives ----

@@ -515,6 +515,9 @@ pub struct Oracle {
     unordered: Box<[std::sync::atomic::AtomicBool]>,
     /// The restarts of the embedded server during the run (see [`restart`]).
     restarts: std::sync::RwLock<Vec<restart::Window>>,
+    /// How long the member told of a departure has to report it back (see
+    /// [`Oracle::notify_one_sent`]), when the scenario states it; 0: the dialect's default.
+    report_window: AtomicU64,
 }
 
 impl Oracle {
@@ -550,6 +553,7 @@ impl Oracle {
             contests: Mutex::new(IntMap::default()),
             unordered: (0..usernames_len).map(|_| Default::default()).collect(),
             restarts: std::sync::RwLock::new(Vec::new()),
+            report_window: AtomicU64::new(0),
         }
     }
 
@@ -897,6 +901,32 @@ impl Oracle {
             {
                 if b.required.contains(&client) && !b.received.contains(&client) {
                     latest = latest.max(Some(b.due));
+                }
+            }
+        }
+        latest
+    }
+
+    /// When the fail-over of an exactly-one delivery that `client` may still be owed is over
+    /// (see [`Oracle::notify_one_sent`]): its holder did not report back, so another member
+    /// must get it by the holder's report window plus the deadline. Bounded by the report
+    /// window, which the run was set up with, so it is not capped like [`Oracle::awaited`].
+    pub fn awaited_takeover(&self, client: ClientId, rooms: &[RoomKey]) -> Option<Micros> {
+        let mut latest = None;
+        for &room in rooms {
+            let shard = self.shard(room);
+            let Some(r) = shard.get(&room) else {
+                continue;
+            };
+            for b in &r.outstanding {
+                let Some(one) = b.one.as_ref().filter(|o| !o.reported) else {
+                    continue;
+                };
+                let Some(&(_, got_at)) = one.got.last() else {
+                    continue;
+                };
+                if b.required.contains(&client) && !one.got.iter().any(|(c, _)| *c == client) {
+                    latest = latest.max(Some(got_at + one.failover + self.deadline + 1));
                 }
             }
         }
@@ -1285,6 +1315,20 @@ impl Oracle {
 
     /// Whether some content broadcast must arrive exactly as sent (see
     /// [`Oracle::broadcast_received`]).
+    /// The report window the run's server was set up with (voice: the time `exit_room_report`
+    /// has before the server tells another member), overriding the dialect's default.
+    pub fn set_report_window(&self, window: Micros) {
+        self.report_window.store(window, Ordering::Relaxed);
+    }
+
+    /// The report window: the one set for the run, else `default` (the dialect's).
+    pub fn report_window(&self, default: Micros) -> Micros {
+        match self.report_window.load(Ordering::Relaxed) {
+            0 => default,
+            set => set,
+        }
+    }
+
     pub fn exact_payloads(&self) -> bool {
         self.exact_payloads.load(Ordering::Relaxed)
     }
@@ -1346,9 +1390,21 @@ impl Oracle {
                         && b.sent <= at
                         && !b.received.contains(&receiver)
                 };
+                // An exactly-one send whose holder reported back (or still has time to) is
+                // settled: a later departure of the same sender is told to someone else.
+                let open = |b: &Broadcast| {
+                    b.one.as_ref().is_none_or(|o| {
+                        !o.reported && o.got.last().is_none_or(|&(_, t)| at >= t + o.failover)
+                    })
+                };
                 r.outstanding
                     .iter()
-                    .position(|b| candidate(b) && b.required.contains(&receiver))
+                    .position(|b| candidate(b) && open(b) && b.required.contains(&receiver))
+                    .or_else(|| {
+                        r.outstanding
+                            .iter()
+                            .position(|b| candidate(b) && b.required.contains(&receiver))
+                    })
                     .or_else(|| {
                         r.outstanding
                             .iter()

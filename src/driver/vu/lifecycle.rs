@@ -137,6 +137,11 @@ impl Vu {
                 self.vanish();
                 Some(now)
             }
+            Fault::WithholdAnswers => {
+                self.note(|| "withhold_answers".into());
+                self.withhold_answers = true;
+                Some(now)
+            }
             Fault::Close => {
                 self.note(|| "close".into());
                 self.disconnect().await;

@@ -61,6 +61,7 @@ pub async fn run(shared: Arc<Shared>, arrival: Arrival) {
         answers: Vec::new(),
         wake: Box::pin(tokio::time::sleep_until(start_at)),
         http: None,
+        withhold_answers: false,
     };
     if vu
         .connect(intended, ("connect", ""), &mut stop)
@@ -100,6 +101,8 @@ struct Vu {
     answers: Vec<crate::scenario::OpStep>,
     /// Where this client's HTTP operations hand their responses back (made by the first).
     http: Option<HttpReplies>,
+    /// `withhold_answers`: events the dialect answers by itself go unanswered.
+    withhold_answers: bool,
 }
 
 type HttpReplies = (
@@ -492,7 +495,7 @@ impl Vu {
                 .oracle
                 .log_raw(self.me, now, "<<", &name, &parsed.text);
         }
-        if let Some(ws) = shared.websocket.as_ref() {
+        if let Some(ws) = shared.websocket.as_ref().filter(|_| !self.withhold_answers) {
             let answer = ws.dialect.answers.iter().find(|(e, _)| *e == parsed.name);
             if let Some((_, op)) = answer {
                 let mut params = std::collections::BTreeMap::new();
@@ -618,7 +621,21 @@ impl Vu {
                     .free_event(&mut self.client, event, text, intended, sent);
                 shared.oracle.log(self.me, sent, ">>", event, &payload);
                 let conn = self.conn.as_mut().expect("connected");
-                conn.send_event(None, event, &args).await
+                match &step.spoil {
+                    None => conn.send_event(None, event, &args).await,
+                    Some(spoil) => {
+                        let text = conn.encode_event(None, event, &args).into_text();
+                        let spoiled = spoil_frame(text, spoil, &ctx);
+                        shared.oracle.log(
+                            self.me,
+                            sent,
+                            ">>",
+                            "(spoiled frame)",
+                            &Value::String(spoiled.clone()),
+                        );
+                        conn.send_raw(spoiled).await
+                    }
+                }
             }
             (None, Some(frame)) => {
                 let frame = dialect::expand(frame, &ctx);
@@ -636,6 +653,24 @@ impl Vu {
             Ok(()) => shared.counters.sent.inc(),
             Err(e) => self.on_closed(closed_reason(e), shared.now()),
         }
+    }
+}
+
+/// An encoded JSON-object frame with `spoil`'s fields written over it (after its signature).
+fn spoil_frame(
+    text: String,
+    spoil: &serde_json::Map<String, Value>,
+    ctx: &dialect::OpContext,
+) -> String {
+    match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Object(mut fields)) => {
+            for (k, v) in spoil {
+                fields.insert(k.clone(), dialect::expand_value(v, ctx));
+            }
+            Value::Object(fields).to_string()
+        }
+        // Validated: only plain-WebSocket dialects, whose frames are JSON objects.
+        _ => text,
     }
 }
 

@@ -602,6 +602,49 @@ fn nobody_told_is_one_missing_not_one_per_member() {
     );
 }
 
+/// Client 0 departs a second time (reconnected, entered again) after its first departure was
+/// told to client 1, who reported it: the second one is owed to one member again.
+fn second_departure(w: &World, cs: &mut [Client], room: RoomKey) {
+    w.recv(&mut cs[1], "/", "exit_room", EXIT, D + 20);
+    report(w, &mut cs[1], room, D + 30);
+    w.judge().request(
+        &mut cs[0],
+        "exit",
+        vec![Effect::NotifyOne {
+            event: "exit_room",
+            room,
+            value: None,
+            failover: FAILOVER,
+        }],
+        Intent::Valid,
+        3 * D,
+        3 * D,
+    );
+}
+
+#[test]
+fn a_later_departure_of_the_same_member_is_not_matched_to_a_reported_one() {
+    let (w, mut cs, room) = departure_scene();
+    second_departure(&w, &mut cs, room);
+    // Another member is told of the second departure: not a duplicate of the first.
+    w.recv(&mut cs[2], "/", "exit_room", EXIT, 3 * D + 20);
+    report(&w, &mut cs[2], room, 3 * D + 30);
+    assert_eq!(delivery_rules(&w, 100 * D), only(&[]));
+}
+
+#[test]
+fn a_later_departure_told_to_two_is_still_a_duplicate() {
+    let (w, mut cs, room) = departure_scene();
+    second_departure(&w, &mut cs, room);
+    w.recv(&mut cs[2], "/", "exit_room", EXIT, 3 * D + 20);
+    w.recv(&mut cs[1], "/", "exit_room", EXIT, 3 * D + 21);
+    report(&w, &mut cs[2], room, 3 * D + 30);
+    assert_eq!(
+        delivery_rules(&w, 100 * D),
+        only(&[("voice/exit_room/duplicate", 1)])
+    );
+}
+
 // ---- chat: namespaces, and messages kept for a user's next session ----
 
 /// Client `c` authenticates (joins its own user room) at `at`.
@@ -1230,6 +1273,77 @@ fn a_departure_is_owed_to_exactly_one_remaining_member() {
 }
 
 #[test]
+fn the_other_members_stay_for_the_fail_over_only_while_it_is_owed() {
+    let (w, mut cs) = World::new(&VOICE_TABLE, 3);
+    // The run's server was set up with this report window (it advertises none).
+    w.oracle.set_report_window(FAILOVER);
+    for (i, c) in cs.iter_mut().enumerate() {
+        w.judge().connected(c, 0);
+        w.recv(c, "/", "create_token", HI, 1);
+        enter(&w, c, 10 + i as Micros);
+    }
+    w.judge().departed(&mut cs[0], D);
+    w.recv(&mut cs[1], "/", "exit_room", LEFT, D + 20);
+    let takeover = D + 20 + FAILOVER + D + 1;
+    // The member told first is not owed it again; the other waits past the report window.
+    assert_eq!(w.judge().settled_at(&cs[1], 2 * D), None);
+    assert_eq!(w.judge().settled_at(&cs[2], 2 * D), Some(takeover));
+    // Once the holder reported back, nobody else is owed it.
+    report(&w, &mut cs[1], named_room("ch"), D + 30);
+    assert_eq!(w.judge().settled_at(&cs[2], 2 * D), None);
+}
+
+/// Client 0 of a `voice_departure` scene, before its departure, called client 1 (and, with
+/// `hung_up`, ended the call itself).
+fn call_then_depart(hung_up: bool) -> (World, Vec<Client>) {
+    let (w, mut cs) = World::new(&VOICE_TABLE, 3);
+    for (i, c) in cs.iter_mut().enumerate() {
+        w.judge().connected(c, 0);
+        w.recv(c, "/", "create_token", HI, 1);
+        enter(&w, c, 10 + i as Micros);
+    }
+    let peer = user_room(&w.roster.users[1].username);
+    let mut effects = vec![Effect::OnDeparture {
+        event: "hang_up",
+        room: Some(peer),
+    }];
+    if hung_up {
+        effects.push(Effect::OnDeparture {
+            event: "hang_up",
+            room: None,
+        });
+    }
+    w.judge()
+        .request(&mut cs[0], "call", effects, Intent::Valid, 100, 100);
+    w.judge().departed(&mut cs[0], D);
+    w.recv(&mut cs[2], "/", "exit_room", LEFT, D + 20);
+    report(&w, &mut cs[2], named_room("ch"), D + 30);
+    (w, cs)
+}
+
+const HUNG_UP: &str = r#"{"action":"hang_up","user_id":1,"receiver_id":2,"channel_name":"ch"}"#;
+
+#[test]
+fn a_call_peer_is_owed_hang_up_when_the_caller_departs() {
+    let (w, _cs) = call_then_depart(false);
+    assert_eq!(w.verdicts(100 * D), only(&[("voice/hang_up/missing", 1)]));
+    let (w, mut cs) = call_then_depart(false);
+    w.recv(&mut cs[1], "/", "hang_up", HUNG_UP, D + 25);
+    assert_eq!(w.verdicts(100 * D), only(&[]));
+}
+
+#[test]
+fn a_call_ended_before_the_departure_owes_nothing_more() {
+    let (w, _cs) = call_then_depart(true);
+    assert_eq!(w.verdicts(100 * D), only(&[]));
+    // Nor does it reach anybody but the peer.
+    let (w, mut cs) = call_then_depart(false);
+    w.recv(&mut cs[2], "/", "hang_up", HUNG_UP, D + 25);
+    w.recv(&mut cs[1], "/", "hang_up", HUNG_UP, D + 26);
+    assert_eq!(w.verdicts(100 * D), only(&[("voice/hang_up/unknown", 1)]));
+}
+
+#[test]
 fn a_departure_told_to_nobody_or_to_two_is_a_violation() {
     let (w, _cs) = voice_departure();
     assert_eq!(w.verdicts(100 * D), only(&[("voice/exit_room/missing", 1)]));
@@ -1240,6 +1354,40 @@ fn a_departure_told_to_nobody_or_to_two_is_a_violation() {
     assert_eq!(
         w.verdicts(100 * D),
         only(&[("voice/exit_room/duplicate", 1)])
+    );
+}
+
+/// Three members of "ch" and a fourth client in no channel; client 0 sent hostile input
+/// (lenient) before its connection ended at `D`.
+fn lenient_departure() -> (World, Vec<Client>) {
+    let (w, mut cs) = World::new(&VOICE_TABLE, 4);
+    for (i, c) in cs.iter_mut().enumerate() {
+        w.judge().connected(c, 0);
+        w.recv(c, "/", "create_token", HI, 1);
+        if i < 3 {
+            enter(&w, c, 10 + i as Micros);
+        }
+    }
+    w.judge().become_lenient(&mut cs[0]);
+    w.judge().departed(&mut cs[0], D);
+    (w, cs)
+}
+
+#[test]
+fn a_lenient_members_departure_is_judged_by_who_gets_it_only() {
+    // The server may have dropped it at the hostile input, before `D`: nobody told at all, or
+    // told early, is no violation.
+    let (w, _cs) = lenient_departure();
+    assert_eq!(w.verdicts(100 * D), only(&[]));
+    let (w, mut cs) = lenient_departure();
+    w.recv(&mut cs[1], "/", "exit_room", LEFT, D / 2);
+    assert_eq!(w.verdicts(100 * D), only(&[]));
+    // Outside the channel, it is still a leak.
+    let (w, mut cs) = lenient_departure();
+    w.recv(&mut cs[3], "/", "exit_room", LEFT, D + 20);
+    assert_eq!(
+        w.verdicts(100 * D),
+        only(&[("voice/exit_room/non-member", 1)])
     );
 }
 
