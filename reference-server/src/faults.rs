@@ -24,7 +24,8 @@ pub const NEVER_TIMEOUT_PING_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 6
 /// One deliberate misbehaviour of the reference server.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Fault {
-    /// Skip every round(1/F)-th room broadcast entirely (counted per room); F in 0..=1.
+    /// Skip every round(1/F)-th room broadcast entirely (counted per room); F in 0..=1. dorm:
+    /// `message` and `action`; lobby: `gotRoomMessage`.
     DropBroadcast(f64),
     /// Also send every room broadcast to one connected socket that is not a member of the room.
     LeakToNonMember,

@@ -166,6 +166,8 @@ struct Room {
     capacity: Option<usize>,
     /// In join order.
     members: Vec<Member>,
+    /// Room messages relayed so far (the `drop-broadcast` fault counts them).
+    messages: u64,
 }
 
 impl Room {
@@ -471,6 +473,7 @@ impl LobbyState {
                 let room = Arc::new(Mutex::new(Room {
                     capacity,
                     members: Vec::new(),
+                    messages: 0,
                 }));
                 dir.insert(Arc::clone(&key), Arc::clone(&room));
                 (key, room)
@@ -618,9 +621,13 @@ impl LobbyState {
                     .and_then(|sid| reg.socket_of(sid).cloned())
             })
             .flatten();
-        let r = lock(&room);
+        let mut r = lock(&room);
         if r.position(socket.id).is_none() {
             return Err(errors::NOT_IN_ROOM);
+        }
+        r.messages += 1;
+        if self.faults.drops(r.messages) {
+            return Ok(());
         }
         let out = RoomMessageOut {
             username: &username,

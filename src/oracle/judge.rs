@@ -156,6 +156,9 @@ pub struct Client {
     joined: Vec<(RoomKey, String)>,
     /// Rooms whose join was sent but not confirmed yet.
     joining: Vec<(RoomKey, String)>,
+    /// Rooms this connection asked to leave: its own broadcasts there are still owed to it
+    /// (see `Oracle::left_by_request`), so its flow waits for them, and a close ends them.
+    left_by_request: Vec<RoomKey>,
     /// The departure notices were registered already (at the heartbeat drop).
     departure_announced: bool,
     /// Connected (between `connected` and `departed`).
@@ -206,6 +209,7 @@ impl Client {
             me,
             joined: Vec::new(),
             joining: Vec::new(),
+            left_by_request: Vec::new(),
             departure_announced: false,
             connected: false,
             pending: Vec::new(),
@@ -392,6 +396,10 @@ impl Judge<'_> {
         self.announce_departure(c, at, None);
         c.on_departure.clear();
         for (room, _) in c.joined.drain(..).chain(c.joining.drain(..)) {
+            self.oracle.left(c.me, room, at);
+        }
+        // A close may cut off the copies of its own broadcasts still owed after a leave.
+        for room in c.left_by_request.drain(..) {
             self.oracle.left(c.me, room, at);
         }
         if self.spec.uses_everyone {
@@ -743,6 +751,7 @@ impl Judge<'_> {
                 Effect::Join { room, name, reply } => {
                     self.oracle.name_room(room, &name);
                     self.oracle.join_sent(c.me, room, sent);
+                    c.left_by_request.retain(|r| *r != room);
                     if !c.joining.iter().any(|(r, _)| *r == room) {
                         c.joining.push((room, name));
                     }
@@ -769,7 +778,10 @@ impl Judge<'_> {
                     optional,
                 }),
                 Effect::Leave { room } => {
-                    self.oracle.left(c.me, room, sent);
+                    self.oracle.left_by_request(c.me, room, sent);
+                    if !c.left_by_request.contains(&room) {
+                        c.left_by_request.push(room);
+                    }
                     let was_member = c.joined.iter().any(|(r, _)| *r == room);
                     c.joined.retain(|(r, _)| *r != room);
                     c.joining.retain(|(r, _)| *r != room);
@@ -1109,6 +1121,7 @@ impl Judge<'_> {
     pub fn settled_at(&self, c: &Client, flow_end: Micros) -> Option<Micros> {
         let deadline = self.oracle.deadline();
         let mut rooms: Vec<RoomKey> = c.joined_rooms().collect();
+        rooms.extend(c.left_by_request.iter().copied());
         if self.spec.uses_everyone {
             rooms.push(EVERYONE);
         }

@@ -10,7 +10,10 @@
 //!   that window is required to have received it only on evidence: a *later* broadcast of the
 //!   same sender to the same room reached it (a server delivers one sender's broadcasts to one
 //!   connection in order, so it skipped this one). Without such evidence nothing is said: a
-//!   slow but conformant server, or a loaded machine, may still have had it in flight;
+//!   slow but conformant server, or a loaded machine, may still have had it in flight. The
+//!   sender is owed its own copy even so when it leaves by a request (see
+//!   [`Oracle::left_by_request`]): otherwise a room whose broadcasts reach nobody gives no
+//!   evidence at all;
 //! - a client **may** receive it if it sent its join before `S + D` and did not leave before
 //!   `S - D` (one deadline of uncertainty on each side, since the server orders requests from
 //!   different sockets as it likes);
@@ -264,14 +267,18 @@ impl Room {
     }
 
     /// `client` leaves at `at`: broadcasts still in their race window (except the one at
-    /// `except`) keep it as a conditional receiver.
-    fn leave(&mut self, client: ClientId, at: Micros, except: Option<usize>) {
+    /// `except`) keep it as a conditional receiver. With `keeps_own`, its own broadcasts stay
+    /// required (see [`Oracle::left_by_request`]).
+    fn leave(&mut self, client: ClientId, at: Micros, except: Option<usize>, keeps_own: bool) {
         for m in self.members.iter_mut() {
             if m.client == client && m.left.is_none() {
                 m.left = Some(at);
             }
         }
         for (i, b) in self.outstanding.iter_mut().enumerate() {
+            if keeps_own && b.sender == client {
+                continue;
+            }
             if Some(i) != except && at < b.excuse_until {
                 if let Some(k) = b.required.iter().position(|&c| c == client) {
                     b.required.swap_remove(k);
@@ -879,7 +886,21 @@ impl Oracle {
     pub fn left(&self, client: ClientId, room: RoomKey, at: Micros) {
         let mut shard = self.shard(room);
         if let Some(r) = shard.get_mut(&room) {
-            r.leave(client, at, None);
+            r.leave(client, at, None, false);
+        }
+    }
+
+    /// The client asked to leave the room at `at` (a leave request on its connection). Like
+    /// [`Oracle::left`], except that the broadcasts the client itself sent earlier stay owed
+    /// to it: a server handles one connection's requests in order (the premise of error
+    /// attribution and of the race-window evidence too), so it acted on each of them while
+    /// the client was still a member. Without this, a client that leaves within the race
+    /// window of its own sends was never owed its copy, and a server that relays none of a
+    /// room's broadcasts gave no evidence against anybody: it passed.
+    pub fn left_by_request(&self, client: ClientId, room: RoomKey, at: Micros) {
+        let mut shard = self.shard(room);
+        if let Some(r) = shard.get_mut(&room) {
+            r.leave(client, at, None, true);
         }
     }
 
@@ -1114,7 +1135,7 @@ impl Oracle {
         let kicked = r.outstanding[last].required.clone();
         let at = r.outstanding[last].sent;
         for &c in &kicked {
-            r.leave(c, at, Some(last));
+            r.leave(c, at, Some(last), false);
         }
         // A connection whose own login is still unanswered may have been in the room when
         // the server took this one (a storm of logins): it may be kicked, never must.
@@ -1170,7 +1191,7 @@ impl Oracle {
                 // It was in the room after all, and is out of it since this kick: later kicks
                 // no longer owe it anything.
                 let kick_sent = b.sent;
-                r.leave(receiver, kick_sent, Some(index));
+                r.leave(receiver, kick_sent, Some(index), false);
             }
             let receipt = if required {
                 Receipt::Delivered(matched)

@@ -520,6 +520,60 @@ fn a_member_that_leaves_after_getting_the_broadcast_is_clean() {
     rig.assert_clean();
 }
 
+/// A room whose broadcasts the server relays to nobody, its members leaving inside the grace
+/// window: no receipt is evidence against the other members, but each sender asked to leave
+/// after its own message on the same connection, so the server acted on the message while
+/// the sender was a member and owed it its copy (seed 000: the sender included).
+#[test]
+fn a_room_that_gets_nothing_is_missing_each_senders_own_copy() {
+    let mut rig = dorm(&[0, 1]);
+    rig.op(0, "message", json!({}), 20 * MS);
+    rig.op(1, "message", json!({}), 21 * MS);
+    rig.op(0, "leave_room", json!({}), 22 * MS);
+    rig.op(1, "leave_room", json!({}), 23 * MS);
+    // The flow waits for the sender's own copy after its leave.
+    let (j, c) = rig.judge(0);
+    assert_eq!(j.settled_at(c, 23 * MS), Some(20 * MS + D));
+    rig.finish();
+    rig.assert_verdicts(&[("dorm/message/missing", 2, Must)]);
+    let mut who: Vec<ClientId> = rig.oracle.tallies()["dorm/message/missing"]
+        .examples
+        .iter()
+        .map(|v| v.client)
+        .collect();
+    who.sort();
+    assert_eq!(who, vec![0, 1]);
+}
+
+/// Near miss: each sender got its own copy before leaving inside the window; the other's copy
+/// never came, and nothing shows the server skipped it.
+#[test]
+fn senders_that_got_their_own_copies_and_left_in_the_window_are_clean() {
+    let mut rig = dorm(&[0, 1]);
+    rig.op(0, "message", json!({}), 20 * MS);
+    rig.op(1, "message", json!({}), 21 * MS);
+    rig.recv(0, "message", message(0, 0), 22 * MS);
+    rig.recv(1, "message", message(1, 0), 22 * MS);
+    rig.op(0, "leave_room", json!({}), 23 * MS);
+    rig.op(1, "leave_room", json!({}), 23 * MS);
+    rig.finish();
+    rig.assert_clean();
+}
+
+/// Near miss: the sender left, then its connection closed inside the window before its copy
+/// came: a closed connection cannot receive, so nothing is owed.
+#[test]
+fn a_sender_that_closes_inside_the_window_is_not_missing_its_own_copy() {
+    let mut rig = dorm(&[0, 1]);
+    rig.op(0, "message", json!({}), 20 * MS);
+    rig.op(0, "leave_room", json!({}), 21 * MS);
+    rig.op(1, "leave_room", json!({}), 21 * MS);
+    let (j, c) = rig.judge(0);
+    j.departed(c, 22 * MS);
+    rig.finish();
+    rig.assert_clean();
+}
+
 /// lobby: a departure must be told to the remaining members of its rooms and to every other
 /// connection.
 #[test]
@@ -1547,6 +1601,16 @@ const COVERAGE: &[Streams] = &[
         Check::Missing,
         a_member_that_never_gets_a_broadcast_is_missing_it,
         a_leaver_inside_the_grace_window_is_not_missing_without_evidence,
+    ),
+    (
+        Check::Missing,
+        a_room_that_gets_nothing_is_missing_each_senders_own_copy,
+        senders_that_got_their_own_copies_and_left_in_the_window_are_clean,
+    ),
+    (
+        Check::Missing,
+        a_room_that_gets_nothing_is_missing_each_senders_own_copy,
+        a_sender_that_closes_inside_the_window_is_not_missing_its_own_copy,
     ),
     (
         Check::Missing,
