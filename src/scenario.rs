@@ -39,7 +39,7 @@ pub struct Scenario {
     /// Settings of the embedded reference server (do not apply to a target: a run with one
     /// warns, and judges by what the target advertises).
     #[serde(default)]
-    pub server: Option<ServerSettings>,
+    pub server: Option<ServerBlock>,
     /// A broadcast or reply not received within this time is late; twice this, missing.
     #[serde(default = "default_deadline")]
     pub deadline: Dur,
@@ -181,6 +181,18 @@ pub enum UsersSpec {
     File(PathBuf),
 }
 
+/// The scenario's `server:` block as written: what it leaves out is the dialect's default
+/// (see [`Scenario::server_settings`]).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerBlock {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ping_interval: Option<Dur>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ping_timeout: Option<Dur>,
+}
+
+/// The embedded reference server's settings, the dialect's defaults filled in.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSettings {
@@ -427,8 +439,17 @@ pub enum ScenarioError {
 
 impl Scenario {
     /// The embedded reference server's settings (the defaults when the file has none).
+    /// The embedded server's heartbeat: the `server:` block's values, the dialect's default
+    /// heartbeat for what it leaves out (Engine.IO's 25 s / 20 s; voice: the seed's 15 s / 5 s).
     pub fn server_settings(&self) -> ServerSettings {
-        self.server.clone().unwrap_or_default()
+        let default = dialect::find(&self.dialect.0)
+            .map(|d| d.heartbeat)
+            .unwrap_or(dialect::Heartbeat::ENGINE_IO);
+        let block = self.server.clone().unwrap_or_default();
+        ServerSettings {
+            ping_interval: block.ping_interval.unwrap_or(Dur(default.interval)),
+            ping_timeout: block.ping_timeout.unwrap_or(Dur(default.timeout)),
+        }
     }
 
     /// Reads a scenario file, expands `${VAR}` from the environment, applies the `--set`
@@ -977,6 +998,36 @@ clients:
             - action: \"05\"
       - leave_room
 ";
+
+    /// What the `server:` block leaves out is the dialect's default heartbeat.
+    #[test]
+    fn server_settings_default_to_the_dialects_heartbeat() {
+        let secs = |s: u64| Dur(Duration::from_secs(s));
+        let dorm = Scenario::parse(GOOD, "good.yaml")
+            .unwrap()
+            .server_settings();
+        assert_eq!(
+            (dorm.ping_interval, dorm.ping_timeout),
+            (secs(25), secs(20))
+        );
+        let voice = |server: &str| {
+            let text = format!(
+                "dialect: voice\n{server}users: {{ generate: {{ count: 4, room_size: 2 }} }}\n\
+                 phases: [{{ duration: 1s, arrival_rate: 4 }}]\n\
+                 clients: [{{ name: a, flow: [enter_room] }}]\n"
+            );
+            let s = Scenario::parse(&text, "voice.yaml")
+                .unwrap()
+                .server_settings();
+            (s.ping_interval, s.ping_timeout)
+        };
+        assert_eq!(voice(""), (secs(15), secs(5)));
+        assert_eq!(voice("server: { ping_interval: 2s }\n"), (secs(2), secs(5)));
+        assert_eq!(
+            voice("server: { ping_interval: 1s, ping_timeout: 1s }\n"),
+            (secs(1), secs(1))
+        );
+    }
 
     #[test]
     fn parses_a_good_scenario() {
