@@ -292,6 +292,11 @@ pub struct ClientGroup {
     #[serde(default)]
     pub count: Option<u32>,
     pub flow: Vec<Step>,
+    /// The client vanishes (a TCP reset, as `vanish`) the moment it receives this event, before
+    /// answering it, and its flow ends there (voice: the member told of a departure dies
+    /// before it reports back, whichever member the server chose to tell).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vanish_on: Option<String>,
 }
 fn default_weight() -> u32 {
     1
@@ -596,6 +601,17 @@ impl Scenario {
         let spec = dialect::spec(self.dialect.0.as_str());
         for group in &self.clients {
             check_steps(&group.flow, spec, &format!("clients[{}].flow", group.name))?;
+            if let Some(event) = &group.vanish_on {
+                if !spec.events.iter().any(|ev| ev.name == event) {
+                    let known: Vec<&str> = spec.events.iter().map(|ev| ev.name).collect();
+                    return Err(format!(
+                        "field `clients[{}].vanish_on`: `{event}` is not an event of dialect `{}`; expected one of: {}",
+                        group.name,
+                        spec.name,
+                        known.join(", ")
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -998,6 +1014,25 @@ clients:
             - action: \"05\"
       - leave_room
 ";
+
+    /// `vanish_on` names an event of the dialect; anything else is refused with the known ones.
+    #[test]
+    fn vanish_on_names_an_event_of_the_dialect() {
+        let text = |event: &str| {
+            format!(
+                "dialect: voice\nusers: {{ generate: {{ count: 4, room_size: 2 }} }}\n\
+                 phases: [{{ duration: 1s, arrival_rate: 4 }}]\n\
+                 clients: [{{ name: a, vanish_on: {event}, flow: [enter_room] }}]\n"
+            )
+        };
+        let s = Scenario::parse(&text("exit_room"), "v.yaml").unwrap();
+        assert_eq!(s.clients[0].vanish_on.as_deref(), Some("exit_room"));
+        let e = Scenario::parse(&text("exit_rooom"), "v.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`clients[a].vanish_on`: `exit_rooom`"), "{e}");
+        assert!(e.contains("exit_room"), "{e}");
+    }
 
     /// What the `server:` block leaves out is the dialect's default heartbeat.
     #[test]

@@ -134,18 +134,36 @@ impl OneMember {
     /// What an exactly-one delivery missed when it is swept at `now`: nobody got it, or the
     /// holder did not report back and no other member got it after the fail-over time. At the
     /// end of a run (`now = Micros::MAX`) a fail-over still running is not judged.
-    fn missing(&self, b: &Broadcast, now: Micros, deadline: Micros) -> Option<MissingDelivery> {
-        let candidate = b
-            .required
-            .iter()
-            .copied()
-            .find(|c| !self.got.iter().any(|(g, _)| g == c))?;
+    fn missing(
+        &self,
+        b: &Broadcast,
+        members: &[Membership],
+        now: Micros,
+        deadline: Micros,
+    ) -> Option<MissingDelivery> {
+        let not_told =
+            |c: &ClientId| !self.got.iter().any(|(g, _)| g == c) && !b.received.contains(c);
         let because = match self.got.last() {
             None => "exactly one of the room's other members had to get it, and none did",
             Some(&(_, at)) if !self.reported && now != Micros::MAX && at + self.failover + deadline < now => {
                 "the member that got it did not report back in time, so another member had to get it"
             }
             Some(_) => return None,
+        };
+        let candidate = match self.got.last() {
+            None => b.required.iter().copied().find(not_told)?,
+            // The fail-over is owed to a member still in the room when the holder's report
+            // time ran out, and for a deadline after it: one that left sooner cannot be told.
+            Some(&(_, at)) => {
+                let takeover = at + self.failover;
+                b.required.iter().copied().filter(not_told).find(|&c| {
+                    members.iter().any(|m| {
+                        m.client == c
+                            && m.join_sent <= takeover
+                            && m.left.is_none_or(|l| l > takeover + deadline)
+                    })
+                })?
+            }
         };
         Some(MissingDelivery {
             receiver: candidate,
@@ -165,6 +183,8 @@ struct OneMember {
     got: Vec<(ClientId, Micros)>,
     /// The current holder reported back: nobody else may get it.
     reported: bool,
+    /// When the current holder left the room without reporting back (see [`Room::leave`]).
+    holder_left: Option<Micros>,
 }
 
 /// A delivery kept for a user with no connection online, owed once in the reply `via` of the
@@ -223,6 +243,11 @@ impl Room {
             }
         }
         for (i, b) in self.outstanding.iter_mut().enumerate() {
+            if let Some(one) = b.one.as_mut() {
+                if one.got.last().is_some_and(|&(c, _)| c == client) && !one.reported {
+                    one.holder_left.get_or_insert(at);
+                }
+            }
             if Some(i) != except && at < b.excuse_until {
                 if let Some(k) = b.required.iter().position(|&c| c == client) {
                     b.required.swap_remove(k);
@@ -915,6 +940,7 @@ impl Oracle {
                 failover,
                 got: Vec::new(),
                 reported: false,
+                holder_left: None,
             });
             // The holder's report time and the fail-over's deadline come after the first
             // deadline: the send stays in the model until both have passed.
@@ -1259,8 +1285,13 @@ impl Oracle {
         let mut due = b.due;
         if let Some(one) = b.one.as_mut() {
             if let Some(&(holder, got_at)) = one.got.last() {
+                // A holder whose connection ended can never report: the server may pass the
+                // notice on as soon as it sees that, before the report window runs out.
                 let takeover = got_at + one.failover;
-                if one.reported || at < takeover {
+                let earliest = one.holder_left.map_or(takeover, |l| l.min(takeover));
+                if one.reported || at < earliest {
+                    // It has it now, too many: it is owed no fail-over.
+                    b.received.push(receiver);
                     return Receipt::Fault(
                         Check::Duplicate,
                         format!(
@@ -1277,6 +1308,7 @@ impl Oracle {
                 due = takeover + deadline;
             }
             one.got.push((receiver, at));
+            one.holder_left = None;
         }
         b.received.push(receiver);
         if let (Some(_), Some(expected), Some(got)) = (seq, b.value.as_ref(), value) {
@@ -1330,7 +1362,7 @@ impl Oracle {
                 {
                     let b = r.outstanding.pop_front().expect("front exists");
                     if let Some(one) = &b.one {
-                        missing.extend(one.missing(&b, now, self.deadline));
+                        missing.extend(one.missing(&b, &r.members, now, self.deadline));
                         continue;
                     }
                     let assumed = |c: ClientId| {

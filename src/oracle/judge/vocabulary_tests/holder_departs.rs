@@ -1,0 +1,77 @@
+//! voice: the member told of a departure (the holder) leaves before it reports back. A holder
+//! whose connection ended can never report, so the server may tell the next member at once;
+//! and the fail-over is owed only to a member still in the room when the report time ran out.
+
+use super::*;
+
+#[test]
+fn the_next_member_may_be_told_as_soon_as_the_holder_is_gone() {
+    let (w, mut cs, room) = departure_scene();
+    w.recv(&mut cs[1], "/", "exit_room", EXIT, D + 20);
+    w.oracle.left(cs[1].me, room, D + 25);
+    w.recv(&mut cs[2], "/", "exit_room", EXIT, D + 30);
+    assert_eq!(delivery_rules(&w, 100 * D), only(&[]));
+}
+
+#[test]
+fn the_next_member_told_before_the_holder_left_is_a_duplicate() {
+    let (w, mut cs, room) = departure_scene();
+    w.recv(&mut cs[1], "/", "exit_room", EXIT, D + 20);
+    w.recv(&mut cs[2], "/", "exit_room", EXIT, D + 22);
+    w.oracle.left(cs[1].me, room, D + 25);
+    assert_eq!(
+        delivery_rules(&w, 100 * D),
+        only(&[("voice/exit_room/duplicate", 1)])
+    );
+}
+
+#[test]
+fn a_holder_that_reported_then_left_still_excludes_everyone_else() {
+    let (w, mut cs, room) = departure_scene();
+    w.recv(&mut cs[1], "/", "exit_room", EXIT, D + 20);
+    report(&w, &mut cs[1], room, D + 22);
+    w.oracle.left(cs[1].me, room, D + 25);
+    w.recv(&mut cs[2], "/", "exit_room", EXIT, D + 30);
+    assert_eq!(
+        delivery_rules(&w, 100 * D),
+        only(&[("voice/exit_room/duplicate", 1)])
+    );
+}
+
+#[test]
+fn no_fail_over_is_owed_when_everyone_else_left_before_the_report_time_ran_out() {
+    let (w, mut cs, room) = departure_scene();
+    w.recv(&mut cs[1], "/", "exit_room", EXIT, D + 20);
+    // Client 2, the only other member, leaves long before the holder's report time ends.
+    w.oracle.left(cs[2].me, room, 2 * D);
+    assert_eq!(delivery_rules(&w, 100 * D), only(&[]));
+}
+
+#[test]
+fn a_member_still_there_after_the_report_time_is_owed_the_fail_over() {
+    let (w, mut cs, room) = departure_scene();
+    w.recv(&mut cs[1], "/", "exit_room", EXIT, D + 20);
+    w.oracle.left(cs[1].me, room, D + 25);
+    // Client 2 stays past the report time and its deadline, and is never told.
+    w.oracle.left(cs[2].me, room, D + 20 + FAILOVER + 2 * D);
+    assert_eq!(
+        delivery_rules(&w, 100 * D),
+        only(&[("voice/exit_room/missing", 1)])
+    );
+}
+
+#[test]
+fn a_server_that_waits_out_the_report_window_after_the_holder_left_is_on_time() {
+    let (w, mut cs, room) = departure_scene();
+    w.recv(&mut cs[1], "/", "exit_room", EXIT, D + 20);
+    w.oracle.left(cs[1].me, room, D + 25);
+    // Not `late`: the server may tell the next member any time up to the report window's end.
+    w.recv(
+        &mut cs[2],
+        "/",
+        "exit_room",
+        EXIT,
+        D + 20 + FAILOVER + D / 2,
+    );
+    assert_eq!(delivery_rules(&w, 100 * D), only(&[]));
+}
