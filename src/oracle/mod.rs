@@ -124,7 +124,14 @@ impl Broadcast {
         let takeover = self
             .one
             .as_ref()
-            .and_then(|o| o.got.last().map(|&(_, at)| at + o.failover + deadline))
+            .map(|o| match o.got.last() {
+                Some(&(_, at)) => at + o.failover + deadline,
+                // Told unseen to a member that was leaving: judged after its fail-over.
+                None if o.maybe_unseen || !self.conditional.is_empty() => {
+                    self.sent + o.failover + deadline
+                }
+                None => 0,
+            })
             .unwrap_or(0);
         (self.due + deadline).max(takeover)
     }
@@ -143,26 +150,45 @@ impl OneMember {
     ) -> Option<MissingDelivery> {
         let not_told =
             |c: &ClientId| !self.got.iter().any(|(g, _)| g == c) && !b.received.contains(c);
+        let unseen = self.maybe_unseen || !b.conditional.is_empty();
         let because = match self.got.last() {
+            None if unseen => {
+                "a member leaving at that moment may have been told unseen, but then another member still in the room had to get it once its report time ran out, and none did"
+            }
             None => "exactly one of the room's other members had to get it, and none did",
             Some(&(_, at)) if !self.reported && now != Micros::MAX && at + self.failover + deadline < now => {
                 "the member that got it did not report back in time, so another member had to get it"
             }
             Some(_) => return None,
         };
+        // Present in the room from `from` until a deadline after it: owed a delivery then.
+        let stayed = |c: ClientId, from: Micros| {
+            members.iter().any(|m| {
+                m.client == c && m.join_sent <= from && m.left.is_none_or(|l| l > from + deadline)
+            })
+        };
         let candidate = match self.got.last() {
+            // A member leaving at the same moment may have been told, its receipt unseen (the
+            // server had not yet seen it leave): then the fail-over was owed, to a member
+            // still in the room when that member's report window ran out.
+            None if unseen => {
+                let takeover = b.sent + self.failover;
+                b.required
+                    .iter()
+                    .copied()
+                    .filter(not_told)
+                    .find(|&c| stayed(c, takeover))?
+            }
             None => b.required.iter().copied().find(not_told)?,
             // The fail-over is owed to a member still in the room when the holder's report
             // time ran out, and for a deadline after it: one that left sooner cannot be told.
             Some(&(_, at)) => {
                 let takeover = at + self.failover;
-                b.required.iter().copied().filter(not_told).find(|&c| {
-                    members.iter().any(|m| {
-                        m.client == c
-                            && m.join_sent <= takeover
-                            && m.left.is_none_or(|l| l > takeover + deadline)
-                    })
-                })?
+                b.required
+                    .iter()
+                    .copied()
+                    .filter(not_told)
+                    .find(|&c| stayed(c, takeover))?
             }
         };
         Some(MissingDelivery {
@@ -185,6 +211,9 @@ struct OneMember {
     reported: bool,
     /// When the current holder left the room without reporting back (see [`Room::leave`]).
     holder_left: Option<Micros>,
+    /// A member left the room just before the send (within the deadline): a server that had
+    /// not yet seen it leave may have told it, and its receipt is never seen.
+    maybe_unseen: bool,
 }
 
 /// A delivery kept for a user with no connection online, owed once in the reply `via` of the
@@ -934,13 +963,25 @@ impl Oracle {
             include_sender: false,
             ..send
         });
+        let deadline = self.deadline;
         let mut shard = self.shard(room);
-        if let Some(b) = shard.get_mut(&room).and_then(|r| r.outstanding.back_mut()) {
+        let Some(r) = shard.get_mut(&room) else {
+            return allowed;
+        };
+        let maybe_unseen = r.outstanding.back().is_some_and(|b| {
+            r.members.iter().any(|m| {
+                m.client != b.sender
+                    && m.left
+                        .is_some_and(|l| l <= b.sent && l + deadline >= b.sent)
+            })
+        });
+        if let Some(b) = r.outstanding.back_mut() {
             b.one = Some(OneMember {
                 failover,
                 got: Vec::new(),
                 reported: false,
                 holder_left: None,
+                maybe_unseen,
             });
             // The holder's report time and the fail-over's deadline come after the first
             // deadline: the send stays in the model until both have passed.

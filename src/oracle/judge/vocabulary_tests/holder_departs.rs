@@ -75,3 +75,31 @@ fn a_server_that_waits_out_the_report_window_after_the_holder_left_is_on_time() 
     );
     assert_eq!(delivery_rules(&w, 100 * D), only(&[]));
 }
+
+// ---- a member that left just before the departure may have been told, its receipt unseen ----
+
+#[test]
+fn nobody_seen_told_while_a_member_was_leaving_is_owed_only_a_fail_over() {
+    let (w, cs, room) = departure_scene();
+    // Client 2 left just before client 0's departure: a server that had not seen it leave yet
+    // may have told it. Client 1 stays 3 s only, less than the report window: owed nothing.
+    w.oracle.left(cs[2].me, room, D - 10);
+    w.oracle.left(cs[1].me, room, D + 3 * D);
+    assert_eq!(delivery_rules(&w, 100 * D), only(&[]));
+}
+
+#[test]
+fn nobody_told_while_a_member_was_leaving_and_no_fail_over_is_missing() {
+    let (w, cs, room) = departure_scene();
+    w.oracle.left(cs[2].me, room, D - 10);
+    // Client 1 stays past the report window and its deadline, and is never told.
+    assert_eq!(
+        delivery_rules(&w, D + FAILOVER),
+        only(&[]),
+        "not before the fail-over was due"
+    );
+    assert_eq!(
+        delivery_rules(&w, 100 * D),
+        only(&[("voice/exit_room/missing", 1)])
+    );
+}
