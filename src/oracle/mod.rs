@@ -127,9 +127,7 @@ impl Broadcast {
             .map(|o| match o.got.last() {
                 Some(&(_, at)) => at + o.failover + deadline,
                 // Told unseen to a member that was leaving: judged after its fail-over.
-                None if o.maybe_unseen || !self.conditional.is_empty() => {
-                    self.sent + o.failover + deadline
-                }
+                None if o.maybe_unseen => self.sent + o.failover + deadline,
                 None => 0,
             })
             .unwrap_or(0);
@@ -150,7 +148,7 @@ impl OneMember {
     ) -> Option<MissingDelivery> {
         let not_told =
             |c: &ClientId| !self.got.iter().any(|(g, _)| g == c) && !b.received.contains(c);
-        let unseen = self.maybe_unseen || !b.conditional.is_empty();
+        let unseen = self.maybe_unseen;
         let because = match self.got.last() {
             None if unseen => {
                 "a member leaving at that moment may have been told unseen, but then another member still in the room had to get it once its report time ran out, and none did"
@@ -168,9 +166,10 @@ impl OneMember {
             })
         };
         let candidate = match self.got.last() {
-            // A member leaving at the same moment may have been told, its receipt unseen (the
-            // server had not yet seen it leave): then the fail-over was owed, to a member
-            // still in the room when that member's report window ran out.
+            // A member that had just left may have been told, its receipt unseen (the server
+            // had not yet seen it leave): then the fail-over was owed, to a member still in
+            // the room when that member's report window ran out. (A member leaving after the
+            // departure was live when the server told the room: its receipt would be seen.)
             None if unseen => {
                 let takeover = b.sent + self.failover;
                 b.required
