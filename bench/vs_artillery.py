@@ -167,7 +167,8 @@ def csv(args):
     users = json.load(open(args.users))["users"]
     if len(users) < args.n:
         sys.exit(f"{args.users} has {len(users)} users, {args.n} needed")
-    sys.stdout.write("".join(u["token"] + "\n" for u in users[: args.n]))
+    fields = args.fields.split(",")
+    sys.stdout.write("".join(",".join(str(u[f]) for f in fields) + "\n" for u in users[: args.n]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,6 +178,7 @@ def csv(args):
 def row(args):
     mon = json.load(open(args.monitor))
     r = {
+        "workload": args.workload,
         "tool": args.tool,
         "mode": args.mode,
         "clients": args.clients,
@@ -194,9 +196,9 @@ def row(args):
     }
     try:
         if args.tool == "roomrig":
-            r.update(from_roomrig(json.load(open(args.report))))
+            r.update(from_roomrig(json.load(open(args.report)), args.workload))
         else:
-            r.update(from_artillery(json.load(open(args.report))["aggregate"]))
+            r.update(from_artillery(json.load(open(args.report))["aggregate"], args.workload))
     except (OSError, ValueError, KeyError) as e:
         r.update({"report_error": f"{type(e).__name__}: {e}", "joined": 0, "sent": 0,
                   "delivered": 0, "errors": 1, "p50_ms": None, "p99_ms": None,
@@ -234,14 +236,19 @@ def connect_rate(samples):
     return round(n1 / (t1 - t0)) if t1 > t0 else None
 
 
-def from_roomrig(s):
+def from_roomrig(s, workload="dorm"):
     m = s["metrics"]
-    fan = m.get("message.fanout", {})
     late = m.get("send.lateness", {}).get("co", {})
     connected = s["clients"]["connected"]
-    joined = m.get("join_room.last_data", {}).get("co", {}).get("count", 0)
-    # events.sent counts join_room and leave_room too: one each per connected client.
-    sent = max(0, s["events"]["sent"] - 2 * connected)
+    if workload == "voice":
+        fan = m.get("send_topic_msg.fanout", {})
+        joined = m.get("enter_room.enter_room", {}).get("co", {}).get("count", 0)
+        sent = s["events"]["sent_by_operation"].get("send_topic_msg", 0)
+    else:
+        fan = m.get("message.fanout", {})
+        joined = m.get("join_room.last_data", {}).get("co", {}).get("count", 0)
+        # events.sent counts join_room and leave_room too: one each per connected client.
+        sent = max(0, s["events"]["sent"] - 2 * connected)
     return {
         "joined": joined,
         "sent": sent,
@@ -258,19 +265,20 @@ def from_roomrig(s):
     }
 
 
-def from_artillery(a):
+def from_artillery(a, workload="dorm"):
     c, sm = a.get("counters", {}), a.get("summaries", {})
-    fan = sm.get("dorm.fanout", {})
-    late = sm.get("dorm.send_lateness", {})
-    errors = sum(v for k, v in c.items() if k.startswith("errors.")) + c.get("dorm.error", 0)
+    w = workload  # the processor's counters are named after the workload (dorm.js, voice.js)
+    fan = sm.get(f"{w}.fanout", {})
+    late = sm.get(f"{w}.send_lateness", {})
+    errors = sum(v for k, v in c.items() if k.startswith("errors.")) + c.get(f"{w}.error", 0)
     return {
-        "joined": c.get("dorm.joined", 0),
-        "sent": c.get("dorm.sent", 0),
-        "delivered": c.get("dorm.received", 0),
+        "joined": c.get(f"{w}.joined", 0),
+        "sent": c.get(f"{w}.sent", 0),
+        "delivered": c.get(f"{w}.received", 0),
         "errors": errors,
         "error_kinds": {k: v for k, v in c.items() if k.startswith("errors.")},
         "vusers_failed": c.get("vusers.failed", 0),
-        "unmatched": c.get("dorm.unmatched", 0),
+        "unmatched": c.get(f"{w}.unmatched", 0),
         "p50_ms": fan.get("p50"),
         "p99_ms": fan.get("p99"),
         "raw_p50_ms": fan.get("p50"),
@@ -317,10 +325,11 @@ def table(args):
             "p50 / p99 ms", "errors", "saturated"]
     out = []
     for r in rows:
+        wl = r.get("workload", "dorm")
         if r["mode"] == "capacity":
-            work, rate = "capacity (join, hold)", "—"
+            work, rate = f"{wl} capacity (join, hold)", "—"
         else:
-            work = f"throughput {r['clients']:,}"
+            work = f"{wl} throughput {r['clients']:,}"
             rate = f"{fmt(r['achieved_rate'])} ({r['intended_rate']:,})"
         lat = "—" if r["p50_ms"] is None else f"{r['p50_ms']:.2f} / {r['p99_ms']:.2f}"
         if r["tool"] == "roomrig" and r.get("raw_p99_ms") is not None and r["mode"] == "throughput":
@@ -340,7 +349,12 @@ def table(args):
     lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(o, widths)) + " |" for o in out]
     print("\n".join(lines))
 
-    # Headline: each tool's largest step that did not saturate, and the ratios.
+    for wl in dict.fromkeys(r.get("workload", "dorm") for r in rows):
+        headline([r for r in rows if r.get("workload", "dorm") == wl], wl)
+
+
+def headline(rows, wl):
+    """Each tool's largest step that did not saturate, and the ratios, for one workload."""
     best = {}
     for r in rows:
         if r["mode"] == "throughput" and not r["saturated"]:
@@ -352,7 +366,7 @@ def table(args):
     for tool in ("roomrig", "artillery"):
         b = best.get(tool)
         sat = [r for r in rows if r["tool"] == tool and r["mode"] == "throughput" and r["saturated"]]
-        line = f"{tool:<9} largest step that kept up: "
+        line = f"{wl:<5} {tool:<9} largest step that kept up: "
         line += f"{b['clients']:,} clients ({b['achieved_rate']:,.0f} msgs/s)" if b else "none"
         if sat:
             line += f"; saturated at {sat[0]['clients']:,} ({sat[0]['saturated']})"
@@ -364,7 +378,7 @@ def table(args):
             and not q["saturated"] and r["cpu_us_per_sent"] and q["cpu_us_per_sent"]]
     if same:
         r, q = max(same, key=lambda p: p[0]["clients"])
-        print(f"at {r['clients']:,} clients (largest step Artillery kept up with): Artillery uses "
+        print(f"{wl}: at {r['clients']:,} clients (largest step Artillery kept up with): Artillery uses "
               f"{q['cpu_us_per_sent'] / r['cpu_us_per_sent']:.1f}x roomrig's CPU per message sent, "
               f"{q['cpu_us_per_delivery'] / r['cpu_us_per_delivery']:.1f}x per delivery; roomrig holds "
               f"{r['clients_per_core'] / q['clients_per_core']:.1f}x the clients per core")
@@ -384,7 +398,9 @@ def main():
     c = sub.add_parser("csv")
     c.add_argument("users")
     c.add_argument("n", type=int)
+    c.add_argument("--fields", default="token", help="columns, comma-separated (a users.json field each)")
     r = sub.add_parser("row")
+    r.add_argument("--workload", default="dorm", choices=["dorm", "voice"])
     r.add_argument("--tool", required=True, choices=["roomrig", "artillery"])
     r.add_argument("--mode", required=True, choices=["capacity", "throughput"])
     r.add_argument("--clients", type=int, required=True)

@@ -39,7 +39,7 @@ pub struct Scenario {
     /// Settings of the embedded reference server (do not apply to a target: a run with one
     /// warns, and judges by what the target advertises).
     #[serde(default)]
-    pub server: Option<ServerSettings>,
+    pub server: Option<ServerBlock>,
     /// A broadcast or reply not received within this time is late; twice this, missing.
     #[serde(default = "default_deadline")]
     pub deadline: Dur,
@@ -276,6 +276,18 @@ pub enum UsersSpec {
     File(PathBuf),
 }
 
+/// The scenario's `server:` block as written: what it leaves out is the dialect's default
+/// (see [`Scenario::server_settings`]).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerBlock {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ping_interval: Option<Dur>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ping_timeout: Option<Dur>,
+}
+
+/// The embedded reference server's settings, the dialect's defaults filled in.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSettings {
@@ -382,6 +394,11 @@ pub struct ClientGroup {
     #[serde(default)]
     pub count: Option<u32>,
     pub flow: Vec<Step>,
+    /// The client vanishes (a TCP reset, as `vanish`) the moment it receives this event, before
+    /// answering it, and its flow ends there (voice: the member told of a departure dies
+    /// before it reports back, whichever member the server chose to tell).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vanish_on: Option<String>,
 }
 fn default_weight() -> u32 {
     1
@@ -541,8 +558,17 @@ pub enum ScenarioError {
 
 impl Scenario {
     /// The embedded reference server's settings (the defaults when the file has none).
+    /// The embedded server's heartbeat: the `server:` block's values, the dialect's default
+    /// heartbeat for what it leaves out (Engine.IO's 25 s / 20 s; voice: the seed's 15 s / 5 s).
     pub fn server_settings(&self) -> ServerSettings {
-        self.server.clone().unwrap_or_default()
+        let default = dialect::find(&self.dialect.0)
+            .map(|d| d.heartbeat)
+            .unwrap_or(dialect::Heartbeat::ENGINE_IO);
+        let block = self.server.clone().unwrap_or_default();
+        ServerSettings {
+            ping_interval: block.ping_interval.unwrap_or(Dur(default.interval)),
+            ping_timeout: block.ping_timeout.unwrap_or(Dur(default.timeout)),
+        }
     }
 
     /// Reads a scenario file, expands `${VAR}` from the environment, applies the `--set`
@@ -713,6 +739,17 @@ impl Scenario {
         let spec = dialect::spec(self.dialect.0.as_str());
         for group in &self.clients {
             check_steps(&group.flow, spec, &format!("clients[{}].flow", group.name))?;
+            if let Some(event) = &group.vanish_on {
+                if !spec.events.iter().any(|ev| ev.name == event) {
+                    let known: Vec<&str> = spec.events.iter().map(|ev| ev.name).collect();
+                    return Err(format!(
+                        "field `clients[{}].vanish_on`: `{event}` is not an event of dialect `{}`; expected one of: {}",
+                        group.name,
+                        spec.name,
+                        known.join(", ")
+                    ));
+                }
+            }
         }
         if let Some(backend) = &self.push {
             check_backend(backend, spec)?;
@@ -1151,6 +1188,55 @@ clients:
             - action: \"05\"
       - leave_room
 ";
+
+    /// `vanish_on` names an event of the dialect; anything else is refused with the known ones.
+    #[test]
+    fn vanish_on_names_an_event_of_the_dialect() {
+        let text = |event: &str| {
+            format!(
+                "dialect: voice\nusers: {{ generate: {{ count: 4, room_size: 2 }} }}\n\
+                 phases: [{{ duration: 1s, arrival_rate: 4 }}]\n\
+                 clients: [{{ name: a, vanish_on: {event}, flow: [enter_room] }}]\n"
+            )
+        };
+        let s = Scenario::parse(&text("exit_room"), "v.yaml").unwrap();
+        assert_eq!(s.clients[0].vanish_on.as_deref(), Some("exit_room"));
+        let e = Scenario::parse(&text("exit_rooom"), "v.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`clients[a].vanish_on`: `exit_rooom`"), "{e}");
+        assert!(e.contains("exit_room"), "{e}");
+    }
+
+    /// What the `server:` block leaves out is the dialect's default heartbeat.
+    #[test]
+    fn server_settings_default_to_the_dialects_heartbeat() {
+        let secs = |s: u64| Dur(Duration::from_secs(s));
+        let dorm = Scenario::parse(GOOD, "good.yaml")
+            .unwrap()
+            .server_settings();
+        assert_eq!(
+            (dorm.ping_interval, dorm.ping_timeout),
+            (secs(25), secs(20))
+        );
+        let voice = |server: &str| {
+            let text = format!(
+                "dialect: voice\n{server}users: {{ generate: {{ count: 4, room_size: 2 }} }}\n\
+                 phases: [{{ duration: 1s, arrival_rate: 4 }}]\n\
+                 clients: [{{ name: a, flow: [enter_room] }}]\n"
+            );
+            let s = Scenario::parse(&text, "voice.yaml")
+                .unwrap()
+                .server_settings();
+            (s.ping_interval, s.ping_timeout)
+        };
+        assert_eq!(voice(""), (secs(15), secs(5)));
+        assert_eq!(voice("server: { ping_interval: 2s }\n"), (secs(2), secs(5)));
+        assert_eq!(
+            voice("server: { ping_interval: 1s, ping_timeout: 1s }\n"),
+            (secs(1), secs(1))
+        );
+    }
 
     #[test]
     fn a_restart_step_is_located_where_the_file_has_it() {

@@ -34,6 +34,60 @@ fn every_edge_case_passes_against_the_reference_server() {
             "{}",
             path.display()
         );
+        exercised(&path, &s);
+    }
+}
+
+/// What a case must have made the reference server do, beyond passing: a case that passes
+/// without reaching its situation proves nothing.
+fn exercised(path: &Path, s: &serde_json::Value) {
+    let name = path.file_name().unwrap().to_str().unwrap();
+    let count = |m: &str| s["metrics"][m]["co"]["count"].as_u64().unwrap_or(0);
+    match name {
+        // Leaver -> silent 1 (vanishes) -> silent 2 (vanishes) -> a witness; both unreported
+        // exits fail over to a witness; the first witness to leave at the end is told to the
+        // other: 6 exit_room, 4 reports, from exactly one member each time.
+        "voice-b-vanishes-before-reporting.yaml" => {
+            assert_eq!(count("exit_room.after-fault"), 6, "{name}");
+            assert_eq!(
+                s["events"]["sent_by_operation"]["exit_room_report"], 4,
+                "{name}"
+            );
+        }
+        // 500 departures inside the second, then 250 of the members who stayed leave at the
+        // end: each told to one member, who reports it.
+        "voice-500-leave-in-one-second.yaml" => {
+            assert_eq!(count("exit_room.after-fault"), 750, "{name}");
+            assert_eq!(s["clients"]["connected"], 1000, "{name}");
+        }
+        _ => {}
+    }
+}
+
+/// The two voice departure cases catch a server that breaks the exactly-one relay: one that
+/// never fails over when the member it told vanishes, one that tells every member.
+#[test]
+fn voice_departure_cases_catch_a_broken_relay() {
+    for (case, fault, rule) in [
+        (
+            "voice-b-vanishes-before-reporting.yaml",
+            "voice-no-failover",
+            "voice/exit_room/missing",
+        ),
+        (
+            "voice-500-leave-in-one-second.yaml",
+            "voice-exit-to-everyone",
+            "voice/exit_room/duplicate",
+        ),
+    ] {
+        let _serial = serial();
+        let o = roomrig_run(&edge_case(case), &["--server-fault", fault]);
+        assert_eq!(o.code, 1, "{case} {fault}: {}", o.explain());
+        assert!(
+            o.rules().iter().any(|r| r == rule),
+            "{case} {fault}: {rule} not in {:?}",
+            o.rules()
+        );
     }
 }
 

@@ -656,6 +656,7 @@ pub const DIALECT: crate::Dialect = crate::Dialect {
         }
     },
     http: crate::Http::Banner,
+    heartbeat: crate::Heartbeat::ENGINE_IO,
 };
 
 #[cfg(test)]

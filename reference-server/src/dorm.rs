@@ -570,6 +570,7 @@ pub const DIALECT: crate::Dialect = crate::Dialect {
         install(io, Arc::new(DormState::new(fixtures, faults, Utc::now())));
     },
     http: crate::Http::Banner,
+    heartbeat: crate::Heartbeat::ENGINE_IO,
 };
 
 /// Registers the dorm dialect on namespace `/` of `io`.

@@ -74,6 +74,25 @@ pub struct Dialect {
     pub serve: fn(io: &SocketIo, fixtures: &Fixtures, faults: FaultSet),
     /// What it serves over HTTP besides Engine.IO.
     pub http: Http,
+    /// Its heartbeat when `--ping-interval-ms`/`--ping-timeout-ms` (or a scenario's `server:`
+    /// block) say nothing: Engine.IO's for the Socket.IO dialects, the seed's for voice.
+    pub heartbeat: Heartbeat,
+}
+
+/// A heartbeat: how often a ping goes (pingInterval), and how long past it the server waits
+/// before it closes a silent connection (pingTimeout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeat {
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+impl Heartbeat {
+    /// Engine.IO's defaults (socket.io's): 25 s interval, 20 s timeout.
+    pub const ENGINE_IO: Heartbeat = Heartbeat {
+        interval: Duration::from_secs(25),
+        timeout: Duration::from_secs(20),
+    };
 }
 
 /// What a dialect serves over HTTP besides Engine.IO: one mechanism for every dialect.
@@ -217,14 +236,14 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// Healthy server with Engine.IO's default heartbeat (25 s interval, 20 s timeout).
+    /// Healthy server with the dialect's default heartbeat ([`Dialect::heartbeat`]).
     pub fn new(dialect: Dialect, listen: SocketAddr, fixtures: Fixtures) -> Self {
         ServerConfig {
             dialect,
             listen,
             fixtures,
-            ping_interval: Duration::from_secs(25),
-            ping_timeout: Duration::from_secs(20),
+            ping_interval: dialect.heartbeat.interval,
+            ping_timeout: dialect.heartbeat.timeout,
             faults: Vec::new(),
             only_eio: None,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
@@ -489,13 +508,15 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     pub write_users: Option<PathBuf>,
 
-    /// Engine.IO ping interval in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 25_000)]
-    pub ping_interval_ms: u64,
+    /// Heartbeat interval in milliseconds (Engine.IO pingInterval; voice: the `ping_interval`
+    /// advertised by `end_point`) [default: the dialect's: 25000; voice 15000].
+    #[arg(long, value_name = "MS")]
+    pub ping_interval_ms: Option<u64>,
 
-    /// Engine.IO ping timeout in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 20_000)]
-    pub ping_timeout_ms: u64,
+    /// How long past the interval a silent connection is kept, in milliseconds (Engine.IO
+    /// pingTimeout) [default: the dialect's: 20000; voice 5000, i.e. closed after 20 s].
+    #[arg(long, value_name = "MS")]
+    pub ping_timeout_ms: Option<u64>,
 
     /// The longest a client may take to send its HTTP request head (from connecting, or from
     /// its previous request) and then to connect to a Socket.IO namespace, in milliseconds.
@@ -555,8 +576,12 @@ impl ServeArgs {
             ),
         };
         let mut config = ServerConfig::new(self.dialect, self.listen, fixtures);
-        config.ping_interval = Duration::from_millis(self.ping_interval_ms);
-        config.ping_timeout = Duration::from_millis(self.ping_timeout_ms);
+        if let Some(ms) = self.ping_interval_ms {
+            config.ping_interval = Duration::from_millis(ms);
+        }
+        if let Some(ms) = self.ping_timeout_ms {
+            config.ping_timeout = Duration::from_millis(ms);
+        }
         config.faults = self.faults.clone();
         config.only_eio = self.eio;
         config.chat_db = self.chat_db.clone();
@@ -718,6 +743,25 @@ mod tests {
         assert!(Cli::try_parse_from(["x", "--room-size", "3"]).is_err());
         assert!(Cli::try_parse_from(["x", "--fault", "nope"]).is_err());
         assert!(Cli::try_parse_from(["x", "--users", "u.json", "--generate-users", "4"]).is_err());
+    }
+
+    /// Without `--ping-interval-ms`/`--ping-timeout-ms` the heartbeat is the dialect's own.
+    #[test]
+    fn heartbeat_defaults_are_the_dialects() {
+        let config = |args: &[&str]| {
+            let cli = Cli::try_parse_from([&["x"], args].concat()).unwrap();
+            let config = cli.serve.to_config().unwrap();
+            (config.ping_interval, config.ping_timeout)
+        };
+        let secs = Duration::from_secs;
+        assert_eq!(config(&["--dialect", "voice"]), (secs(15), secs(5)));
+        for dialect in ["dorm", "lobby", "chat", "push"] {
+            assert_eq!(config(&["--dialect", dialect]), (secs(25), secs(20)));
+        }
+        assert_eq!(
+            config(&["--dialect", "voice", "--ping-timeout-ms", "1000"]),
+            (secs(15), secs(1))
+        );
     }
 
     #[test]

@@ -778,6 +778,7 @@ pub const DIALECT: crate::Dialect = crate::Dialect {
         install(io, Arc::new(LobbyState::new(faults).with_first_room(first)));
     },
     http: crate::Http::Banner,
+    heartbeat: crate::Heartbeat::ENGINE_IO,
 };
 
 /// Registers the lobby dialect on namespace `/` of `io`.

@@ -377,6 +377,7 @@ pub const DIALECT: crate::Dialect = crate::Dialect {
         drop(install(io, fixtures, faults));
     },
     http: crate::Http::Beside(install),
+    heartbeat: crate::Heartbeat::ENGINE_IO,
 };
 
 #[cfg(test)]

@@ -75,6 +75,14 @@ pub const DIALECT: crate::Dialect = crate::Dialect {
     // Nothing on Socket.IO: everything is in `routes`.
     serve: |_, _, _| {},
     http: crate::Http::Instead(routes),
+    heartbeat: HEARTBEAT,
+};
+
+/// The seed's heartbeat (§2.1): the client pings every 15 s (the `ping_interval` `end_point`
+/// advertises), and a connection without one for 20 s is closed: 5 s past the interval.
+pub const HEARTBEAT: crate::Heartbeat = crate::Heartbeat {
+    interval: Duration::from_secs(15),
+    timeout: Duration::from_secs(5),
 };
 
 /// The timing of a voice server.

@@ -32,6 +32,25 @@ pub struct Dialect {
     pub suite: &'static suite::Suite,
     /// How its clients connect: Socket.IO when `None`, else a plain WebSocket shaped so.
     pub websocket: Option<&'static WebSocketDialect>,
+    /// The heartbeat the embedded reference server keeps when a scenario's `server:` block
+    /// names none: Engine.IO's for Socket.IO, the WebSocket dialect's own otherwise.
+    pub heartbeat: Heartbeat,
+}
+
+/// A server's heartbeat: how often a ping goes, and how long past that a silent connection is
+/// kept before the server closes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeat {
+    pub interval: std::time::Duration,
+    pub timeout: std::time::Duration,
+}
+
+impl Heartbeat {
+    /// Engine.IO's defaults (socket.io's pingInterval 25 s, pingTimeout 20 s).
+    pub const ENGINE_IO: Heartbeat = Heartbeat {
+        interval: std::time::Duration::from_secs(25),
+        timeout: std::time::Duration::from_secs(20),
+    };
 }
 
 /// A dialect spoken over a plain WebSocket: how a client of a user opens its connection.
@@ -75,6 +94,7 @@ impl Dialect {
             spec,
             suite,
             websocket: None,
+            heartbeat: Heartbeat::ENGINE_IO,
         }
     }
 
@@ -88,6 +108,10 @@ impl Dialect {
             spec,
             suite,
             websocket: Some(websocket),
+            heartbeat: Heartbeat {
+                interval: websocket.ping_interval,
+                timeout: websocket.ping_timeout,
+            },
         }
     }
 
@@ -761,6 +785,39 @@ mod tests {
         assert!(super::find("nosuch").is_none());
         assert!(super::find("dorm").unwrap().websocket.is_none());
         assert!(super::find("voice").unwrap().websocket.is_some());
+    }
+
+    /// Each dialect's default heartbeat is the same on both sides (the embedded server is
+    /// started with the driver's, `roomrig serve` uses the server's): Engine.IO's for the
+    /// Socket.IO dialects, seed 003's 15 s + 5 s for voice.
+    #[test]
+    fn registries_agree_on_default_heartbeats() {
+        for served in reference_server::DIALECTS {
+            let d = super::find(served.name).unwrap();
+            assert_eq!(
+                d.heartbeat.interval,
+                served.heartbeat.interval,
+                "{}",
+                d.name()
+            );
+            assert_eq!(
+                d.heartbeat.timeout,
+                served.heartbeat.timeout,
+                "{}",
+                d.name()
+            );
+        }
+        let voice = super::find("voice").unwrap().heartbeat;
+        assert_eq!(
+            voice.interval + voice.timeout,
+            std::time::Duration::from_secs(20)
+        );
+        for name in ["dorm", "lobby", "chat", "push"] {
+            assert_eq!(
+                super::find(name).unwrap().heartbeat,
+                super::Heartbeat::ENGINE_IO
+            );
+        }
     }
 
     struct Two;

@@ -907,3 +907,6 @@ async fn sweep_loop(shared: Arc<Shared>) {
         shared.oracle.sweep_and_report(shared.now());
     }
 }
+
+#[cfg(test)]
+mod embedded_heartbeat_tests;

@@ -113,7 +113,7 @@ fn encode_query(v: &str) -> String {
 }
 
 /// `GET path` on the target's host and port; the body of a 200 answer.
-async fn http_get(target: &str, path: &str) -> Result<String, String> {
+pub(super) async fn http_get(target: &str, path: &str) -> Result<String, String> {
     let rest = target
         .trim()
         .strip_prefix("http://")

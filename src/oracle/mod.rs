@@ -132,7 +132,12 @@ impl Broadcast {
         let takeover = self
             .one
             .as_ref()
-            .and_then(|o| o.got.last().map(|&(_, at)| at + o.failover + deadline))
+            .map(|o| match o.got.last() {
+                Some(&(_, at)) => at + o.failover + deadline,
+                // Told unseen to a member that was leaving: judged after its fail-over.
+                None if o.maybe_unseen => self.sent + o.failover + deadline,
+                None => 0,
+            })
             .unwrap_or(0);
         (self.due + deadline).max(takeover)
     }
@@ -142,18 +147,56 @@ impl OneMember {
     /// What an exactly-one delivery missed when it is swept at `now`: nobody got it, or the
     /// holder did not report back and no other member got it after the fail-over time. At the
     /// end of a run (`now = Micros::MAX`) a fail-over still running is not judged.
-    fn missing(&self, b: &Broadcast, now: Micros, deadline: Micros) -> Option<MissingDelivery> {
-        let candidate = b
-            .required
-            .iter()
-            .copied()
-            .find(|c| !self.got.iter().any(|(g, _)| g == c))?;
+    fn missing(
+        &self,
+        b: &Broadcast,
+        members: &[Membership],
+        now: Micros,
+        deadline: Micros,
+    ) -> Option<MissingDelivery> {
+        let not_told =
+            |c: &ClientId| !self.got.iter().any(|(g, _)| g == c) && !b.received.contains(c);
+        let unseen = self.maybe_unseen;
         let because = match self.got.last() {
+            None if unseen => {
+                "a member leaving at that moment may have been told unseen, but then another member still in the room had to get it once its report time ran out, and none did"
+            }
             None => "exactly one of the room's other members had to get it, and none did",
             Some(&(_, at)) if !self.reported && now != Micros::MAX && at + self.failover + deadline < now => {
                 "the member that got it did not report back in time, so another member had to get it"
             }
             Some(_) => return None,
+        };
+        // Present in the room from `from` until a deadline after it: owed a delivery then.
+        let stayed = |c: ClientId, from: Micros| {
+            members.iter().any(|m| {
+                m.client == c && m.join_sent <= from && m.left.is_none_or(|l| l > from + deadline)
+            })
+        };
+        let candidate = match self.got.last() {
+            // A member that had just left may have been told, its receipt unseen (the server
+            // had not yet seen it leave): then the fail-over was owed, to a member still in
+            // the room when that member's report window ran out. (A member leaving after the
+            // departure was live when the server told the room: its receipt would be seen.)
+            None if unseen => {
+                let takeover = b.sent + self.failover;
+                b.required
+                    .iter()
+                    .copied()
+                    .filter(not_told)
+                    .find(|&c| stayed(c, takeover))?
+            }
+            None => b.required.iter().copied().find(not_told)?,
+            // The fail-over is owed to a member still in the room when the holder's report
+            // time ran out, and for a deadline after it: one that left sooner cannot be told.
+            Some(&(_, at)) => {
+                let takeover = at + self.failover;
+                b.required
+                    .iter()
+                    .copied()
+                    .filter(not_told)
+                    .find(|&c| stayed(c, takeover))?
+            }
         };
         Some(MissingDelivery {
             receiver: candidate,
@@ -173,6 +216,11 @@ struct OneMember {
     got: Vec<(ClientId, Micros)>,
     /// The current holder reported back: nobody else may get it.
     reported: bool,
+    /// When the current holder left the room without reporting back (see [`Room::leave`]).
+    holder_left: Option<Micros>,
+    /// A member left the room just before the send (within the deadline): a server that had
+    /// not yet seen it leave may have told it, and its receipt is never seen.
+    maybe_unseen: bool,
 }
 
 /// A delivery kept for a user with no connection online, owed once in the reply `via` of the
@@ -276,6 +324,11 @@ impl Room {
             }
         }
         for (i, b) in self.outstanding.iter_mut().enumerate() {
+            if let Some(one) = b.one.as_mut() {
+                if one.got.last().is_some_and(|&(c, _)| c == client) && !one.reported {
+                    one.holder_left.get_or_insert(at);
+                }
+            }
             if keeps_own && b.sender == client {
                 continue;
             }
@@ -1086,12 +1139,25 @@ impl Oracle {
             include_sender: false,
             ..send
         });
+        let deadline = self.deadline;
         let mut shard = self.shard(room);
-        if let Some(b) = shard.get_mut(&room).and_then(|r| r.outstanding.back_mut()) {
+        let Some(r) = shard.get_mut(&room) else {
+            return allowed;
+        };
+        let maybe_unseen = r.outstanding.back().is_some_and(|b| {
+            r.members.iter().any(|m| {
+                m.client != b.sender
+                    && m.left
+                        .is_some_and(|l| l <= b.sent && l + deadline >= b.sent)
+            })
+        });
+        if let Some(b) = r.outstanding.back_mut() {
             b.one = Some(OneMember {
                 failover,
                 got: Vec::new(),
                 reported: false,
+                holder_left: None,
+                maybe_unseen,
             });
             // The holder's report time and the fail-over's deadline come after the first
             // deadline: the send stays in the model until both have passed.
@@ -1496,8 +1562,13 @@ impl Oracle {
         let mut due = b.due;
         if let Some(one) = b.one.as_mut() {
             if let Some(&(holder, got_at)) = one.got.last() {
+                // A holder whose connection ended can never report: the server may pass the
+                // notice on as soon as it sees that, before the report window runs out.
                 let takeover = got_at + one.failover;
-                if one.reported || at < takeover {
+                let earliest = one.holder_left.map_or(takeover, |l| l.min(takeover));
+                if one.reported || at < earliest {
+                    // It has it now, too many: it is owed no fail-over.
+                    b.received.push(receiver);
                     return Receipt::Fault(
                         Check::Duplicate,
                         format!(
@@ -1514,6 +1585,7 @@ impl Oracle {
                 due = takeover + deadline;
             }
             one.got.push((receiver, at));
+            one.holder_left = None;
         }
         b.received.push(receiver);
         if let (Some(_), Some(expected), Some(got)) = (seq, b.value.as_ref(), value) {
@@ -1568,7 +1640,7 @@ impl Oracle {
                 {
                     let b = r.outstanding.pop_front().expect("front exists");
                     if let Some(one) = &b.one {
-                        missing.extend(one.missing(&b, now, self.deadline));
+                        missing.extend(one.missing(&b, &r.members, now, self.deadline));
                         continue;
                     }
                     let assumed = |c: ClientId| {

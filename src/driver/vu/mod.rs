@@ -59,6 +59,8 @@ pub async fn run(shared: Arc<Shared>, arrival: Arrival) {
         ended: false,
         oplog: shared.oplog.is_some().then(Vec::new),
         answers: Vec::new(),
+        vanish_on: shared.scenario.clients[arrival.group].vanish_on.clone(),
+        vanish_now: false,
         wake: Box::pin(tokio::time::sleep_until(start_at)),
         http: None,
         withhold_answers: false,
@@ -99,6 +101,10 @@ struct Vu {
     /// Operations that answer received events, to perform next (see
     /// [`crate::dialect::WebSocketDialect::answers`]).
     answers: Vec<crate::scenario::OpStep>,
+    /// The event on whose receipt this client vanishes instead of answering (the group's
+    /// `vanish_on`), and whether it has arrived.
+    vanish_on: Option<String>,
+    vanish_now: bool,
     /// Where this client's HTTP operations hand their responses back (made by the first).
     http: Option<HttpReplies>,
     /// `withhold_answers`: events the dialect answers by itself go unanswered.
@@ -365,6 +371,15 @@ impl Vu {
                 .judge()
                 .expire_pending(&mut self.client, shared.now());
         }
+        if self.vanish_now {
+            // Told what it would answer, it dies first: no answer goes out.
+            self.answers.clear();
+            let on = self.vanish_on.clone().unwrap_or_default();
+            self.note(|| format!("vanish (on {on})"));
+            self.vanish();
+            self.ended = true;
+            return false;
+        }
         for answer in std::mem::take(&mut self.answers) {
             let now = self.shared.now();
             self.perform(&answer, now).await;
@@ -494,6 +509,10 @@ impl Vu {
             shared
                 .oracle
                 .log_raw(self.me, now, "<<", &name, &parsed.text);
+        }
+        if self.vanish_on.as_deref() == Some(&*parsed.name) {
+            self.vanish_now = true;
+            return;
         }
         if let Some(ws) = shared.websocket.as_ref().filter(|_| !self.withhold_answers) {
             let answer = ws.dialect.answers.iter().find(|(e, _)| *e == parsed.name);

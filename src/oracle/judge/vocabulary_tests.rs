@@ -1489,3 +1489,5 @@ fn pushed_data_arrives_exactly_as_sent() {
     w.recv(&mut cs[0], "/", "news", &added, D + 10);
     assert_eq!(w.verdicts(10 * D), only(&[("push/news/shape", 1)]));
 }
+
+mod holder_departs;
