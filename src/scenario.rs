@@ -285,6 +285,9 @@ pub struct ServerBlock {
     pub ping_interval: Option<Dur>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ping_timeout: Option<Dur>,
+    /// voice: the report window of a departure notice (see [`ServerSettings`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_report_timeout: Option<Dur>,
 }
 
 /// The embedded reference server's settings, the dialect's defaults filled in.
@@ -568,6 +571,7 @@ impl Scenario {
         ServerSettings {
             ping_interval: block.ping_interval.unwrap_or(Dur(default.interval)),
             ping_timeout: block.ping_timeout.unwrap_or(Dur(default.timeout)),
+            exit_report_timeout: block.exit_report_timeout,
         }
     }
 
