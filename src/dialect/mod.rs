@@ -550,8 +550,14 @@ pub enum Effect {
         value: Option<Value>,
         failover: u64,
     },
-    /// This client reports back on the `event` of `room` it got (voice: `exit_room_report`).
-    Report { event: &'static str, room: RoomKey },
+    /// This client reports back on the `event` of `room` it got (voice: `exit_room_report`),
+    /// naming the user the event was about when the report says (voice: its `user_id`): one
+    /// member may hold several departures of one room at once, and the report's key says which.
+    Report {
+        event: &'static str,
+        room: RoomKey,
+        about: Option<u64>,
+    },
     /// `event` to every connection of a user (`room`: the user's own room); when none is
     /// online the server keeps it and hands it over once, in the reply `via` of the user's
     /// next session (chat: a friend message to an offline user comes in `saoff`).

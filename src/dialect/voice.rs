@@ -403,12 +403,19 @@ pub static SPEC: DialectSpec = DialectSpec {
             check_params: |p| only_params(p, &["user_id", "channel"]),
             build: |ctx, p, _| {
                 let channel = channel(ctx, p);
+                let user_id = p.get("user_id").cloned().unwrap_or(Value::Null);
+                let about = match &user_id {
+                    Value::Number(n) => n.as_u64(),
+                    Value::String(s) => s.parse().ok(),
+                    _ => None,
+                };
                 Request {
                     event: "exit_room_report",
-                    args: vec![json!({"user_id": p.get("user_id").cloned().unwrap_or(Value::Null)})],
+                    args: vec![json!({ "user_id": user_id })],
                     effects: vec![Effect::Report {
                         event: "exit_room",
                         room: named_room(&channel),
+                        about,
                     }],
                 }
             },

@@ -834,7 +834,12 @@ impl Judge<'_> {
                         failover,
                     );
                 }
-                Effect::Report { event, room } => self.oracle.reported(c.me, room, event),
+                Effect::Report { event, room, about } => {
+                    // The departed user the report names (a user outside the roster matches
+                    // nothing, so it reports nothing).
+                    let about = about.map(|id| self.roster.by_user_id.get(&id).copied());
+                    self.oracle.reported(c.me, room, event, about)
+                }
                 Effect::OnDeparture { event, room } => {
                     c.on_departure.retain(|(e, _)| *e != event);
                     if let Some(room) = room {

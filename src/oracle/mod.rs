@@ -1167,15 +1167,29 @@ impl Oracle {
     }
 
     /// `client` reported back on the `event` it got in `room` (see
-    /// [`Oracle::notify_one_sent`]): nobody else may get it now.
-    pub fn reported(&self, client: ClientId, room: RoomKey, event: &str) {
+    /// [`Oracle::notify_one_sent`]): nobody else may get it now. `about` is the sender the
+    /// report names (voice: the departed user's id), `Some(None)` when it names nobody the run
+    /// knows; without it, the newest notice the client holds unreported. A client may hold
+    /// several departures of one room at once (fail-overs land on the same member), so a
+    /// report settles only the one it names, never one already reported.
+    pub fn reported(
+        &self,
+        client: ClientId,
+        room: RoomKey,
+        event: &str,
+        about: Option<Option<ClientId>>,
+    ) {
         let mut shard = self.shard(room);
         let Some(r) = shard.get_mut(&room) else {
             return;
         };
+        let named = |b: &Broadcast| about.is_none_or(|a| a == Some(b.sender));
         for b in r.outstanding.iter_mut().rev().filter(|b| b.event == event) {
+            if !named(b) {
+                continue;
+            }
             if let Some(one) = b.one.as_mut() {
-                if one.got.last().is_some_and(|&(c, _)| c == client) {
+                if !one.reported && one.got.last().is_some_and(|&(c, _)| c == client) {
                     one.reported = true;
                     return;
                 }

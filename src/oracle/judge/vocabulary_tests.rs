@@ -538,6 +538,7 @@ fn report(w: &World, c: &mut Client, room: RoomKey, at: Micros) {
         vec![Effect::Report {
             event: "exit_room",
             room,
+            about: None,
         }],
         Intent::Valid,
         at,
@@ -547,6 +548,81 @@ fn report(w: &World, c: &mut Client, room: RoomKey, at: Micros) {
 
 fn delivery_rules(w: &World, now: Micros) -> BTreeMap<String, u64> {
     w.verdicts(now)
+}
+
+/// A report naming the departed user (`exit_room_report {user_id}`) by its client.
+fn report_about(
+    w: &World,
+    c: &mut Client,
+    room: RoomKey,
+    about: crate::oracle::ClientId,
+    at: Micros,
+) {
+    w.judge().request(
+        c,
+        "exit_room_report",
+        vec![Effect::Report {
+            event: "exit_room",
+            room,
+            about: Some(u64::from(about) + 1),
+        }],
+        Intent::Valid,
+        at,
+        at,
+    );
+}
+
+/// Clients 0..4 in the channel; clients 0 and 2 depart at once and client 1 is told of both
+/// (the reference server tells members in the order they entered).
+fn two_departures_told_to_one() -> (World, Vec<Client>, RoomKey) {
+    let (w, mut cs) = World::new(&VOICE, 4);
+    let room = named_room("ch");
+    let j = w.judge();
+    for c in cs.iter_mut() {
+        j.connected(c, 0);
+        w.oracle.join_sent(c.me, room, 0);
+        w.oracle.join_confirmed(c.me, room, 10);
+    }
+    for (k, at) in [(0, D), (2, D + 5)] {
+        j.request(
+            &mut cs[k],
+            "exit",
+            vec![Effect::NotifyOne {
+                event: "exit_room",
+                room,
+                value: None,
+                failover: FAILOVER,
+            }],
+            Intent::Valid,
+            at,
+            at,
+        );
+    }
+    w.recv(&mut cs[1], "/", "exit_room", EXIT, D + 20);
+    let exit_of_2 = r#"{"user_id":3,"channel_name":"ch","room_seat":null}"#;
+    w.recv(&mut cs[1], "/", "exit_room", exit_of_2, D + 25);
+    (w, cs, room)
+}
+
+#[test]
+fn a_member_holding_two_departures_reports_each_by_its_user() {
+    let (w, mut cs, room) = two_departures_told_to_one();
+    // The newer one first: a report is matched by the user it names, not by position.
+    report_about(&w, &mut cs[1], room, 2, D + 30);
+    report_about(&w, &mut cs[1], room, 0, D + 35);
+    assert_eq!(delivery_rules(&w, 100 * D), only(&[]));
+}
+
+#[test]
+fn a_member_reporting_one_of_two_departures_twice_leaves_the_other_owed() {
+    let (w, mut cs, room) = two_departures_told_to_one();
+    report_about(&w, &mut cs[1], room, 2, D + 30);
+    report_about(&w, &mut cs[1], room, 2, D + 35);
+    // Client 0's departure was never reported: client 3 was owed the fail-over.
+    assert_eq!(
+        delivery_rules(&w, 100 * D),
+        only(&[("voice/exit_room/missing", 1)])
+    );
 }
 
 #[test]
