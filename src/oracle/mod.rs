@@ -1577,10 +1577,12 @@ impl Oracle {
         if let Some(one) = b.one.as_mut() {
             if let Some(&(holder, got_at)) = one.got.last() {
                 // A holder whose connection ended can never report: the server may pass the
-                // notice on as soon as it sees that, before the report window runs out.
+                // notice on as soon as it sees that, before the report window runs out. The
+                // window runs from when the server told the holder, which its receipt follows
+                // by up to a deadline: only a tell more than a deadline early is certain.
                 let takeover = got_at + one.failover;
                 let earliest = one.holder_left.map_or(takeover, |l| l.min(takeover));
-                if one.reported || at < earliest {
+                if one.reported || at + deadline < earliest {
                     // It has it now, too many: it is owed no fail-over.
                     b.received.push(receiver);
                     return Receipt::Fault(

@@ -655,6 +655,15 @@ fn after_a_missing_report_another_member_is_told() {
 }
 
 #[test]
+fn a_fail_over_within_a_deadline_of_a_late_holder_receipt_is_no_duplicate() {
+    let (w, mut cs, _) = departure_scene();
+    // The holder read its notice late; the server's timer ran from when it wrote it.
+    w.recv(&mut cs[1], "/", "exit_room", EXIT, D + 20 + D / 2);
+    w.recv(&mut cs[2], "/", "exit_room", EXIT, D + 20 + FAILOVER);
+    assert_eq!(delivery_rules(&w, 100 * D), only(&[]));
+}
+
+#[test]
 fn no_fail_over_after_a_missing_report_is_missing_once() {
     let (w, mut cs, _) = departure_scene();
     w.recv(&mut cs[1], "/", "exit_room", EXIT, D + 20);
