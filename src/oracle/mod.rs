@@ -1249,13 +1249,27 @@ impl Oracle {
             let Some(r) = shard.get_mut(&room) else {
                 continue;
             };
-            let Some(index) = r.outstanding.iter().position(|b| {
-                b.kick
-                    && b.event == event
-                    && b.sent <= at
-                    && (b.required.contains(&receiver) || b.conditional.contains(&receiver))
-                    && !b.received.contains(&receiver)
-            }) else {
+            let unanswered = |b: &Broadcast| {
+                b.kick && b.event == event && b.sent <= at && !b.received.contains(&receiver)
+            };
+            // The oldest kick it was owed; failing that, one sent while its own login may have
+            // been in the room already (sent before that kick, answered after it was sent):
+            // the server may have taken the logins in either order.
+            let Some(index) = r
+                .outstanding
+                .iter()
+                .position(|b| {
+                    unanswered(b)
+                        && (b.required.contains(&receiver) || b.conditional.contains(&receiver))
+                })
+                .or_else(|| {
+                    r.outstanding.iter().position(|b| {
+                        unanswered(b)
+                            && b.sender != receiver
+                            && r.maybe_member(receiver, b.sent, self.deadline)
+                    })
+                })
+            else {
                 continue;
             };
             let b = &mut r.outstanding[index];

@@ -407,6 +407,68 @@ fn every_other_connection_is_kicked_once_and_is_out_of_the_room() {
     );
 }
 
+/// `c` logs into room 7 with `loginWhenLast` at `at`: it joins and kicks the others.
+fn login_when_last(w: &World, c: &mut Client, room: RoomKey, at: Micros) {
+    let j = w.judge();
+    j.connected(c, at);
+    j.request(
+        c,
+        "loginRoom",
+        vec![
+            Effect::Join {
+                room,
+                name: "7".into(),
+                reply: "downmsg-2002",
+            },
+            Effect::Kick {
+                event: "downmsg-2005",
+                room,
+            },
+        ],
+        Intent::Valid,
+        at,
+        at,
+    );
+}
+
+#[test]
+fn a_login_kicked_by_one_sent_while_it_was_in_flight_is_out_of_the_room() {
+    let (w, mut cs) = World::new(&PUSH, 4);
+    let room = named_room("7");
+    joined(&w, &mut cs[0], room, LOGIN_OK, 0);
+    // Clients 1 and 2 log in at once; the server takes 1 first, so 2's login kicks it.
+    login_when_last(&w, &mut cs[1], room, D);
+    login_when_last(&w, &mut cs[2], room, D + 5);
+    w.recv(&mut cs[0], "/", "downmsg", KICKED, D + 15);
+    w.recv(&mut cs[1], "/", "downmsg", LOGIN_OK.1, D + 20);
+    w.recv(&mut cs[1], "/", "downmsg", KICKED, D + 25);
+    w.recv(&mut cs[2], "/", "downmsg", LOGIN_OK.1, D + 30);
+    // A later login owes a kick to client 2 only.
+    login_when_last(&w, &mut cs[3], room, 3 * D);
+    w.recv(&mut cs[2], "/", "downmsg", KICKED, 3 * D + 20);
+    w.recv(&mut cs[3], "/", "downmsg", LOGIN_OK.1, 3 * D + 30);
+    assert_eq!(w.verdicts(10 * D), only(&[]));
+}
+
+#[test]
+fn a_kick_to_a_connection_whose_login_came_after_it_is_non_member() {
+    let (w, mut cs) = World::new(&PUSH, 3);
+    let room = named_room("7");
+    joined(&w, &mut cs[0], room, LOGIN_OK, 0);
+    login_when_last(&w, &mut cs[1], room, D);
+    w.recv(&mut cs[0], "/", "downmsg", KICKED, D + 15);
+    w.recv(&mut cs[1], "/", "downmsg", LOGIN_OK.1, D + 20);
+    // Client 2 logs in two deadlines later: no earlier kick can be its.
+    login_when_last(&w, &mut cs[2], room, 3 * D);
+    w.recv(&mut cs[1], "/", "downmsg", KICKED, 3 * D + 20);
+    w.recv(&mut cs[2], "/", "downmsg", LOGIN_OK.1, 3 * D + 25);
+    w.recv(&mut cs[2], "/", "downmsg", KICKED, 3 * D + 30);
+    assert_eq!(
+        w.verdicts(10 * D),
+        only(&[("push/downmsg-2005/non-member", 1)])
+    );
+}
+
 #[test]
 fn a_connection_not_told_of_its_kick_is_missing_it() {
     let (w, mut cs, _) = kick_scene(D);
