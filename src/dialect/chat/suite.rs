@@ -34,6 +34,13 @@ pub static SUITE: Suite = Suite {
             include_str!("../../check/cases/chat-offline.yaml"),
         ),
         case(
+            "chat/saoff/survives-restart",
+            Level::Must,
+            "seed 001 §通信模型 (离线数据) and §系统事件 (离线消息同步); not lost across a restart of the server (a decision: MUST)",
+            "messages kept for an offline user survive a restart of the server: they come in its next saoff after it, once (check's own server only; skipped against a target)",
+            include_str!("../../check/cases/chat-restart.yaml"),
+        ),
+        case(
             "chat/sendfsmg/no-effect-before-auth-or-forged",
             Level::Must,
             "seed 001 §通信模型 (得到验证后即可使用: the socket system is used once verified); `from` is the sender",
