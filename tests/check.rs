@@ -320,6 +320,12 @@ const DEFECTS: &[(&str, &str, &str, &str)] = &[
         "lobby/room/join-message-leave",
         "lobby/gotRoomMessage/missing",
     ),
+    (
+        "chat",
+        "never-timeout",
+        "chat/connection/dead-heartbeat-closed",
+        "chat/connection/heartbeat-timeout-missing",
+    ),
     // A store that a restart empties: the case restarts check's own server (see
     // `ON_CHECKS_OWN_SERVER`).
     (

@@ -54,6 +54,13 @@ pub static SUITE: Suite = Suite {
             "a friend message reaches both connections of a user; a second device's arrival and departure send no fonline/foffline",
             include_str!("../../check/cases/chat-second-device.yaml"),
         ),
+        case(
+            "chat/connection/dead-heartbeat-closed",
+            Level::Must,
+            "common rule: Engine.IO heartbeat; foffline on the last disconnect (dead heartbeat included) is a decision (SHOULD)",
+            "a user whose heartbeat stops is closed in time, and its friend is told foffline",
+            include_str!("../../check/cases/chat-heartbeat.yaml"),
+        ),
     ],
     families: &[Family {
         id: "chat/robustness/hostile-requests",
