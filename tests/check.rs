@@ -1103,3 +1103,25 @@ fn a_restart_case_is_skipped_against_a_target_and_runs_on_checks_own_server() {
     ]);
     assert_eq!(c.code, 2, "{}\n{}", c.stdout, c.stderr);
 }
+
+/// A separate chat server as the target, `--strict`: the 2 MB inputs, which the server cuts
+/// off while they are still being written (telling the friends `foffline` before the client
+/// notices), owe the friends no second notice, so no SHOULD `foffline/missing` turns up.
+#[test]
+fn chat_hostile_inputs_against_a_target_pass_strict() {
+    let _permit = permit();
+    let server = served(&["--dialect", "chat"]);
+    let c = roomrig_check(&[
+        "--dialect",
+        "chat",
+        "--strict",
+        "--target",
+        &server.url,
+        "--case",
+        "chat/robustness/hostile-requests",
+        "--heartbeat-deadline-ms",
+        "3000",
+    ]);
+    assert_eq!(c.code, 0, "{}\n{}", c.stdout, c.stderr);
+    assert!(!c.stdout.contains("foffline"), "{}", c.stdout);
+}
