@@ -111,6 +111,9 @@ pub(crate) struct CheckArgs {
     /// Replace the report in a non-empty --report-dir.
     #[arg(long)]
     pub overwrite: bool,
+    /// Test-only: break each case's embedded reference server in one way (without --target).
+    #[arg(long, hide = true, conflicts_with = "target")]
+    pub server_fault: Vec<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -341,6 +344,7 @@ async fn check(args: CheckArgs) -> i32 {
         strict: args.strict,
         heartbeat_deadline: Duration::from_millis(args.heartbeat_deadline_ms),
         exit_report_timeout: Duration::from_millis(args.exit_report_timeout_ms.max(1)),
+        server_faults: args.server_fault.clone(),
     };
     if args.list {
         for c in &cases {

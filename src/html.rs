@@ -894,6 +894,7 @@ table{border-collapse:collapse;margin:8px 0}
 tr.fail td:first-child,tr.must td:first-child{border-left:4px solid #c62828}
 tr.warn td:first-child,tr.should td:first-child{border-left:4px solid #f9a825}
 tr.pass td:first-child{border-left:4px solid #2e7d32}
+tr.skipped td:first-child{border-left:4px solid #9e9e9e}
 pre{background:#f7f7f7;padding:6px;overflow-x:auto;font-size:12px;max-height:420px}
 .example{margin-bottom:6px}.note{color:#555}
 .grid code{white-space:pre-wrap;word-break:break-all}

@@ -320,22 +320,51 @@ const DEFECTS: &[(&str, &str, &str, &str)] = &[
         "lobby/room/join-message-leave",
         "lobby/gotRoomMessage/missing",
     ),
+    (
+        "chat",
+        "never-timeout",
+        "chat/connection/dead-heartbeat-closed",
+        "chat/connection/heartbeat-timeout-missing",
+    ),
+    // A store that a restart empties: the case restarts check's own server (see
+    // `ON_CHECKS_OWN_SERVER`).
+    (
+        "chat",
+        "chat-volatile-store",
+        "chat/saoff/survives-restart",
+        "chat/saoff/missing",
+    ),
 ];
+
+/// Cases that restart the server: skipped against a target (roomrig cannot restart it), so
+/// their defects are switched on in check's own embedded server (`--server-fault`).
+const ON_CHECKS_OWN_SERVER: &[&str] = &["chat/saoff/survives-restart"];
 
 #[test]
 fn each_defect_fails_its_case() {
     side_by_side(DEFECTS, |&(dialect, fault, case, rule)| {
-        let server = served(&["--dialect", dialect, "--fault", fault]);
-        let c = roomrig_check(&[
-            "--dialect",
-            dialect,
-            "--target",
-            &server.url,
-            "--case",
-            case,
-            "--heartbeat-deadline-ms",
-            "3000",
-        ]);
+        let c = if ON_CHECKS_OWN_SERVER.contains(&case) {
+            roomrig_check(&[
+                "--dialect",
+                dialect,
+                "--server-fault",
+                fault,
+                "--case",
+                case,
+            ])
+        } else {
+            let server = served(&["--dialect", dialect, "--fault", fault]);
+            roomrig_check(&[
+                "--dialect",
+                dialect,
+                "--target",
+                &server.url,
+                "--case",
+                case,
+                "--heartbeat-deadline-ms",
+                "3000",
+            ])
+        };
         assert_eq!(c.code, 1, "{fault}:\n{}\n{}", c.stdout, c.stderr);
         assert_eq!(status_of(&c, case), "fail", "{fault}:\n{}", c.stdout);
         let rules = rules_of(&c, case);
@@ -981,4 +1010,118 @@ fn list_and_usage_errors() {
         roomrig_check(&["--dialect", "lobby", "--case", "lobby/robustness/malformed"]).code,
         2
     );
+}
+
+/// A case that restarts the server cannot run against a target: it is skipped with the reason
+/// and what the user can do instead, in the table, JUnit (`<skipped>`), `--json`, check.json
+/// and report.html; a skip is no failure, not even with `--strict`. On check's own server the
+/// same case runs and the healthy server passes it.
+#[test]
+fn a_restart_case_is_skipped_against_a_target_and_runs_on_checks_own_server() {
+    let _permit = permit();
+    let restart = "chat/saoff/survives-restart";
+    let server = served(&["--dialect", "chat"]);
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report");
+    let out = Command::new(env!("CARGO_BIN_EXE_roomrig"))
+        .args([
+            "check",
+            "--dialect",
+            "chat",
+            "--strict",
+            "--target",
+            &server.url,
+        ])
+        .args([
+            "--case",
+            restart,
+            "--case",
+            "chat/saoff/offline-exactly-once",
+        ])
+        .args(["--heartbeat-deadline-ms", "3000", "--report-dir"])
+        .arg(&report)
+        .arg("--junit")
+        .arg(dir.path().join("junit.xml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a skip is no failure:\n{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("skip  MUST   {restart}")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("roomrig cannot restart"), "{stdout}");
+    assert!(
+        stdout.contains("1 passed, 0 failed, 0 warned, 1 skipped"),
+        "{stdout}"
+    );
+    let junit = std::fs::read_to_string(dir.path().join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("tests=\"2\" failures=\"0\" errors=\"0\" skipped=\"1\""),
+        "{junit}"
+    );
+    assert!(
+        junit.contains("<skipped message=\"this case restarts the server"),
+        "{junit}"
+    );
+    let check: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.join("check.json")).unwrap()).unwrap();
+    assert_eq!(check["verdict"]["status"], "pass");
+    let row = check["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == restart)
+        .unwrap();
+    assert_eq!(row["status"], "skipped");
+    assert!(
+        row["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("without --target") && r.contains("restart the server")),
+        "{row}"
+    );
+    let page = std::fs::read_to_string(report.join("report.html")).unwrap();
+    assert!(page.contains("<tr class=\"skipped\">"), "{page}");
+    assert!(page.contains("1 pass, 0 fail, 0 warn, 1 skipped"), "{page}");
+
+    // Check's own server: the case runs, and passes on the healthy server.
+    let c = roomrig_check(&["--dialect", "chat", "--strict", "--case", restart]);
+    assert_eq!(c.code, 0, "{}\n{}", c.stdout, c.stderr);
+    assert_eq!(status_of(&c, restart), "pass", "{}", c.stdout);
+    // Defects of check's own server do not mix with a target's.
+    let c = roomrig_check(&[
+        "--dialect",
+        "chat",
+        "--target",
+        &server.url,
+        "--server-fault",
+        "chat-volatile-store",
+    ]);
+    assert_eq!(c.code, 2, "{}\n{}", c.stdout, c.stderr);
+}
+
+/// A separate chat server as the target, `--strict`: the 2 MB inputs, which the server cuts
+/// off while they are still being written (telling the friends `foffline` before the client
+/// notices), owe the friends no second notice, so no SHOULD `foffline/missing` turns up.
+#[test]
+fn chat_hostile_inputs_against_a_target_pass_strict() {
+    let _permit = permit();
+    let server = served(&["--dialect", "chat"]);
+    let c = roomrig_check(&[
+        "--dialect",
+        "chat",
+        "--strict",
+        "--target",
+        &server.url,
+        "--case",
+        "chat/robustness/hostile-requests",
+        "--heartbeat-deadline-ms",
+        "3000",
+    ]);
+    assert_eq!(c.code, 0, "{}\n{}", c.stdout, c.stderr);
+    assert!(!c.stdout.contains("foffline"), "{}", c.stdout);
 }

@@ -126,6 +126,9 @@ pub struct CheckOptions {
     /// protocol advertises none, so the checker is told (the embedded server runs with
     /// [`EMBEDDED_REPORT_WINDOW`]).
     pub exit_report_timeout: Duration,
+    /// Test-only defects of each case's embedded server (`--server-fault`; none against a
+    /// target, whose defects are its own).
+    pub server_faults: Vec<String>,
 }
 
 /// The heartbeat (pingInterval, pingTimeout) of each case's embedded server: fast, so that
@@ -143,6 +146,36 @@ pub fn users_of(case: &Case) -> usize {
         crate::scenario::UsersSpec::Generate { count, .. } => count as usize,
         crate::scenario::UsersSpec::File(_) => 0,
     }
+}
+
+/// Why a case cannot run against the target (`None`: it can). A case that restarts the server
+/// (`restart_server`) needs a server roomrig owns: check's own embedded one.
+pub fn not_against_target(case: &Case, target: &str) -> Option<String> {
+    parse(case).restart_step.map(|_| {
+        format!(
+            "this case restarts the server between the messages and the user's return, and \
+             roomrig cannot restart {target}, which it does not own. Run it on check's own \
+             server (`roomrig check --dialect {dialect} --case {id}` without --target), or \
+             check your server by hand: send messages to a user who is offline, restart the \
+             server, then have that user authenticate and send caoff: each message must come \
+             in a saoff exactly once",
+            dialect = case.id.split('/').next().unwrap_or(""),
+            id = case.id,
+        )
+    })
+}
+
+/// The cases that take users of the shared users file: against a target, not those it skips.
+fn planned<'a>(cases: &[&'a Case], opts: &CheckOptions) -> Vec<&'a Case> {
+    cases
+        .iter()
+        .copied()
+        .filter(|c| {
+            opts.target
+                .as_deref()
+                .is_none_or(|t| not_against_target(c, t).is_none())
+        })
+        .collect()
 }
 
 fn parse(case: &Case) -> Scenario {
@@ -166,7 +199,7 @@ fn shared_users(opts: &CheckOptions) -> Option<Fixtures> {
 /// How many users the cases take from the shared users file, bystanders and (against a
 /// target) the watch included; `None` when each case generates its own.
 pub fn users_needed(cases: &[&'static Case], opts: &CheckOptions) -> Option<usize> {
-    let counts: Vec<usize> = cases.iter().map(|c| users_of(c)).collect();
+    let counts: Vec<usize> = planned(cases, opts).iter().map(|c| users_of(c)).collect();
     shared_users(opts).map(|f| plan::needed(&counts, &f, opts.target.is_some()))
 }
 
@@ -180,14 +213,18 @@ pub async fn run(
 ) -> Result<(Vec<CaseResult>, EioSetting), RunError> {
     let scenarios: Vec<Scenario> = cases.iter().map(|c| parse(c)).collect();
     let counts: Vec<usize> = cases.iter().map(|c| users_of(c)).collect();
+    // Against a target, the cases it skips take no users: the plan's k-th case is the k-th
+    // of these.
+    let planned_cases = planned(cases, opts);
+    let planned_counts: Vec<usize> = planned_cases.iter().map(|c| users_of(c)).collect();
     let shared = shared_users(opts);
     let plan = match &shared {
         Some(f) => Some(
-            plan::plan(&counts, f, opts.target.is_some()).map_err(|needed| {
+            plan::plan(&planned_counts, f, opts.target.is_some()).map_err(|needed| {
                 RunError::Setup(format!(
                     "these {} cases need {needed} users (their own, one bystander in each of \
                      {} neighbouring rooms per case{}), but the users file has {}",
-                    cases.len(),
+                    planned_cases.len(),
                     plan::BYSTANDER_ROOMS,
                     if opts.target.is_some() {
                         ", and the first and last rooms for the watch"
@@ -245,7 +282,19 @@ pub async fn run(
     };
     let mut results: Vec<CaseResult> = Vec::new();
     let mut gone: Option<&'static str> = None;
+    // The index into the plan of the next case that runs.
+    let mut slot = 0;
     for (k, (case, mut scenario)) in cases.iter().zip(scenarios).enumerate() {
+        if let Some(reason) = opts
+            .target
+            .as_deref()
+            .and_then(|t| not_against_target(case, t))
+        {
+            results.push(CaseResult::skipped(case, reason));
+            continue;
+        }
+        let planned_slot = slot;
+        slot += 1;
         // Stopped (Ctrl-C, SIGTERM, SIGHUP): what ran is reported, the rest is skipped.
         if crate::signals::requested() {
             results.push(CaseResult::skipped(case, "interrupted".to_string()));
@@ -267,7 +316,11 @@ pub async fn run(
         // The case's users and bystanders: from the shared file, or generated for this case
         // alone (its own users, then one room per bystander).
         let (fixtures, users_skip, bystanders) = match (&shared, &plan) {
-            (Some(f), Some(p)) => (f.clone(), p.cases[k].skip, p.cases[k].bystanders.clone()),
+            (Some(f), Some(p)) => (
+                f.clone(),
+                p.cases[planned_slot].skip,
+                p.cases[planned_slot].bystanders.clone(),
+            ),
             _ => {
                 let size = match scenario.users {
                     crate::scenario::UsersSpec::Generate { room_size, .. } => room_size,
@@ -279,17 +332,29 @@ pub async fn run(
                 (f, 0, p.cases[0].bystanders.clone())
             }
         };
+        // A case that restarts the server runs on the driver's embedded server, the one a
+        // `restart_server` step restarts (with its store in a file). It has no bystanders: the
+        // restart would drop them too, and the case's users are the only ones on its server.
+        let restarts = opts.target.is_none() && scenario.restart_step.is_some();
+        if restarts {
+            scenario.server = Some(crate::scenario::ServerBlock {
+                ping_interval: Some(crate::scenario::Dur(EMBEDDED_HEARTBEAT.0)),
+                ping_timeout: Some(crate::scenario::Dur(EMBEDDED_HEARTBEAT.1)),
+                exit_report_timeout: Some(crate::scenario::Dur(EMBEDDED_REPORT_WINDOW)),
+            });
+        }
         // Against the embedded server each case gets its own, started here so that the
         // bystanders can join it before the case's clients arrive.
         let embedded = match &opts.target {
             Some(_) => None,
+            None if restarts => None,
             // A fast heartbeat, so that dead clients are closed quickly.
             None => Some(
                 driver::start_reference_server_with(
                     dialect.name(),
                     &fixtures,
                     EMBEDDED_HEARTBEAT,
-                    &[],
+                    &opts.server_faults,
                     Some(EMBEDDED_REPORT_WINDOW),
                 )
                 .await?,
@@ -298,21 +363,31 @@ pub async fn run(
         let target = opts
             .target
             .clone()
-            .unwrap_or_else(|| embedded.as_ref().expect("embedded").url());
-        let neighbours = watch::Listeners::start(
-            dialect,
-            &target,
-            version,
-            &fixtures,
-            &bystanders,
-            "bystander",
-            false,
-        )
-        .await;
+            .or_else(|| embedded.as_ref().map(|e| e.url()));
+        let neighbours = match &target {
+            Some(target) => Some(
+                watch::Listeners::start(
+                    dialect,
+                    target,
+                    version,
+                    &fixtures,
+                    &bystanders,
+                    "bystander",
+                    false,
+                )
+                .await,
+            ),
+            None => None,
+        };
         let outcome = driver::run(
             scenario,
             RunOptions {
-                target: Some(target.clone()),
+                target: target.clone(),
+                server_faults: if restarts {
+                    opts.server_faults.clone()
+                } else {
+                    Vec::new()
+                },
                 progress: false,
                 max_lateness: Duration::from_millis(500),
                 fixtures: Some(fixtures.clone()),
@@ -328,7 +403,10 @@ pub async fn run(
             },
         )
         .await;
-        let mut leaks = neighbours.stop().await;
+        let mut leaks = match neighbours {
+            Some(n) => n.stop().await,
+            None => Vec::new(),
+        };
         let mut result = match outcome {
             // The server serves other users than the users file says: no case can be judged.
             Ok(outcome) if outcome.fixture_mismatch.is_some() => {

@@ -361,14 +361,18 @@ target's logout or login may be delivered live or kept, either once; kept just b
 it may still come live after the empty `saoff`, and is missing only if it has come neither way \
 twice the deadline after the send while that connection stayed. The reference server sends at most 48 KiB \
 of messages per `saoff`, with `more: true` while more are kept. A restart (the scenario step \
-`restart_server`, embedded server only; refused against a target) is judged so: a connection \
+`restart_server`, embedded server only; refused against a target, and the check case \
+`chat/saoff/survives-restart` is skipped there with the reason) is judged so: a connection \
 the restart dropped is no `unexpected-close` and its departure is owed to nobody, a connect \
 while the server is down is no `connect-failed`, a message sent within one deadline of the \
 restart may have been lost with the stopping server (owed only if it comes, once), and every \
 message kept before that is owed after the restart exactly once. `fonline` / `foffline` go to each online friend \
 when a user's connection count goes 0→1 / 1→0 (the seed marks them client events, copied from \
 its template: the server-sent direction, the event names `caoff`/`saoff`/`ctime`/`stime`/\
-`chistory`/`shistory` and the error event `err` are decisions, SHOULD or INFO). User ids on \
+`chistory`/`shistory` and the error event `err` are decisions, SHOULD or INFO). After a \
+client's hostile input (a frame over maxPayload is cut off while it is still being written) \
+the server may drop the connection and tell the friends before the client notices: only who \
+gets that `foffline` is judged (its friends may, nobody else), not whether or when. User ids on \
 the wire are the users file's user names; the session id is the user's token. Friends and \
 groups come from the users file (`friends`: pairs of user ids; `groups`: `{group_id, \
 members}`); generated users get a derived graph: users of one fixture room are friends and form \

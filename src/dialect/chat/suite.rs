@@ -34,6 +34,13 @@ pub static SUITE: Suite = Suite {
             include_str!("../../check/cases/chat-offline.yaml"),
         ),
         case(
+            "chat/saoff/survives-restart",
+            Level::Must,
+            "seed 001 §通信模型 (离线数据) and §系统事件 (离线消息同步); not lost across a restart of the server (a decision: MUST)",
+            "messages kept for an offline user survive a restart of the server: they come in its next saoff after it, once (check's own server only; skipped against a target)",
+            include_str!("../../check/cases/chat-restart.yaml"),
+        ),
+        case(
             "chat/sendfsmg/no-effect-before-auth-or-forged",
             Level::Must,
             "seed 001 §通信模型 (得到验证后即可使用: the socket system is used once verified); `from` is the sender",
@@ -46,6 +53,13 @@ pub static SUITE: Suite = Suite {
             "seed 001 §事件接口 room \"/friend\" (receivefsmg to the user `to`); presence on the first connection and the last disconnect is a decision (SHOULD)",
             "a friend message reaches both connections of a user; a second device's arrival and departure send no fonline/foffline",
             include_str!("../../check/cases/chat-second-device.yaml"),
+        ),
+        case(
+            "chat/connection/dead-heartbeat-closed",
+            Level::Must,
+            "common rule: Engine.IO heartbeat; foffline on the last disconnect (dead heartbeat included) is a decision (SHOULD)",
+            "a user whose heartbeat stops is closed in time, and its friend is told foffline",
+            include_str!("../../check/cases/chat-heartbeat.yaml"),
         ),
     ],
     families: &[Family {

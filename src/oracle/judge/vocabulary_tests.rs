@@ -1230,6 +1230,63 @@ fn a_departed_users_friend_not_told_is_missing_and_a_stranger_told_is_unknown() 
     assert_eq!(v.get("chat/foffline/unknown"), Some(&1), "{v:?}");
 }
 
+/// As [`presence_scene`], but user 0 sent hostile input (lenient) before its connection ended
+/// at `D`; `told_early`: the server dropped it at the hostile input and told its friend then,
+/// before the client noticed (the 2 MB frame's race).
+fn lenient_presence_scene(told_early: bool) -> (World, Vec<Client>) {
+    let (mut w, mut cs) = World::new(&CHAT_PRESENCE, 3);
+    w.roster.social.friends.insert(1, vec!["user1".into()]);
+    w.roster.social.friends.insert(2, vec!["user0".into()]);
+    for c in cs.iter_mut() {
+        authenticate(&w, c, 0);
+    }
+    w.judge().become_lenient(&mut cs[0]);
+    if told_early {
+        w.recv(&mut cs[1], "/friend", "foffline", OFFLINE_0, D / 2);
+    }
+    w.judge().departed(&mut cs[0], D);
+    (w, cs)
+}
+
+#[test]
+fn a_lenient_users_departure_is_judged_by_who_gets_it_only() {
+    // Told before the client noticed its connection was gone: no second notice is owed.
+    let (w, _cs) = lenient_presence_scene(true);
+    assert_eq!(w.verdicts(10 * D), only(&[]));
+    // Told when the client noticed, or not at all (when the server dropped it is unknown).
+    let (w, mut cs) = lenient_presence_scene(false);
+    w.recv(&mut cs[1], "/friend", "foffline", OFFLINE_0, D + 20);
+    assert_eq!(w.verdicts(10 * D), only(&[]));
+    let (w, _cs) = lenient_presence_scene(false);
+    assert_eq!(w.verdicts(10 * D), only(&[]));
+    // A stranger told is still told what it is owed nothing of.
+    let (w, mut cs) = lenient_presence_scene(true);
+    w.recv(&mut cs[2], "/friend", "foffline", OFFLINE_0, D + 20);
+    assert_eq!(w.verdicts(10 * D), only(&[("chat/foffline/unknown", 1)]));
+}
+
+/// The near miss: a friend of a user that sent nothing hostile is owed its `foffline` even
+/// when a lenient user's departure (told early) is excused beside it.
+#[test]
+fn a_healthy_users_departure_is_owed_beside_a_lenient_one() {
+    let (mut w, mut cs) = World::new(&CHAT_PRESENCE, 3);
+    w.roster.social.friends.insert(1, vec!["user1".into()]);
+    w.roster
+        .social
+        .friends
+        .insert(2, vec!["user0".into(), "user2".into()]);
+    w.roster.social.friends.insert(3, vec!["user1".into()]);
+    for c in cs.iter_mut() {
+        authenticate(&w, c, 0);
+    }
+    w.judge().become_lenient(&mut cs[0]);
+    w.recv(&mut cs[1], "/friend", "foffline", OFFLINE_0, D / 2);
+    w.judge().departed(&mut cs[0], D);
+    // User 2 leaves without hostile input: its friend user 1 is told nothing.
+    w.judge().departed(&mut cs[2], D);
+    assert_eq!(w.verdicts(10 * D), only(&[("chat/foffline/missing", 1)]));
+}
+
 // ---- chat: a second device of a user ----
 
 /// Client 2 is a second device of user0: it authenticated as user0.
