@@ -35,6 +35,9 @@ pub(crate) enum Command {
     Rules(RulesArgs),
     /// Render report.html again from a report directory's result files, or compare two runs.
     Report(ReportArgs),
+    /// Merge the report directories of a run's shards (`run --shard K/N`) into one report and
+    /// one verdict.
+    Merge(MergeArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -188,9 +191,47 @@ pub(crate) struct RunArgs {
     /// Internal (set by --workers): this process is worker K of N.
     #[arg(long, hide = true, value_name = "K/N", conflicts_with = "workers")]
     pub worker: Option<WorkerShare>,
-    /// Bind every client socket to this source address.
-    #[arg(long, hide = true, value_name = "IP")]
+    /// Bind every client socket to this source address (a local address of this machine).
+    /// Against one target address, one source address has one ephemeral port range (~28k
+    /// connections); shards on one machine each take their own (127.0.0.2, 127.0.0.3, ...
+    /// on loopback).
+    #[arg(long, value_name = "IP")]
     pub source_addr: Option<std::net::IpAddr>,
+    /// Run shard K of N (0-based) of a run across machines: the clients of every Nth fixture
+    /// room, as worker K of `--workers N` would, with no parent; `roomrig merge` joins the
+    /// shards' report directories into one verdict. Needs --start-at, --report-dir, a target.
+    #[arg(long, value_name = "K/N", value_parser = crate::shard::parse_shard,
+          conflicts_with_all = ["workers", "worker", "server_procs"],
+          requires_all = ["start_at", "report_dir"])]
+    pub shard: Option<(u32, u32)>,
+    /// With --shard: start the schedule at this wall-clock time, the same for every shard
+    /// (RFC 3339 such as 2026-05-01T12:00:00Z, or Unix seconds). Clocks must agree (NTP).
+    #[arg(long, value_name = "TIME", value_parser = crate::shard::parse_start_at,
+          requires = "shard")]
+    pub start_at: Option<std::time::SystemTime>,
+    /// With --shard: a shard ready more than this after --start-at runs no load and exits 4
+    /// (its part makes the merged run invalid) [default: --max-lateness-ms].
+    #[arg(long, value_name = "MS", requires = "shard")]
+    pub max_start_lateness_ms: Option<u64>,
+}
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct MergeArgs {
+    /// The report directories of the shards (`run --shard K/N --report-dir DIR`).
+    #[arg(value_name = "DIR", required = true, num_args = 1..)]
+    pub dirs: Vec<PathBuf>,
+    /// Write the merged report here.
+    #[arg(long)]
+    pub report_dir: PathBuf,
+    /// Replace the report in a non-empty --report-dir.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// SHOULD violations fail the run too (as do they when a shard ran with --strict).
+    #[arg(long)]
+    pub strict: bool,
+    /// Also write JUnit XML here.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 /// Parses the command line, runs, and returns the process exit code.
@@ -234,6 +275,7 @@ pub fn main() -> i32 {
         Command::Check(args) => stopped(runtime.block_on(check(args))),
         Command::Rules(args) => rules(args),
         Command::Report(args) => crate::report_cmd::report(&args.dirs, args.out.as_deref()),
+        Command::Merge(args) => crate::merge_cmd::merge(&args),
         Command::Serve(args) => match runtime.block_on(reference_server::serve_cli(args)) {
             Ok(()) => Exit::Pass.code(),
             Err(e) => {
@@ -275,7 +317,19 @@ impl From<RunArgs> for RunRequest {
             server_faults: args.server_fault,
             workers: args.workers,
             server_procs: args.server_procs,
-            worker: args.worker,
+            worker: args.worker.or_else(|| {
+                let (index, count) = args.shard?;
+                Some(WorkerShare {
+                    index,
+                    count,
+                    shard_start: Some(crate::share::ShardStart {
+                        at: args.start_at.unwrap_or_else(std::time::SystemTime::now),
+                        bound: Duration::from_millis(
+                            args.max_start_lateness_ms.unwrap_or(args.max_lateness_ms),
+                        ),
+                    }),
+                })
+            }),
             source_addr: args.source_addr,
         }
     }
