@@ -38,6 +38,9 @@ pub(crate) enum Command {
     /// Merge the report directories of a run's shards (`run --shard K/N`) into one report and
     /// one verdict.
     Merge(MergeArgs),
+    /// Print Kubernetes manifests that run a scenario as N shards and merge them (an Indexed
+    /// Job, a ConfigMap, a results volume, a merge Job).
+    K8s(K8sArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -216,6 +219,42 @@ pub(crate) struct RunArgs {
 }
 
 #[derive(clap::Args, Debug)]
+pub(crate) struct K8sArgs {
+    /// The scenario file (YAML).
+    pub scenario: PathBuf,
+    /// Run this many shards (pods of the Indexed Job).
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::shard::MAX_SHARDS)))]
+    pub shards: u32,
+    /// The server under test, as the pods reach it (http://host:port).
+    #[arg(long)]
+    pub target: String,
+    /// The roomrig image the pods run (built from the repository's Dockerfile).
+    #[arg(long, default_value = concat!("roomrig:", env!("CARGO_PKG_VERSION")))]
+    pub image: String,
+    /// A users file (JSON or CSV), put into the ConfigMap beside the scenario.
+    #[arg(long)]
+    pub users: Option<PathBuf>,
+    /// Change one value of the scenario (repeatable), passed on to every shard.
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    pub set: Vec<String>,
+    /// The run's name: objects are NAME-scenario, NAME-results, NAME-shards, NAME-merge and the
+    /// results go to /results/NAME [default: from the scenario's name].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Put every object into this namespace.
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// The schedule starts this long after the first shard pod runs: enough for every other
+    /// shard pod to be scheduled, pull the image and connect (e.g. 60s, 2m).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_interval)]
+    pub start_margin: Duration,
+    /// The storage class of the results claim (one that offers ReadWriteMany, e.g. NFS).
+    #[arg(long)]
+    pub storage_class: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
 pub(crate) struct MergeArgs {
     /// The report directories of the shards (`run --shard K/N --report-dir DIR`).
     #[arg(value_name = "DIR", required = true, num_args = 1..)]
@@ -276,6 +315,18 @@ pub fn main() -> i32 {
         Command::Rules(args) => rules(args),
         Command::Report(args) => crate::report_cmd::report(&args.dirs, args.out.as_deref()),
         Command::Merge(args) => crate::merge_cmd::merge(&args),
+        Command::K8s(args) => crate::k8s::print(&crate::k8s::K8sRequest {
+            scenario_path: args.scenario,
+            shards: args.shards,
+            target: args.target,
+            image: args.image,
+            users: args.users,
+            name: args.name,
+            namespace: args.namespace,
+            start_margin: args.start_margin,
+            storage_class: args.storage_class,
+            set: args.set,
+        }),
         Command::Serve(args) => match runtime.block_on(reference_server::serve_cli(args)) {
             Ok(()) => Exit::Pass.code(),
             Err(e) => {

@@ -21,6 +21,7 @@ pub(crate) mod heartbeat;
 pub mod hlog;
 pub(crate) mod html;
 pub(crate) mod junit;
+pub(crate) mod k8s;
 pub(crate) mod merge_cmd;
 pub(crate) mod metrics;
 pub(crate) mod oracle;
