@@ -116,13 +116,12 @@ pub(crate) fn merge(args: &MergeArgs) -> i32 {
                 exit_code: f.exit_code,
                 result: match (f.state.as_str(), &f.reason) {
                     ("late" | "failed", Some(why)) => Err(why.clone()),
-                    (state, _) => crate::workers::read_result(&d).map_err(|e| {
-                        if state == "running" {
-                            format!("it was stopped before its end (its shard.json still says `running`): {e}")
-                        } else {
-                            e.to_string()
-                        }
-                    }),
+                    // Its result is whole only once shard.json says it ran.
+                    ("running", _) => Err(
+                        "it was stopped before its end (its shard.json still says `running`)"
+                            .into(),
+                    ),
+                    _ => crate::workers::read_result(&d).map_err(|e| e.to_string()),
                 },
                 dir: d,
             },

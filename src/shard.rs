@@ -279,6 +279,14 @@ pub(crate) async fn run(
             start.bound,
         ))),
         None => {
+            // A part left by an earlier run into this directory (--overwrite) is not this one's.
+            let stale = dir.join(crate::workers::PART_FILE);
+            if stale.exists() {
+                if let Err(e) = std::fs::remove_file(&stale) {
+                    eprintln!("error: cannot remove {}: {e}", stale.display());
+                    return Exit::Internal.code();
+                }
+            }
             if let Err(code) = save(&file) {
                 return code;
             }

@@ -35,7 +35,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::AsyncWriteExt as _;
 
 pub use merge::read_hlog;
-pub(crate) use merge::{read_result, write_result, Context as MergeContext};
+pub(crate) use merge::{read_result, write_result, Context as MergeContext, PART_FILE};
 // Public though only this module uses them: crate-private, `check_splittable` leaves the
 // dialect table's unused `DialectSpec::is_error` unreachable, which the table's rework settles.
 pub use split::{check_splittable, source_addr};
