@@ -72,12 +72,8 @@ pub struct Plan {
 
 /// Plans the shards as `--workers` plans its workers: whole fixture rooms each.
 pub fn plan(scenario: &Scenario, fixtures: &reference_server::fixtures::Fixtures, n: u32) -> Plan {
-    let owners = crate::share::owners(fixtures.users.iter().map(|u| u.room_id), n);
     let arrivals = crate::schedule::arrivals(scenario, fixtures.users.len());
-    let mut per = vec![0u64; n as usize];
-    for a in &arrivals {
-        per[owners[a.client as usize] as usize] += 1;
-    }
+    let per = crate::shard::planned_per_shard(fixtures, &arrivals, n);
     Plan {
         clients: arrivals.len() as u64,
         max_per_shard: per.iter().copied().max().unwrap_or(0),

@@ -104,6 +104,14 @@ pub(crate) fn merge(args: &MergeArgs) -> i32 {
     };
     let dir = claimed.path().to_path_buf();
     let strict = args.strict || found.iter().any(|(_, f)| f.strict);
+    // What each shard was to run, for the shards that left no result (when the users can be
+    // read here: generated, or the file at the path the shards were given).
+    let planned = crate::driver::load_fixtures(&scenario, first.users.as_deref())
+        .map(|f| {
+            let arrivals = crate::schedule::arrivals(&scenario, f.users.len());
+            crate::shard::planned_per_shard(&f, &arrivals, n)
+        })
+        .unwrap_or_else(|_| vec![0; n as usize]);
     let mut by_shard: BTreeMap<u32, (PathBuf, ShardFile)> =
         found.into_iter().map(|(d, f)| (f.shard, (d, f))).collect();
     let parts: Vec<Part> = (0..n)
@@ -112,7 +120,7 @@ pub(crate) fn merge(args: &MergeArgs) -> i32 {
                 index: k,
                 source_addr: f.source_addr.clone(),
                 target: f.target.clone(),
-                planned: 0,
+                planned: planned[k as usize],
                 exit_code: f.exit_code,
                 result: match (f.state.as_str(), &f.reason) {
                     ("late" | "failed", Some(why)) => Err(why.clone()),
@@ -130,7 +138,7 @@ pub(crate) fn merge(args: &MergeArgs) -> i32 {
                 dir: PathBuf::new(),
                 source_addr: None,
                 target: first.target.clone(),
-                planned: 0,
+                planned: planned[k as usize],
                 exit_code: None,
                 result: Err(
                     "missing: no directory of this shard was given (it never ran, or its \

@@ -75,6 +75,20 @@ pub fn parse_start_at(text: &str) -> Result<SystemTime, String> {
     }
 }
 
+/// The clients each of `n` shards runs (the split of [`crate::share::owners`]).
+pub fn planned_per_shard(
+    fixtures: &Fixtures,
+    arrivals: &[crate::schedule::Arrival],
+    n: u32,
+) -> Vec<u64> {
+    let owners = crate::share::owners(fixtures.users.iter().map(|u| u.room_id), n);
+    let mut per = vec![0u64; n as usize];
+    for a in arrivals {
+        per[owners[a.client as usize] as usize] += 1;
+    }
+    per
+}
+
 /// A time as RFC 3339 with microseconds.
 pub fn rfc3339(t: SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Micros, true)

@@ -293,6 +293,8 @@ fn a_shard_killed_mid_run_makes_the_merged_run_invalid_and_the_rest_still_report
     assert_eq!(s["clients"]["connected"], 4);
     assert_eq!(s["events"]["received"], 68);
     assert_eq!(s["processes"]["workers"][1]["status"], "no results");
+    // What it was to run is still said.
+    assert_eq!(s["processes"]["workers"][1]["planned"], 4);
 }
 
 #[test]
