@@ -155,6 +155,8 @@ fn shards_merge_into_the_run_of_one_process() {
         .map(|k| tmp.path().join(format!("shard-{k}")))
         .collect();
     let (at, _) = start_in(Duration::from_millis(2500));
+    // A threshold only the whole run meets: each shard receives 68 of the 136 events.
+    let threshold = ["--set", "thresholds=[\"received > 100\"]"];
     let shards: Vec<Child> = (0..2)
         .map(|k| {
             spawn_shard(
@@ -163,12 +165,12 @@ fn shards_merge_into_the_run_of_one_process() {
                 &at,
                 &served.url,
                 &dirs[k as usize],
-                &["--max-lateness-ms", "60000"],
+                &["--max-lateness-ms", "60000", threshold[0], threshold[1]],
             )
         })
         .collect();
     for (k, out) in shards.into_iter().map(finish).enumerate() {
-        assert_eq!(code(&out), 0, "shard {k}: {}", explain(&out));
+        assert_eq!(code(&out), 3, "shard {k} alone fails it: {}", explain(&out));
     }
     // The same scenario and seed in one process, against the same server.
     let one_dir = tmp.path().join("one");
@@ -176,6 +178,7 @@ fn shards_merge_into_the_run_of_one_process() {
         .arg("run")
         .arg(repo_file(SCENARIO))
         .args(["--target", &served.url, "--op-log", "--no-progress"])
+        .args(threshold)
         .args(["--max-lateness-ms", "60000", "--report-dir"])
         .arg(&one_dir)
         .output()
@@ -187,6 +190,9 @@ fn shards_merge_into_the_run_of_one_process() {
     assert_eq!(code(&out), 0, "{}", explain(&out));
     let (s1, sm) = (summary(&one_dir), summary(&merged));
     assert_eq!(totals(&sm), totals(&s1));
+    // Judged on the merged data, as one process judges it.
+    assert_eq!(sm["thresholds"][0]["passed"], true, "{}", sm["thresholds"]);
+    assert_eq!(sm["thresholds"], s1["thresholds"]);
     assert_eq!(sm["events"]["received"], 136);
     assert_eq!(
         read(&merged.join("ops.log")),
@@ -199,7 +205,7 @@ fn shards_merge_into_the_run_of_one_process() {
     for (k, w) in shards.iter().enumerate() {
         assert_eq!(w["planned"], 4, "{w}");
         assert_eq!(w["source_addr"], format!("127.0.0.{}", k + 2));
-        assert_eq!(w["status"], "pass");
+        assert_eq!(w["status"], "thresholds");
         let f: Value = serde_json::from_str(&read(&dirs[k].join("shard.json"))).unwrap();
         assert_eq!(
             (f["shard"].as_u64(), f["shards"].as_u64()),
