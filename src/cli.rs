@@ -35,6 +35,12 @@ pub(crate) enum Command {
     Rules(RulesArgs),
     /// Render report.html again from a report directory's result files, or compare two runs.
     Report(ReportArgs),
+    /// Merge the report directories of a run's shards (`run --shard K/N`) into one report and
+    /// one verdict.
+    Merge(MergeArgs),
+    /// Print Kubernetes manifests that run a scenario as N shards and merge them (an Indexed
+    /// Job, a ConfigMap, a results volume, a merge Job).
+    K8s(K8sArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -191,9 +197,83 @@ pub(crate) struct RunArgs {
     /// Internal (set by --workers): this process is worker K of N.
     #[arg(long, hide = true, value_name = "K/N", conflicts_with = "workers")]
     pub worker: Option<WorkerShare>,
-    /// Bind every client socket to this source address.
-    #[arg(long, hide = true, value_name = "IP")]
+    /// Bind every client socket to this source address (a local address of this machine).
+    /// Against one target address, one source address has one ephemeral port range (~28k
+    /// connections); shards on one machine each take their own (127.0.0.2, 127.0.0.3, ...
+    /// on loopback).
+    #[arg(long, value_name = "IP")]
     pub source_addr: Option<std::net::IpAddr>,
+    /// Run shard K of N (0-based) of a run across machines: the clients of every Nth fixture
+    /// room, as worker K of `--workers N` would, with no parent; `roomrig merge` joins the
+    /// shards' report directories into one verdict. Needs --start-at, --report-dir, a target.
+    #[arg(long, value_name = "K/N", value_parser = crate::shard::parse_shard,
+          conflicts_with_all = ["workers", "worker", "server_procs"],
+          requires_all = ["start_at", "report_dir"])]
+    pub shard: Option<(u32, u32)>,
+    /// With --shard: start the schedule at this wall-clock time, the same for every shard
+    /// (RFC 3339 such as 2026-05-01T12:00:00Z, or Unix seconds). Clocks must agree (NTP).
+    #[arg(long, value_name = "TIME", value_parser = crate::shard::parse_start_at,
+          requires = "shard")]
+    pub start_at: Option<std::time::SystemTime>,
+    /// With --shard: a shard ready more than this after --start-at runs no load and exits 4
+    /// (its part makes the merged run invalid) [default: --max-lateness-ms].
+    #[arg(long, value_name = "MS", requires = "shard")]
+    pub max_start_lateness_ms: Option<u64>,
+}
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct K8sArgs {
+    /// The scenario file (YAML).
+    pub scenario: PathBuf,
+    /// Run this many shards (pods of the Indexed Job).
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::shard::MAX_SHARDS)))]
+    pub shards: u32,
+    /// The server under test, as the pods reach it (http://host:port).
+    #[arg(long)]
+    pub target: String,
+    /// The roomrig image the pods run (built from the repository's Dockerfile).
+    #[arg(long, default_value = concat!("roomrig:", env!("CARGO_PKG_VERSION")))]
+    pub image: String,
+    /// A users file (JSON or CSV), put into the ConfigMap beside the scenario.
+    #[arg(long)]
+    pub users: Option<PathBuf>,
+    /// Change one value of the scenario (repeatable), passed on to every shard.
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    pub set: Vec<String>,
+    /// The run's name: objects are NAME-scenario, NAME-results, NAME-shards, NAME-merge and the
+    /// results go to /results/NAME [default: from the scenario's name].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Put every object into this namespace.
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// The schedule starts this long after the first shard pod runs: enough for every other
+    /// shard pod to be scheduled, pull the image and connect (e.g. 60s, 2m).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_interval)]
+    pub start_margin: Duration,
+    /// The storage class of the results claim (one that offers ReadWriteMany, e.g. NFS).
+    #[arg(long)]
+    pub storage_class: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct MergeArgs {
+    /// The report directories of the shards (`run --shard K/N --report-dir DIR`).
+    #[arg(value_name = "DIR", required = true, num_args = 1..)]
+    pub dirs: Vec<PathBuf>,
+    /// Write the merged report here.
+    #[arg(long)]
+    pub report_dir: PathBuf,
+    /// Replace the report in a non-empty --report-dir.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// SHOULD violations fail the run too (as do they when a shard ran with --strict).
+    #[arg(long)]
+    pub strict: bool,
+    /// Also write JUnit XML here.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 /// Parses the command line, runs, and returns the process exit code.
@@ -237,6 +317,19 @@ pub fn main() -> i32 {
         Command::Check(args) => stopped(runtime.block_on(check(args))),
         Command::Rules(args) => rules(args),
         Command::Report(args) => crate::report_cmd::report(&args.dirs, args.out.as_deref()),
+        Command::Merge(args) => crate::merge_cmd::merge(&args),
+        Command::K8s(args) => crate::k8s::print(&crate::k8s::K8sRequest {
+            scenario_path: args.scenario,
+            shards: args.shards,
+            target: args.target,
+            image: args.image,
+            users: args.users,
+            name: args.name,
+            namespace: args.namespace,
+            start_margin: args.start_margin,
+            storage_class: args.storage_class,
+            set: args.set,
+        }),
         Command::Serve(args) => match runtime.block_on(reference_server::serve_cli(args)) {
             Ok(()) => Exit::Pass.code(),
             Err(e) => {
@@ -278,7 +371,19 @@ impl From<RunArgs> for RunRequest {
             server_faults: args.server_fault,
             workers: args.workers,
             server_procs: args.server_procs,
-            worker: args.worker,
+            worker: args.worker.or_else(|| {
+                let (index, count) = args.shard?;
+                Some(WorkerShare {
+                    index,
+                    count,
+                    shard_start: Some(crate::share::ShardStart {
+                        at: args.start_at.unwrap_or_else(std::time::SystemTime::now),
+                        bound: Duration::from_millis(
+                            args.max_start_lateness_ms.unwrap_or(args.max_lateness_ms),
+                        ),
+                    }),
+                })
+            }),
             source_addr: args.source_addr,
         }
     }

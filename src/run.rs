@@ -107,7 +107,15 @@ pub async fn run(req: RunRequest) -> i32 {
     // The report directory is this run's alone from before the first connection to the end
     // (a worker's belongs to its parent, which claimed the whole tree).
     let claimed = match (&req.report_dir, &req.worker) {
-        (Some(dir), None) => match ReportDir::claim(dir, req.overwrite, req.junit.as_deref()) {
+        // A shard has no parent: its directory is its own, as a run's.
+        (Some(dir), None)
+        | (
+            Some(dir),
+            Some(WorkerShare {
+                shard_start: Some(_),
+                ..
+            }),
+        ) => match ReportDir::claim(dir, req.overwrite, req.junit.as_deref()) {
             Ok(d) => Some(d),
             Err(e) => {
                 eprintln!("error: {e}");
@@ -116,6 +124,9 @@ pub async fn run(req: RunRequest) -> i32 {
         },
         _ => None,
     };
+    if req.worker.as_ref().is_some_and(WorkerShare::is_shard) {
+        return crate::shard::run(&req, scenario, keyed, claimed).await;
+    }
     if req.workers > 1 {
         if scenario.thresholds.iter().any(|t| t.value.abort_on_fail) {
             eprintln!("warning: with --workers, thresholds are judged on the merged run at its end: abort_on_fail does not stop it early");
@@ -130,23 +141,7 @@ pub async fn run(req: RunRequest) -> i32 {
         eprintln!("error: --worker is internal to --workers and needs --target");
         return Exit::Usage.code();
     }
-    let opts = RunOptions {
-        target: req.target.clone(),
-        seed: None,
-        users_file: req.users.clone(),
-        server_faults: req.server_faults.clone(),
-        progress: req.progress,
-        progress_interval: req.progress_interval,
-        max_lateness: req.max_lateness,
-        op_log: req.op_log,
-        fixtures: keyed,
-        users_skip: 0,
-        local_addr: req.source_addr,
-        worker: req.worker.clone(),
-        // The scenario's `server: {exit_report_timeout}` says it.
-        report_window: None,
-        target_heartbeat: None,
-    };
+    let opts = run_options(&req, keyed);
     let name = scenario.name.clone();
     // Every output path is checked before the first connection: a run must not execute for
     // minutes and then find that it cannot write its report.
@@ -196,6 +191,27 @@ pub async fn run(req: RunRequest) -> i32 {
         |d| d.path().to_path_buf(),
     );
     finish_run(&req, &name, &mut summary, &result, &dir)
+}
+
+/// The driver's options of a run in this process (one process, a worker, a shard).
+pub(crate) fn run_options(req: &RunRequest, keyed: Option<Fixtures>) -> RunOptions {
+    RunOptions {
+        target: req.target.clone(),
+        seed: None,
+        users_file: req.users.clone(),
+        server_faults: req.server_faults.clone(),
+        progress: req.progress,
+        progress_interval: req.progress_interval,
+        max_lateness: req.max_lateness,
+        op_log: req.op_log,
+        fixtures: keyed,
+        users_skip: 0,
+        local_addr: req.source_addr,
+        worker: req.worker.clone(),
+        // The scenario's `server: {exit_report_timeout}` says it.
+        report_window: None,
+        target_heartbeat: None,
+    }
 }
 
 /// `--workers N` (N > 1): the workers module runs and merges the shares, this finishes.
@@ -313,7 +329,7 @@ fn write_unreachable(req: &RunRequest, name: &str, reason: &str) {
 }
 
 /// A run's id: its start time, scenario name and seed.
-fn run_id(started_at: chrono::DateTime<chrono::Utc>, name: &str, seed: u64) -> String {
+pub(crate) fn run_id(started_at: chrono::DateTime<chrono::Utc>, name: &str, seed: u64) -> String {
     format!(
         "{}-{}-s{}",
         started_at.format("%Y%m%d-%H%M%S"),
@@ -325,7 +341,7 @@ fn run_id(started_at: chrono::DateTime<chrono::Utc>, name: &str, seed: u64) -> S
 /// Presents a finished run (one process or merged workers): the console summary, JUnit if
 /// asked, the report files; returns the verdict's exit code. A run stopped because the server
 /// disagreed with the users file is a usage error and says so instead.
-fn finish_run(
+pub(crate) fn finish_run(
     req: &RunRequest,
     name: &str,
     summary: &mut SummaryFile,
@@ -429,6 +445,7 @@ pub(crate) fn run_error(e: RunError) -> i32 {
         RunError::Unreachable { .. } | RunError::Generation(_) => Exit::Unreachable.code(),
         RunError::Setup(_) => Exit::Usage.code(),
         RunError::Interrupted => crate::signals::interrupted_code(),
+        RunError::LateStart(_) => Exit::InvalidRun.code(),
     }
 }
 

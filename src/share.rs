@@ -12,11 +12,62 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// The most workers of one run: worker `k` binds 127.0.0.(k + 2), so 250 keeps below .255.
 pub const MAX_WORKERS: u32 = 250;
 
-/// Which share of a run this process drives: worker `index` of `count` (`--worker K/N`).
+/// Which share of a run this process drives: worker `index` of `count` (`--worker K/N`), or
+/// shard `index` of `count` (`--shard K/N`, see [`crate::shard`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerShare {
     pub index: u32,
     pub count: u32,
+    /// A shard starts at a wall-clock time agreed in advance (`--start-at`) instead of the one
+    /// a parent sends; none for a worker of `--workers`.
+    pub shard_start: Option<ShardStart>,
+}
+
+/// When a shard's schedule starts, and how late it may begin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardStart {
+    /// The agreed start of the open-loop schedule (`--start-at`).
+    pub at: SystemTime,
+    /// A shard that is ready only after `at + bound` does not run: its load would not overlap
+    /// the other shards' as planned.
+    pub bound: Duration,
+}
+
+impl ShardStart {
+    /// The schedule's start as an instant of this process: `at` ahead, or behind by up to the
+    /// bound (the first sends then count as late as they are); `Err` when later than that.
+    pub fn instant(&self, shard: u32) -> Result<tokio::time::Instant, String> {
+        let now = tokio::time::Instant::now();
+        match self.at.duration_since(SystemTime::now()) {
+            Ok(ahead) => Ok(now + ahead),
+            Err(behind) => {
+                let late = behind.duration();
+                if late > self.bound {
+                    return Err(late_start(shard, late, self.bound));
+                }
+                Ok(now.checked_sub(late).unwrap_or(now))
+            }
+        }
+    }
+}
+
+/// What a shard that was ready too late says (on stderr, in its part and in the merge).
+pub fn late_start(shard: u32, late: Duration, bound: Duration) -> String {
+    format!(
+        "shard {shard} was ready {:.3} s after --start-at, more than its bound of {:.3} s \
+         (--max-start-lateness-ms): it ran no load, since its clients would not have overlapped \
+         the other shards' as planned (a clock out of step, or a process started late)",
+        late.as_secs_f64(),
+        bound.as_secs_f64()
+    )
+}
+
+/// Why a share did not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// A shard was ready too late (or its start time had passed): no load ran.
+    Late(String),
+    Other(String),
 }
 
 impl FromStr for WorkerShare {
@@ -33,11 +84,29 @@ impl FromStr for WorkerShare {
         if index >= count || count > MAX_WORKERS {
             return Err(format!("worker {index} of {count} does not exist"));
         }
-        Ok(WorkerShare { index, count })
+        Ok(WorkerShare {
+            index,
+            count,
+            shard_start: None,
+        })
     }
 }
 
 impl WorkerShare {
+    /// Whether this is a shard of a run across machines (no parent process).
+    pub fn is_shard(&self) -> bool {
+        self.shard_start.is_some()
+    }
+
+    /// The instant this share's schedule starts: a shard's agreed time (refused when it is
+    /// more than its bound ago), a worker's from its parent ([`Self::wait_for_start`]).
+    pub async fn start(&self) -> Result<tokio::time::Instant, StartError> {
+        match &self.shard_start {
+            Some(s) => s.instant(self.index).map_err(StartError::Late),
+            None => self.wait_for_start().await.map_err(StartError::Other),
+        }
+    }
+
     /// Tells the parent this worker is ready (`@ready` on stdout) and waits for the start time
     /// it sends on stdin (`start <µs since the Unix epoch>`), returned as an instant.
     pub async fn wait_for_start(&self) -> Result<tokio::time::Instant, String> {
@@ -165,7 +234,11 @@ mod tests {
     fn worker_share_parses() {
         assert_eq!(
             "1/3".parse::<WorkerShare>(),
-            Ok(WorkerShare { index: 1, count: 3 })
+            Ok(WorkerShare {
+                index: 1,
+                count: 3,
+                shard_start: None
+            })
         );
         assert!("3/3".parse::<WorkerShare>().is_err());
         assert!("x".parse::<WorkerShare>().is_err());

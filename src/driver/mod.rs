@@ -168,6 +168,10 @@ pub enum RunError {
     /// A stop signal (Ctrl-C, SIGTERM, SIGHUP) came before the load started.
     #[error("stopped before the load started")]
     Interrupted,
+    /// A shard (`--shard K/N --start-at`) was ready after its start time and its bound: it
+    /// ran no load (exit 4, an invalid part).
+    #[error("{0}")]
+    LateStart(String),
 }
 
 /// `work`, unless a stop signal comes first: a connect to a target that accepts TCP and never
@@ -394,7 +398,10 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
     }
     // A worker starts when the parent says, in step with the other workers.
     let worker_start = match &opts.worker {
-        Some(share) => Some(share.wait_for_start().await.map_err(RunError::Setup)?),
+        Some(share) => Some(share.start().await.map_err(|e| match e {
+            crate::share::StartError::Late(why) => RunError::LateStart(why),
+            crate::share::StartError::Other(why) => RunError::Setup(why),
+        })?),
         None => None,
     };
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -475,9 +482,9 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
     let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sampler = tokio::spawn(sample_each_second(shared.clone(), samples.clone()));
     // A worker always reports its counters to the parent, which draws the view (or not).
-    let progress = match opts.worker {
-        Some(_) => Some(tokio::spawn(progress::lines(shared.clone()))),
-        None => opts.progress.then(|| {
+    let progress = match &opts.worker {
+        Some(w) if !w.is_shard() => Some(tokio::spawn(progress::lines(shared.clone()))),
+        _ => opts.progress.then(|| {
             tokio::spawn(progress::show(
                 shared.clone(),
                 expected_end,

@@ -35,6 +35,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::AsyncWriteExt as _;
 
 pub use merge::read_hlog;
+pub(crate) use merge::{read_result, write_result, Context as MergeContext, PART_FILE};
 // Public though only this module uses them: crate-private, `check_splittable` leaves the
 // dialect table's unused `DialectSpec::is_error` unreachable, which the table's rework settles.
 pub use split::{check_splittable, source_addr};
@@ -329,56 +330,24 @@ pub(crate) async fn run_parent(
     };
 
     // The merge: every worker's result into one, each share judged on its own first.
-    let mut results = Vec::new();
-    let mut workers = Vec::new();
-    let mut worker_reasons = Vec::new();
-    for k in 0..n {
-        let wdir = worker_dir(dir, k);
-        let (t, source) = &placement[k as usize];
-        let mut info = WorkerInfo {
-            worker: k,
-            dir: wdir.display().to_string(),
-            source_addr: source.map(|s| s.to_string()),
-            target: t.clone(),
-            planned: planned[k as usize],
-            connected: 0,
-            sent: 0,
-            received: 0,
-            violations: 0,
-            cpu_s: 0.0,
-            peak_rss_mb: 0.0,
-            status: WorkerStatus::NoResults,
-            exit_code: codes[k as usize],
-        };
-        match merge::read_result(&wdir) {
-            Ok(r) => {
-                let verdict = crate::report::verdict_of(&r, &scenario, args.strict);
-                info.planned = r.planned_clients;
-                info.connected = r.connected;
-                info.sent = r.sent;
-                info.received = r.received;
-                info.violations = r.violations.values().map(|t| t.count).sum();
-                info.cpu_s = r.usage_after.cpu_s() - r.usage_before.cpu_s();
-                info.peak_rss_mb = r.usage_after.peak_rss_mb();
-                info.status = WorkerStatus::Judged(verdict.status);
-                if verdict.status == Status::Invalid {
-                    worker_reasons.push(format!(
-                        "worker {k}: {}",
-                        verdict
-                            .reasons
-                            .first()
-                            .map_or("invalid run", String::as_str)
-                    ));
-                }
-                results.push(r);
+    let parts = (0..n)
+        .map(|k| {
+            let wdir = worker_dir(dir, k);
+            let (t, source) = &placement[k as usize];
+            Part {
+                index: k,
+                source_addr: source.map(|s| s.to_string()),
+                target: t.clone(),
+                planned: planned[k as usize],
+                exit_code: codes[k as usize],
+                result: merge::read_result(&wdir).map_err(|e| match codes[k as usize] {
+                    None => format!("ended by a signal: {e}"),
+                    Some(_) => e.to_string(),
+                }),
+                dir: wdir,
             }
-            Err(e) => worker_reasons.push(format!(
-                "worker {k} (exit {}) left no results: {e}",
-                codes[k as usize].map_or("by a signal".to_string(), |c| c.to_string())
-            )),
-        }
-        workers.push(info);
-    }
+        })
+        .collect();
     let ctx = merge::Context {
         seed: scenario.seed,
         target: targets.join(", "),
@@ -391,13 +360,14 @@ pub(crate) async fn run_parent(
         max_lateness: args.max_lateness,
         op_log: args.op_log,
     };
-    let result = match merge::merge(ctx, results) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot merge the workers' histograms: {e}");
-            return Err(Exit::Internal.code());
-        }
-    };
+    let (result, workers, worker_reasons) =
+        match merge_parts("worker", &scenario, args.strict, ctx, parts) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: cannot merge the workers' histograms: {e}");
+                return Err(Exit::Internal.code());
+            }
+        };
     let mut summary =
         crate::report::summarize(&result, &scenario, &args.scenario_path, run_id, args.strict);
     summary.verdict.invalid_if_a_worker_was(worker_reasons);
@@ -419,6 +389,84 @@ pub(crate) async fn run_parent(
     crate::out::out!("{}", processes_table(&processes));
     summary.processes = Some(processes);
     Ok((summary, result))
+}
+
+/// One share of a split run as the merge finds it: a worker of `--workers` or a shard of
+/// `--shard` (`roomrig merge`).
+pub(crate) struct Part {
+    pub index: u32,
+    /// Its report directory.
+    pub dir: PathBuf,
+    pub source_addr: Option<String>,
+    pub target: String,
+    /// Its clients as planned, when it left no result to say.
+    pub planned: u64,
+    pub exit_code: Option<i32>,
+    /// Its result, or why there is none.
+    pub result: Result<RunResult, String>,
+}
+
+/// The one merge of `--workers` and `roomrig merge`: judges each share on its own (an invalid
+/// or missing share makes the whole run invalid: the returned reasons, named `{kind} K`),
+/// then merges their results losslessly into the result of the whole run.
+pub(crate) fn merge_parts(
+    kind: &str,
+    scenario: &Scenario,
+    strict: bool,
+    ctx: merge::Context,
+    parts: Vec<Part>,
+) -> Result<(RunResult, Vec<WorkerInfo>, Vec<String>), String> {
+    let mut results = Vec::new();
+    let mut infos = Vec::new();
+    let mut reasons = Vec::new();
+    for part in parts {
+        let k = part.index;
+        let mut info = WorkerInfo {
+            worker: k,
+            dir: part.dir.display().to_string(),
+            source_addr: part.source_addr,
+            target: part.target,
+            planned: part.planned,
+            connected: 0,
+            sent: 0,
+            received: 0,
+            violations: 0,
+            cpu_s: 0.0,
+            peak_rss_mb: 0.0,
+            status: WorkerStatus::NoResults,
+            exit_code: part.exit_code,
+        };
+        match part.result {
+            Ok(r) => {
+                let verdict = crate::report::verdict_of(&r, scenario, strict);
+                info.planned = r.planned_clients;
+                info.connected = r.connected;
+                info.sent = r.sent;
+                info.received = r.received;
+                info.violations = r.violations.values().map(|t| t.count).sum();
+                info.cpu_s = r.usage_after.cpu_s() - r.usage_before.cpu_s();
+                info.peak_rss_mb = r.usage_after.peak_rss_mb();
+                info.status = WorkerStatus::Judged(verdict.status);
+                if verdict.status == Status::Invalid {
+                    reasons.push(format!(
+                        "{kind} {k}: {}",
+                        verdict
+                            .reasons
+                            .first()
+                            .map_or("invalid run", String::as_str)
+                    ));
+                }
+                results.push(r);
+            }
+            Err(e) => reasons.push(match part.exit_code {
+                Some(c) => format!("{kind} {k} (exit {c}) left no results: {e}"),
+                None => format!("{kind} {k} left no results: {e}"),
+            }),
+        }
+        infos.push(info);
+    }
+    let result = merge::merge(ctx, results)?;
+    Ok((result, infos, reasons))
 }
 
 /// The command line of worker `k`.
@@ -536,7 +584,7 @@ fn sum_live(live: &Mutex<Vec<Live>>) -> Live {
 }
 
 /// The per-process lines of the console report.
-fn processes_table(p: &Processes) -> String {
+pub(crate) fn processes_table(p: &Processes) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     let _ = writeln!(
