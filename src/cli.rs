@@ -191,6 +191,15 @@ pub(crate) struct RunArgs {
     /// Bind every client socket to this source address.
     #[arg(long, hide = true, value_name = "IP")]
     pub source_addr: Option<std::net::IpAddr>,
+    /// Serve the live counters and latency percentiles at http://ADDR/metrics (Prometheus text
+    /// format) while the run goes, e.g. 127.0.0.1:9464 (port 0: a free one, printed on stderr).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    /// With --metrics-listen: after the report is written, keep serving the final figures this
+    /// long (e.g. the scrape interval, 15s), so the last scrape sees them.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_linger,
+          requires = "metrics_listen")]
+    pub metrics_linger: Duration,
 }
 
 /// Parses the command line, runs, and returns the process exit code.
@@ -277,6 +286,8 @@ impl From<RunArgs> for RunRequest {
             server_procs: args.server_procs,
             worker: args.worker,
             source_addr: args.source_addr,
+            metrics_listen: args.metrics_listen,
+            metrics_linger: args.metrics_linger,
         }
     }
 }
@@ -288,6 +299,11 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
         return Err("must be longer than 0s".into());
     }
     Ok(d)
+}
+
+/// A duration as scenarios write them, zero allowed.
+fn parse_linger(text: &str) -> Result<Duration, String> {
+    Ok(crate::scenario::Dur::parse(text)?.0)
 }
 
 async fn check(args: CheckArgs) -> i32 {

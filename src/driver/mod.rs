@@ -5,6 +5,7 @@
 mod backend;
 mod embedded;
 mod http;
+mod live;
 mod progress;
 mod vu;
 mod websocket;
@@ -148,6 +149,8 @@ pub struct RunOptions {
     /// The target's (pingInterval, pingTimeout) when whoever started it knows them (`roomrig
     /// check`'s embedded server): a plain-WebSocket server advertises only its interval.
     pub target_heartbeat: Option<(Duration, Duration)>,
+    /// `--metrics-listen`: where this run puts a snapshot of its figures every second.
+    pub live_metrics: Option<crate::live_metrics::Board>,
 }
 
 /// Why a run could not start.
@@ -474,6 +477,10 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
     let lag = tokio::spawn(lag_probe(shared.clone()));
     let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sampler = tokio::spawn(sample_each_second(shared.clone(), samples.clone()));
+    let live_metrics = opts
+        .live_metrics
+        .clone()
+        .map(|board| tokio::spawn(live::collect(shared.clone(), board)));
     // A worker always reports its counters to the parent, which draws the view (or not).
     let progress = match opts.worker {
         Some(_) => Some(tokio::spawn(progress::lines(shared.clone()))),
@@ -513,6 +520,9 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
     sweeper.abort();
     lag.abort();
     sampler.abort();
+    if let Some(l) = live_metrics {
+        l.abort();
+    }
     if let Some(w) = abort_watch {
         w.abort();
     }

@@ -67,6 +67,8 @@ pub(crate) struct ParentOptions {
     pub max_lateness: Duration,
     pub op_log: bool,
     pub strict: bool,
+    /// `--metrics-listen`: the workers' summed counters go here as they come.
+    pub live_metrics: Option<crate::live_metrics::Board>,
 }
 
 /// The report directory of worker `k` inside the run's report directory.
@@ -295,6 +297,9 @@ pub(crate) async fn run_parent(
                 peak_open = peak_open.max(now.active);
                 if let Some(view) = &mut view {
                     view.show(crate::driver::Snapshot::of_live(&now, started.elapsed()));
+                }
+                if let Some(board) = &args.live_metrics {
+                    crate::live_metrics::show_live(board, &now, started.elapsed());
                 }
                 if let Some(since) = interrupted {
                     if last_signal.elapsed() >= Duration::from_secs(1) {
