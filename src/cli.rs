@@ -195,6 +195,9 @@ pub(crate) struct RunArgs {
     /// format) while the run goes, e.g. 127.0.0.1:9464 (port 0: a free one, printed on stderr).
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<String>,
+    /// Internal (set by --workers with --metrics-listen): tell the parent each second's figures.
+    #[arg(long, hide = true, requires = "worker")]
+    pub live_feed: bool,
     /// With --metrics-listen: after the report is written, keep serving the final figures this
     /// long (e.g. the scrape interval, 15s), so the last scrape sees them.
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_linger,
@@ -288,6 +291,7 @@ impl From<RunArgs> for RunRequest {
             source_addr: args.source_addr,
             metrics_listen: args.metrics_listen,
             metrics_linger: args.metrics_linger,
+            live_feed: args.live_feed,
         }
     }
 }

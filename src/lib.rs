@@ -21,6 +21,7 @@ pub(crate) mod heartbeat;
 pub mod hlog;
 pub(crate) mod html;
 pub(crate) mod junit;
+pub(crate) mod live_feed;
 pub(crate) mod live_metrics;
 pub(crate) mod metrics;
 pub(crate) mod oracle;

@@ -128,11 +128,15 @@ impl Board {
         s.snapshots += 1;
     }
 
-    /// Changes the latest figures in place (the parent of `--workers` updates the counters).
+    /// Changes the latest figures in place (the parent of `--workers` updates them from its
+    /// workers' lines); counted as a snapshot.
     pub fn update(&self, change: impl FnOnce(&mut Figures)) {
+        let began = std::time::Instant::now();
         let mut s = lock(&self.0);
         if !s.figures.finished {
             change(&mut s.figures);
+            s.snapshot_cost += began.elapsed();
+            s.snapshots += 1;
         }
     }
 
@@ -399,9 +403,14 @@ pub fn final_figures(result: &crate::driver::RunResult) -> Figures {
     }
 }
 
-/// The summed progress lines of `--workers`' workers, `elapsed` into the run: counters only
-/// (the latencies and the counts per rule come with the merged report at the end).
-pub fn show_live(board: &Board, live: &crate::share::Live, elapsed: Duration) {
+/// The summed progress lines of `--workers`' workers, `elapsed` into the run, and what
+/// `seconds` gathered of their seconds (merged latencies, counts per rule).
+pub fn show_live(
+    board: &Board,
+    live: &crate::share::Live,
+    elapsed: Duration,
+    seconds: Option<&crate::live_feed::Gatherer>,
+) {
     board.update(|f| {
         f.elapsed_s = elapsed.as_secs_f64();
         f.planned = live.planned;
@@ -412,6 +421,9 @@ pub fn show_live(board: &Board, live: &crate::share::Live, elapsed: Duration) {
         f.sent = live.sent;
         f.received = live.received;
         f.violations = live.violations;
+        if let Some(g) = seconds {
+            g.fill(f);
+        }
     });
 }
 

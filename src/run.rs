@@ -66,6 +66,8 @@ pub struct RunRequest {
     pub metrics_listen: Option<String>,
     /// After the report is written, keep serving the final figures this long.
     pub metrics_linger: Duration,
+    /// In a worker of `--workers`: tell the parent each second's figures (`--live-feed`).
+    pub live_feed: bool,
 }
 
 /// Runs the scenario and returns the process exit code.
@@ -164,7 +166,10 @@ pub async fn run(req: RunRequest) -> i32 {
         // The scenario's `server: {exit_report_timeout}` says it.
         report_window: None,
         target_heartbeat: None,
-        live_metrics: endpoint.as_ref().map(|e| e.board.clone()),
+        live_metrics: match &endpoint {
+            Some(e) => Some(e.board.clone()),
+            None => (req.live_feed && req.worker.is_some()).then(Default::default),
+        },
     };
     let name = scenario.name.clone();
     // Every output path is checked before the first connection: a run must not execute for

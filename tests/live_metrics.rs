@@ -362,10 +362,16 @@ fn a_busy_or_bad_address_is_a_usage_error_before_any_connection() {
 fn with_two_workers_the_parent_serves_their_sum() {
     let _serial = common::serial();
     let run = LiveRun::start("tests/scenarios/dorm-exact.yaml", &["--workers", "2"]);
-    // Each worker drives one room of 4: 8 connections live are both workers' together.
-    let live = scrape_until(&run.addr, |s| s.value("roomrig_connects_total") == 8.0)
-        .expect("all 8 connections seen live before the run ends");
+    // Each worker drives one room of 4: 8 connections, and 8 connect latencies, seen live are
+    // both workers' together.
+    let connects = [("metric", "connect")];
+    let live = scrape_until(&run.addr, |s| {
+        s.value("roomrig_connects_total") == 8.0
+            && s.get("roomrig_latency_seconds_count", &connects) == Some(8.0)
+    })
+    .expect("all 8 connections seen live before the run ends");
     assert_eq!(live.value("roomrig_clients_planned"), 8.0);
+
     run.wait_for_report();
     let last = scrape(&run.addr);
     assert_grown(&live, &last);

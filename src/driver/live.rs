@@ -1,7 +1,8 @@
 //! The driver's side of `--metrics-listen`: once a second, just after a second of the schedule
 //! ends, the counters, the violations per rule and that second's histograms go on the
 //! [`Board`] as one snapshot. The whole-run histograms grow by each second read (lossless: the
-//! same buckets), so no snapshot merges the run's full histograms.
+//! same buckets), so no snapshot merges the run's full histograms. A worker of `--workers`
+//! tells its parent each second instead ([`feed`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -64,14 +65,7 @@ fn snapshot(shared: &Shared, second: u64, run: &mut BTreeMap<String, Histogram<u
         connect_errors: c.connect_errors.get(),
         unexpected_closes: Some(c.unexpected_closes.get()),
         sent: c.sent.get(),
-        sent_by_op: shared
-            .spec
-            .ops
-            .iter()
-            .zip(shared.sent_by_op.iter())
-            .filter(|(_, n)| n.get() > 0)
-            .map(|(op, n)| (op.name.to_string(), n.get()))
-            .collect(),
+        sent_by_op: sent_by_op(shared),
         received: c.received.get(),
         violations: shared.oracle.violation_count(),
         rules,
@@ -81,4 +75,44 @@ fn snapshot(shared: &Shared, second: u64, run: &mut BTreeMap<String, Histogram<u
             .collect(),
         latency_second,
     }
+}
+
+/// In a worker of `--workers N`: tells the parent each second's histograms and counts per rule
+/// (see [`crate::live_feed`]), until aborted.
+pub async fn feed(shared: Arc<Shared>) {
+    let mut second = 0u64;
+    loop {
+        tokio::time::sleep_until(shared.start + Duration::from_secs(second + 1) + SETTLE).await;
+        let told = crate::live_feed::WorkerSecond {
+            second,
+            latency: shared
+                .metrics
+                .second(second)
+                .into_iter()
+                .map(|(name, pair)| (name, pair.co))
+                .collect(),
+            rules: shared
+                .oracle
+                .rule_counts()
+                .into_iter()
+                .map(|(rule, level, count)| (rule, (level_label(level), count)))
+                .collect(),
+            unexpected_closes: shared.counters.unexpected_closes.get(),
+            sent_by_op: sent_by_op(&shared),
+        };
+        crate::out::outln!("{}", told.line());
+        second += 1;
+    }
+}
+
+/// Requests sent per operation so far, operations without any left out.
+fn sent_by_op(shared: &Shared) -> BTreeMap<String, u64> {
+    shared
+        .spec
+        .ops
+        .iter()
+        .zip(shared.sent_by_op.iter())
+        .filter(|(_, n)| n.get() > 0)
+        .map(|(op, n)| (op.name.to_string(), n.get()))
+        .collect()
 }
