@@ -116,6 +116,12 @@ impl std::fmt::Debug for Board {
 }
 
 impl Board {
+    /// A new run starts on this board (a capacity search runs many on one endpoint): its live
+    /// figures replace the last run's final ones.
+    pub fn begin(&self) {
+        lock(&self.0).figures = Figures::default();
+    }
+
     /// The latest figures, replaced whole (`cost`: the time it took to make them).
     pub fn publish(&self, figures: Figures, cost: Duration) {
         let mut s = lock(&self.0);
@@ -591,6 +597,10 @@ mod tests {
         assert!(board
             .render("s")
             .contains("roomrig_run_finished{scenario=\"s\"} 1\n"));
+        // The next run on the same endpoint starts afresh.
+        board.begin();
+        board.publish(figures(), Duration::ZERO);
+        assert!(!board.figures().finished);
     }
 
     #[tokio::test]

@@ -19,6 +19,7 @@ const SETTLE: Duration = Duration::from_millis(20);
 
 /// Publishes a snapshot after every second of the run, until aborted.
 pub async fn collect(shared: Arc<Shared>, board: Board) {
+    board.begin();
     let mut run: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
     let mut second = 0u64;
     loop {
