@@ -473,6 +473,9 @@ impl Endpoint {
     }
 }
 
+/// The most scrape connections served at once.
+const MAX_SCRAPERS: usize = 16;
+
 /// Accepts scrapers until aborted; each connection is served on its own task (aborted with
 /// this one).
 async fn serve(listener: tokio::net::TcpListener, board: Board, scenario: String) {
@@ -488,6 +491,11 @@ async fn serve(listener: tokio::net::TcpListener, board: Board, scenario: String
             }
         };
         while connections.try_join_next().is_some() {}
+        // A few scrapers at once are plenty; more connections are closed unanswered, so no
+        // client of the endpoint can take the run's descriptors or time.
+        if connections.len() >= MAX_SCRAPERS {
+            continue;
+        }
         let (board, scenario) = (board.clone(), scenario.clone());
         connections.spawn(async move {
             let service = hyper::service::service_fn(move |req| {
@@ -496,6 +504,8 @@ async fn serve(listener: tokio::net::TcpListener, board: Board, scenario: String
             });
             // A scraper that hangs up or speaks nonsense ends only its own connection.
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                 .await;
         });
@@ -628,5 +638,37 @@ mod tests {
         let mut text = String::new();
         let _ = s.read_to_string(&mut text).await;
         assert!(!text.contains("roomrig_"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn idle_connections_past_the_cap_are_closed_and_scrapes_resume() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let endpoint = Endpoint::bind("127.0.0.1:0", "s").unwrap();
+        let mut idle = Vec::new();
+        for _ in 0..MAX_SCRAPERS {
+            idle.push(tokio::net::TcpStream::connect(endpoint.addr).await.unwrap());
+        }
+        let mut one_more = tokio::net::TcpStream::connect(endpoint.addr).await.unwrap();
+        let _ = one_more
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await;
+        let mut text = String::new();
+        let _ = one_more.read_to_string(&mut text).await;
+        assert!(text.is_empty(), "closed unanswered: {text}");
+        drop(idle);
+        // Once the idle connections are gone a scrape is answered again.
+        for attempt in 0.. {
+            let mut s = tokio::net::TcpStream::connect(endpoint.addr).await.unwrap();
+            let _ = s
+                .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .await;
+            let mut text = String::new();
+            let _ = s.read_to_string(&mut text).await;
+            if text.starts_with("HTTP/1.1 200") {
+                break;
+            }
+            assert!(attempt < 100, "no answer after the idle connections closed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
