@@ -219,6 +219,18 @@ pub(crate) struct RunArgs {
     /// (its part makes the merged run invalid) [default: --max-lateness-ms].
     #[arg(long, value_name = "MS", requires = "shard")]
     pub max_start_lateness_ms: Option<u64>,
+    /// Serve the live counters and latency percentiles at http://ADDR/metrics (Prometheus text
+    /// format) while the run goes, e.g. 127.0.0.1:9464 (port 0: a free one, printed on stderr).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    /// Internal (set by --workers with --metrics-listen): tell the parent each second's figures.
+    #[arg(long, hide = true, requires = "worker")]
+    pub live_feed: bool,
+    /// With --metrics-listen: after the report is written, keep serving the final figures this
+    /// long (e.g. the scrape interval, 15s), so the last scrape sees them.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_linger,
+          requires = "metrics_listen")]
+    pub metrics_linger: Duration,
 }
 
 #[derive(clap::Args, Debug)]
@@ -385,6 +397,9 @@ impl From<RunArgs> for RunRequest {
                 })
             }),
             source_addr: args.source_addr,
+            metrics_listen: args.metrics_listen,
+            metrics_linger: args.metrics_linger,
+            live_feed: args.live_feed,
         }
     }
 }
@@ -396,6 +411,11 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
         return Err("must be longer than 0s".into());
     }
     Ok(d)
+}
+
+/// A duration as scenarios write them, zero allowed.
+fn parse_linger(text: &str) -> Result<Duration, String> {
+    Ok(crate::scenario::Dur::parse(text)?.0)
 }
 
 async fn check(args: CheckArgs) -> i32 {

@@ -22,6 +22,8 @@ pub mod hlog;
 pub(crate) mod html;
 pub(crate) mod junit;
 pub(crate) mod k8s;
+pub(crate) mod live_feed;
+pub(crate) mod live_metrics;
 pub(crate) mod merge_cmd;
 pub(crate) mod metrics;
 pub(crate) mod oracle;

@@ -238,6 +238,32 @@ impl Metrics {
             .collect()
     }
 
+    /// Every metric's histograms of `second` (since the run's start), merged across shards:
+    /// complete once that second is over (a shard records only into its current second). The
+    /// live endpoint reads each second once, instead of merging whole-run histograms.
+    pub fn second(&self, second: u64) -> BTreeMap<String, SparsePair> {
+        let mut out: BTreeMap<String, SparsePair> = BTreeMap::new();
+        for shard in self.shards.iter() {
+            let shard = lock(shard);
+            for e in &shard.entries {
+                let pair = if shard.second == second {
+                    (!e.current.co.is_empty() || !e.current.raw.is_empty())
+                        .then(|| SparsePair::of(&e.current))
+                } else {
+                    e.closed
+                        .iter()
+                        .rev()
+                        .find(|(s, _)| *s == second)
+                        .map(|(_, p)| p.clone())
+                };
+                if let Some(pair) = pair {
+                    out.entry(metric_name(e.key)).or_default().add(&pair);
+                }
+            }
+        }
+        out
+    }
+
     /// Every metric merged across shards.
     pub fn merged(&self) -> BTreeMap<String, Pair> {
         let mut out: BTreeMap<String, Pair> = BTreeMap::new();
@@ -503,6 +529,17 @@ mod tests {
         let total = &m.merged()["x.y"];
         assert_eq!(intervals["x.y"][0].1.co.histogram(), total.co);
         assert_eq!(intervals["x.y"][0].1.raw.histogram(), total.raw);
+    }
+
+    #[test]
+    fn one_second_is_read_across_shards() {
+        let start = std::time::Instant::now() - std::time::Duration::from_millis(3500);
+        let m = Metrics::starting_at(2, start);
+        m.record(("x", "y"), 100, 50);
+        m.record(("x", "y"), 200, 50);
+        assert_eq!(m.second(3)["x.y"].co.len(), 2);
+        assert!(m.second(2).is_empty());
+        assert_eq!(m.second(3)["x.y"].co, m.intervals()["x.y"][0].1.co);
     }
 
     #[test]

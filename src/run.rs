@@ -62,6 +62,12 @@ pub struct RunRequest {
     pub worker: Option<WorkerShare>,
     /// Bind every client socket to this source address.
     pub source_addr: Option<IpAddr>,
+    /// Serve the live figures at `http://ADDR/metrics` (Prometheus text format).
+    pub metrics_listen: Option<String>,
+    /// After the report is written, keep serving the final figures this long.
+    pub metrics_linger: Duration,
+    /// In a worker of `--workers`: tell the parent each second's figures (`--live-feed`).
+    pub live_feed: bool,
 }
 
 /// Runs the scenario and returns the process exit code.
@@ -103,6 +109,22 @@ pub async fn run(req: RunRequest) -> i32 {
             return Exit::Usage.code();
         }
     }
+    // The endpoint is bound before anything connects: a bad or busy address is a usage error.
+    let endpoint = match (&req.metrics_listen, &req.worker) {
+        (Some(addr), w) if w.as_ref().is_none_or(WorkerShare::is_shard) => {
+            match crate::live_metrics::Endpoint::bind(addr, &scenario.name) {
+                Ok(e) => {
+                    eprintln!("metrics: serving http://{}/metrics", e.addr);
+                    Some(e)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Exit::Usage.code();
+                }
+            }
+        }
+        _ => None,
+    };
     let keyed = keyed_fixtures(&req, &scenario);
     // The report directory is this run's alone from before the first connection to the end
     // (a worker's belongs to its parent, which claimed the whole tree).
@@ -125,13 +147,16 @@ pub async fn run(req: RunRequest) -> i32 {
         _ => None,
     };
     if req.worker.as_ref().is_some_and(WorkerShare::is_shard) {
-        return crate::shard::run(&req, scenario, keyed, claimed).await;
+        let live = endpoint.as_ref().map(|e| e.board.clone());
+        let code = crate::shard::run(&req, scenario, keyed, claimed, live).await;
+        linger(endpoint.as_ref(), req.metrics_linger).await;
+        return code;
     }
     if req.workers > 1 {
         if scenario.thresholds.iter().any(|t| t.value.abort_on_fail) {
             eprintln!("warning: with --workers, thresholds are judged on the merged run at its end: abort_on_fail does not stop it early");
         }
-        return run_with_workers(&req, scenario, keyed, claimed).await;
+        return run_with_workers(&req, scenario, keyed, claimed, endpoint.as_ref()).await;
     }
     if req.server_procs > 1 {
         eprintln!("error: --server-procs needs --workers N with N > 1");
@@ -141,7 +166,11 @@ pub async fn run(req: RunRequest) -> i32 {
         eprintln!("error: --worker is internal to --workers and needs --target");
         return Exit::Usage.code();
     }
-    let opts = run_options(&req, keyed);
+    let live = match &endpoint {
+        Some(e) => Some(e.board.clone()),
+        None => (req.live_feed && req.worker.is_some()).then(Default::default),
+    };
+    let opts = run_options(&req, keyed, live);
     let name = scenario.name.clone();
     // Every output path is checked before the first connection: a run must not execute for
     // minutes and then find that it cannot write its report.
@@ -168,6 +197,10 @@ pub async fn run(req: RunRequest) -> i32 {
             return run_error(e);
         }
     };
+    if let Some(e) = &endpoint {
+        e.board
+            .publish(crate::live_metrics::final_figures(&result), Duration::ZERO);
+    }
     let run_id = run_id(result.started_at, &name, result.seed);
     let mut summary =
         report::summarize(&result, &scenario, &req.scenario_path, &run_id, req.strict);
@@ -190,11 +223,28 @@ pub async fn run(req: RunRequest) -> i32 {
         || PathBuf::from("reports").join(&run_id),
         |d| d.path().to_path_buf(),
     );
-    finish_run(&req, &name, &mut summary, &result, &dir)
+    let code = finish_run(&req, &name, &mut summary, &result, &dir);
+    linger(endpoint.as_ref(), req.metrics_linger).await;
+    code
+}
+
+/// Keeps serving the final figures for `--metrics-linger` after the report is written, so
+/// a scraper's next scrape still finds them.
+async fn linger(endpoint: Option<&crate::live_metrics::Endpoint>, how_long: Duration) {
+    if endpoint.is_some() && !how_long.is_zero() {
+        tokio::select! {
+            _ = tokio::time::sleep(how_long) => {}
+            _ = crate::signals::stop_requested() => {}
+        }
+    }
 }
 
 /// The driver's options of a run in this process (one process, a worker, a shard).
-pub(crate) fn run_options(req: &RunRequest, keyed: Option<Fixtures>) -> RunOptions {
+pub(crate) fn run_options(
+    req: &RunRequest,
+    keyed: Option<Fixtures>,
+    live_metrics: Option<crate::live_metrics::Board>,
+) -> RunOptions {
     RunOptions {
         target: req.target.clone(),
         seed: None,
@@ -211,6 +261,7 @@ pub(crate) fn run_options(req: &RunRequest, keyed: Option<Fixtures>) -> RunOptio
         // The scenario's `server: {exit_report_timeout}` says it.
         report_window: None,
         target_heartbeat: None,
+        live_metrics,
     }
 }
 
@@ -220,6 +271,7 @@ async fn run_with_workers(
     scenario: Scenario,
     keyed: Option<Fixtures>,
     claimed: Option<ReportDir>,
+    endpoint: Option<&crate::live_metrics::Endpoint>,
 ) -> i32 {
     let name = scenario.name.clone();
     let run_id = run_id(chrono::Utc::now(), &name, scenario.seed);
@@ -257,9 +309,18 @@ async fn run_with_workers(
         max_lateness: req.max_lateness,
         op_log: req.op_log,
         strict: req.strict,
+        live_metrics: endpoint.map(|e| e.board.clone()),
     };
     match workers::run_parent(&opts, scenario, &run_id, &dir).await {
-        Ok((mut summary, result)) => finish_run(req, &name, &mut summary, &result, &dir),
+        Ok((mut summary, result)) => {
+            if let Some(e) = endpoint {
+                e.board
+                    .publish(crate::live_metrics::final_figures(&result), Duration::ZERO);
+            }
+            let code = finish_run(req, &name, &mut summary, &result, &dir);
+            linger(endpoint, req.metrics_linger).await;
+            code
+        }
         Err(code) => code,
     }
 }

@@ -205,6 +205,7 @@ pub(crate) async fn run(
     scenario: Scenario,
     keyed: Option<Fixtures>,
     claimed: Option<ReportDir>,
+    live: Option<crate::live_metrics::Board>,
 ) -> i32 {
     let share = req.worker.clone().expect("a shard");
     let start: ShardStart = share.shard_start.clone().expect("a shard");
@@ -304,7 +305,7 @@ pub(crate) async fn run(
             if let Err(code) = save(&file) {
                 return code;
             }
-            crate::driver::run(scenario.clone(), crate::run::run_options(req, keyed)).await
+            crate::driver::run(scenario.clone(), crate::run::run_options(req, keyed, live)).await
         }
     };
     let result = match outcome {

@@ -5,6 +5,7 @@
 mod backend;
 mod embedded;
 mod http;
+mod live;
 mod progress;
 mod vu;
 mod websocket;
@@ -148,6 +149,9 @@ pub struct RunOptions {
     /// The target's (pingInterval, pingTimeout) when whoever started it knows them (`roomrig
     /// check`'s embedded server): a plain-WebSocket server advertises only its interval.
     pub target_heartbeat: Option<(Duration, Duration)>,
+    /// `--metrics-listen`: where this run puts a snapshot of its figures every second (in a
+    /// worker of `--workers`: it tells the parent each second instead).
+    pub live_metrics: Option<crate::live_metrics::Board>,
 }
 
 /// Why a run could not start.
@@ -481,6 +485,11 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
     let lag = tokio::spawn(lag_probe(shared.clone()));
     let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sampler = tokio::spawn(sample_each_second(shared.clone(), samples.clone()));
+    // A worker tells its parent, which serves the endpoint.
+    let live_metrics = opts.live_metrics.clone().map(|board| match opts.worker {
+        Some(_) => tokio::spawn(live::feed(shared.clone())),
+        None => tokio::spawn(live::collect(shared.clone(), board)),
+    });
     // A worker always reports its counters to the parent, which draws the view (or not).
     let progress = match &opts.worker {
         Some(w) if !w.is_shard() => Some(tokio::spawn(progress::lines(shared.clone()))),
@@ -520,6 +529,9 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
     sweeper.abort();
     lag.abort();
     sampler.abort();
+    if let Some(l) = live_metrics {
+        l.abort();
+    }
     if let Some(w) = abort_watch {
         w.abort();
     }

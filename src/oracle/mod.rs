@@ -852,6 +852,15 @@ impl Oracle {
         lock(&self.tallies).clone()
     }
 
+    /// Per rule id: its level and count so far, without the examples (the live endpoint reads
+    /// it every second).
+    pub fn rule_counts(&self) -> Vec<(String, Option<Level>, u64)> {
+        lock(&self.tallies)
+            .iter()
+            .map(|(rule, t)| (rule.clone(), t.level, t.count))
+            .collect()
+    }
+
     /// The client sent a join for `room`.
     pub fn join_sent(&self, client: ClientId, room: RoomKey, at: Micros) {
         let mut shard = self.shard(room);

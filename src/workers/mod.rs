@@ -68,6 +68,8 @@ pub(crate) struct ParentOptions {
     pub max_lateness: Duration,
     pub op_log: bool,
     pub strict: bool,
+    /// `--metrics-listen`: the workers' summed counters go here as they come.
+    pub live_metrics: Option<crate::live_metrics::Board>,
 }
 
 /// The report directory of worker `k` inside the run's report directory.
@@ -198,13 +200,18 @@ pub(crate) async fn run_parent(
 
     // The workers: started together, each connects once and waits for the start.
     let live = Arc::new(Mutex::new(vec![Live::default(); n as usize]));
+    // With --metrics-listen, the workers' seconds are gathered for the endpoint.
+    let gatherer = args
+        .live_metrics
+        .as_ref()
+        .map(|_| Arc::new(crate::live_feed::Gatherer::new(n)));
     let mut workers = Vec::new();
     let mut placement = Vec::new();
     for k in 0..n {
         let t = targets[k as usize % targets.len()].clone();
         let source = source_addr(&t, k);
         let wargs = worker_args(args, &scenario, k, &t, source, &worker_dir(dir, k));
-        match procs::start_worker(&exe, k, &wargs, live.clone()) {
+        match procs::start_worker(&exe, k, &wargs, live.clone(), gatherer.clone()) {
             Ok(w) => workers.push(w),
             Err(e) => {
                 eprintln!("error: {e}");
@@ -296,6 +303,14 @@ pub(crate) async fn run_parent(
                 peak_open = peak_open.max(now.active);
                 if let Some(view) = &mut view {
                     view.show(crate::driver::Snapshot::of_live(&now, started.elapsed()));
+                }
+                if let Some(board) = &args.live_metrics {
+                    crate::live_metrics::show_live(
+                        board,
+                        &now,
+                        started.elapsed(),
+                        gatherer.as_deref(),
+                    );
                 }
                 if let Some(since) = interrupted {
                     if last_signal.elapsed() >= Duration::from_secs(1) {
@@ -502,7 +517,11 @@ fn worker_args(
     if let Some(source) = source {
         a.extend(["--source-addr".into(), source.to_string().into()]);
     }
-    for (on, flag) in [(args.op_log, "--op-log"), (args.strict, "--strict")] {
+    for (on, flag) in [
+        (args.op_log, "--op-log"),
+        (args.strict, "--strict"),
+        (args.live_metrics.is_some(), "--live-feed"),
+    ] {
         if on {
             a.push(flag.into());
         }

@@ -118,12 +118,14 @@ pub struct WorkerProc {
 }
 
 /// Starts `roomrig run ... --worker K/N` and follows its stdout: `@ready` once it waits for the
-/// start, `@progress ...` lines (stored in `live[index]`) while it runs.
+/// start, `@progress ...` lines (stored in `live[index]`) while it runs, and with
+/// `--metrics-listen` its `@second ...` lines (given to `seconds`).
 pub fn start_worker(
     exe: &Path,
     index: u32,
     args: &[std::ffi::OsString],
     live: Arc<Mutex<Vec<Live>>>,
+    seconds: Option<Arc<crate::live_feed::Gatherer>>,
 ) -> Result<WorkerProc, String> {
     let mut child = command(exe)
         .arg("run")
@@ -145,9 +147,16 @@ pub fn start_worker(
                 }
             } else if let Some(l) = Live::parse(&line) {
                 crate::oracle::lock(&live)[index as usize] = l;
+            } else if let (Some(g), Some(s)) =
+                (&seconds, crate::live_feed::WorkerSecond::parse(&line))
+            {
+                g.take(index, s);
             } else {
                 crate::out::outln!("[worker {index}] {line}");
             }
+        }
+        if let Some(g) = &seconds {
+            g.done(index);
         }
     });
     Ok(WorkerProc {
