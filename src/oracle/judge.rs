@@ -438,6 +438,11 @@ impl Judge<'_> {
         if !c.connected {
             return CloseVerdict::NotConnected;
         }
+        // The server acted before this client saw it: a fail-over it sent on dropping this
+        // client may have reached another member first.
+        for &(room, _) in &c.joined {
+            self.oracle.dropped_by_server(c.me, room, now);
+        }
         self.departed(c, now);
         match std::mem::replace(&mut c.closing, Closing::Unexpected) {
             Closing::HeartbeatDropped { since, window, adv } => {
