@@ -367,6 +367,13 @@ pub static SPEC: DialectSpec = DialectSpec {
                             event: "hang_up",
                             room: Some(user_room(&to)),
                         },
+                        // And the other way: the seed's hang_up is owed to the other side of
+                        // a call cut by either side's network failure or killed process.
+                        Effect::PeerOnDeparture {
+                            event: "hang_up",
+                            peer: user_room(&to),
+                            back: Some(user_room(ctx.username)),
+                        },
                     ],
                 }
             },
@@ -391,6 +398,11 @@ pub static SPEC: DialectSpec = DialectSpec {
                         Effect::OnDeparture {
                             event: "hang_up",
                             room: None,
+                        },
+                        Effect::PeerOnDeparture {
+                            event: "hang_up",
+                            peer: user_room(&to),
+                            back: None,
                         },
                     ],
                 }
@@ -452,7 +464,8 @@ room, `ptp` to the receiver), `up`/`down` (a seat taken or freed), `call`/`hang_
 gives the notices' fields (`currenr_room_seat_id` spelled as the seed spells it) but not who \
 gets them: that the other members of the room do is the reference server's decision (SHOULD). \
 When a member's connection ends, the seed's server tells exactly one other member (`exit_room`), \
-who relays it and reports back (`exit_room_report`); a call peer gets `hang_up`. Refusing a frame \
+who relays it and reports back (`exit_room_report`); the other side of a call it was in, caller \
+or called, gets `hang_up`. Refusing a frame \
 with a wrong sign, a stale token or an unknown action is the reference server's decision: errors \
 are `{action, error_code, error_reason}` on the request's own action.";
 
@@ -469,8 +482,7 @@ const NOTICES: &str =
     "seed 003 §3.2 服务端通知客户端的消息结构 (the server's notices and their fields)";
 const RECIPIENTS: &str = "reference-server decision: the seed gives the notices' fields, not who gets them; the other members of the room (the entrant's own enter_room confirms it)";
 const EXIT: &str = "seed 003 §2.4 断线通知 (departure notice): the server tells one other member of the room, who reports back";
-const HANG_UP: &str =
-    "seed 003 §3.2 挂断电话 (hang up: a call cut by a network failure or a killed process)";
+const HANG_UP: &str = "seed 003 §3.2 挂断电话 (hang up: a call cut by a network failure or a killed process, on either side; user_id the side that is gone, receiver_id the other, 对方用户id)";
 const CALL: &str = "reference-server decision: the seed has no call notice; the receiver is told";
 const REFUSALS: &str = "reference-server decision: the seed names no error; a frame with a wrong sign, a stale token or an unknown action is refused with {error_code} on its own action";
 const LATE: &str = "reference-server decision: the seed states no delivery time; the scenario's deadline (latency belongs in thresholds)";

@@ -581,6 +581,7 @@ impl Judge<'_> {
             if c.lenient {
                 c.departure_announced = true;
                 c.on_departure.clear();
+                self.oracle.peer_departed(c.me, me, at);
                 return;
             }
             // A call peer is told the call ended (voice: `hang_up`).
@@ -588,6 +589,21 @@ impl Judge<'_> {
                 let send = Outgoing {
                     deadline,
                     metric: "after-fault",
+                    ..self.outgoing(c, room, event, None, at, at)
+                };
+                self.oracle.broadcast_sent(send);
+            }
+            // What it owes as the other side of a peer's request (voice: the called member
+            // tells its caller); only allowed when that request was not yet due.
+            for (event, room, required) in self.oracle.peer_departed(c.me, me, at) {
+                let send = Outgoing {
+                    deadline,
+                    metric: "after-fault",
+                    unless: if required {
+                        Precondition::None
+                    } else {
+                        Precondition::Refused
+                    },
                     ..self.outgoing(c, room, event, None, at, at)
                 };
                 self.oracle.broadcast_sent(send);
@@ -844,6 +860,9 @@ impl Judge<'_> {
                     // nothing, so it reports nothing).
                     let about = about.map(|id| self.roster.by_user_id.get(&id).copied());
                     self.oracle.reported(c.me, room, event, about)
+                }
+                Effect::PeerOnDeparture { event, peer, back } => {
+                    self.oracle.peer_owes(c.me, event, peer, back, sent);
                 }
                 Effect::OnDeparture { event, room } => {
                     c.on_departure.retain(|(e, _)| *e != event);

@@ -255,6 +255,17 @@ struct Suspect {
     reported: bool,
 }
 
+/// What the departure of the user of `peer` (its own room) owes: `event` to `back`, on behalf
+/// of client `by`'s request sent at `since` (voice: the called member owes its caller
+/// `hang_up`).
+struct PeerDue {
+    peer: RoomKey,
+    event: &'static str,
+    back: RoomKey,
+    by: ClientId,
+    since: Micros,
+}
+
 /// A delivery kept for a user with no connection online, owed once in the reply `via` of the
 /// user's next session (see [`Oracle::deferrable_sent`]).
 struct Stored {
@@ -610,6 +621,8 @@ pub struct Oracle {
     /// How long the member told of a departure has to report it back (see
     /// [`Oracle::notify_one_sent`]), when the scenario states it; 0: the dialect's default.
     report_window: AtomicU64,
+    /// What a user's departure owes another client (see [`Oracle::peer_owes`]).
+    peer_dues: Mutex<Vec<PeerDue>>,
 }
 
 impl Oracle {
@@ -646,6 +659,7 @@ impl Oracle {
             unordered: (0..usernames_len).map(|_| Default::default()).collect(),
             restarts: std::sync::RwLock::new(Vec::new()),
             report_window: AtomicU64::new(0),
+            peer_dues: Mutex::new(Vec::new()),
         }
     }
 
@@ -1852,6 +1866,51 @@ impl Oracle {
             self.told_twice(s, event, *sender, *holder);
         }
         missing
+    }
+
+    /// `by`'s request at `sent` makes the user of `peer` owe `event` to `back` if it departs
+    /// (see [`crate::dialect::Effect::PeerOnDeparture`]); `back: None` cancels what any peer
+    /// owes `by` for `event`. A new one replaces `by`'s earlier one (one call at a time).
+    pub fn peer_owes(
+        &self,
+        by: ClientId,
+        event: &'static str,
+        peer: RoomKey,
+        back: Option<RoomKey>,
+        sent: Micros,
+    ) {
+        let mut dues = lock(&self.peer_dues);
+        dues.retain(|d| !(d.by == by && d.event == event));
+        if let Some(back) = back {
+            dues.push(PeerDue {
+                peer,
+                event,
+                back,
+                by,
+                since: sent,
+            });
+        }
+    }
+
+    /// `client` (the user of room `me`) departs at `at`: what it owes as a peer, each with
+    /// whether it is required (the request that made it owed was due, so the server had acted
+    /// on it) or only allowed; and what peers owed `client` is over (it is gone).
+    pub fn peer_departed(
+        &self,
+        client: ClientId,
+        me: RoomKey,
+        at: Micros,
+    ) -> Vec<(&'static str, RoomKey, bool)> {
+        let deadline = self.deadline;
+        let mut owed = Vec::new();
+        lock(&self.peer_dues).retain(|d| {
+            if d.peer == me && d.by != client {
+                owed.push((d.event, d.back, d.since + deadline <= at));
+                return false;
+            }
+            d.by != client
+        });
+        owed
     }
 
     /// Sweeps and records every missing delivery as a violation.
