@@ -587,6 +587,11 @@ pub enum Effect {
         peer: RoomKey,
         back: Option<RoomKey>,
     },
+    /// A field of the request's [`Effect::HttpBody`] that is absent from the body (or a body
+    /// that is no JSON) is judged at `scope` instead of the field's own: where the response's
+    /// shape is a decision and only its value the seed's (voice: `users/me`'s
+    /// `current_room_id`).
+    HttpBodyAbsent { scope: &'static str },
 }
 
 /// A field of an HTTP response's JSON body that must hold `equals` when the status is `status`

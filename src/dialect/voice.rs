@@ -90,6 +90,15 @@ const GIFT_NOTICE: Ty = Ty::Obj(&[
 
 const BY_SENDER: SenderKey = SenderKey::UserId("sender_id");
 
+/// `users/me` of a user whose connection ended: no current room (seed §2.2: an empty
+/// `current_room_id` tells a reconnecting client it was put out of its room).
+const USERS_ME_AFTER_DEPARTURE: &[super::BodyField] = &[super::BodyField {
+    status: 200,
+    pointer: "/current_room_id",
+    equals: "",
+    scope: "current_room_id",
+}];
+
 pub static SPEC: DialectSpec = DialectSpec {
     name: "voice",
     events: &[
@@ -432,6 +441,26 @@ pub static SPEC: DialectSpec = DialectSpec {
                 }
             },
         },
+        OpSpec {
+            name: "users_me",
+            via: Via::Http {
+                method: "GET",
+                path: "/api/users/me",
+            },
+            summary: "GET /api/users/me?sid= (the user's token; no socket needed) after this user's connection ended: current_room_id must be empty (seed 2.2, the reconnect rule)",
+            check_params: |p| only_params(p, &[]),
+            build: |ctx, _, _| Request {
+                event: "users_me",
+                args: vec![json!({ "sid": ctx.token })],
+                effects: vec![
+                    Effect::HttpStatus { accept: &[200] },
+                    Effect::HttpBody {
+                        fields: USERS_ME_AFTER_DEPARTURE,
+                    },
+                    Effect::HttpBodyAbsent { scope: "users_me" },
+                ],
+            },
+        },
     ],
     errors: ErrorStyle::SameEvent {
         field: "error_code",
@@ -666,6 +695,20 @@ pub const RULES: &[RuleSpec] = &[
         checks: &[Check::Shape],
         level: Level::Should,
         source: REFUSALS,
+    },
+    // The seed states what an empty current_room_id means and that a departed user is put out
+    // of its room; the endpoint, its status and its body's shape are the reference server's.
+    RuleSpec {
+        scope: "current_room_id",
+        checks: &[Check::ReplyContent],
+        level: Level::Must,
+        source: "seed 003 §2.2 网络重新连接处理 (after reconnecting, an empty current_room_id in the user's basic info means the user was put out of the room) with §2.3/§2.4 (the server puts a departed user out of its room)",
+    },
+    RuleSpec {
+        scope: "users_me",
+        checks: &[Check::ReplyContent, Check::ReplyMissing, Check::Late],
+        level: Level::Should,
+        source: "reference-server decision: the seed has the client fetch the user's basic info, not where: GET /api/users/me?sid= answers 200 with {current_room_id}",
     },
     RuleSpec {
         scope: "*",

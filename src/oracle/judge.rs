@@ -70,6 +70,8 @@ enum PendingKind {
     Http {
         accept: &'static [u16],
         body: &'static [crate::dialect::BodyField],
+        /// Where an absent field is judged (see [`Effect::HttpBodyAbsent`]).
+        absent: Option<&'static str>,
     },
 }
 
@@ -884,7 +886,11 @@ impl Judge<'_> {
                     self.oracle.deferrable_sent(send, via);
                 }
                 Effect::HttpStatus { accept } => c.pending.push(Pending {
-                    kind: PendingKind::Http { accept, body: &[] },
+                    kind: PendingKind::Http {
+                        accept,
+                        body: &[],
+                        absent: None,
+                    },
                     request: request_event,
                     intended,
                     sent,
@@ -892,6 +898,20 @@ impl Judge<'_> {
                     cap,
                     optional: false,
                 }),
+                Effect::HttpBodyAbsent { scope } => {
+                    let awaited = c.pending.iter_mut().rev().find(|p| {
+                        p.sent == sent
+                            && p.request == request_event
+                            && matches!(p.kind, PendingKind::Http { .. })
+                    });
+                    if let Some(Pending {
+                        kind: PendingKind::Http { absent, .. },
+                        ..
+                    }) = awaited
+                    {
+                        *absent = Some(scope);
+                    }
+                }
                 Effect::HttpBody { fields } => {
                     // The body of the response its status is awaited with.
                     let awaited = c.pending.iter_mut().rev().find(|p| {
@@ -984,10 +1004,11 @@ impl Judge<'_> {
         if let PendingKind::Http {
             accept,
             body: fields,
+            absent,
         } = p.kind
         {
             if let Some(body) = body {
-                self.http_body(c.me, fields, status, body, now);
+                self.http_body(c.me, fields, absent, status, body, now);
             }
             if !accept.contains(&status) {
                 self.oracle.violate_capped(
@@ -1018,6 +1039,7 @@ impl Judge<'_> {
         &self,
         me: ClientId,
         fields: &[crate::dialect::BodyField],
+        absent: Option<&'static str>,
         status: u16,
         body: &[u8],
         now: Micros,
@@ -1037,7 +1059,10 @@ impl Judge<'_> {
                 let shown = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
                 self.oracle.violate(
                     me,
-                    f.scope,
+                    match (found, absent) {
+                        (None, Some(scope)) => scope,
+                        _ => f.scope,
+                    },
                     Check::ReplyContent,
                     now,
                     format!(
