@@ -1639,3 +1639,4 @@ fn pushed_data_arrives_exactly_as_sent() {
 
 mod call_peer;
 mod holder_departs;
+mod users_me;
