@@ -14,8 +14,14 @@ fn users_me(status: u16, body: &str) -> BTreeMap<String, u64> {
     let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
     let request = (op.build)(&ctx, &BTreeMap::new(), &mut rng);
     assert_eq!(request.args, vec![serde_json::json!({"sid": "token0"})]);
-    w.judge()
-        .request(&mut cs[0], request.event, request.effects, Intent::Valid, D, D);
+    w.judge().request(
+        &mut cs[0],
+        request.event,
+        request.effects,
+        Intent::Valid,
+        D,
+        D,
+    );
     w.judge().http_response_to(
         &mut cs[0],
         "users_me",
