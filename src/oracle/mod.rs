@@ -1122,11 +1122,19 @@ impl Oracle {
     /// the broadcast needs the sender to be a confirmed member and it is not (then the server
     /// may answer with an error instead, and nobody is required to get it).
     pub fn broadcast_sent(&self, send: Outgoing) -> bool {
+        let mut shard = self.shard(send.room);
+        let r = shard.entry(send.room).or_default();
+        self.add_broadcast(r, send)
+    }
+
+    /// [`Oracle::broadcast_sent`] into a room whose shard the caller holds locked: what a
+    /// caller then sets on the broadcast (`one`, `kick`) is set on this one, not on one that
+    /// another client's request pushed behind it meanwhile (two departures of one room in the
+    /// same instant: the 5,000-client run's false `missing`).
+    fn add_broadcast(&self, r: &mut Room, send: Outgoing) -> bool {
         if send.seq.is_some() && send.value.is_some() {
             self.exact_payloads.store(true, Ordering::Relaxed);
         }
-        let mut shard = self.shard(send.room);
-        let r = shard.entry(send.room).or_default();
         let required: Vec<ClientId> = r
             .members
             .iter()
@@ -1181,15 +1189,16 @@ impl Oracle {
     /// another one must (voice: one remaining member is told of a departure).
     pub fn notify_one_sent(&self, send: Outgoing, failover: Micros) -> bool {
         let room = send.room;
-        let allowed = self.broadcast_sent(Outgoing {
-            include_sender: false,
-            ..send
-        });
         let deadline = self.deadline;
         let mut shard = self.shard(room);
-        let Some(r) = shard.get_mut(&room) else {
-            return allowed;
-        };
+        let r = shard.entry(room).or_default();
+        let allowed = self.add_broadcast(
+            r,
+            Outgoing {
+                include_sender: false,
+                ..send
+            },
+        );
         let maybe_unseen = r.outstanding.back().is_some_and(|b| {
             r.members.iter().any(|m| {
                 m.client != b.sender
@@ -1300,13 +1309,16 @@ impl Oracle {
     /// are no longer members (what was in flight to them may or may not arrive).
     pub fn kick_sent(&self, send: Outgoing) -> Vec<ClientId> {
         let room = send.room;
-        self.broadcast_sent(Outgoing {
-            include_sender: false,
-            unless: Precondition::None,
-            ..send
-        });
         let mut shard = self.shard(room);
         let r = shard.entry(room).or_default();
+        self.add_broadcast(
+            r,
+            Outgoing {
+                include_sender: false,
+                unless: Precondition::None,
+                ..send
+            },
+        );
         let last = r.outstanding.len() - 1;
         r.outstanding[last].kick = true;
         let kicked = r.outstanding[last].required.clone();
@@ -1985,6 +1997,53 @@ mod tests {
             metric: "fanout",
             deadline: None,
         })
+    }
+
+    /// Departures of one room told while other clients' requests reach it at the same
+    /// instant (other threads): each exit_room is an exactly-one delivery, whatever was pushed
+    /// behind it meanwhile. (The 5,000-client run's false `missing`: the exactly-one state
+    /// had been set on whichever broadcast was last by the time the room was locked again.)
+    #[test]
+    fn an_exactly_one_delivery_stays_one_under_concurrent_sends() {
+        let o = oracle();
+        confirmed(&o, &[0, 1, 2, 3]);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 0..2000 {
+                    o.notify_one_sent(
+                        Outgoing {
+                            sender: 0,
+                            session: 0,
+                            room: 1,
+                            event: "exit_room",
+                            include_sender: false,
+                            unless: Precondition::None,
+                            seq: None,
+                            value: None,
+                            intended: 100 + i,
+                            sent: 100 + i,
+                            metric: "after-fault",
+                            deadline: None,
+                        },
+                        5000,
+                    );
+                }
+            });
+            for sender in 1..4 {
+                let o = &o;
+                s.spawn(move || {
+                    for i in 0..2000 {
+                        bs(o, sender, 1, "message", None, None, 100 + i);
+                    }
+                });
+            }
+        });
+        let shard = o.shard(1);
+        let r = &shard[&1];
+        assert_eq!(r.outstanding.len(), 8000);
+        for b in &r.outstanding {
+            assert_eq!(b.one.is_some(), b.event == "exit_room", "{}", b.event);
+        }
     }
 
     fn confirmed(o: &Oracle, clients: &[ClientId]) {
