@@ -260,6 +260,18 @@ const DEFECTS: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "voice",
+        "voice-room-remembered",
+        "voice/users_me/room-emptied-on-departure",
+        "voice/current_room_id/reply-content",
+    ),
+    (
+        "voice",
+        "voice-hang-up-caller-only",
+        "voice/hang_up/caller-told-when-called-departs",
+        "voice/hang_up/missing",
+    ),
+    (
+        "voice",
         "voice-no-failover",
         "voice/exit_room/fail-over-when-unreported",
         "voice/exit_room/missing",

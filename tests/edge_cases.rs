@@ -60,6 +60,12 @@ fn exercised(path: &Path, s: &serde_json::Value) {
             assert_eq!(count("exit_room.after-fault"), 750, "{name}");
             assert_eq!(s["clients"]["connected"], 1000, "{name}");
         }
+        // The called member's reset: its caller gets the one hang_up (judged as owed), one
+        // remaining member the exit_room; then the caller's close is told to the bystander.
+        "voice-callee-vanishes-during-call.yaml" => {
+            assert_eq!(count("hang_up.after-fault"), 1, "{name}");
+            assert_eq!(count("exit_room.after-fault"), 2, "{name}");
+        }
         _ => {}
     }
 }

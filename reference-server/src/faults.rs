@@ -12,7 +12,8 @@
 //! `voice-exit-to-everyone`, `voice-exit-to-nobody`, `voice-no-failover`,
 //! `voice-sign-unchecked`, `voice-seat-kept`, `push-no-kick`, `push-kicked-still-receives`,
 //! `push-alter-data`, `push-no-room-taken`, `push-wrong-http-code`, `push-wrong-return-code`,
-//! `chat-volatile-store`, `voice-idle-never`.
+//! `chat-volatile-store`, `voice-idle-never`, `voice-room-remembered`,
+//! `voice-hang-up-caller-only`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -132,6 +133,11 @@ pub enum Fault {
     /// voice: the idle timer starts with a connection's first `ping`, so a client that sends
     /// nothing at all is never closed.
     VoiceIdleNever,
+    /// voice: `users/me` of a departed user still names the room it was in.
+    VoiceRoomRemembered,
+    /// voice: only the caller's departure tells the other side `hang_up`; the called member's
+    /// departure ends the call silently.
+    VoiceHangUpCallerOnly,
 }
 
 impl Fault {
@@ -158,7 +164,8 @@ pub enum FaultParseError {
          chat-history-unordered, voice-exit-to-everyone, voice-exit-to-nobody, \
          voice-no-failover, voice-sign-unchecked, voice-seat-kept, push-no-kick, \
          push-kicked-still-receives, push-alter-data, push-no-room-taken, push-wrong-http-code, \
-         push-wrong-return-code, chat-volatile-store, voice-idle-never)"
+         push-wrong-return-code, chat-volatile-store, voice-idle-never, voice-room-remembered, \
+         voice-hang-up-caller-only)"
     )]
     Unknown(String),
     #[error("fault {0} takes no value")]
@@ -235,6 +242,8 @@ impl FromStr for Fault {
             "push-wrong-http-code" => bare(Fault::PushWrongHttpCode),
             "push-wrong-return-code" => bare(Fault::PushWrongReturnCode),
             "voice-idle-never" => bare(Fault::VoiceIdleNever),
+            "voice-room-remembered" => bare(Fault::VoiceRoomRemembered),
+            "voice-hang-up-caller-only" => bare(Fault::VoiceHangUpCallerOnly),
             _ => Err(FaultParseError::Unknown(spec.to_string())),
         }
     }
@@ -286,6 +295,8 @@ impl fmt::Display for Fault {
             Fault::PushWrongHttpCode => f.write_str("push-wrong-http-code"),
             Fault::PushWrongReturnCode => f.write_str("push-wrong-return-code"),
             Fault::VoiceIdleNever => f.write_str("voice-idle-never"),
+            Fault::VoiceRoomRemembered => f.write_str("voice-room-remembered"),
+            Fault::VoiceHangUpCallerOnly => f.write_str("voice-hang-up-caller-only"),
         }
     }
 }
@@ -337,6 +348,8 @@ pub struct FaultSet {
     pub push_wrong_http_code: bool,
     pub push_wrong_return_code: bool,
     pub voice_idle_never: bool,
+    pub voice_room_remembered: bool,
+    pub voice_hang_up_caller_only: bool,
 }
 
 impl FaultSet {
@@ -387,6 +400,8 @@ impl FaultSet {
                 Fault::PushWrongHttpCode => set.push_wrong_http_code = true,
                 Fault::PushWrongReturnCode => set.push_wrong_return_code = true,
                 Fault::VoiceIdleNever => set.voice_idle_never = true,
+                Fault::VoiceRoomRemembered => set.voice_room_remembered = true,
+                Fault::VoiceHangUpCallerOnly => set.voice_hang_up_caller_only = true,
             }
         }
         set
@@ -464,6 +479,8 @@ mod tests {
             "push-wrong-return-code",
             "chat-volatile-store",
             "voice-idle-never",
+            "voice-room-remembered",
+            "voice-hang-up-caller-only",
         ] {
             let fault: Fault = spec.parse().unwrap();
             assert_eq!(fault.to_string(), spec);

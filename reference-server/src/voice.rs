@@ -139,6 +139,8 @@ struct Session {
     seat: Option<u32>,
     /// The session this one is in a call with.
     call: Option<u64>,
+    /// It made that call (for the `voice-hang-up-caller-only` fault).
+    calling: bool,
 }
 
 enum Outgoing {
@@ -174,6 +176,8 @@ struct Rooms {
     sessions: HashMap<u64, Session>,
     rooms: HashMap<String, Room>,
     exits: Vec<Exit>,
+    /// The last room of each departed user (for the `voice-room-remembered` fault).
+    remembered: HashMap<usize, String>,
 }
 
 struct Voice {
@@ -266,6 +270,7 @@ async fn users_me(
         .values()
         .filter(|s| s.user == user)
         .find_map(|s| s.channel.clone())
+        .or_else(|| state.remembered.get(&user).cloned())
         .unwrap_or_default();
     axum::Json(json!({
         "error_code": 0,
@@ -342,6 +347,7 @@ where
             channel: None,
             seat: None,
             call: None,
+            calling: false,
         },
     );
     let mut last_ping = Instant::now();
@@ -694,8 +700,12 @@ impl Voice {
         for side in [id, peer] {
             let _ = self.end_call(state, side);
         }
-        state.sessions.get_mut(&id).expect("session").call = Some(peer);
-        state.sessions.get_mut(&peer).expect("session").call = Some(id);
+        let caller = state.sessions.get_mut(&id).expect("session");
+        caller.call = Some(peer);
+        caller.calling = true;
+        let called = state.sessions.get_mut(&peer).expect("session");
+        called.call = Some(id);
+        called.calling = false;
         let notice = json!({
             "action": "call",
             "user_id": self.profile(state, id).user_id,
@@ -751,6 +761,15 @@ impl Voice {
         if !state.sessions.contains_key(&id) {
             return;
         }
+        let calling = state.sessions.get(&id).is_some_and(|s| s.calling);
+        if self.faults.voice_hang_up_caller_only && !calling {
+            // The called side's departure: the call ends without a word to the caller.
+            if let Some(peer) = state.sessions.get_mut(&id).and_then(|s| s.call.take()) {
+                if let Some(p) = state.sessions.get_mut(&peer) {
+                    p.call = None;
+                }
+            }
+        }
         let _ = self.end_call(&mut state, id);
         let seat = self.free_seat(&mut state, id);
         let user_id = self.profile(&state, id).user_id;
@@ -758,6 +777,9 @@ impl Voice {
         let Some(channel) = session.channel else {
             return;
         };
+        if self.faults.voice_room_remembered {
+            state.remembered.insert(session.user, channel.clone());
+        }
         let Some(room) = state.rooms.get_mut(&channel) else {
             return;
         };

@@ -460,3 +460,38 @@ async fn fault_never_timeout_keeps_a_silent_connection() {
     c.send("enter_room", json!({"channel_name": "x"})).await;
     c.expect("enter_room").await;
 }
+
+/// The called member's departure ends the call too: its caller gets `hang_up` naming it
+/// (unless `voice-hang-up-caller-only`); a departed user's users/me names no room (unless
+/// `voice-room-remembered`).
+#[tokio::test]
+async fn a_called_members_departure_tells_the_caller_and_empties_its_room() {
+    for faults in [
+        vec![],
+        vec![Fault::VoiceHangUpCallerOnly, Fault::VoiceRoomRemembered],
+    ] {
+        let healthy = faults.is_empty();
+        let (server, fixtures) = server(faults).await;
+        let mut cs = room_of(&server, &fixtures, 3).await;
+        let callee = cs[1].user_id;
+        cs[0].send("call", json!({"receiver_id": callee})).await;
+        cs[1].expect("call").await;
+        let mut called = cs.remove(1);
+        let sid = called.sid.clone();
+        called.silent().await;
+        drop(called);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let frames = cs[0].drain().await;
+        let hang_ups: Vec<_> = frames.iter().filter(|f| f["action"] == "hang_up").collect();
+        if healthy {
+            assert_eq!(hang_ups.len(), 1, "{frames:?}");
+            assert_eq!(hang_ups[0]["user_id"], callee);
+            assert_eq!(hang_ups[0]["receiver_id"], cs[0].user_id);
+        } else {
+            assert!(hang_ups.is_empty(), "{frames:?}");
+        }
+        let (_, me) = http_get(&server, &format!("/api/users/me?sid={sid}")).await;
+        let expected = if healthy { "" } else { "room1" };
+        assert_eq!(me["current_room_id"], expected);
+    }
+}

@@ -578,6 +578,20 @@ pub enum Effect {
     },
     /// Fields its JSON body must have (with an [`Effect::HttpStatus`] of the same request).
     HttpBody { fields: &'static [BodyField] },
+    /// The other side of [`Effect::OnDeparture`]: if the user of `peer` (its own room)
+    /// departs once this request is due, `event` from it must reach `back` (voice: the called
+    /// member's connection ends, the caller gets `hang_up`). `back: None` cancels what peers
+    /// owe this client for `event` (it hung up itself).
+    PeerOnDeparture {
+        event: &'static str,
+        peer: RoomKey,
+        back: Option<RoomKey>,
+    },
+    /// A field of the request's [`Effect::HttpBody`] that is absent from the body (or a body
+    /// that is no JSON) is judged at `scope` instead of the field's own: where the response's
+    /// shape is a decision and only its value the seed's (voice: `users/me`'s
+    /// `current_room_id`).
+    HttpBodyAbsent { scope: &'static str },
 }
 
 /// A field of an HTTP response's JSON body that must hold `equals` when the status is `status`

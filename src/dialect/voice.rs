@@ -90,6 +90,15 @@ const GIFT_NOTICE: Ty = Ty::Obj(&[
 
 const BY_SENDER: SenderKey = SenderKey::UserId("sender_id");
 
+/// `users/me` of a user whose connection ended: no current room (seed §2.2: an empty
+/// `current_room_id` tells a reconnecting client it was put out of its room).
+const USERS_ME_AFTER_DEPARTURE: &[super::BodyField] = &[super::BodyField {
+    status: 200,
+    pointer: "/current_room_id",
+    equals: "",
+    scope: "current_room_id",
+}];
+
 pub static SPEC: DialectSpec = DialectSpec {
     name: "voice",
     events: &[
@@ -367,6 +376,13 @@ pub static SPEC: DialectSpec = DialectSpec {
                             event: "hang_up",
                             room: Some(user_room(&to)),
                         },
+                        // And the other way: the seed's hang_up is owed to the other side of
+                        // a call cut by either side's network failure or killed process.
+                        Effect::PeerOnDeparture {
+                            event: "hang_up",
+                            peer: user_room(&to),
+                            back: Some(user_room(ctx.username)),
+                        },
                     ],
                 }
             },
@@ -391,6 +407,11 @@ pub static SPEC: DialectSpec = DialectSpec {
                         Effect::OnDeparture {
                             event: "hang_up",
                             room: None,
+                        },
+                        Effect::PeerOnDeparture {
+                            event: "hang_up",
+                            peer: user_room(&to),
+                            back: None,
                         },
                     ],
                 }
@@ -418,6 +439,26 @@ pub static SPEC: DialectSpec = DialectSpec {
                         about,
                     }],
                 }
+            },
+        },
+        OpSpec {
+            name: "users_me",
+            via: Via::Http {
+                method: "GET",
+                path: "/api/users/me",
+            },
+            summary: "GET /api/users/me?sid= (the user's token; no socket needed) after this user's connection ended: current_room_id must be empty (seed 2.2, the reconnect rule)",
+            check_params: |p| only_params(p, &[]),
+            build: |ctx, _, _| Request {
+                event: "users_me",
+                args: vec![json!({ "sid": ctx.token })],
+                effects: vec![
+                    Effect::HttpStatus { accept: &[200] },
+                    Effect::HttpBody {
+                        fields: USERS_ME_AFTER_DEPARTURE,
+                    },
+                    Effect::HttpBodyAbsent { scope: "users_me" },
+                ],
             },
         },
     ],
@@ -452,7 +493,8 @@ room, `ptp` to the receiver), `up`/`down` (a seat taken or freed), `call`/`hang_
 gives the notices' fields (`currenr_room_seat_id` spelled as the seed spells it) but not who \
 gets them: that the other members of the room do is the reference server's decision (SHOULD). \
 When a member's connection ends, the seed's server tells exactly one other member (`exit_room`), \
-who relays it and reports back (`exit_room_report`); a call peer gets `hang_up`. Refusing a frame \
+who relays it and reports back (`exit_room_report`); the other side of a call it was in, caller \
+or called, gets `hang_up`. Refusing a frame \
 with a wrong sign, a stale token or an unknown action is the reference server's decision: errors \
 are `{action, error_code, error_reason}` on the request's own action.";
 
@@ -469,8 +511,7 @@ const NOTICES: &str =
     "seed 003 §3.2 服务端通知客户端的消息结构 (the server's notices and their fields)";
 const RECIPIENTS: &str = "reference-server decision: the seed gives the notices' fields, not who gets them; the other members of the room (the entrant's own enter_room confirms it)";
 const EXIT: &str = "seed 003 §2.4 断线通知 (departure notice): the server tells one other member of the room, who reports back";
-const HANG_UP: &str =
-    "seed 003 §3.2 挂断电话 (hang up: a call cut by a network failure or a killed process)";
+const HANG_UP: &str = "seed 003 §3.2 挂断电话 (hang up: a call cut by a network failure or a killed process, on either side; user_id the side that is gone, receiver_id the other, 对方用户id)";
 const CALL: &str = "reference-server decision: the seed has no call notice; the receiver is told";
 const REFUSALS: &str = "reference-server decision: the seed names no error; a frame with a wrong sign, a stale token or an unknown action is refused with {error_code} on its own action";
 const LATE: &str = "reference-server decision: the seed states no delivery time; the scenario's deadline (latency belongs in thresholds)";
@@ -654,6 +695,20 @@ pub const RULES: &[RuleSpec] = &[
         checks: &[Check::Shape],
         level: Level::Should,
         source: REFUSALS,
+    },
+    // The seed states what an empty current_room_id means and that a departed user is put out
+    // of its room; the endpoint, its status and its body's shape are the reference server's.
+    RuleSpec {
+        scope: "current_room_id",
+        checks: &[Check::ReplyContent],
+        level: Level::Must,
+        source: "seed 003 §2.2 网络重新连接处理 (after reconnecting, an empty current_room_id in the user's basic info means the user was put out of the room) with §2.3/§2.4 (the server puts a departed user out of its room)",
+    },
+    RuleSpec {
+        scope: "users_me",
+        checks: &[Check::ReplyContent, Check::ReplyMissing, Check::Late],
+        level: Level::Should,
+        source: "reference-server decision: the seed has the client fetch the user's basic info, not where: GET /api/users/me?sid= answers 200 with {current_room_id}",
     },
     RuleSpec {
         scope: "*",

@@ -56,6 +56,31 @@ pub fn url(target: &str, path: &str) -> String {
     format!("{scheme}://{authority}{path}")
 }
 
+/// `?name=value&...` of a GET's fields (strings as they are, anything else as JSON text),
+/// percent-encoded; empty without fields.
+pub fn query(fields: &serde_json::Map<String, serde_json::Value>) -> String {
+    fn encode(text: &str, out: &mut String) {
+        for b in text.bytes() {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    let mut out = String::new();
+    for (name, value) in fields {
+        out.push(if out.is_empty() { '?' } else { '&' });
+        encode(name, &mut out);
+        out.push('=');
+        match value {
+            serde_json::Value::String(s) => encode(s, &mut out),
+            other => encode(&other.to_string(), &mut out),
+        }
+    }
+    out
+}
+
 /// The most of a response body that is read (a push reply is a few dozen bytes; a hostile
 /// target must not make the driver buffer without end).
 pub const MAX_BODY: usize = 64 << 10;
@@ -114,5 +139,15 @@ mod tests {
             "http://h:1/api/push"
         );
         assert_eq!(super::url("ws://h:1/", "/a"), "http://h:1/a");
+    }
+
+    #[test]
+    fn get_fields_become_a_percent_encoded_query() {
+        let fields = serde_json::json!({"sid": "t 1/é", "n": 7});
+        assert_eq!(
+            super::query(fields.as_object().unwrap()),
+            "?n=7&sid=t%201%2F%C3%A9"
+        );
+        assert_eq!(super::query(&serde_json::Map::new()), "");
     }
 }

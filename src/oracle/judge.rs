@@ -70,6 +70,8 @@ enum PendingKind {
     Http {
         accept: &'static [u16],
         body: &'static [crate::dialect::BodyField],
+        /// Where an absent field is judged (see [`Effect::HttpBodyAbsent`]).
+        absent: Option<&'static str>,
     },
 }
 
@@ -438,6 +440,11 @@ impl Judge<'_> {
         if !c.connected {
             return CloseVerdict::NotConnected;
         }
+        // The server acted before this client saw it: a fail-over it sent on dropping this
+        // client may have reached another member first.
+        for &(room, _) in &c.joined {
+            self.oracle.dropped_by_server(c.me, room, now);
+        }
         self.departed(c, now);
         match std::mem::replace(&mut c.closing, Closing::Unexpected) {
             Closing::HeartbeatDropped { since, window, adv } => {
@@ -576,6 +583,7 @@ impl Judge<'_> {
             if c.lenient {
                 c.departure_announced = true;
                 c.on_departure.clear();
+                self.oracle.peer_departed(c.me, me, at);
                 return;
             }
             // A call peer is told the call ended (voice: `hang_up`).
@@ -583,6 +591,21 @@ impl Judge<'_> {
                 let send = Outgoing {
                     deadline,
                     metric: "after-fault",
+                    ..self.outgoing(c, room, event, None, at, at)
+                };
+                self.oracle.broadcast_sent(send);
+            }
+            // What it owes as the other side of a peer's request (voice: the called member
+            // tells its caller); only allowed when that request was not yet due.
+            for (event, room, required) in self.oracle.peer_departed(c.me, me, at) {
+                let send = Outgoing {
+                    deadline,
+                    metric: "after-fault",
+                    unless: if required {
+                        Precondition::None
+                    } else {
+                        Precondition::Refused
+                    },
                     ..self.outgoing(c, room, event, None, at, at)
                 };
                 self.oracle.broadcast_sent(send);
@@ -844,6 +867,9 @@ impl Judge<'_> {
                     let about = about.map(|id| self.roster.by_user_id.get(&id).copied());
                     self.oracle.reported(c.me, room, event, about)
                 }
+                Effect::PeerOnDeparture { event, peer, back } => {
+                    self.oracle.peer_owes(c.me, event, peer, back, sent);
+                }
                 Effect::OnDeparture { event, room } => {
                     c.on_departure.retain(|(e, _)| *e != event);
                     if let Some(room) = room {
@@ -864,7 +890,11 @@ impl Judge<'_> {
                     self.oracle.deferrable_sent(send, via);
                 }
                 Effect::HttpStatus { accept } => c.pending.push(Pending {
-                    kind: PendingKind::Http { accept, body: &[] },
+                    kind: PendingKind::Http {
+                        accept,
+                        body: &[],
+                        absent: None,
+                    },
                     request: request_event,
                     intended,
                     sent,
@@ -872,6 +902,20 @@ impl Judge<'_> {
                     cap,
                     optional: false,
                 }),
+                Effect::HttpBodyAbsent { scope } => {
+                    let awaited = c.pending.iter_mut().rev().find(|p| {
+                        p.sent == sent
+                            && p.request == request_event
+                            && matches!(p.kind, PendingKind::Http { .. })
+                    });
+                    if let Some(Pending {
+                        kind: PendingKind::Http { absent, .. },
+                        ..
+                    }) = awaited
+                    {
+                        *absent = Some(scope);
+                    }
+                }
                 Effect::HttpBody { fields } => {
                     // The body of the response its status is awaited with.
                     let awaited = c.pending.iter_mut().rev().find(|p| {
@@ -964,10 +1008,11 @@ impl Judge<'_> {
         if let PendingKind::Http {
             accept,
             body: fields,
+            absent,
         } = p.kind
         {
             if let Some(body) = body {
-                self.http_body(c.me, fields, status, body, now);
+                self.http_body(c.me, fields, absent, status, body, now);
             }
             if !accept.contains(&status) {
                 self.oracle.violate_capped(
@@ -998,6 +1043,7 @@ impl Judge<'_> {
         &self,
         me: ClientId,
         fields: &[crate::dialect::BodyField],
+        absent: Option<&'static str>,
         status: u16,
         body: &[u8],
         now: Micros,
@@ -1017,7 +1063,10 @@ impl Judge<'_> {
                 let shown = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
                 self.oracle.violate(
                     me,
-                    f.scope,
+                    match (found, absent) {
+                        (None, Some(scope)) => scope,
+                        _ => f.scope,
+                    },
                     Check::ReplyContent,
                     now,
                     format!(

@@ -132,18 +132,33 @@ impl Broadcast {
         let takeover = self
             .one
             .as_ref()
-            .map(|o| match o.got.last() {
-                Some(&(_, at)) => at + o.failover + deadline,
-                // Told unseen to a member that was leaving: judged after its fail-over.
-                None if o.maybe_unseen => self.sent + o.failover + deadline,
-                None => 0,
-            })
-            .unwrap_or(0);
+            .and_then(|o| o.takeover(self, deadline))
+            .map_or(0, |t| t + deadline);
         (self.due + deadline).max(takeover)
     }
 }
 
 impl OneMember {
+    /// Whether a member may have been told unseen: one that left just before the send
+    /// (`maybe_unseen`), or one that left while it was in flight (a conditional receiver: the
+    /// server may have acted on the departure only after that member's client stopped
+    /// reading, the order of two sockets' events being the server's within the grace).
+    fn told_unseen(&self, b: &Broadcast) -> bool {
+        self.maybe_unseen || b.conditional.iter().any(|c| !b.received.contains(c))
+    }
+
+    /// From when a fail-over is owed to a member still in the room (it must stay a deadline
+    /// past it to be owed it): the seen holder's report time; for a tell nobody was seen to
+    /// get but a leaving member may have had unseen, that member's report time counted from
+    /// the latest on-time tell. `None`: a first tell is owed, no fail-over.
+    fn takeover(&self, b: &Broadcast, deadline: Micros) -> Option<Micros> {
+        match self.got.last() {
+            Some(&(_, at)) => Some(at + self.failover),
+            None if self.told_unseen(b) => Some(b.sent + deadline + self.failover),
+            None => None,
+        }
+    }
+
     /// What an exactly-one delivery missed when it is swept at `now`: nobody got it, or the
     /// holder did not report back and no other member got it after the fail-over time. At the
     /// end of a run (`now = Micros::MAX`) a fail-over still running is not judged.
@@ -156,7 +171,7 @@ impl OneMember {
     ) -> Option<MissingDelivery> {
         let not_told =
             |c: &ClientId| !self.got.iter().any(|(g, _)| g == c) && !b.received.contains(c);
-        let unseen = self.maybe_unseen;
+        let unseen = self.told_unseen(b);
         let because = match self.got.last() {
             None if unseen => {
                 "a member leaving at that moment may have been told unseen, but then another member still in the room had to get it once its report time ran out, and none did"
@@ -174,12 +189,14 @@ impl OneMember {
             })
         };
         let candidate = match self.got.last() {
-            // A member that had just left may have been told, its receipt unseen (the server
-            // had not yet seen it leave): then the fail-over was owed, to a member still in
-            // the room when that member's report window ran out. (A member leaving after the
-            // departure was live when the server told the room: its receipt would be seen.)
+            // A member leaving around the departure (just before it, or within the grace
+            // after it) may have been told, its receipt unseen (the server had not yet seen it
+            // leave, or acted on the departure after its client stopped reading): then the
+            // fail-over was owed, to a member still in the room when that member's report
+            // window ran out. A member leaving later than the grace was reading when the
+            // server had to tell the room: its receipt would be seen.
             None if unseen => {
-                let takeover = b.sent + self.failover;
+                let takeover = self.takeover(b, deadline)?;
                 b.required
                     .iter()
                     .copied()
@@ -221,6 +238,32 @@ struct OneMember {
     /// A member left the room just before the send (within the deadline): a server that had
     /// not yet seen it leave may have told it, and its receipt is never seen.
     maybe_unseen: bool,
+    /// Another member got it while the holder was still live and inside its report time.
+    suspect: Option<Suspect>,
+}
+
+/// A second member told of an exactly-one delivery while the holder still had time to report
+/// and was not seen gone: a duplicate, unless the server dropped the holder (a heartbeat
+/// timeout) within a deadline of it. A server may fail over the moment it drops the holder,
+/// and the holder's client sees its close after the other member sees the fail-over: so it is
+/// judged when that close comes (see [`Oracle::dropped_by_server`]), a report of the holder,
+/// or the sweep.
+struct Suspect {
+    client: ClientId,
+    at: Micros,
+    /// The suspect reported it back meanwhile (it holds the report once promoted).
+    reported: bool,
+}
+
+/// What the departure of the user of `peer` (its own room) owes: `event` to `back`, on behalf
+/// of client `by`'s request sent at `since` (voice: the called member owes its caller
+/// `hang_up`).
+struct PeerDue {
+    peer: RoomKey,
+    event: &'static str,
+    back: RoomKey,
+    by: ClientId,
+    since: Micros,
 }
 
 /// A delivery kept for a user with no connection online, owed once in the reply `via` of the
@@ -578,6 +621,8 @@ pub struct Oracle {
     /// How long the member told of a departure has to report it back (see
     /// [`Oracle::notify_one_sent`]), when the scenario states it; 0: the dialect's default.
     report_window: AtomicU64,
+    /// What a user's departure owes another client (see [`Oracle::peer_owes`]).
+    peer_dues: Mutex<Vec<PeerDue>>,
 }
 
 impl Oracle {
@@ -614,6 +659,7 @@ impl Oracle {
             unordered: (0..usernames_len).map(|_| Default::default()).collect(),
             restarts: std::sync::RwLock::new(Vec::new()),
             report_window: AtomicU64::new(0),
+            peer_dues: Mutex::new(Vec::new()),
         }
     }
 
@@ -1085,11 +1131,19 @@ impl Oracle {
     /// the broadcast needs the sender to be a confirmed member and it is not (then the server
     /// may answer with an error instead, and nobody is required to get it).
     pub fn broadcast_sent(&self, send: Outgoing) -> bool {
+        let mut shard = self.shard(send.room);
+        let r = shard.entry(send.room).or_default();
+        self.add_broadcast(r, send)
+    }
+
+    /// [`Oracle::broadcast_sent`] into a room whose shard the caller holds locked: what a
+    /// caller then sets on the broadcast (`one`, `kick`) is set on this one, not on one that
+    /// another client's request pushed behind it meanwhile (two departures of one room in the
+    /// same instant: the 5,000-client run's false `missing`).
+    fn add_broadcast(&self, r: &mut Room, send: Outgoing) -> bool {
         if send.seq.is_some() && send.value.is_some() {
             self.exact_payloads.store(true, Ordering::Relaxed);
         }
-        let mut shard = self.shard(send.room);
-        let r = shard.entry(send.room).or_default();
         let required: Vec<ClientId> = r
             .members
             .iter()
@@ -1144,15 +1198,16 @@ impl Oracle {
     /// another one must (voice: one remaining member is told of a departure).
     pub fn notify_one_sent(&self, send: Outgoing, failover: Micros) -> bool {
         let room = send.room;
-        let allowed = self.broadcast_sent(Outgoing {
-            include_sender: false,
-            ..send
-        });
         let deadline = self.deadline;
         let mut shard = self.shard(room);
-        let Some(r) = shard.get_mut(&room) else {
-            return allowed;
-        };
+        let r = shard.entry(room).or_default();
+        let allowed = self.add_broadcast(
+            r,
+            Outgoing {
+                include_sender: false,
+                ..send
+            },
+        );
         let maybe_unseen = r.outstanding.back().is_some_and(|b| {
             r.members.iter().any(|m| {
                 m.client != b.sender
@@ -1167,6 +1222,7 @@ impl Oracle {
                 reported: false,
                 holder_left: None,
                 maybe_unseen,
+                suspect: None,
             });
             // The holder's report time and the fail-over's deadline come after the first
             // deadline: the send stays in the model until both have passed.
@@ -1193,6 +1249,7 @@ impl Oracle {
             return;
         };
         let named = |b: &Broadcast| about.is_none_or(|a| a == Some(b.sender));
+        let mut duplicate = None;
         for b in r.outstanding.iter_mut().rev().filter(|b| b.event == event) {
             if !named(b) {
                 continue;
@@ -1200,10 +1257,59 @@ impl Oracle {
             if let Some(one) = b.one.as_mut() {
                 if !one.reported && one.got.last().is_some_and(|&(c, _)| c == client) {
                     one.reported = true;
-                    return;
+                    // The holder was live after all: the member told meanwhile had one too many.
+                    duplicate = one.suspect.take().map(|s| (s, b.sender, b.event));
+                    break;
+                }
+                if let Some(s) = one.suspect.as_mut().filter(|s| s.client == client) {
+                    s.reported = true;
+                    break;
                 }
             }
         }
+        drop(shard);
+        if let Some((s, sender, event)) = duplicate {
+            self.told_twice(&s, event, sender, client);
+        }
+    }
+
+    /// The server closed `client`'s connection at `at` (as its client saw it): if it held an
+    /// exactly-one delivery of `room` that another member got within a deadline before, the
+    /// server may have failed over the moment it dropped it: that member holds it now.
+    pub fn dropped_by_server(&self, client: ClientId, room: RoomKey, at: Micros) {
+        let deadline = self.deadline;
+        let mut shard = self.shard(room);
+        let Some(r) = shard.get_mut(&room) else {
+            return;
+        };
+        for b in r.outstanding.iter_mut() {
+            let Some(one) = b.one.as_mut() else {
+                continue;
+            };
+            if one.reported || one.got.last().is_none_or(|&(c, _)| c != client) {
+                continue;
+            }
+            if let Some(s) = one.suspect.take_if(|s| at <= s.at + deadline) {
+                one.got.push((s.client, s.at));
+                one.reported = s.reported;
+                one.holder_left = None;
+            }
+        }
+    }
+
+    /// Records a member told of an exactly-one delivery while `holder` still held it.
+    fn told_twice(&self, s: &Suspect, event: &str, sender: ClientId, holder: ClientId) {
+        self.violate(
+            s.client,
+            event,
+            Check::Duplicate,
+            s.at,
+            format!(
+                "exactly one member at a time: client {holder} held the {event} of client {sender} ({}), had time to report it back and was not dropped by the server",
+                self.usernames[sender as usize]
+            ),
+            format!("the {event} at {:.3} ms", s.at as f64 / 1e3),
+        );
     }
 
     /// The client's request makes the server move every *other* current connection out of
@@ -1212,13 +1318,16 @@ impl Oracle {
     /// are no longer members (what was in flight to them may or may not arrive).
     pub fn kick_sent(&self, send: Outgoing) -> Vec<ClientId> {
         let room = send.room;
-        self.broadcast_sent(Outgoing {
-            include_sender: false,
-            unless: Precondition::None,
-            ..send
-        });
         let mut shard = self.shard(room);
         let r = shard.entry(room).or_default();
+        self.add_broadcast(
+            r,
+            Outgoing {
+                include_sender: false,
+                unless: Precondition::None,
+                ..send
+            },
+        );
         let last = r.outstanding.len() - 1;
         r.outstanding[last].kick = true;
         let kicked = r.outstanding[last].required.clone();
@@ -1596,7 +1705,14 @@ impl Oracle {
             );
         }
         let b = &mut r.outstanding[i];
-        let mut due = b.due;
+        // A first tell nobody was seen to get, which a leaving member may have had unseen:
+        // this one may be the fail-over, due by that tell's report time and a deadline.
+        let mut due = match &b.one {
+            Some(one) if one.got.is_empty() => one
+                .takeover(b, deadline)
+                .map_or(b.due, |t| (t + deadline).max(b.due)),
+            _ => b.due,
+        };
         if let Some(one) = b.one.as_mut() {
             if let Some(&(holder, got_at)) = one.got.last() {
                 // A holder whose connection ended can never report: the server may pass the
@@ -1606,8 +1722,21 @@ impl Oracle {
                 let takeover = got_at + one.failover;
                 let earliest = one.holder_left.map_or(takeover, |l| l.min(takeover));
                 if one.reported || at + deadline < earliest {
-                    // It has it now, too many: it is owed no fail-over.
                     b.received.push(receiver);
+                    if !one.reported && one.holder_left.is_none() && one.suspect.is_none() {
+                        one.suspect = Some(Suspect {
+                            client: receiver,
+                            at,
+                            reported: false,
+                        });
+                        return Receipt::Allowed(Matched {
+                            intended: b.intended,
+                            sent: b.sent,
+                            late: false,
+                            metric: b.metric,
+                        });
+                    }
+                    // It has it now, too many: it is owed no fail-over.
                     return Receipt::Fault(
                         Check::Duplicate,
                         format!(
@@ -1668,6 +1797,9 @@ impl Oracle {
     pub fn sweep(&self, now: Micros) -> Vec<MissingDelivery> {
         let horizon = 2 * self.deadline;
         let mut missing = Vec::new();
+        // Second members told while the holder was never seen dropped (see [`Suspect`]):
+        // recorded as duplicates once the room locks are released.
+        let mut duplicates = Vec::new();
         for shard in self.rooms.iter() {
             let mut shard = lock(shard);
             for r in shard.values_mut() {
@@ -1679,6 +1811,18 @@ impl Oracle {
                 {
                     let b = r.outstanding.pop_front().expect("front exists");
                     if let Some(one) = &b.one {
+                        if let (Some(s), Some(&(holder, _))) = (&one.suspect, one.got.last()) {
+                            duplicates.push((
+                                Suspect {
+                                    client: s.client,
+                                    at: s.at,
+                                    reported: s.reported,
+                                },
+                                b.event,
+                                b.sender,
+                                holder,
+                            ));
+                        }
                         missing.extend(one.missing(&b, &r.members, now, self.deadline));
                         continue;
                     }
@@ -1739,7 +1883,55 @@ impl Oracle {
                 }
             }
         }
+        for (s, event, sender, holder) in &duplicates {
+            self.told_twice(s, event, *sender, *holder);
+        }
         missing
+    }
+
+    /// `by`'s request at `sent` makes the user of `peer` owe `event` to `back` if it departs
+    /// (see [`crate::dialect::Effect::PeerOnDeparture`]); `back: None` cancels what any peer
+    /// owes `by` for `event`. A new one replaces `by`'s earlier one (one call at a time).
+    pub fn peer_owes(
+        &self,
+        by: ClientId,
+        event: &'static str,
+        peer: RoomKey,
+        back: Option<RoomKey>,
+        sent: Micros,
+    ) {
+        let mut dues = lock(&self.peer_dues);
+        dues.retain(|d| !(d.by == by && d.event == event));
+        if let Some(back) = back {
+            dues.push(PeerDue {
+                peer,
+                event,
+                back,
+                by,
+                since: sent,
+            });
+        }
+    }
+
+    /// `client` (the user of room `me`) departs at `at`: what it owes as a peer, each with
+    /// whether it is required (the request that made it owed was due, so the server had acted
+    /// on it) or only allowed; and what peers owed `client` is over (it is gone).
+    pub fn peer_departed(
+        &self,
+        client: ClientId,
+        me: RoomKey,
+        at: Micros,
+    ) -> Vec<(&'static str, RoomKey, bool)> {
+        let deadline = self.deadline;
+        let mut owed = Vec::new();
+        lock(&self.peer_dues).retain(|d| {
+            if d.peer == me && d.by != client {
+                owed.push((d.event, d.back, d.since + deadline <= at));
+                return false;
+            }
+            d.by != client
+        });
+        owed
     }
 
     /// Sweeps and records every missing delivery as a violation.
@@ -1814,6 +2006,53 @@ mod tests {
             metric: "fanout",
             deadline: None,
         })
+    }
+
+    /// Departures of one room told while other clients' requests reach it at the same
+    /// instant (other threads): each exit_room is an exactly-one delivery, whatever was pushed
+    /// behind it meanwhile. (The 5,000-client run's false `missing`: the exactly-one state
+    /// had been set on whichever broadcast was last by the time the room was locked again.)
+    #[test]
+    fn an_exactly_one_delivery_stays_one_under_concurrent_sends() {
+        let o = oracle();
+        confirmed(&o, &[0, 1, 2, 3]);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 0..2000 {
+                    o.notify_one_sent(
+                        Outgoing {
+                            sender: 0,
+                            session: 0,
+                            room: 1,
+                            event: "exit_room",
+                            include_sender: false,
+                            unless: Precondition::None,
+                            seq: None,
+                            value: None,
+                            intended: 100 + i,
+                            sent: 100 + i,
+                            metric: "after-fault",
+                            deadline: None,
+                        },
+                        5000,
+                    );
+                }
+            });
+            for sender in 1..4 {
+                let o = &o;
+                s.spawn(move || {
+                    for i in 0..2000 {
+                        bs(o, sender, 1, "message", None, None, 100 + i);
+                    }
+                });
+            }
+        });
+        let shard = o.shard(1);
+        let r = &shard[&1];
+        assert_eq!(r.outstanding.len(), 8000);
+        for b in &r.outstanding {
+            assert_eq!(b.one.is_some(), b.event == "exit_room", "{}", b.event);
+        }
     }
 
     fn confirmed(o: &Oracle, clients: &[ClientId]) {

@@ -66,6 +66,20 @@ pub static SUITE: Suite = Suite {
         "a frame with a wrong sign, a stale online_token, a sid that is nobody's, or an unknown action reaches no other member and is answered with an error",
         include_str!("../../check/cases/voice-refused.yaml"),
     ),
+    case(
+        "voice/hang_up/caller-told-when-called-departs",
+        Level::Must,
+        "seed 003 §3.2 挂断电话 (hang_up: a call cut by a network failure or a killed process, on either side; user_id the side that is gone, receiver_id the other)",
+        "when the called member's connection ends mid-call, the caller gets hang_up",
+        include_str!("../../check/cases/voice-callee-departs.yaml"),
+    ),
+    case(
+        "voice/users_me/room-emptied-on-departure",
+        Level::Must,
+        "seed 003 §2.2 网络重新连接处理 (an empty current_room_id tells a reconnecting client it was put out of the room) with §2.3/§2.4 (the server puts a departed user out of its room); the endpoint GET /api/users/me?sid= is the reference server's",
+        "after a user's connection ended, users/me shows an empty current_room_id",
+        include_str!("../../check/cases/voice-users-me.yaml"),
+    ),
     ],
     families: &[Family {
         id: "voice/robustness/hostile-frames",

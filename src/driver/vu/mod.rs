@@ -438,11 +438,22 @@ impl Vu {
             args,
             effects,
         } = request;
+        // A GET carries its argument's fields as the query (voice: `users/me?sid=`) and no
+        // body.
+        let mut query = String::new();
+        let args = if method == "GET" {
+            if let Some(Value::Object(fields)) = args.first() {
+                query = super::http::query(fields);
+            }
+            Vec::new()
+        } else {
+            args
+        };
         // A string argument is a body sent as it is (hostile input); anything else is JSON.
         let body = match args.into_iter().next() {
             Some(Value::String(raw)) => raw.into_bytes(),
             Some(v) => serde_json::to_vec(&v).unwrap_or_default(),
-            None => Vec::new(),
+            None => query.clone().into_bytes(),
         };
         let sent = shared.now();
         shared
@@ -460,7 +471,8 @@ impl Vu {
             .get_or_insert_with(tokio::sync::mpsc::unbounded_channel)
             .0
             .clone();
-        let url = super::http::url(&shared.target, path);
+        let url = super::http::url(&shared.target, path) + &query;
+        let body = if method == "GET" { Vec::new() } else { body };
         tokio::spawn(async move {
             tx.send(super::http::exchange(method, &url, body, event, sent).await)
                 .ok();

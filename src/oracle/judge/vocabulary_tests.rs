@@ -1694,4 +1694,6 @@ fn pushed_data_arrives_exactly_as_sent() {
     assert_eq!(w.verdicts(10 * D), only(&[("push/news/shape", 1)]));
 }
 
+mod call_peer;
 mod holder_departs;
+mod users_me;

@@ -131,13 +131,119 @@ fn nobody_told_just_after_a_member_left_and_no_fail_over_is_missing() {
 
 #[test]
 fn nobody_told_while_the_others_leave_after_the_departure_is_missing() {
-    // Client 2 leaves after the departure (it was live when the server told the room) and
-    // client 1 stays: the first tell was owed at once, no fail-over excuse.
+    // Client 2 leaves after the departure and past the grace (it was reading when the server
+    // had to tell the room) and client 1 stays: the first tell was owed, no fail-over excuse.
     let (w, cs, room) = departure_scene();
-    w.oracle.left(cs[2].me, room, D + D / 2);
+    w.oracle.left(cs[2].me, room, D + D + 10);
     w.oracle.left(cs[1].me, room, D + 3 * D);
     assert_eq!(
         delivery_rules(&w, 100 * D),
         only(&[("voice/exit_room/missing", 1)])
+    );
+}
+
+// ---- a member leaving in the same instant after the departure may have been told unseen ----
+
+#[test]
+fn a_member_leaving_just_after_the_departure_may_have_been_told_unseen() {
+    // The 5,000-client run's false alarm: client 2 leaves 2 ms after client 0 (the server,
+    // acting on client 0's departure only then, may tell client 2, whose client no longer
+    // reads), and client 1 stays less than that tell's report window: owed nothing.
+    let (w, cs, room) = departure_scene();
+    w.oracle.left(cs[2].me, room, D + 2_000);
+    w.oracle.left(cs[1].me, room, D + 3 * D);
+    assert_eq!(delivery_rules(&w, 100 * D), only(&[]));
+}
+
+#[test]
+fn everyone_leaving_in_the_same_instant_after_the_departure_is_owed_nothing() {
+    let (w, cs, room) = departure_scene();
+    w.oracle.left(cs[1].me, room, D + 2_000);
+    w.oracle.left(cs[2].me, room, D + 4_000);
+    assert_eq!(delivery_rules(&w, 100 * D), only(&[]));
+}
+
+#[test]
+fn a_member_staying_through_the_unseen_tells_report_window_is_owed_the_fail_over() {
+    // Near miss: client 2 may have been told unseen, but client 1 stays past that tell's
+    // report window (from the latest on-time tell) and its deadline, and is never told.
+    let (w, cs, room) = departure_scene();
+    w.oracle.left(cs[2].me, room, D + 2_000);
+    assert_eq!(
+        delivery_rules(&w, D + D + FAILOVER + D - 1),
+        only(&[]),
+        "not before the fail-over's deadline"
+    );
+    assert_eq!(
+        delivery_rules(&w, 100 * D),
+        only(&[("voice/exit_room/missing", 1)])
+    );
+}
+
+#[test]
+fn a_fail_over_after_an_unseen_tell_is_on_time_and_no_duplicate() {
+    let (w, mut cs, room) = departure_scene();
+    w.oracle.left(cs[2].me, room, D + 2_000);
+    w.recv(&mut cs[1], "/", "exit_room", EXIT, D + 20 + FAILOVER);
+    report(&w, &mut cs[1], room, D + 30 + FAILOVER);
+    assert_eq!(delivery_rules(&w, 100 * D), only(&[]));
+}
+
+// ---- a holder dropped by the server (heartbeat timeout) and an immediate fail-over ----
+
+/// Client 1 holds client 0's departure; its heartbeat died, and the server drops it and tells
+/// client 2 at once: client 2's receipt (`D + 40`) comes before client 1 sees its close.
+fn holder_dropped_after_the_fail_over(closed_at: Micros) -> (World, Vec<Client>, RoomKey) {
+    let (w, mut cs, room) = departure_scene();
+    w.recv(&mut cs[1], "/", "exit_room", EXIT, D + 20);
+    w.recv(&mut cs[2], "/", "exit_room", EXIT, D + 40);
+    report(&w, &mut cs[2], room, D + 45);
+    cs[1].joined.push((room, "ch".into()));
+    w.judge()
+        .closed_by_server(&mut cs[1], closed_at, "closed by the server");
+    (w, cs, room)
+}
+
+#[test]
+fn a_fail_over_racing_the_holders_close_by_the_server_is_no_duplicate() {
+    let (w, _cs, _) = holder_dropped_after_the_fail_over(D + 50);
+    // (The close itself is `unexpected-close` here: the synthetic holder never dropped its
+    // heartbeat; only the relay is of interest.)
+    let rules = delivery_rules(&w, 100 * D);
+    assert!(
+        !rules.contains_key("voice/exit_room/duplicate")
+            && !rules.contains_key("voice/exit_room/missing"),
+        "{rules:?}"
+    );
+}
+
+#[test]
+fn a_holder_closed_by_the_server_long_after_the_second_tell_leaves_a_duplicate() {
+    let (w, _cs, _) = holder_dropped_after_the_fail_over(D + 40 + D + 1);
+    let rules = delivery_rules(&w, 100 * D);
+    assert_eq!(
+        rules.get("voice/exit_room/duplicate"),
+        Some(&1),
+        "{rules:?}"
+    );
+}
+
+#[test]
+fn a_holder_reporting_after_a_second_tell_confirms_the_duplicate() {
+    let (w, mut cs, room) = departure_scene();
+    w.recv(&mut cs[1], "/", "exit_room", EXIT, D + 20);
+    w.recv(&mut cs[2], "/", "exit_room", EXIT, D + 40);
+    report(&w, &mut cs[1], room, D + 45);
+    // Raised at the report, before any sweep.
+    assert_eq!(
+        w.oracle
+            .tallies()
+            .get("voice/exit_room/duplicate")
+            .map(|t| t.count),
+        Some(1)
+    );
+    assert_eq!(
+        delivery_rules(&w, 100 * D),
+        only(&[("voice/exit_room/duplicate", 1)])
     );
 }
