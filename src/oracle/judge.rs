@@ -586,11 +586,19 @@ impl Judge<'_> {
                 self.oracle.peer_departed(c.me, me, at);
                 return;
             }
-            // A call peer is told the call ended (voice: `hang_up`).
+            // A call peer is told the call ended (voice: `hang_up`); only allowed when the peer
+            // ended the call itself first (a server that took the peer's request first has no
+            // call left to cut, one that took the departure first tells it).
             for (event, room) in std::mem::take(&mut c.on_departure) {
+                let unless = if self.oracle.ended_by(room, me, event, at) {
+                    Precondition::Refused
+                } else {
+                    Precondition::None
+                };
                 let send = Outgoing {
                     deadline,
                     metric: "after-fault",
+                    unless,
                     ..self.outgoing(c, room, event, None, at, at)
                 };
                 self.oracle.broadcast_sent(send);
@@ -868,7 +876,8 @@ impl Judge<'_> {
                     self.oracle.reported(c.me, room, event, about)
                 }
                 Effect::PeerOnDeparture { event, peer, back } => {
-                    self.oracle.peer_owes(c.me, event, peer, back, sent);
+                    let me = user_room(&self.roster.users[c.me as usize].username);
+                    self.oracle.peer_owes(c.me, me, event, peer, back, sent);
                 }
                 Effect::OnDeparture { event, room } => {
                     c.on_departure.retain(|(e, _)| *e != event);

@@ -255,6 +255,16 @@ struct Suspect {
     reported: bool,
 }
 
+/// A call ended by one side's own request (voice: `hang_up`): the user of room `by` ended the
+/// call with the user of room `peer` at `at`. Neither side's later departure owes `event` for
+/// it any more.
+struct Ended {
+    by: RoomKey,
+    peer: RoomKey,
+    event: &'static str,
+    at: Micros,
+}
+
 /// What the departure of the user of `peer` (its own room) owes: `event` to `back`, on behalf
 /// of client `by`'s request sent at `since` (voice: the called member owes its caller
 /// `hang_up`).
@@ -623,6 +633,8 @@ pub struct Oracle {
     report_window: AtomicU64,
     /// What a user's departure owes another client (see [`Oracle::peer_owes`]).
     peer_dues: Mutex<Vec<PeerDue>>,
+    /// Calls ended by either side's request (see [`Oracle::peer_owes`]).
+    ended: Mutex<Vec<Ended>>,
 }
 
 impl Oracle {
@@ -660,6 +672,7 @@ impl Oracle {
             restarts: std::sync::RwLock::new(Vec::new()),
             report_window: AtomicU64::new(0),
             peer_dues: Mutex::new(Vec::new()),
+            ended: Mutex::new(Vec::new()),
         }
     }
 
@@ -1890,11 +1903,15 @@ impl Oracle {
     }
 
     /// `by`'s request at `sent` makes the user of `peer` owe `event` to `back` if it departs
-    /// (see [`crate::dialect::Effect::PeerOnDeparture`]); `back: None` cancels what any peer
-    /// owes `by` for `event`. A new one replaces `by`'s earlier one (one call at a time).
+    /// (see [`crate::dialect::Effect::PeerOnDeparture`]); a new one replaces `by`'s earlier one
+    /// (one call at a time). `back: None`: `by` (the user of room `by_room`) ended its call with
+    /// the user of `peer` itself, whichever side called: what any peer owes `by` for `event` is
+    /// cancelled, and so is what `by`'s own departure would owe `peer` (see
+    /// [`Oracle::ended_by`]).
     pub fn peer_owes(
         &self,
         by: ClientId,
+        by_room: RoomKey,
         event: &'static str,
         peer: RoomKey,
         back: Option<RoomKey>,
@@ -1902,15 +1919,39 @@ impl Oracle {
     ) {
         let mut dues = lock(&self.peer_dues);
         dues.retain(|d| !(d.by == by && d.event == event));
-        if let Some(back) = back {
-            dues.push(PeerDue {
-                peer,
-                event,
-                back,
-                by,
-                since: sent,
-            });
+        let mut ended = lock(&self.ended);
+        match back {
+            Some(back) => {
+                // A new call: an earlier one between the two that the peer ended is not this one.
+                ended.retain(|e| !(e.by == peer && e.peer == back && e.event == event));
+                dues.push(PeerDue {
+                    peer,
+                    event,
+                    back,
+                    by,
+                    since: sent,
+                });
+            }
+            None => {
+                // The called member hung up: its departure no longer owes its caller.
+                dues.retain(|d| !(d.peer == by_room && d.back == peer && d.event == event));
+                ended.push(Ended {
+                    by: by_room,
+                    peer,
+                    event,
+                    at: sent,
+                });
+            }
         }
+    }
+
+    /// Whether the user of room `by` ended its call with the user of room `me` by its own
+    /// request (`event`) sent at or before `at`: the departure of `me` at `at` then owes `by`
+    /// nothing for that call (a server that took the request first has no call left to cut).
+    pub fn ended_by(&self, by: RoomKey, me: RoomKey, event: &'static str, at: Micros) -> bool {
+        lock(&self.ended)
+            .iter()
+            .any(|e| e.by == by && e.peer == me && e.event == event && e.at <= at)
     }
 
     /// `client` (the user of room `me`) departs at `at`: what it owes as a peer, each with
@@ -1924,6 +1965,7 @@ impl Oracle {
     ) -> Vec<(&'static str, RoomKey, bool)> {
         let deadline = self.deadline;
         let mut owed = Vec::new();
+        lock(&self.ended).retain(|e| e.by != me && e.peer != me);
         lock(&self.peer_dues).retain(|d| {
             if d.peer == me && d.by != client {
                 owed.push((d.event, d.back, d.since + deadline <= at));

@@ -110,3 +110,70 @@ fn a_caller_gone_first_is_owed_nothing_by_the_called_member() {
     callee_departs(&w, &mut cs, 4 * D);
     assert_eq!(w.verdicts(100 * D), only(&[]));
 }
+
+/// As [`called`] (no hang-up by the caller), then the called member (client 1) ends the call
+/// itself at 200: voice's `hang_up` with `to` the caller.
+fn callee_hangs_up() -> (World, Vec<Client>) {
+    let (w, mut cs) = called(false);
+    let caller = user_room(&w.roster.users[0].username);
+    let hang_up = vec![
+        Effect::OnDeparture {
+            event: "hang_up",
+            room: None,
+        },
+        Effect::PeerOnDeparture {
+            event: "hang_up",
+            peer: caller,
+            back: None,
+        },
+    ];
+    w.judge()
+        .request(&mut cs[1], "hang_up", hang_up, Intent::Valid, 200, 200);
+    (w, cs)
+}
+
+#[test]
+fn a_call_the_called_member_ended_owes_nothing_when_either_side_departs_later() {
+    // The called member departs later: its caller is owed no second hang_up.
+    let (w, mut cs) = callee_hangs_up();
+    callee_departs(&w, &mut cs, 2 * D);
+    assert_eq!(w.verdicts(100 * D), only(&[]));
+    // The caller departs later: the called member, who ended the call, is owed nothing ...
+    let (w, mut cs) = callee_hangs_up();
+    w.judge().departed(&mut cs[0], 2 * D);
+    let caller_left = r#"{"action":"exit_room","user_id":1,"channel_name":"ch","room_seat":null}"#;
+    w.recv(&mut cs[2], "/", "exit_room", caller_left, 2 * D + 20);
+    report(&w, &mut cs[2], named_room("ch"), 2 * D + 30);
+    assert_eq!(w.verdicts(100 * D), only(&[]));
+    // ... but may still be told (a server that took the departure before the hang_up).
+    let (w, mut cs) = callee_hangs_up();
+    w.judge().departed(&mut cs[0], 150 + D / 4);
+    let caller_hung_up = r#"{"action":"hang_up","user_id":1,"receiver_id":2,"channel_name":"ch"}"#;
+    w.recv(&mut cs[1], "/", "hang_up", caller_hung_up, 150 + D / 4 + 10);
+    w.recv(&mut cs[2], "/", "exit_room", caller_left, 150 + D / 4 + 20);
+    report(&w, &mut cs[2], named_room("ch"), 150 + D / 4 + 30);
+    assert_eq!(w.verdicts(100 * D), only(&[]));
+}
+
+/// The near miss: a new call after the called member ended the earlier one is owed again.
+#[test]
+fn a_new_call_after_the_called_member_hung_up_is_owed_again() {
+    let (w, mut cs) = callee_hangs_up();
+    let caller = user_room(&w.roster.users[0].username);
+    let callee = user_room(&w.roster.users[1].username);
+    let call = vec![
+        Effect::OnDeparture {
+            event: "hang_up",
+            room: Some(callee),
+        },
+        Effect::PeerOnDeparture {
+            event: "hang_up",
+            peer: callee,
+            back: Some(caller),
+        },
+    ];
+    w.judge()
+        .request(&mut cs[0], "call", call, Intent::Valid, 300, 300);
+    callee_departs(&w, &mut cs, 2 * D);
+    assert_eq!(w.verdicts(100 * D), only(&[("voice/hang_up/missing", 1)]));
+}
