@@ -35,6 +35,8 @@ pub(crate) enum Command {
     Rules(RulesArgs),
     /// Render report.html again from a report directory's result files, or compare two runs.
     Report(ReportArgs),
+    /// Find the knee: step a scenario's load up until the SLO breaks, then bisect.
+    Capacity(crate::capacity::CapacityArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -234,6 +236,7 @@ pub fn main() -> i32 {
         Command::Check(args) => stopped(runtime.block_on(check(args))),
         Command::Rules(args) => rules(args),
         Command::Report(args) => crate::report_cmd::report(&args.dirs, args.out.as_deref()),
+        Command::Capacity(args) => stopped(runtime.block_on(crate::capacity::capacity(args))),
         Command::Serve(args) => match runtime.block_on(reference_server::serve_cli(args)) {
             Ok(()) => Exit::Pass.code(),
             Err(e) => {
