@@ -373,7 +373,9 @@ pub fn capacity_page(c: &Value) -> String {
         (x_max, x_unit),
         &[
             series("offered", "s0", &|s| s["offered_deliveries_per_s"].as_f64()),
-            series("achieved", "s1", &|s| s["achieved_deliveries_per_s"].as_f64()),
+            series("achieved", "s1", &|s| {
+                s["achieved_deliveries_per_s"].as_f64()
+            }),
         ],
     ));
     body.push_str("<h2>Latency against load</h2>\n");

@@ -129,7 +129,10 @@ fn finds_the_knee_the_latency_fault_puts_there() {
         .output()
         .unwrap();
     assert!(again.status.success(), "{again:?}");
-    assert_eq!(std::fs::read_to_string(out.join("report.html")).unwrap(), page);
+    assert_eq!(
+        std::fs::read_to_string(out.join("report.html")).unwrap(),
+        page
+    );
 }
 
 /// Shorter steps where the figures do not matter.
@@ -160,7 +163,10 @@ fn an_slo_broken_at_the_first_step_exits_3() {
     assert_eq!(loads(&c), vec![1.0]);
     assert!(c["knee"].is_null());
     let reasons = c["steps"][0]["reasons"].to_string();
-    assert!(reasons.contains("message.fanout.p50 < 0.001ms"), "{reasons}");
+    assert!(
+        reasons.contains("message.fanout.p50 < 0.001ms"),
+        "{reasons}"
+    );
 }
 
 #[test]
@@ -185,7 +191,12 @@ fn usage_errors_exit_2_before_anything_runs() {
         &["--slo", "message.fanout.p99 <"],
         &["--vary", "sideways"],
         &["--server-pid", "1"],
-        &["--target", "http://127.0.0.1:9", "--server-fault", "latency-above=10"],
+        &[
+            "--target",
+            "http://127.0.0.1:9",
+            "--server-fault",
+            "latency-above=10",
+        ],
         &["--vary", "clients", "--max", "10000000"],
     ] {
         let run = capacity(args);

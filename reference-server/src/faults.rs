@@ -613,7 +613,8 @@ mod tests {
             s.counts[(now % 11) as usize] += 100;
         }
         DeliveryRate::advance(&mut s, 11);
-        let sum = |s: &RateSlots| s.counts.iter().sum::<u64>() - s.counts[(s.current % 11) as usize];
+        let sum =
+            |s: &RateSlots| s.counts.iter().sum::<u64>() - s.counts[(s.current % 11) as usize];
         assert_eq!(sum(&s), 1000);
         // A long pause empties the ring.
         DeliveryRate::advance(&mut s, 100);

@@ -102,9 +102,11 @@ impl Scaling {
             generated,
         };
         if vary == Vary::Rate && scaling.thinks.is_empty() && scaling.push_rate.is_none() {
-            return Err("--vary rate: the scenario has no `think` inside a `loop` (and no push \
+            return Err(
+                "--vary rate: the scenario has no `think` inside a `loop` (and no push \
                         backend), so there is no send rate to scale; use --vary clients"
-                .into());
+                    .into(),
+            );
         }
         if vary == Vary::Clients && base_clients == 0 {
             return Err("--vary clients: the scenario plans no clients".into());
@@ -286,7 +288,10 @@ clients:
         let planned = crate::schedule::arrivals(&scaled, 100).len();
         assert_eq!(planned, 100);
         // The think times are not touched.
-        assert_eq!(think_ms(&loop_of(&scaled.clients[0].flow[2]).steps[1]).0, 500.0);
+        assert_eq!(
+            think_ms(&loop_of(&scaled.clients[0].flow[2]).steps[1]).0,
+            500.0
+        );
     }
 
     #[test]

@@ -81,7 +81,9 @@ fn parse_percent(text: &str) -> Result<f64, String> {
         .map_err(|_| format!("`{text}` is not a percentage (e.g. 5%)"))?;
     let v = if pct || v >= 1.0 { v / 100.0 } else { v };
     if !(v > 0.0 && v < 1.0) {
-        return Err(format!("`{text}`: the resolution must be between 0% and 100%"));
+        return Err(format!(
+            "`{text}`: the resolution must be between 0% and 100%"
+        ));
     }
     Ok(v)
 }
@@ -132,9 +134,8 @@ pub(crate) async fn capacity(args: CapacityArgs) -> i32 {
     for text in &args.slo {
         let spec = crate::dialect::spec(&base.dialect.0);
         let known = crate::thresholds::known_metrics(spec, &[]);
-        let parsed = crate::thresholds::Threshold::parse(text).and_then(|t| {
-            crate::thresholds::check_metric(&t, &known, spec.name).map(|()| t)
-        });
+        let parsed = crate::thresholds::Threshold::parse(text)
+            .and_then(|t| crate::thresholds::check_metric(&t, &known, spec.name).map(|()| t));
         match parsed {
             Ok(t) => slos.push(t),
             Err(e) => return usage(format!("--slo \"{text}\": {e}")),
@@ -246,7 +247,12 @@ pub(crate) async fn capacity(args: CapacityArgs) -> i32 {
             Some(o) => search.record(load, o),
             None => {
                 if stop != "interrupted" {
-                    for r in &file.steps.last().map(|s| s.reasons.clone()).unwrap_or_default() {
+                    for r in &file
+                        .steps
+                        .last()
+                        .map(|s| s.reasons.clone())
+                        .unwrap_or_default()
+                    {
                         eprintln!("error: step {index}: {r}");
                     }
                     failure = Some(if code == Exit::Pass.code() {

@@ -265,10 +265,9 @@ pub fn row_header(key: &str) -> String {
 }
 
 pub fn row(r: &StepRecord, vary: Vary, key: &str) -> String {
-    let lat = r
-        .metrics
-        .get(key)
-        .map_or("-".to_string(), |m| format!("{:.1} / {:.1}", m.p50_ms, m.p99_ms));
+    let lat = r.metrics.get(key).map_or("-".to_string(), |m| {
+        format!("{:.1} / {:.1}", m.p50_ms, m.p99_ms)
+    });
     format!(
         "{:>4} {:>12} {:>7} {:>12} {:>12.0} {:>22} {:>9} {:>7.2} {:>7}  {}\n",
         r.index,
@@ -280,8 +279,7 @@ pub fn row(r: &StepRecord, vary: Vary, key: &str) -> String {
         lat,
         format!("{}/{}", r.violations.must, r.violations.should),
         r.driver_cpu_cores,
-        r.server_cpu_cores
-            .map_or("-".into(), |c| format!("{c:.2}")),
+        r.server_cpu_cores.map_or("-".into(), |c| format!("{c:.2}")),
         match r.outcome.as_str() {
             "pass" => "pass".to_string(),
             o => format!("{o} ({})", r.status),
@@ -292,11 +290,7 @@ pub fn row(r: &StepRecord, vary: Vary, key: &str) -> String {
 /// The end of the console report: every metric's p50/p99 per step, then the outcome.
 pub fn console(file: &CapacityFile, key: &str) -> String {
     let mut out = String::new();
-    let mut names: Vec<&String> = file
-        .steps
-        .iter()
-        .flat_map(|s| s.metrics.keys())
-        .collect();
+    let mut names: Vec<&String> = file.steps.iter().flat_map(|s| s.metrics.keys()).collect();
     names.sort();
     names.dedup();
     if !file.steps.is_empty() {
@@ -324,12 +318,9 @@ pub fn console(file: &CapacityFile, key: &str) -> String {
     }
     if let Some(k) = &file.knee {
         if let Some(s) = file.steps.iter().find(|s| s.index == k.step) {
-            let lat = s
-                .metrics
-                .get(key)
-                .map_or(String::new(), |m| {
-                    format!(", {key} p50 {:.1} ms, p99 {:.1} ms", m.p50_ms, m.p99_ms)
-                });
+            let lat = s.metrics.get(key).map_or(String::new(), |m| {
+                format!(", {key} p50 {:.1} ms, p99 {:.1} ms", m.p50_ms, m.p99_ms)
+            });
             let _ = writeln!(
                 out,
                 "\nhighest load meeting the SLO: {} (step {}): {} clients, {:.0} deliveries/s achieved{lat}, driver {:.2} cores{}",

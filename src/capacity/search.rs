@@ -237,7 +237,13 @@ mod tests {
     fn whole_loads_stop_when_no_whole_load_lies_between() {
         let (tried, ending) = against(plan(10.0, 2.0, 1000.0, 0.01, true), 47.0, f64::MAX);
         assert!(tried.iter().all(|l| l.fract() == 0.0), "{tried:?}");
-        assert_eq!(ending, Some(Ending::Knee { pass: 47.0, fail: 48.0 }));
+        assert_eq!(
+            ending,
+            Some(Ending::Knee {
+                pass: 47.0,
+                fail: 48.0
+            })
+        );
     }
 
     #[test]

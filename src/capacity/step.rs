@@ -133,7 +133,10 @@ async fn start_server(
         settings.ping_timeout.0.as_millis().to_string(),
     ];
     if let Some(t) = settings.exit_report_timeout {
-        args.extend(["--exit-report-timeout-ms".into(), t.0.as_millis().to_string()]);
+        args.extend([
+            "--exit-report-timeout-ms".into(),
+            t.0.as_millis().to_string(),
+        ]);
     }
     if scenario.dialect.0 == "chat" {
         // A fresh server keeps nothing of the step before.
@@ -231,7 +234,9 @@ pub async fn run(
         replay: String::new(),
     };
     if let Err(e) = std::fs::create_dir_all(&dir) {
-        record.reasons.push(format!("cannot create {}: {e}", dir.display()));
+        record
+            .reasons
+            .push(format!("cannot create {}: {e}", dir.display()));
         return record;
     }
     let server = match &setup.target {
@@ -312,12 +317,7 @@ async fn run_child(setup: &StepSetup, sets: &[String], target: &str, dir: &Path)
     if setup.target.is_none() {
         cmd.env_remove("ROOMRIG_FIXTURE_SECRET");
     }
-    let mut child = match cmd
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(err_log)
-        .spawn()
-    {
+    let mut child = match cmd.stdin(Stdio::null()).stdout(log).stderr(err_log).spawn() {
         Ok(c) => c,
         Err(_) => return crate::exit::Exit::Internal.code(),
     };
@@ -406,7 +406,9 @@ pub fn figures(s: &Value) -> std::collections::BTreeMap<String, f64> {
 fn read_summary(path: &Path, record: &mut StepRecord) -> Option<Value> {
     let text = std::fs::read(path).ok()?;
     let Ok(s) = serde_json::from_slice::<Value>(&text) else {
-        record.reasons.push(format!("{} is not JSON", path.display()));
+        record
+            .reasons
+            .push(format!("{} is not JSON", path.display()));
         return None;
     };
     let f = |v: &Value| v.as_f64().unwrap_or(0.0);
@@ -414,7 +416,11 @@ fn read_summary(path: &Path, record: &mut StepRecord) -> Option<Value> {
     record.status = s["verdict"]["status"].as_str().unwrap_or("").to_string();
     record.reasons = s["verdict"]["reasons"]
         .as_array()
-        .map(|r| r.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+        .map(|r| {
+            r.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     record.clients = u(&s["clients"]["planned"]);
     record.duration_s = f(&s["duration_s"]);
@@ -527,9 +533,21 @@ mod tests {
             }))
             .unwrap();
         let slo = |t: &str| crate::thresholds::Threshold::parse(t).unwrap();
-        assert!(!judge_slos(&[slo("message.fanout.p99 < 250ms")], &summary, &mut record));
-        assert!(judge_slos(&[slo("message.fanout.p99 < 100ms")], &summary, &mut record));
+        assert!(!judge_slos(
+            &[slo("message.fanout.p99 < 250ms")],
+            &summary,
+            &mut record
+        ));
+        assert!(judge_slos(
+            &[slo("message.fanout.p99 < 100ms")],
+            &summary,
+            &mut record
+        ));
         assert_eq!(record.thresholds.len(), 2);
-        assert!(record.reasons[0].contains("message.fanout.p99 < 100ms"), "{:?}", record.reasons);
+        assert!(
+            record.reasons[0].contains("message.fanout.p99 < 100ms"),
+            "{:?}",
+            record.reasons
+        );
     }
 }
