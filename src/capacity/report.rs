@@ -134,6 +134,21 @@ impl CapacityFile {
             .map(|s| s.index)
     }
 
+    /// When roomrig started the server on this machine: what the driver and the server used of
+    /// its cores at the last step (they compete for them).
+    fn shared_machine_note(&self) -> String {
+        let Some(last) = self.steps.last() else {
+            return String::new();
+        };
+        match (self.embedded_reference_server, last.server_cpu_cores) {
+            (true, Some(server)) => format!(
+                " (the driver used {:.2} and the reference server {server:.2} of this machine's {} cores, which they share with anything else running; a server on another machine, --target, leaves the driver the whole machine)",
+                last.driver_cpu_cores, self.machine.cpus
+            ),
+            _ => String::new(),
+        }
+    }
+
     /// Sets the outcome, knee and message from how the search ended; returns the exit code.
     pub fn conclude(
         &mut self,
@@ -197,11 +212,16 @@ impl CapacityFile {
             (Some(e @ Ending::GeneratorLimit { load }), ..) => (
                 "generator_limit",
                 format!(
-                    "the generator was the limit at {}: that step's run was invalid (the driver fell behind its schedule), so it says nothing about the server{}. Add generator capacity: --workers N (more driver processes), or drive the target from more machines (one capacity run per machine, --target, a share of the clients each)",
+                    "the generator was the limit at {}: that step's run was invalid ({}), so it says nothing about the server{}{}. Add generator capacity: --workers N (more driver processes), or drive the target from more machines (one capacity run per machine, --target, a share of the clients each)",
                     show(load),
+                    self.steps
+                        .last()
+                        .and_then(|s| s.reasons.first())
+                        .map_or("the driver fell behind its schedule", String::as_str),
                     search
                         .last_pass()
-                        .map_or(String::new(), |p| format!("; the server met the SLO up to {}", show(p)))
+                        .map_or(String::new(), |p| format!("; the server met the SLO up to {}", show(p))),
+                    self.shared_machine_note()
                 ),
                 super::exit_of(&e).code(),
             ),
