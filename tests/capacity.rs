@@ -207,3 +207,54 @@ fn usage_errors_exit_2_before_anything_runs() {
         );
     }
 }
+
+#[test]
+fn a_target_server_is_driven_and_its_cpu_read_from_its_pid() {
+    use std::io::BufRead as _;
+    let mut server = Command::new(env!("CARGO_BIN_EXE_roomrig"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--generate-users",
+            "40",
+            "--room-size",
+            "4",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let url = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+    let pid = server.id().to_string();
+    let mut args = SHORT.to_vec();
+    args.extend([
+        "--start",
+        "1",
+        "--max",
+        "1",
+        "--target",
+        &url,
+        "--server-pid",
+        &pid,
+    ]);
+    let run = capacity(&args);
+    server.kill().ok();
+    server.wait().ok();
+    assert_eq!(run.code, 0, "{}", run.explain());
+    let c = run.json();
+    assert_eq!(c["target"], url.as_str());
+    assert_eq!(c["embedded_reference_server"], false);
+    assert_eq!(c["outcome"], "no_knee_below_max");
+    // Read from /proc/PID/stat (clock ticks: a light step may read 0).
+    let cores = c["steps"][0]["server_cpu_cores"].as_f64().unwrap();
+    assert!((0.0..2.0).contains(&cores), "{}", run.explain());
+}
