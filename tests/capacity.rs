@@ -258,3 +258,18 @@ fn a_target_server_is_driven_and_its_cpu_read_from_its_pid() {
     let cores = c["steps"][0]["server_cpu_cores"].as_f64().unwrap();
     assert!((0.0..2.0).contains(&cores), "{}", run.explain());
 }
+
+#[test]
+fn varying_clients_runs_each_step_with_that_many_clients() {
+    let mut args = SHORT.to_vec();
+    args.extend(["--vary", "clients", "--start", "20", "--max", "40"]);
+    let run = capacity(&args);
+    assert_eq!(run.code, 0, "{}", run.explain());
+    let c = run.json();
+    assert_eq!(c["vary"], "clients");
+    assert_eq!(c["base_clients"], 40);
+    assert_eq!(loads(&c), vec![20.0, 40.0]);
+    for s in c["steps"].as_array().unwrap() {
+        assert_eq!(s["clients"].as_f64(), s["load"].as_f64(), "{s}");
+    }
+}
