@@ -41,6 +41,8 @@ pub(crate) enum Command {
     /// Print Kubernetes manifests that run a scenario as N shards and merge them (an Indexed
     /// Job, a ConfigMap, a results volume, a merge Job).
     K8s(K8sArgs),
+    /// Find the knee: step a scenario's load up until the SLO breaks, then bisect.
+    Capacity(crate::capacity::CapacityArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -342,6 +344,7 @@ pub fn main() -> i32 {
             storage_class: args.storage_class,
             set: args.set,
         }),
+        Command::Capacity(args) => stopped(runtime.block_on(crate::capacity::capacity(args))),
         Command::Serve(args) => match runtime.block_on(reference_server::serve_cli(args)) {
             Ok(()) => Exit::Pass.code(),
             Err(e) => {

@@ -297,6 +297,166 @@ pub fn check_page(check: &Value, dir: &str) -> String {
     )
 }
 
+/// The page of a `roomrig capacity` search, a function of its `capacity.json` alone: the
+/// outcome, each latency metric's p50 and p99 against the load, achieved against offered
+/// deliveries per second, and the steps table (each step's own report is in its directory).
+pub fn capacity_page(c: &Value) -> String {
+    let mut body = String::new();
+    let steps = c["steps"].as_array().cloned().unwrap_or_default();
+    let outcome = text(&c["outcome"]);
+    let class = match outcome.as_str() {
+        "knee" | "no_knee_below_max" => "pass",
+        "generator_limit" | "interrupted" => "invalid",
+        _ => "fail",
+    };
+    let vary = text(&c["vary"]);
+    let show = |load: f64| match vary.as_str() {
+        "clients" => format!("{load:.0} clients"),
+        _ => format!("×{}", num(load)),
+    };
+    let _ = writeln!(
+        body,
+        "<section class=\"verdict {class}\"><h1>{} <small>exit {}</small></h1><p>{}</p></section>",
+        esc(&outcome.replace('_', " ").to_uppercase()),
+        esc(&text(&c["exit_code"])),
+        esc(&text(&c["message"])),
+    );
+    let search = &c["search"];
+    let _ = writeln!(
+        body,
+        "<table class=\"facts\"><tr><th>scenario</th><td>{} ({}, {})</td></tr>\
+         <tr><th>target</th><td>{}</td></tr><tr><th>load</th><td>{} ({}; the scenario has {} clients)</td></tr>\
+         <tr><th>search</th><td>from {} by ×{} up to {}, resolution {}%</td></tr>\
+         <tr><th>SLO</th><td>{} and no MUST violation</td></tr>\
+         <tr><th>started</th><td>{}</td></tr><tr><th>duration</th><td>{} s</td></tr></table>",
+        esc(&text(&c["scenario"]["name"])),
+        esc(&text(&c["scenario"]["path"])),
+        esc(&text(&c["scenario"]["dialect"])),
+        esc(&text(&c["target"])),
+        esc(&vary),
+        esc(&text(&c["load_unit"])),
+        esc(&text(&c["base_clients"])),
+        esc(&show(search["start"].as_f64().unwrap_or(0.0))),
+        num(search["factor"].as_f64().unwrap_or(0.0)),
+        esc(&show(search["max"].as_f64().unwrap_or(0.0))),
+        num(search["resolution"].as_f64().unwrap_or(0.0) * 100.0),
+        esc(&c["slo"]
+            .as_array()
+            .map(|a| a.iter().map(text).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default()),
+        esc(&text(&c["started_at"])),
+        num(c["duration_s"].as_f64().unwrap_or(0.0)),
+    );
+    // The charts plot the steps in order of load (bisection runs them out of order).
+    let mut by_load: Vec<&Value> = steps.iter().collect();
+    by_load.sort_by(|a, b| {
+        let l = |v: &Value| v["load"].as_f64().unwrap_or(0.0);
+        l(a).total_cmp(&l(b))
+    });
+    let x_max = by_load
+        .last()
+        .and_then(|s| s["load"].as_f64())
+        .unwrap_or(1.0);
+    let x_unit = if vary == "clients" { "" } else { "×" };
+    // chart_of draws a point in the middle of its second (x + 0.5): loads are shifted back.
+    let at = |s: &Value| s["load"].as_f64().unwrap_or(0.0) - 0.5;
+    let series = |label: &str, style: &'static str, y: &dyn Fn(&Value) -> Option<f64>| Series {
+        label: label.to_string(),
+        style,
+        points: by_load.iter().map(|s| (at(s), y(s))).collect(),
+    };
+    body.push_str("<h2>Throughput against load</h2>\n");
+    body.push_str(&chart_of(
+        "capacity-throughput",
+        "deliveries per second: offered and achieved",
+        "/s",
+        (x_max, x_unit),
+        &[
+            series("offered", "s0", &|s| s["offered_deliveries_per_s"].as_f64()),
+            series("achieved", "s1", &|s| {
+                s["achieved_deliveries_per_s"].as_f64()
+            }),
+        ],
+    ));
+    body.push_str("<h2>Latency against load</h2>\n");
+    let mut metrics: Vec<String> = steps
+        .iter()
+        .filter_map(|s| s["metrics"].as_object())
+        .flat_map(|m| m.keys().cloned())
+        .collect();
+    metrics.sort();
+    metrics.dedup();
+    for (i, m) in metrics.iter().enumerate() {
+        let stat = |key: &'static str| {
+            let m = m.clone();
+            move |s: &Value| s["metrics"][&m][key].as_f64()
+        };
+        body.push_str(&chart_of(
+            &format!("capacity-latency-{i}"),
+            &format!("{m} (CO-corrected)"),
+            " ms",
+            (x_max, x_unit),
+            &[
+                series("p50", "s0", &stat("p50_ms")),
+                series("p99", "s2", &stat("p99_ms")),
+            ],
+        ));
+    }
+    body.push_str("<h2>Steps</h2>\n<table class=\"grid steps\"><tr><th>step</th><th>load</th><th>clients</th><th>offered d/s</th><th>achieved d/s</th><th>p50 / p99 ms</th><th>violations M/S</th><th>driver cores</th><th>server cores</th><th>verdict</th><th>report</th></tr>\n");
+    for s in &steps {
+        let lat: Vec<String> = s["metrics"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| {
+                        format!(
+                            "{k}: {} / {}",
+                            num(v["p50_ms"].as_f64().unwrap_or(0.0)),
+                            num(v["p99_ms"].as_f64().unwrap_or(0.0))
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let o = text(&s["outcome"]);
+        let row_class = match o.as_str() {
+            "pass" => "pass",
+            "invalid" | "interrupted" => "warn",
+            _ => "fail",
+        };
+        let opt = |v: &Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.0}"));
+        let cores = |v: &Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.2}"));
+        let dir = text(&s["dir"]);
+        let _ = writeln!(
+            body,
+            "<tr class=\"{row_class}\"><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td><small>{}</small></td><td class=\"num\">{}/{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}<br><small>{}</small></td><td><a href=\"{}/report.html\">{}</a></td></tr>",
+            esc(&text(&s["index"])),
+            esc(&show(s["load"].as_f64().unwrap_or(0.0))),
+            esc(&text(&s["clients"])),
+            opt(&s["offered_deliveries_per_s"]),
+            opt(&s["achieved_deliveries_per_s"]),
+            lat.iter().map(|l| esc(l)).collect::<Vec<_>>().join("<br>"),
+            esc(&text(&s["violations"]["must"])),
+            esc(&text(&s["violations"]["should"])),
+            cores(&s["driver_cpu_cores"]),
+            cores(&s["server_cpu_cores"]),
+            esc(&o),
+            esc(&s["reasons"]
+                .as_array()
+                .map(|a| a.iter().map(text).collect::<Vec<_>>().join("; "))
+                .unwrap_or_default()),
+            esc(&dir),
+            esc(&dir),
+        );
+    }
+    body.push_str("</table>\n");
+    machine(&mut body, &c["machine"]);
+    page(
+        &format!("roomrig capacity · {}", text(&c["scenario"]["name"])),
+        &body,
+    )
+}
+
 fn verdict_block(out: &mut String, s: &Value) {
     let status = text(&s["verdict"]["status"]);
     let _ = write!(

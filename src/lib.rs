@@ -7,6 +7,7 @@
 //! run; [`workers`] splits a run across driver processes. Modules used only inside the crate
 //! are `pub(crate)`; the public ones are those the binary and the integration tests use.
 
+pub(crate) mod capacity;
 pub(crate) mod catalogue;
 pub(crate) mod check;
 pub mod cli;

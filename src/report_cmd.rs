@@ -117,6 +117,21 @@ pub fn render_check_dir(dir: &Path) -> Result<PathBuf, ReadError> {
     Ok(path)
 }
 
+/// The results of `roomrig capacity` inside its report directory.
+pub const CAPACITY_FILE: &str = crate::capacity::report::FILE;
+
+/// Reads a capacity search's `capacity.json`.
+fn read_capacity(dir: &Path) -> Result<serde_json::Value, ReadError> {
+    let c = read_json(&dir.join(CAPACITY_FILE))?;
+    if c["kind"] != "capacity" || !c["steps"].is_array() {
+        return Err(ReadError::Corrupt(format!(
+            "{} has no steps: not a roomrig capacity result",
+            dir.join(CAPACITY_FILE).display()
+        )));
+    }
+    Ok(c)
+}
+
 fn write(path: &Path, page: String) -> Result<(), ReadError> {
     std::fs::write(path, page)
         .map_err(|e| ReadError::Missing(format!("cannot write {}: {e}", path.display())))
@@ -129,6 +144,8 @@ pub fn report(dirs: &[PathBuf], out: Option<&Path>) -> i32 {
             let path = out.map_or_else(|| dir.join(PAGE), Path::to_path_buf);
             let page = if dir.join(CHECK_FILE).is_file() {
                 crate::html::check_page(&read_check(dir)?, &dir.display().to_string())
+            } else if dir.join(CAPACITY_FILE).is_file() {
+                crate::html::capacity_page(&read_capacity(dir)?)
             } else {
                 crate::html::run_page(&read_run(dir)?)
             };

@@ -98,6 +98,9 @@ struct LiveRoom {
     held: HashMap<u64, Value>,
     /// Which room this is (the `leak-to-first-room` fault spares the first room itself).
     room_id: u64,
+    /// The `latency-above` fault: the room's last held-back broadcast, which every later one
+    /// waits for, so that delays never reorder a room's broadcasts.
+    delayed: Option<tokio::task::JoinHandle<()>>,
 }
 
 struct Member {
@@ -135,6 +138,8 @@ pub struct DormState {
     faults: FaultSet,
     /// The first room of the fixture, which the `leak-to-first-room` fault copies into.
     first_room: Option<u64>,
+    /// The `latency-above` fault: deliveries asked for over the last second.
+    delivery_rate: Option<crate::faults::DeliveryRate>,
 }
 
 /// Locks a mutex, ignoring poisoning: every critical section leaves the data consistent before
@@ -185,6 +190,7 @@ impl DormState {
             registry: Mutex::new(Registry::default()),
             faults,
             first_room: fixtures.rooms.first().map(|r| r.room_id),
+            delivery_rate: faults.latency_above.map(|_| Default::default()),
         }
     }
 
@@ -497,6 +503,9 @@ impl DormState {
         } else {
             1
         };
+        if self.held_back(&mut live.delayed, event, payload, &targets, copies) {
+            return;
+        }
         for _ in 0..copies {
             for socket in &targets {
                 socket.emit(event, payload).ok();
@@ -515,6 +524,46 @@ impl DormState {
                 }
             }
         }
+    }
+}
+
+impl DormState {
+    /// The `latency-above` fault: when the server is over its rate, or the room still has a
+    /// held-back broadcast, the broadcast goes out from a task after its delay and after the
+    /// room's previous held-back one. Returns whether it was taken.
+    fn held_back<T: Serialize>(
+        &self,
+        delayed: &mut Option<tokio::task::JoinHandle<()>>,
+        event: &str,
+        payload: &T,
+        targets: &[&SocketRef],
+        copies: usize,
+    ) -> bool {
+        let (Some(limit), Some(meter)) = (self.faults.latency_above, &self.delivery_rate) else {
+            return false;
+        };
+        let rate = meter.add((targets.len() * copies) as u64);
+        let delay = crate::faults::load_delay(limit, rate);
+        let before = delayed.take().filter(|h| !h.is_finished());
+        if delay.is_zero() && before.is_none() {
+            return false;
+        }
+        let due = tokio::time::Instant::now() + delay;
+        let sockets: Vec<SocketRef> = targets.iter().map(|s| (*s).clone()).collect();
+        let payload = serde_json::to_value(payload).unwrap_or_default();
+        let event = event.to_string();
+        *delayed = Some(tokio::spawn(async move {
+            if let Some(before) = before {
+                let _ = before.await;
+            }
+            tokio::time::sleep_until(due).await;
+            for _ in 0..copies {
+                for socket in &sockets {
+                    socket.emit(&event, &payload).ok();
+                }
+            }
+        }));
+        true
     }
 }
 

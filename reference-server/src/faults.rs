@@ -13,7 +13,7 @@
 //! `voice-sign-unchecked`, `voice-seat-kept`, `push-no-kick`, `push-kicked-still-receives`,
 //! `push-alter-data`, `push-no-room-taken`, `push-wrong-http-code`, `push-wrong-return-code`,
 //! `chat-volatile-store`, `voice-idle-never`, `voice-room-remembered`,
-//! `voice-hang-up-caller-only`.
+//! `voice-hang-up-caller-only`, `latency-above=RATE`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -138,6 +138,12 @@ pub enum Fault {
     /// voice: only the caller's departure tells the other side `hang_up`; the called member's
     /// departure ends the call silently.
     VoiceHangUpCallerOnly,
+    /// dorm: a server that slows down under load, for `roomrig capacity`'s test. While the
+    /// deliveries the server was asked for over the last second exceed RATE per second, each
+    /// room broadcast is held back by [`load_delay`] (50 ms per percent the rate is above
+    /// RATE, at most 1 s), in the room's order. At or below RATE it is the
+    /// healthy server.
+    LatencyAbove(u64),
 }
 
 impl Fault {
@@ -165,7 +171,7 @@ pub enum FaultParseError {
          voice-no-failover, voice-sign-unchecked, voice-seat-kept, push-no-kick, \
          push-kicked-still-receives, push-alter-data, push-no-room-taken, push-wrong-http-code, \
          push-wrong-return-code, chat-volatile-store, voice-idle-never, voice-room-remembered, \
-         voice-hang-up-caller-only)"
+         voice-hang-up-caller-only, latency-above=RATE)"
     )]
     Unknown(String),
     #[error("fault {0} takes no value")]
@@ -174,6 +180,8 @@ pub enum FaultParseError {
     MissingValue,
     #[error("drop-broadcast fraction {0:?} is not a number between 0 and 1")]
     BadFraction(String),
+    #[error("fault latency-above needs a rate of deliveries per second above 0, as in latency-above=1000 (got {0:?})")]
+    BadRate(String),
 }
 
 impl FromStr for Fault {
@@ -244,6 +252,13 @@ impl FromStr for Fault {
             "voice-idle-never" => bare(Fault::VoiceIdleNever),
             "voice-room-remembered" => bare(Fault::VoiceRoomRemembered),
             "voice-hang-up-caller-only" => bare(Fault::VoiceHangUpCallerOnly),
+            "latency-above" => {
+                let v = value.unwrap_or_default();
+                match v.parse::<u64>() {
+                    Ok(rate) if rate > 0 => Ok(Fault::LatencyAbove(rate)),
+                    _ => Err(FaultParseError::BadRate(v.to_string())),
+                }
+            }
             _ => Err(FaultParseError::Unknown(spec.to_string())),
         }
     }
@@ -297,6 +312,7 @@ impl fmt::Display for Fault {
             Fault::VoiceIdleNever => f.write_str("voice-idle-never"),
             Fault::VoiceRoomRemembered => f.write_str("voice-room-remembered"),
             Fault::VoiceHangUpCallerOnly => f.write_str("voice-hang-up-caller-only"),
+            Fault::LatencyAbove(rate) => write!(f, "latency-above={rate}"),
         }
     }
 }
@@ -350,6 +366,8 @@ pub struct FaultSet {
     pub voice_idle_never: bool,
     pub voice_room_remembered: bool,
     pub voice_hang_up_caller_only: bool,
+    /// `latency-above=RATE`: deliveries per second above which broadcasts are delayed.
+    pub latency_above: Option<u64>,
 }
 
 impl FaultSet {
@@ -402,6 +420,7 @@ impl FaultSet {
                 Fault::VoiceIdleNever => set.voice_idle_never = true,
                 Fault::VoiceRoomRemembered => set.voice_room_remembered = true,
                 Fault::VoiceHangUpCallerOnly => set.voice_hang_up_caller_only = true,
+                Fault::LatencyAbove(rate) => set.latency_above = Some(rate),
             }
         }
         set
@@ -410,6 +429,68 @@ impl FaultSet {
     /// True when the `n`-th (1-based) broadcast of a room must be dropped.
     pub fn drops(&self, n: u64) -> bool {
         matches!(self.drop_period, Some(p) if n % p == 0)
+    }
+}
+
+/// The delay of a broadcast under `latency-above=LIMIT` when the server was asked for `rate`
+/// deliveries over the last second: none up to LIMIT, then 50 ms per percent over it (2 %
+/// over: 100 ms; 10 % over: 500 ms), at most 1 s (below a scenario's usual 2 s deadline, so
+/// the fault shows as latency, not as late or missing deliveries). Growing from zero, not
+/// jumping, keeps a rate that wavers a little around LIMIT from reading as far over it.
+pub fn load_delay(limit: u64, rate: u64) -> Duration {
+    if rate <= limit {
+        return Duration::ZERO;
+    }
+    let excess = (rate - limit) as f64 / limit as f64;
+    Duration::from_secs_f64((5.0 * excess).min(1.0))
+}
+
+/// Deliveries asked of a server over the last second, for `latency-above`: a ring of
+/// 100 ms slots; the rate is the sum of the ten slots before the current one (a whole second,
+/// at most 100 ms old, so a steady rate reads as itself and not 10 % low).
+#[derive(Debug)]
+pub struct DeliveryRate {
+    state: std::sync::Mutex<RateSlots>,
+}
+
+#[derive(Debug)]
+struct RateSlots {
+    epoch: std::time::Instant,
+    /// The index (100 ms since `epoch`) of the slot counting now.
+    current: u64,
+    counts: [u64; 11],
+}
+
+impl Default for DeliveryRate {
+    fn default() -> Self {
+        DeliveryRate {
+            state: std::sync::Mutex::new(RateSlots {
+                epoch: std::time::Instant::now(),
+                current: 0,
+                counts: [0; 11],
+            }),
+        }
+    }
+}
+
+impl DeliveryRate {
+    /// Counts `n` deliveries asked for now; returns the rate over the last whole second.
+    pub fn add(&self, n: u64) -> u64 {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let now = (s.epoch.elapsed().as_millis() / 100) as u64;
+        Self::advance(&mut s, now);
+        let slot = (now % 11) as usize;
+        s.counts[slot] += n;
+        s.counts.iter().sum::<u64>() - s.counts[slot]
+    }
+
+    /// Moves the ring to slot `now`, emptying the slots it passes.
+    fn advance(s: &mut RateSlots, now: u64) {
+        let from = s.current + 1;
+        for i in from..=now.min(s.current + 11) {
+            s.counts[(i % 11) as usize] = 0;
+        }
+        s.current = s.current.max(now);
     }
 }
 
@@ -481,6 +562,7 @@ mod tests {
             "voice-idle-never",
             "voice-room-remembered",
             "voice-hang-up-caller-only",
+            "latency-above=1500",
         ] {
             let fault: Fault = spec.parse().unwrap();
             assert_eq!(fault.to_string(), spec);
@@ -516,6 +598,44 @@ mod tests {
             "".parse::<Fault>(),
             Err(FaultParseError::Unknown(_))
         ));
+    }
+
+    #[test]
+    fn latency_above_needs_a_positive_rate_and_grows_steeply_past_it() {
+        assert_eq!(
+            "latency-above=800".parse::<Fault>(),
+            Ok(Fault::LatencyAbove(800))
+        );
+        for bad in ["latency-above", "latency-above=0", "latency-above=x"] {
+            assert!(
+                matches!(bad.parse::<Fault>(), Err(FaultParseError::BadRate(_))),
+                "{bad}"
+            );
+        }
+        assert_eq!(load_delay(1000, 1000), Duration::ZERO);
+        assert_eq!(load_delay(1000, 1020), Duration::from_millis(100));
+        assert_eq!(load_delay(1000, 1100), Duration::from_millis(500));
+        assert_eq!(load_delay(1000, 5000), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn delivery_rate_counts_the_last_whole_second() {
+        let meter = DeliveryRate::default();
+        // Everything counted in the current slot is not yet part of the rate.
+        assert_eq!(meter.add(5), 0);
+        let mut s = meter.state.lock().unwrap();
+        // Ten slots of 100 each, then the current one.
+        for now in 1..=10 {
+            DeliveryRate::advance(&mut s, now);
+            s.counts[(now % 11) as usize] += 100;
+        }
+        DeliveryRate::advance(&mut s, 11);
+        let sum =
+            |s: &RateSlots| s.counts.iter().sum::<u64>() - s.counts[(s.current % 11) as usize];
+        assert_eq!(sum(&s), 1000);
+        // A long pause empties the ring.
+        DeliveryRate::advance(&mut s, 100);
+        assert_eq!(sum(&s), 0);
     }
 
     #[test]
