@@ -305,7 +305,11 @@ pub(crate) async fn run(
             if let Err(code) = save(&file) {
                 return code;
             }
-            crate::driver::run(scenario.clone(), crate::run::run_options(req, keyed, live)).await
+            crate::driver::run(
+                scenario.clone(),
+                crate::run::run_options(req, keyed, live.clone()),
+            )
+            .await
         }
     };
     let result = match outcome {
@@ -323,6 +327,9 @@ pub(crate) async fn run(
             return save(&file).err().unwrap_or(code);
         }
     };
+    if let Some(board) = &live {
+        board.publish(crate::live_metrics::final_figures(&result), Duration::ZERO);
+    }
     let name = scenario.name.clone();
     let run_id = format!(
         "{}-shard{k}of{n}",

@@ -389,3 +389,48 @@ fn with_two_workers_the_parent_serves_their_sum() {
     );
     assert_eq!(run.stop(), 0);
 }
+
+/// A shard (`run --shard K/N`) has no parent to serve its figures: it serves its own, and at
+/// its end its own report's.
+#[test]
+fn a_shard_serves_its_own_figures() {
+    let _serial = common::serial();
+    let server = common::Served::start(&[
+        "--dialect",
+        "dorm",
+        "--generate-users",
+        "8",
+        "--room-size",
+        "4",
+    ]);
+    let start = std::time::SystemTime::now() + Duration::from_secs(3);
+    let start = start
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        .to_string();
+    let run = LiveRun::start(
+        "tests/scenarios/dorm-exact.yaml",
+        &[
+            "--shard",
+            "0/1",
+            "--start-at",
+            &start,
+            "--target",
+            &server.url,
+        ],
+    );
+    let live = scrape_until(&run.addr, |s| s.value("roomrig_connects_total") == 8.0)
+        .expect("the shard's 8 connections seen live before it ends");
+    run.wait_for_report();
+    let last = scrape(&run.addr);
+    assert_grown(&live, &last);
+    assert_eq!(last.value("roomrig_run_finished"), 1.0);
+    let s = run.summary();
+    assert_eq!(
+        last.value("roomrig_events_received_total"),
+        s["events"]["received"].as_f64().unwrap()
+    );
+    assert_eq!(s["events"]["received"].as_f64(), Some(136.0));
+    assert_eq!(run.stop(), 0);
+}

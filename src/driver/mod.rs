@@ -485,10 +485,11 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
     let lag = tokio::spawn(lag_probe(shared.clone()));
     let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sampler = tokio::spawn(sample_each_second(shared.clone(), samples.clone()));
-    // A worker tells its parent, which serves the endpoint.
-    let live_metrics = opts.live_metrics.clone().map(|board| match opts.worker {
-        Some(_) => tokio::spawn(live::feed(shared.clone())),
-        None => tokio::spawn(live::collect(shared.clone(), board)),
+    // A worker tells its parent, which serves the endpoint; a shard has no parent and serves
+    // its own.
+    let live_metrics = opts.live_metrics.clone().map(|board| match &opts.worker {
+        Some(w) if !w.is_shard() => tokio::spawn(live::feed(shared.clone())),
+        _ => tokio::spawn(live::collect(shared.clone(), board)),
     });
     // A worker always reports its counters to the parent, which draws the view (or not).
     let progress = match &opts.worker {
