@@ -331,7 +331,13 @@ pub fn main() -> i32 {
         Command::Check(args) => stopped(runtime.block_on(check(args))),
         Command::Rules(args) => rules(args),
         Command::Report(args) => crate::report_cmd::report(&args.dirs, args.out.as_deref()),
-        Command::Merge(args) => crate::merge_cmd::merge(&args),
+        Command::Merge(args) => crate::merge_cmd::merge(&crate::merge_cmd::MergeRequest {
+            dirs: args.dirs,
+            report_dir: args.report_dir,
+            overwrite: args.overwrite,
+            strict: args.strict,
+            junit: args.junit,
+        }),
         Command::K8s(args) => crate::k8s::print(&crate::k8s::K8sRequest {
             scenario_path: args.scenario,
             shards: args.shards,

@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::MergeArgs;
 use crate::exit::Exit;
 use crate::report::Processes;
 use crate::shard::ShardFile;
@@ -71,8 +70,18 @@ fn check_parts(found: &[(PathBuf, ShardFile)]) -> Result<(), String> {
     Ok(())
 }
 
+/// What `roomrig merge` is asked (the command line's, without its parser).
+pub(crate) struct MergeRequest {
+    /// The shards' report directories.
+    pub dirs: Vec<PathBuf>,
+    pub report_dir: PathBuf,
+    pub overwrite: bool,
+    pub strict: bool,
+    pub junit: Option<PathBuf>,
+}
+
 /// `roomrig merge`: returns the exit code of the merged verdict.
-pub(crate) fn merge(args: &MergeArgs) -> i32 {
+pub(crate) fn merge(args: &MergeRequest) -> i32 {
     let mut found = Vec::new();
     for dir in &args.dirs {
         match crate::shard::read_file(dir) {
