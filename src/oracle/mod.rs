@@ -248,6 +248,7 @@ struct OneMember {
 /// and the holder's client sees its close after the other member sees the fail-over: so it is
 /// judged when that close comes (see [`Oracle::dropped_by_server`]), a report of the holder,
 /// or the sweep.
+#[derive(Clone, Copy)]
 struct Suspect {
     client: ClientId,
     at: Micros,
@@ -1824,17 +1825,8 @@ impl Oracle {
                 {
                     let b = r.outstanding.pop_front().expect("front exists");
                     if let Some(one) = &b.one {
-                        if let (Some(s), Some(&(holder, _))) = (&one.suspect, one.got.last()) {
-                            duplicates.push((
-                                Suspect {
-                                    client: s.client,
-                                    at: s.at,
-                                    reported: s.reported,
-                                },
-                                b.event,
-                                b.sender,
-                                holder,
-                            ));
+                        if let (Some(s), Some(&(holder, _))) = (one.suspect, one.got.last()) {
+                            duplicates.push((s, b.event, b.sender, holder));
                         }
                         missing.extend(one.missing(&b, &r.members, now, self.deadline));
                         continue;
