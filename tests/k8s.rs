@@ -18,32 +18,7 @@ const SCENARIO: &str = "tests/scenarios/dorm-exact.yaml";
 
 /// The virtualenv's bin directory, with tests/python/k8s-requirements.txt installed (once).
 fn venv_bin() -> PathBuf {
-    let target = PathBuf::from(env!("CARGO_BIN_EXE_roomrig"))
-        .parent()
-        .and_then(|p| p.parent())
-        .expect("the target directory")
-        .to_path_buf();
-    let venv = target.join("k8s-pyvenv");
-    let ready = venv.join("installed");
-    if !ready.exists() {
-        let made = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .expect("python3 runs (needed for kubernetes-validate)");
-        assert!(made.success(), "python3 -m venv {} failed", venv.display());
-        let pip = Command::new(venv.join("bin/python"))
-            .args(["-m", "pip", "install", "-q", "-r"])
-            .arg(repo_file("tests/python/k8s-requirements.txt"))
-            .status()
-            .expect("pip runs");
-        assert!(
-            pip.success(),
-            "pip could not install tests/python/k8s-requirements.txt (is PyPI reachable?)"
-        );
-        std::fs::write(&ready, "").unwrap();
-    }
-    venv.join("bin")
+    common::python_venv("k8s-pyvenv", "tests/python/k8s-requirements.txt").join("bin")
 }
 
 fn k8s(args: &[&str]) -> std::process::Output {

@@ -11,33 +11,7 @@ use common::{repo_file, Served};
 
 /// The virtualenv's python, with tests/python/requirements.txt installed (once).
 fn python() -> PathBuf {
-    let target = PathBuf::from(env!("CARGO_BIN_EXE_roomrig"))
-        .parent()
-        .and_then(|p| p.parent())
-        .expect("the target directory")
-        .to_path_buf();
-    let venv = target.join("voice-pyvenv");
-    let python = venv.join("bin/python");
-    let ready = venv.join("installed");
-    if !ready.exists() {
-        let made = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .expect("python3 runs (needed for the independent voice client)");
-        assert!(made.success(), "python3 -m venv {} failed", venv.display());
-        let pip = Command::new(&python)
-            .args(["-m", "pip", "install", "-q", "-r"])
-            .arg(repo_file("tests/python/requirements.txt"))
-            .status()
-            .expect("pip runs");
-        assert!(
-            pip.success(),
-            "pip could not install tests/python/requirements.txt (is PyPI reachable?)"
-        );
-        std::fs::write(&ready, "").unwrap();
-    }
-    python
+    common::python_venv("voice-pyvenv", "tests/python/requirements.txt").join("bin/python")
 }
 
 #[test]

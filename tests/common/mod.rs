@@ -72,6 +72,38 @@ pub fn repo_file(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
 
+/// A Python virtualenv `NAME` under the target directory with `requirements` (a file of the
+/// repository) installed, once: the tests install what they need themselves. Returns the
+/// virtualenv's directory (`bin/python` inside).
+pub fn python_venv(name: &str, requirements: &str) -> PathBuf {
+    let target = PathBuf::from(env!("CARGO_BIN_EXE_roomrig"))
+        .parent()
+        .and_then(|p| p.parent())
+        .expect("the target directory")
+        .to_path_buf();
+    let venv = target.join(name);
+    let ready = venv.join("installed");
+    if !ready.exists() {
+        let made = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .unwrap_or_else(|e| panic!("python3 runs (needed for {requirements}): {e}"));
+        assert!(made.success(), "python3 -m venv {} failed", venv.display());
+        let pip = Command::new(venv.join("bin/python"))
+            .args(["-m", "pip", "install", "-q", "-r"])
+            .arg(repo_file(requirements))
+            .status()
+            .expect("pip runs");
+        assert!(
+            pip.success(),
+            "pip could not install {requirements} (is PyPI reachable?)"
+        );
+        std::fs::write(&ready, "").unwrap();
+    }
+    venv
+}
+
 /// `roomrig serve --listen 127.0.0.1:0 ARGS...` in its own process, killed on drop.
 pub struct Served {
     child: std::process::Child,
