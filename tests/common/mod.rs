@@ -75,6 +75,11 @@ pub fn repo_file(relative: &str) -> PathBuf {
 /// A Python virtualenv `NAME` under the target directory with `requirements` (a file of the
 /// repository) installed, once: the tests install what they need themselves. Returns the
 /// virtualenv's directory (`bin/python` inside).
+///
+/// Tests run in parallel threads (and, under a process-per-test runner, in parallel
+/// processes), so the first build holds a file lock beside the virtualenv: CI once failed
+/// with two tests of one binary running `python3 -m venv` into the same directory at once
+/// ("File exists"). A build that died half-way (no `installed` marker) is started afresh.
 pub fn python_venv(name: &str, requirements: &str) -> PathBuf {
     let target = PathBuf::from(env!("CARGO_BIN_EXE_roomrig"))
         .parent()
@@ -83,7 +88,16 @@ pub fn python_venv(name: &str, requirements: &str) -> PathBuf {
         .to_path_buf();
     let venv = target.join(name);
     let ready = venv.join("installed");
+    if ready.exists() {
+        return venv;
+    }
+    let lock = std::fs::File::create(target.join(format!("{name}.lock")))
+        .expect("the virtualenv's lock file");
+    lock.lock().expect("the virtualenv's lock");
     if !ready.exists() {
+        if venv.exists() {
+            std::fs::remove_dir_all(&venv).expect("remove a half-built virtualenv");
+        }
         let made = Command::new("python3")
             .args(["-m", "venv"])
             .arg(&venv)
