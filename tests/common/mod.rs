@@ -76,10 +76,11 @@ pub fn repo_file(relative: &str) -> PathBuf {
 /// repository) installed, once: the tests install what they need themselves. Returns the
 /// virtualenv's directory (`bin/python` inside).
 ///
-/// Tests run in parallel threads (and, under a process-per-test runner, in parallel
-/// processes), so the first build holds a file lock beside the virtualenv: CI once failed
+/// The tests of one binary run in parallel threads, so the build holds a lock: CI once failed
 /// with two tests of one binary running `python3 -m venv` into the same directory at once
-/// ("File exists"). A build that died half-way (no `installed` marker) is started afresh.
+/// ("File exists"). Each virtualenv belongs to one test binary, and cargo runs the binaries
+/// one after another, so a lock in the process is enough. A build that died half-way (no
+/// `installed` marker) is started afresh.
 pub fn python_venv(name: &str, requirements: &str) -> PathBuf {
     let target = PathBuf::from(env!("CARGO_BIN_EXE_roomrig"))
         .parent()
@@ -91,9 +92,8 @@ pub fn python_venv(name: &str, requirements: &str) -> PathBuf {
     if ready.exists() {
         return venv;
     }
-    let lock = std::fs::File::create(target.join(format!("{name}.lock")))
-        .expect("the virtualenv's lock file");
-    lock.lock().expect("the virtualenv's lock");
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _building = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
     if !ready.exists() {
         if venv.exists() {
             std::fs::remove_dir_all(&venv).expect("remove a half-built virtualenv");
