@@ -28,6 +28,10 @@ pub struct Advertised {
     pub eio: EioVersion,
     pub ping_interval: Micros,
     pub ping_timeout: Micros,
+    /// The server did not state `ping_timeout`: it is the protocol source's silence allowance
+    /// past an interval the server chose itself (voice against a target advertising another
+    /// interval than the seed's), so a close before it is only a warning.
+    pub timeout_assumed: bool,
 }
 
 /// The client's heartbeat history on the run's clock (see [`crate::transport::HeartbeatMarks`]).
@@ -44,6 +48,9 @@ pub struct Marks {
 pub struct Window {
     /// A close before this is early: the server did not give the client its advertised time.
     pub earliest: Micros,
+    /// A close before this is early on any reading: the client had not yet missed a single
+    /// heartbeat of the advertised interval. Equals `earliest` unless the timeout is assumed.
+    pub earliest_sure: Micros,
     /// The server must have closed the client by this (advertised values + grace).
     pub latest: Micros,
     /// The client waits until this: `latest`, or sooner when a cap ends the wait.
@@ -76,6 +83,13 @@ pub fn window(
         EioVersion::V4 => marks.connect_started + u64::from(marks.pongs_sent) * interval + timeout,
     }
     .saturating_sub(slack);
+    let earliest_sure = if adv.timeout_assumed {
+        (earliest + slack)
+            .saturating_sub(timeout)
+            .saturating_sub(slack)
+    } else {
+        earliest
+    };
     let latest = marks.last_sent.max(marks.connect_started) + interval + timeout + grace;
     let wait_until = match cap {
         Some(cap) => latest.min(dropped_at + cap),
@@ -83,6 +97,7 @@ pub fn window(
     };
     Window {
         earliest,
+        earliest_sure,
         latest,
         wait_until,
     }
@@ -106,6 +121,7 @@ mod tests {
             eio,
             ping_interval: 500 * MS,
             ping_timeout: 500 * MS,
+            timeout_assumed: false,
         }
     }
 
@@ -191,6 +207,7 @@ mod tests {
             eio: EioVersion::V4,
             ping_interval: 25_000 * MS,
             ping_timeout: 20_000 * MS,
+            timeout_assumed: false,
         };
         let w = window(a, marks(None, 0, 0), 100 * MS, 1000 * MS, Some(2_500 * MS));
         assert_eq!(w.latest, 46_000 * MS);
@@ -214,5 +231,39 @@ mod tests {
         let a = adv(EioVersion::V3);
         assert_eq!(longest_close(a, 1000 * MS, None), 2_000 * MS);
         assert_eq!(longest_close(a, 1000 * MS, Some(1_500 * MS)), 1_500 * MS);
+    }
+
+    #[test]
+    fn an_assumed_timeout_is_sure_only_up_to_the_interval() {
+        // voice against a target advertising 0.5 s: the seed's 20 s of silence is assumed
+        // (19.5 s past the interval). Last ping at 3 s.
+        let a = Advertised {
+            eio: EioVersion::V3,
+            ping_interval: 500 * MS,
+            ping_timeout: 19_500 * MS,
+            timeout_assumed: true,
+        };
+        let w = window(
+            a,
+            marks(Some(3_000 * MS), 3_000 * MS, 0),
+            3_100 * MS,
+            1000 * MS,
+            None,
+        );
+        assert_eq!(w.earliest, 23_000 * MS - EARLY_SLACK);
+        assert_eq!(w.earliest_sure, 3_500 * MS - EARLY_SLACK);
+        assert_eq!(w.latest, 24_000 * MS);
+        // Stated by the server: both bounds are one.
+        let w = window(
+            Advertised {
+                timeout_assumed: false,
+                ..a
+            },
+            marks(Some(3_000 * MS), 3_000 * MS, 0),
+            3_100 * MS,
+            1000 * MS,
+            None,
+        );
+        assert_eq!(w.earliest_sure, w.earliest);
     }
 }

@@ -435,6 +435,32 @@ fn voice_idle_never_fails_the_silent_client_case() {
     );
 }
 
+/// A voice target advertising a 0.5 s interval that closes a silent client after 1 s (the
+/// reference server run so) is not held to the seed's 20 s as a MUST: the seed states that
+/// silence only with its own 15 s interval. The case warns; it fails only with `--strict`.
+#[test]
+fn a_short_advertised_interval_makes_a_short_silence_a_warning() {
+    let _permit = permit();
+    let case = "voice/connection/silent-client-closed";
+    let server = served(&["--dialect", "voice"]);
+    let c = roomrig_check(&[
+        "--dialect",
+        "voice",
+        "--target",
+        &server.url,
+        "--case",
+        case,
+    ]);
+    assert_eq!(c.code, 0, "{}\n{}", c.stdout, c.stderr);
+    assert_eq!(status_of(&c, case), "warn", "{}", c.stdout);
+    assert_eq!(
+        rules_of(&c, case),
+        vec!["voice/connection/heartbeat-timeout-short".to_string()],
+        "{}",
+        c.stdout
+    );
+}
+
 /// Defects of what the seeds do not state (per-sender order): the case warns with the SHOULD
 /// rule, and fails only with `--strict`.
 const SHOULD_DEFECTS: &[(&str, &str, &str, &str)] = &[

@@ -665,6 +665,14 @@ pub const RULES: &[RuleSpec] = &[
         level: Level::Must,
         source: "seed 003 §2.1 长连接断开情况 (when the connection ends): the client pings every 15 s, the server ends a connection without a heartbeat for 20 s",
     },
+    // The seed states 20 s of silence with its own 15 s interval only: against a server that
+    // advertises another interval, a close after a missed heartbeat but before 20 s warns.
+    RuleSpec {
+        scope: "connection",
+        checks: &[Check::HeartbeatTimeoutShort],
+        level: Level::Should,
+        source: "seed 003 §2.1: 20 s of silence goes with the seed's 15 s interval; a server advertising another interval states no silence of its own",
+    },
     // A wait capped below the advertised window judges nothing: never more than INFO.
     RuleSpec {
         scope: "connection",

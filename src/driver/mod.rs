@@ -95,6 +95,10 @@ impl Shared {
     pub fn now(&self) -> Micros {
         self.micros_of(Instant::now())
     }
+    /// The server states no heartbeat timeout of its own (see [`websocket::Setup`]).
+    pub fn heartbeat_timeout_assumed(&self) -> bool {
+        self.websocket.as_ref().is_some_and(|s| s.timeout_assumed)
+    }
     pub fn micros_of(&self, at: Instant) -> Micros {
         at.saturating_duration_since(self.start).as_micros() as u64
     }

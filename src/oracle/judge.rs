@@ -451,16 +451,28 @@ impl Judge<'_> {
                 self.metrics
                     .record(("heartbeat", "close"), now - since, now - since);
                 if now < window.earliest {
+                    // Past the advertised interval, a close before an assumed timeout is a
+                    // server that chose a shorter silence: a warning, not a MUST.
+                    let check = if now < window.earliest_sure {
+                        Check::HeartbeatTimeoutEarly
+                    } else {
+                        Check::HeartbeatTimeoutShort
+                    };
                     self.oracle.violate(
                         c.me,
                         "connection",
-                        Check::HeartbeatTimeoutEarly,
+                        check,
                         now,
                         format!(
-                            "no close before {:.0} ms after the heartbeat stopped (pingInterval {:.0} ms + pingTimeout {:.0} ms after the last heartbeat the server can have received)",
+                            "no close before {:.0} ms after the heartbeat stopped (pingInterval {:.0} ms + pingTimeout {:.0} ms after the last heartbeat the server can have received{})",
                             window.earliest.saturating_sub(since) as f64 / 1e3,
                             adv.ping_interval as f64 / 1e3,
                             adv.ping_timeout as f64 / 1e3,
+                            if adv.timeout_assumed {
+                                "; that pingTimeout is the protocol source's, this server states none"
+                            } else {
+                                ""
+                            },
                         ),
                         format!(
                             "closed after {:.3} ms ({reason})",

@@ -50,6 +50,7 @@ pub enum Check {
     UnexpectedClose,
     HeartbeatTimeoutMissing,
     HeartbeatTimeoutEarly,
+    HeartbeatTimeoutShort,
     HeartbeatTimeoutNotObserved,
     Malformed,
     Unresponsive,
@@ -81,6 +82,7 @@ impl Check {
         Check::UnexpectedClose,
         Check::HeartbeatTimeoutMissing,
         Check::HeartbeatTimeoutEarly,
+        Check::HeartbeatTimeoutShort,
         Check::HeartbeatTimeoutNotObserved,
         Check::Malformed,
         Check::Unresponsive,
@@ -112,6 +114,7 @@ impl Check {
             Check::UnexpectedClose => "unexpected-close",
             Check::HeartbeatTimeoutMissing => "heartbeat-timeout-missing",
             Check::HeartbeatTimeoutEarly => "heartbeat-timeout-early",
+            Check::HeartbeatTimeoutShort => "heartbeat-timeout-short",
             Check::HeartbeatTimeoutNotObserved => "heartbeat-timeout-not-observed",
             Check::Malformed => "malformed",
             Check::Unresponsive => "unresponsive",
@@ -123,7 +126,7 @@ impl Check {
             Check::TimeFormat | Check::UnknownEvent | Check::HeartbeatTimeoutNotObserved => {
                 Level::Info
             }
-            Check::Forbidden => Level::Should,
+            Check::Forbidden | Check::HeartbeatTimeoutShort => Level::Should,
             _ => Level::Must,
         }
     }
@@ -172,6 +175,9 @@ impl Check {
             }
             Check::HeartbeatTimeoutEarly => {
                 "a client whose heartbeat stopped was closed before the advertised pingInterval + pingTimeout had passed since its last heartbeat"
+            }
+            Check::HeartbeatTimeoutShort => {
+                "a silent client was closed after it missed a heartbeat of the advertised interval, but before the silence the protocol's source allows; the server advertises no timeout of its own, so this only warns"
             }
             Check::HeartbeatTimeoutNotObserved => {
                 "the heartbeat deadline ended the wait before the server's advertised window had passed: no close observed, nothing judged"
@@ -244,6 +250,12 @@ pub const COMMON: &[RuleSpec] = &[
         checks: &[Check::HeartbeatTimeoutNotObserved],
         level: Level::Info,
         source: "common rule: Engine.IO heartbeat; a wait capped below the advertised window judges nothing",
+    },
+    RuleSpec {
+        scope: "connection",
+        checks: &[Check::HeartbeatTimeoutShort],
+        level: Level::Should,
+        source: "common rule: a heartbeat timeout the server does not state (Engine.IO's handshake states it) is assumed from the protocol's source",
     },
     RuleSpec {
         scope: "connection",

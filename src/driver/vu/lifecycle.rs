@@ -92,6 +92,7 @@ impl Vu {
                     eio: conn.heartbeat_model(),
                     ping_interval: conn.ping_interval().as_micros() as u64,
                     ping_timeout: conn.ping_timeout().as_micros() as u64,
+                    timeout_assumed: shared.heartbeat_timeout_assumed(),
                 };
                 let m = conn.heartbeat_marks();
                 let marks = Marks {

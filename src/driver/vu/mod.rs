@@ -293,6 +293,7 @@ impl Vu {
             eio: conn.heartbeat_model(),
             ping_interval: conn.ping_interval().as_micros() as u64,
             ping_timeout: conn.ping_timeout().as_micros() as u64,
+            timeout_assumed: self.shared.heartbeat_timeout_assumed(),
         };
         let scenario = &self.shared.scenario;
         crate::heartbeat::longest_close(

@@ -1487,6 +1487,7 @@ const ADV: Advertised = Advertised {
     eio: EioVersion::V4,
     ping_interval: 500 * MS,
     ping_timeout: 500 * MS,
+    timeout_assumed: false,
 };
 
 /// The heartbeat dropped at 1 s after two pongs, the last frame sent at 1 s, with 100 ms of
@@ -1530,6 +1531,49 @@ fn heartbeat_stream(dialect: &'static str, cap: Option<Micros>, close: Option<Mi
 fn a_close_before_the_advertised_window_is_early() {
     let rig = heartbeat_stream("dorm", None, Some(1_480 * MS - 1));
     rig.assert_verdicts(&[("dorm/connection/heartbeat-timeout-early", 1, Must)]);
+}
+
+/// voice against a target advertising a 0.5 s interval: the seed's 20 s of silence is only
+/// assumed. A close before the interval is early (MUST); after a missed heartbeat but before
+/// 20 s it only warns; inside the window it is clean.
+#[test]
+fn a_close_before_an_assumed_timeout_warns_and_before_the_interval_fails() {
+    let adv = Advertised {
+        eio: EioVersion::V3,
+        ping_interval: 500 * MS,
+        ping_timeout: 19_500 * MS,
+        timeout_assumed: true,
+    };
+    let marks = Marks {
+        connect_started: 0,
+        last_sent: 0,
+        last_ping_sent: None,
+        pongs_sent: 0,
+    };
+    let w = heartbeat::window(adv, marks, 0, 1_000 * MS, None);
+    let verdicts = |close: Micros| {
+        let mut rig = Rig::new("voice");
+        rig.connect(0, 0);
+        let (j, c) = rig.judge(0);
+        j.heartbeat_dropped(c, 0, w, adv, w.wait_until + D);
+        assert_eq!(
+            j.closed_by_server(c, close, "transport close"),
+            CloseVerdict::Expected
+        );
+        rig.finish();
+        rig
+    };
+    verdicts(w.earliest_sure - 1).assert_verdicts(&[(
+        "voice/connection/heartbeat-timeout-early",
+        1,
+        Must,
+    )]);
+    verdicts(1_000 * MS).assert_verdicts(&[(
+        "voice/connection/heartbeat-timeout-short",
+        1,
+        Should,
+    )]);
+    verdicts(20_000 * MS).assert_clean();
 }
 
 #[test]
