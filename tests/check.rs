@@ -461,6 +461,48 @@ fn a_short_advertised_interval_makes_a_short_silence_a_warning() {
     );
 }
 
+/// A voice target that waits 8 s for `exit_room_report` (the seed gives no time; the reference
+/// server's 5 s is only ours) fails over later than roomrig assumes: unstated, that is a late
+/// notice (SHOULD), not a missing one. Told the window, the checker expects exactly it.
+#[test]
+fn a_longer_unstated_report_window_is_late_not_missing() {
+    let _permit = permit();
+    let case = "voice/exit_room/fail-over-when-unreported";
+    let server = served(&["--dialect", "voice", "--exit-report-timeout-ms", "8000"]);
+    let c = roomrig_check(&[
+        "--dialect",
+        "voice",
+        "--target",
+        &server.url,
+        "--case",
+        case,
+    ]);
+    assert_eq!(c.code, 0, "{}\n{}", c.stdout, c.stderr);
+    assert_eq!(status_of(&c, case), "warn", "{}", c.stdout);
+    assert_eq!(
+        rules_of(&c, case),
+        vec!["voice/exit_room/late".to_string()],
+        "{}",
+        c.stdout
+    );
+    // A fresh server: the first one may still tell the case's users of the first run's last
+    // departures (its own 8 s report windows), which the second run would rightly call unknown.
+    drop(server);
+    let server = served(&["--dialect", "voice", "--exit-report-timeout-ms", "8000"]);
+    let c = roomrig_check(&[
+        "--dialect",
+        "voice",
+        "--target",
+        &server.url,
+        "--case",
+        case,
+        "--exit-report-timeout-ms",
+        "8000",
+    ]);
+    assert_eq!(c.code, 0, "{}\n{}", c.stdout, c.stderr);
+    assert_eq!(status_of(&c, case), "pass", "{}", c.stdout);
+}
+
 /// Defects of what the seeds do not state (per-sender order): the case warns with the SHOULD
 /// rule, and fails only with `--strict`.
 const SHOULD_DEFECTS: &[(&str, &str, &str, &str)] = &[

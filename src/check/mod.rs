@@ -123,9 +123,10 @@ pub struct CheckOptions {
     /// client would otherwise make the case wait as long as it claims).
     pub heartbeat_deadline: Duration,
     /// The target's report window of a departure notice (voice's `exit_room_report`): the
-    /// protocol advertises none, so the checker is told (the embedded server runs with
-    /// [`EMBEDDED_REPORT_WINDOW`]).
-    pub exit_report_timeout: Duration,
+    /// protocol advertises none, so the checker may be told; when not, the judge allows any
+    /// window up to [`crate::oracle::LONGEST_UNSTATED_REPORT_WINDOW`] (the embedded server
+    /// runs with [`EMBEDDED_REPORT_WINDOW`]).
+    pub exit_report_timeout: Option<Duration>,
     /// Test-only defects of each case's embedded server (`--server-fault`; none against a
     /// target, whose defects are its own).
     pub server_faults: Vec<String>,
@@ -392,10 +393,10 @@ pub async fn run(
                 max_lateness: Duration::from_millis(500),
                 fixtures: Some(fixtures.clone()),
                 users_skip,
-                report_window: Some(match &opts.target {
+                report_window: match &opts.target {
                     Some(_) => opts.exit_report_timeout,
-                    None => EMBEDDED_REPORT_WINDOW,
-                }),
+                    None => Some(EMBEDDED_REPORT_WINDOW),
+                },
                 // A plain-WebSocket server advertises only its interval: the embedded one's
                 // silence limit is known here.
                 target_heartbeat: opts.target.is_none().then_some(EMBEDDED_HEARTBEAT),

@@ -447,10 +447,13 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<RunResult, RunE
     let report_window = opts
         .report_window
         .or(scenario.server_settings().exit_report_timeout.map(|d| d.0));
-    if let Some(window) = report_window {
-        shared
+    match report_window {
+        Some(window) => shared
             .oracle
-            .set_report_window(window.as_micros().max(1) as u64);
+            .set_report_window(window.as_micros().max(1) as u64),
+        // The embedded server runs with the dialect's default; a target's is nobody's word.
+        None if has_target => shared.oracle.set_report_window_unstated(),
+        None => {}
     }
     // Names for reports: fixture rooms by their names, users' own rooms by the user.
     for r in &fixtures.rooms {

@@ -15,7 +15,7 @@ use super::attribution::{attribute_error, ErrorAnswer, ErrorSource, Unanswered};
 use super::json::Json;
 use super::rules::{Cap, Check, Level};
 use super::shape::{self, Node as _, Problem};
-use super::{contest, ClientId, IntMap, Micros, Oracle, Outgoing, Receipt, RoomKey};
+use super::{contest, ClientId, IntMap, Micros, Oracle, Outgoing, Receipt, ReportWindow, RoomKey};
 use crate::dialect::{
     field_text, named_room, user_room, Attribution, DialectSpec, Effect, ErrorStyle, EventSpec,
     Precondition, RoomOf, SenderKey, EVERYONE,
@@ -878,7 +878,10 @@ impl Judge<'_> {
                 } => {
                     self.oracle.notify_one_sent(
                         self.outgoing(c, room, event, value, intended, sent),
-                        failover,
+                        ReportWindow {
+                            window: failover,
+                            owed_by: failover,
+                        },
                     );
                 }
                 Effect::Report { event, room, about } => {

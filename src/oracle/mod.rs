@@ -153,8 +153,8 @@ impl OneMember {
     /// the latest on-time tell. `None`: a first tell is owed, no fail-over.
     fn takeover(&self, b: &Broadcast, deadline: Micros) -> Option<Micros> {
         match self.got.last() {
-            Some(&(_, at)) => Some(at + self.failover),
-            None if self.told_unseen(b) => Some(b.sent + deadline + self.failover),
+            Some(&(_, at)) => Some(at + self.owed_by),
+            None if self.told_unseen(b) => Some(b.sent + deadline + self.owed_by),
             None => None,
         }
     }
@@ -177,7 +177,7 @@ impl OneMember {
                 "a member leaving at that moment may have been told unseen, but then another member still in the room had to get it once its report time ran out, and none did"
             }
             None => "exactly one of the room's other members had to get it, and none did",
-            Some(&(_, at)) if !self.reported && now != Micros::MAX && at + self.failover + deadline < now => {
+            Some(&(_, at)) if !self.reported && now != Micros::MAX && at + self.owed_by + deadline < now => {
                 "the member that got it did not report back in time, so another member had to get it"
             }
             Some(_) => return None,
@@ -207,7 +207,7 @@ impl OneMember {
             // The fail-over is owed to a member still in the room when the holder's report
             // time ran out, and for a deadline after it: one that left sooner cannot be told.
             Some(&(_, at)) => {
-                let takeover = at + self.failover;
+                let takeover = at + self.owed_by;
                 b.required
                     .iter()
                     .copied()
@@ -225,10 +225,28 @@ impl OneMember {
     }
 }
 
+/// A server whose report window nobody stated (the protocol advertises none, the seed gives
+/// no time) may take up to this long before it tells another member; only then is a missing
+/// fail-over a fault. A target with a longer window needs `--exit-report-timeout-ms`.
+pub const LONGEST_UNSTATED_REPORT_WINDOW: Micros = 30_000_000;
+
+/// How long the member told of an exactly-one delivery has to report it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportWindow {
+    /// The server's window (stated, or the dialect's default when nobody stated it): another
+    /// member told sooner, while the holder is live and silent, is suspect of a duplicate.
+    pub window: Micros,
+    /// From when another member is owed it: `window` when stated, else up to
+    /// [`LONGEST_UNSTATED_REPORT_WINDOW`] (a server that chose a longer window is no fault).
+    pub owed_by: Micros,
+}
+
 /// The state of an exactly-one delivery with fail-over.
 struct OneMember {
-    /// How long the member that got it has to report back before another one must get it.
+    /// How long the member that got it has to report back before another one may get it.
     failover: Micros,
+    /// How long past a tell, without a report, another member must have got it.
+    owed_by: Micros,
     /// Who got it, when (the last one is the current holder).
     got: Vec<(ClientId, Micros)>,
     /// The current holder reported back: nobody else may get it.
@@ -632,6 +650,10 @@ pub struct Oracle {
     /// How long the member told of a departure has to report it back (see
     /// [`Oracle::notify_one_sent`]), when the scenario states it; 0: the dialect's default.
     report_window: AtomicU64,
+    /// Nobody stated the server's report window (a target; the protocol advertises none):
+    /// the dialect's default is assumed for when a fail-over may come, and a missing one is
+    /// judged only after [`LONGEST_UNSTATED_REPORT_WINDOW`].
+    report_window_unstated: AtomicBool,
     /// What a user's departure owes another client (see [`Oracle::peer_owes`]).
     peer_dues: Mutex<Vec<PeerDue>>,
     /// Calls ended by either side's request (see [`Oracle::peer_owes`]).
@@ -672,6 +694,7 @@ impl Oracle {
             unordered: (0..usernames_len).map(|_| Default::default()).collect(),
             restarts: std::sync::RwLock::new(Vec::new()),
             report_window: AtomicU64::new(0),
+            report_window_unstated: AtomicBool::new(false),
             peer_dues: Mutex::new(Vec::new()),
             ended: Mutex::new(Vec::new()),
         }
@@ -1069,7 +1092,7 @@ impl Oracle {
                     continue;
                 };
                 if b.required.contains(&client) && !one.got.iter().any(|(c, _)| *c == client) {
-                    latest = latest.max(Some(got_at + one.failover + self.deadline + 1));
+                    latest = latest.max(Some(got_at + one.owed_by + self.deadline + 1));
                 }
             }
         }
@@ -1210,7 +1233,7 @@ impl Oracle {
     /// Like [`Oracle::broadcast_sent`], but exactly one member (other than the sender) must get
     /// it; if that member does not report back (see [`Oracle::reported`]) within `failover`,
     /// another one must (voice: one remaining member is told of a departure).
-    pub fn notify_one_sent(&self, send: Outgoing, failover: Micros) -> bool {
+    pub fn notify_one_sent(&self, send: Outgoing, failover: ReportWindow) -> bool {
         let room = send.room;
         let deadline = self.deadline;
         let mut shard = self.shard(room);
@@ -1231,7 +1254,8 @@ impl Oracle {
         });
         if let Some(b) = r.outstanding.back_mut() {
             b.one = Some(OneMember {
-                failover,
+                failover: failover.window,
+                owed_by: failover.owed_by,
                 got: Vec::new(),
                 reported: false,
                 holder_left: None,
@@ -1568,11 +1592,25 @@ impl Oracle {
         self.report_window.store(window, Ordering::Relaxed);
     }
 
-    /// The report window: the one set for the run, else `default` (the dialect's).
-    pub fn report_window(&self, default: Micros) -> Micros {
-        match self.report_window.load(Ordering::Relaxed) {
+    /// Nobody stated the server's report window: see [`ReportWindow`].
+    pub fn set_report_window_unstated(&self) {
+        self.report_window_unstated.store(true, Ordering::Relaxed);
+    }
+
+    /// The report window: the one set for the run, else `default` (the dialect's); when it
+    /// is unstated, a fail-over is owed only after the longest window roomrig allows.
+    pub fn report_window(&self, default: Micros) -> ReportWindow {
+        let window = match self.report_window.load(Ordering::Relaxed) {
             0 => default,
             set => set,
+        };
+        ReportWindow {
+            window,
+            owed_by: if self.report_window_unstated.load(Ordering::Relaxed) {
+                window.max(LONGEST_UNSTATED_REPORT_WINDOW)
+            } else {
+                window
+            },
         }
     }
 
@@ -2068,7 +2106,10 @@ mod tests {
                             metric: "after-fault",
                             deadline: None,
                         },
-                        5000,
+                        ReportWindow {
+                            window: 5000,
+                            owed_by: 5000,
+                        },
                     );
                 }
             });

@@ -1534,10 +1534,9 @@ fn a_close_before_the_advertised_window_is_early() {
 }
 
 /// voice against a target advertising a 0.5 s interval: the seed's 20 s of silence is only
-/// assumed. A close before the interval is early (MUST); after a missed heartbeat but before
-/// 20 s it only warns; inside the window it is clean.
-#[test]
-fn a_close_before_an_assumed_timeout_warns_and_before_the_interval_fails() {
+/// assumed. The heartbeat stopped at 0 (never sent), with 1 s of grace; the server closes the
+/// silent client at `close`.
+fn assumed_timeout_stream(close: Micros) -> Rig {
     let adv = Advertised {
         eio: EioVersion::V3,
         ping_interval: 500 * MS,
@@ -1551,29 +1550,47 @@ fn a_close_before_an_assumed_timeout_warns_and_before_the_interval_fails() {
         pongs_sent: 0,
     };
     let w = heartbeat::window(adv, marks, 0, 1_000 * MS, None);
-    let verdicts = |close: Micros| {
-        let mut rig = Rig::new("voice");
-        rig.connect(0, 0);
-        let (j, c) = rig.judge(0);
-        j.heartbeat_dropped(c, 0, w, adv, w.wait_until + D);
-        assert_eq!(
-            j.closed_by_server(c, close, "transport close"),
-            CloseVerdict::Expected
-        );
-        rig.finish();
-        rig
-    };
-    verdicts(w.earliest_sure - 1).assert_verdicts(&[(
-        "voice/connection/heartbeat-timeout-early",
-        1,
-        Must,
-    )]);
-    verdicts(1_000 * MS).assert_verdicts(&[(
+    assert_eq!(
+        (w.earliest_sure, w.earliest),
+        (480 * MS, 19_980 * MS),
+        "sure after one interval, the seed's silence assumed"
+    );
+    let mut rig = Rig::new("voice");
+    rig.connect(0, 0);
+    let (j, c) = rig.judge(0);
+    j.heartbeat_dropped(c, 0, w, adv, w.wait_until + D);
+    assert_eq!(
+        j.closed_by_server(c, close, "transport close"),
+        CloseVerdict::Expected
+    );
+    rig.finish();
+    rig
+}
+
+/// After a missed heartbeat but before the assumed silence: only a warning.
+#[test]
+fn a_close_before_an_assumed_timeout_is_short() {
+    assumed_timeout_stream(1_000 * MS).assert_verdicts(&[(
         "voice/connection/heartbeat-timeout-short",
         1,
         Should,
     )]);
-    verdicts(20_000 * MS).assert_clean();
+}
+
+/// Before one interval passed the client had missed nothing: early, whatever the timeout.
+#[test]
+fn a_close_before_the_interval_is_early_even_with_an_assumed_timeout() {
+    assumed_timeout_stream(480 * MS - 1).assert_verdicts(&[(
+        "voice/connection/heartbeat-timeout-early",
+        1,
+        Must,
+    )]);
+}
+
+/// Once the assumed silence passed: in time.
+#[test]
+fn a_close_after_an_assumed_timeout_is_in_time() {
+    assumed_timeout_stream(19_980 * MS).assert_clean();
 }
 
 #[test]
@@ -1795,6 +1812,11 @@ const COVERAGE: &[Streams] = &[
         Check::HeartbeatTimeoutEarly,
         a_close_before_the_advertised_window_is_early,
         a_close_at_the_start_of_the_window_is_in_time,
+    ),
+    (
+        Check::HeartbeatTimeoutShort,
+        a_close_before_an_assumed_timeout_is_short,
+        a_close_after_an_assumed_timeout_is_in_time,
     ),
     (
         Check::HeartbeatTimeoutNotObserved,

@@ -14,7 +14,7 @@ use crate::dialect::{
 use crate::metrics::Metrics;
 use crate::oracle::json::Json;
 use crate::oracle::shape::Ty;
-use crate::oracle::{Micros, Oracle, RoomKey};
+use crate::oracle::{Micros, Oracle, RoomKey, LONGEST_UNSTATED_REPORT_WINDOW};
 use crate::roster::{Roster, UserInfo};
 
 const D: Micros = 100_000;
@@ -1495,6 +1495,48 @@ fn the_other_members_stay_for_the_fail_over_only_while_it_is_owed() {
     // Once the holder reported back, nobody else is owed it.
     report(&w, &mut cs[1], named_room("ch"), D + 30);
     assert_eq!(w.judge().settled_at(&cs[2], 2 * D), None);
+}
+
+/// A target's report window nobody stated (the protocol advertises none): a fail-over later
+/// than the reference server's 5 s is no missing notice (a slow one is at most late), and
+/// none at all is missing once the longest window allowed has passed.
+#[test]
+fn an_unstated_report_window_owes_the_fail_over_only_after_the_longest_window() {
+    const S: Micros = 1_000_000;
+    let told = D + 20;
+    let scene = || {
+        let (w, mut cs) = World::new(&VOICE_TABLE, 3);
+        w.oracle.set_report_window_unstated();
+        for (i, c) in cs.iter_mut().enumerate() {
+            w.judge().connected(c, 0);
+            w.recv(c, "/", "create_token", HI, 1);
+            enter(&w, c, 10 + i as Micros);
+        }
+        w.judge().departed(&mut cs[0], D);
+        w.recv(&mut cs[1], "/", "exit_room", LEFT, told);
+        (w, cs)
+    };
+    // A server with a 9 s window: told after 9 s, never missing.
+    let (w, mut cs) = scene();
+    let late = told + 9 * S;
+    assert!(w.verdicts(late - 1).is_empty());
+    w.recv(&mut cs[2], "/", "exit_room", LEFT, late);
+    report(&w, &mut cs[2], named_room("ch"), late + 10);
+    let v = w.verdicts(late + 40 * S);
+    assert!(!v.contains_key("voice/exit_room/missing"), "{v:?}");
+    assert!(!v.contains_key("voice/exit_room/duplicate"), "{v:?}");
+    // The other member waits for it as long as it may be owed.
+    let (w, cs) = scene();
+    assert_eq!(
+        w.judge().settled_at(&cs[2], 2 * D),
+        Some(told + LONGEST_UNSTATED_REPORT_WINDOW + D + 1)
+    );
+    // No fail-over at all: missing, but only past the longest window.
+    assert!(w.verdicts(told + 20 * S).is_empty());
+    assert_eq!(
+        w.verdicts(told + LONGEST_UNSTATED_REPORT_WINDOW + 3 * D),
+        only(&[("voice/exit_room/missing", 1)])
+    );
 }
 
 /// Client 0 of a `voice_departure` scene, before its departure, called client 1 (and, with
