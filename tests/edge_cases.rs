@@ -5,7 +5,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{roomrig_run, serial};
+use common::{permit, roomrig_run, side_by_side};
 
 fn edge_case(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -23,9 +23,8 @@ fn every_edge_case_passes_against_the_reference_server() {
         .collect();
     names.sort();
     assert!(names.len() >= 5, "the edge cases are there");
-    for path in names {
-        let _serial = serial();
-        let o = roomrig_run(&path, &[]);
+    side_by_side(&names, |path| {
+        let o = roomrig_run(path, &[]);
         assert_eq!(o.code, 0, "{}:\n{}\n{}", path.display(), o.stdout, o.stderr);
         let s = o.report();
         assert_eq!(s["violations"]["total"], 0, "{}", path.display());
@@ -34,8 +33,8 @@ fn every_edge_case_passes_against_the_reference_server() {
             "{}",
             path.display()
         );
-        exercised(&path, &s);
-    }
+        exercised(path, &s);
+    });
 }
 
 /// What a case must have made the reference server do, beyond passing: a case that passes
@@ -74,35 +73,36 @@ fn exercised(path: &Path, s: &serde_json::Value) {
 /// never fails over when the member it told vanishes, one that tells every member.
 #[test]
 fn voice_departure_cases_catch_a_broken_relay() {
-    for (case, fault, rule) in [
-        (
-            "voice-b-vanishes-before-reporting.yaml",
-            "voice-no-failover",
-            "voice/exit_room/missing",
-        ),
-        (
-            "voice-500-leave-in-one-second.yaml",
-            "voice-exit-to-everyone",
-            "voice/exit_room/duplicate",
-        ),
-    ] {
-        let _serial = serial();
-        let o = roomrig_run(&edge_case(case), &["--server-fault", fault]);
-        assert_eq!(o.code, 1, "{case} {fault}: {}", o.explain());
-        assert!(
-            o.rules().iter().any(|r| r == rule),
-            "{case} {fault}: {rule} not in {:?}",
-            o.rules()
-        );
-    }
+    side_by_side(
+        &[
+            (
+                "voice-b-vanishes-before-reporting.yaml",
+                "voice-no-failover",
+                "voice/exit_room/missing",
+            ),
+            (
+                "voice-500-leave-in-one-second.yaml",
+                "voice-exit-to-everyone",
+                "voice/exit_room/duplicate",
+            ),
+        ],
+        |&(case, fault, rule)| {
+            let o = roomrig_run(&edge_case(case), &["--server-fault", fault]);
+            assert_eq!(o.code, 1, "{case} {fault}: {}", o.explain());
+            assert!(
+                o.rules().iter().any(|r| r == rule),
+                "{case} {fault}: {rule} not in {:?}",
+                o.rules()
+            );
+        },
+    );
 }
 
 /// A dropped heartbeat is closed by the server inside its window, for both Engine.IO versions;
 /// healthy clients under the same load are never closed.
 #[test]
 fn dropped_heartbeat_is_closed_in_its_window_eio3_and_eio4() {
-    for eio in ["3", "4"] {
-        let _serial = serial();
+    side_by_side(&["3", "4"], |&eio| {
         let o = roomrig_run(&edge_case("dorm-heartbeat-dies.yaml"), &["--eio", eio]);
         assert_eq!(o.code, 0, "EIO {eio}:\n{}\n{}", o.stdout, o.stderr);
         let s = o.report();
@@ -127,13 +127,13 @@ fn dropped_heartbeat_is_closed_in_its_window_eio3_and_eio4() {
             s["metrics"]["reconnect"]["co"]["count"].as_u64(),
             Some(dying)
         );
-    }
+    });
 }
 
 /// A server that never times out a dead client is caught with the heartbeat rule.
 #[test]
 fn server_that_never_times_out_is_caught() {
-    let _serial = serial();
+    let _permit = permit();
     let o = roomrig_run(
         &edge_case("dorm-heartbeat-dies-during-join.yaml"),
         &["--server-fault", "never-timeout"],
@@ -153,7 +153,7 @@ fn server_that_never_times_out_is_caught() {
 fn same_seed_same_operation_log() {
     let path = edge_case("dorm-vanish-mid-broadcast.yaml");
     let log = |seed: &str| {
-        let _serial = serial();
+        let _permit = permit();
         let o = roomrig_run(&path, &["--op-log", "--seed", seed]);
         assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
         std::fs::read_to_string(o.dir.path().join("ops.log")).unwrap()

@@ -6,7 +6,7 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use common::{repo_file, roomrig_run, serial, Served};
+use common::{permit, repo_file, roomrig_run, Served};
 
 fn scenario() -> std::path::PathBuf {
     repo_file("tests/scenarios/first-hour.yaml")
@@ -16,7 +16,7 @@ fn scenario() -> std::path::PathBuf {
 /// PATH, so it names the binary's path) and gives the same verdict.
 #[test]
 fn the_replay_command_runs_as_printed() {
-    let _one = serial();
+    let _one = permit();
     let first = roomrig_run(&scenario(), &[]);
     assert_eq!(first.code, 0, "{}", first.explain());
     let replay = first.report()["replay"].as_str().unwrap().to_string();
@@ -46,7 +46,7 @@ fn the_replay_command_runs_as_printed() {
 /// rate and latency, and counts messages and bytes.
 #[test]
 fn a_ci_log_gets_progress_lines_and_the_summary_its_headline() {
-    let _one = serial();
+    let _one = permit();
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_roomrig"))
         .arg("run")
@@ -109,7 +109,7 @@ fn a_ci_log_gets_progress_lines_and_the_summary_its_headline() {
 /// ends with its verdict's exit code.
 #[test]
 fn a_closed_stdout_is_no_panic() {
-    let _one = serial();
+    let _one = permit();
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_roomrig"))
         .arg("run")
@@ -134,7 +134,7 @@ fn a_closed_stdout_is_no_panic() {
 /// More arrivals than users, and a counted group the arrivals never reach: the run says so.
 #[test]
 fn a_schedule_that_leaves_out_clients_is_warned() {
-    let _one = serial();
+    let _one = permit();
     let dir = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(scenario())
         .unwrap()
@@ -170,7 +170,7 @@ fn a_schedule_that_leaves_out_clients_is_warned() {
 /// says which user the server put where, instead of blaming the server with violations.
 #[test]
 fn a_users_file_that_does_not_match_the_server_stops_the_run() {
-    let _one = serial();
+    let _one = permit();
     let server = Served::start(&[
         "--dialect",
         "dorm",
@@ -218,7 +218,7 @@ fn a_users_file_that_does_not_match_the_server_stops_the_run() {
 /// for `roomrig serve`; the run against the served CSV users passes.
 #[test]
 fn users_as_csv_drive_a_run_and_a_server() {
-    let _one = serial();
+    let _one = permit();
     let dir = tempfile::tempdir().unwrap();
     let mut csv = String::from("user_id,username,token,room_id\n");
     for i in 1..=8u64 {

@@ -29,7 +29,7 @@ thresholds:
 
 #[test]
 fn only_the_driver_with_the_servers_secret_logs_in() {
-    let _serial = common::serial();
+    let _permit = common::permit();
     let dir = tempfile::tempdir().unwrap();
     let scenario = dir.path().join("fixture-secret.yaml");
     std::fs::write(&scenario, SCENARIO).unwrap();

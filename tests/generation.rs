@@ -7,7 +7,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{repo_file, roomrig_run, serial, Served};
+use common::{permit, repo_file, roomrig_run, Served};
 
 const SCENARIO: &str = "tests/scenarios/dorm-exact.yaml";
 
@@ -18,7 +18,7 @@ fn only(eio: &str, dialect: &str) -> Served {
 #[test]
 fn auto_detects_each_generation_and_runs_clean() {
     for eio in ["3", "4"] {
-        let _serial = serial();
+        let _permit = permit();
         let server = only(eio, "dorm");
         let o = roomrig_run(
             &repo_file(SCENARIO),
@@ -48,7 +48,7 @@ fn auto_detects_each_generation_and_runs_clean() {
 #[test]
 fn a_wrong_explicit_version_is_refused_with_exit_5() {
     for (served, asked) in [("3", "4"), ("4", "3")] {
-        let _serial = serial();
+        let _permit = permit();
         let server = only(served, "dorm");
         let o = roomrig_run(
             &repo_file(SCENARIO),
@@ -71,7 +71,7 @@ fn a_wrong_explicit_version_is_refused_with_exit_5() {
 #[test]
 fn check_defaults_to_auto_and_refuses_a_mismatch() {
     for eio in ["3", "4"] {
-        let _serial = serial();
+        let _permit = permit();
         let server = only(eio, "lobby");
         let run = |extra: &[&str]| {
             Command::new(env!("CARGO_BIN_EXE_roomrig"))
@@ -107,7 +107,7 @@ fn check_defaults_to_auto_and_refuses_a_mismatch() {
 /// A server of both generations (the default reference server) is run with what was asked.
 #[test]
 fn a_two_generation_server_takes_either_explicit_version() {
-    let _serial = serial();
+    let _permit = permit();
     let server = Served::start(&["--dialect", "dorm"]);
     for eio in ["3", "4"] {
         let o = roomrig_run(
@@ -127,7 +127,7 @@ mod node {
     use std::path::PathBuf;
     use std::process::{Child, Command, Stdio};
 
-    use super::common::{repo_file, roomrig_run, serial};
+    use super::common::{permit, repo_file, roomrig_run};
 
     fn dir() -> PathBuf {
         repo_file("tests/node-servers")
@@ -215,7 +215,7 @@ mod node {
             ("4", "4", Some("3")),
             ("4-eio3", "4", None),
         ] {
-            let _serial = serial();
+            let _permit = permit();
             let server = NodeServer::start(which);
             let o = roomrig_run(&scenario, &["--target", &server.url]);
             assert_eq!(o.code, 0, "socket.io {which}: {}", o.explain());
@@ -260,7 +260,7 @@ mod node {
         }
         let scenario = repo_file("tests/scenarios/connect-heartbeat-moments.yaml");
         for (which, eio) in [("2", "3"), ("4", "4"), ("4-eio3", "3")] {
-            let _serial = serial();
+            let _permit = permit();
             let server = NodeServer::with_args(&[which, "500", "500"]);
             let o = roomrig_run(&scenario, &["--target", &server.url, "--eio", eio]);
             assert_eq!(o.code, 0, "socket.io {which} EIO {eio}: {}", o.explain());

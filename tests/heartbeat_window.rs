@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{repo_file, roomrig_run, serial, Served};
+use common::{alone, repo_file, roomrig_run, Served};
 
 const MOMENTS: &str = "tests/scenarios/heartbeat-moments.yaml";
 const CAPPED: &str = "tests/scenarios/heartbeat-cap.yaml";
@@ -18,7 +18,7 @@ fn rule<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
 #[test]
 fn healthy_server_closes_inside_the_window_at_every_moment_eio3_and_eio4() {
     for eio in ["3", "4"] {
-        let _serial = serial();
+        let _alone = alone();
         let o = roomrig_run(&repo_file(MOMENTS), &["--eio", eio]);
         assert_eq!(o.code, 0, "EIO {eio}: {}", o.explain());
         let s = o.report();
@@ -40,7 +40,7 @@ fn healthy_server_closes_inside_the_window_at_every_moment_eio3_and_eio4() {
 #[test]
 fn never_timeout_is_caught_as_must_eio3_and_eio4() {
     for eio in ["3", "4"] {
-        let _serial = serial();
+        let _alone = alone();
         let o = roomrig_run(
             &repo_file(MOMENTS),
             &["--eio", eio, "--server-fault", "never-timeout"],
@@ -59,7 +59,7 @@ fn never_timeout_is_caught_as_must_eio3_and_eio4() {
 #[test]
 fn early_timeout_is_caught_as_must_eio3_and_eio4() {
     for eio in ["3", "4"] {
-        let _serial = serial();
+        let _alone = alone();
         let o = roomrig_run(
             &repo_file(MOMENTS),
             &["--eio", eio, "--server-fault", "early-timeout"],
@@ -82,7 +82,7 @@ fn early_timeout_is_caught_as_must_eio3_and_eio4() {
 #[test]
 fn a_cap_shorter_than_advertised_is_info_not_must_eio3_and_eio4() {
     for (eio, fault) in [("3", None), ("4", None), ("3", Some("never-timeout"))] {
-        let _serial = serial();
+        let _alone = alone();
         let mut args = vec!["--eio", eio];
         if let Some(f) = fault {
             args.extend(["--server-fault", f]);
@@ -108,7 +108,7 @@ fn a_cap_shorter_than_advertised_is_info_not_must_eio3_and_eio4() {
 #[test]
 fn target_windows_come_from_its_handshake_and_the_server_block_is_flagged() {
     for eio in ["3", "4"] {
-        let _serial = serial();
+        let _alone = alone();
         let server = Served::start(&[
             "--dialect",
             "dorm",
@@ -143,7 +143,7 @@ fn check_heartbeat_cases_beyond_the_cap_are_not_observed_not_failed() {
         ("dorm", "dorm/connection/dead-heartbeat-closed"),
         ("lobby", "lobby/connection/dead-heartbeat-closed"),
     ] {
-        let _serial = serial();
+        let _alone = alone();
         let server = Served::start(&[
             "--dialect",
             dialect,

@@ -253,7 +253,7 @@ fn summary(report: &std::path::Path) -> serde_json::Value {
 /// `connection/unresponsive`, and the run ends by itself (it used to hang until killed).
 #[test]
 fn a_target_that_stops_reading_ends_the_run_with_unresponsive() {
-    let _serial = common::serial();
+    let _permit = common::permit();
     let target = hostile_server(Hostility::StopsReading);
     let tmp = tempfile::tempdir().unwrap();
     let big = "a".repeat(64 * 1024);
@@ -292,7 +292,7 @@ fn a_target_that_stops_reading_ends_the_run_with_unresponsive() {
 /// buffered.
 #[test]
 fn frames_over_the_cap_are_the_servers_malformed_frames() {
-    let _serial = common::serial();
+    let _permit = common::permit();
     let target = hostile_server(Hostility::BigFrames {
         sizes: [200_000, 32 << 20],
     });
@@ -366,7 +366,7 @@ fn ctrl_c_during_the_preflight_stops_at_once() {
 /// holds a report unless `--overwrite`, which removes the earlier run's files first.
 #[test]
 fn a_report_directory_belongs_to_one_run() {
-    let _serial = common::serial();
+    let _permit = common::permit();
     let tmp = tempfile::tempdir().unwrap();
     let report = tmp.path().join("report");
     let run = |extra: &[&str]| {

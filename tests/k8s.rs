@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use common::{repo_file, serial, Served};
+use common::{permit, repo_file, Served};
 
 const SCENARIO: &str = "tests/scenarios/dorm-exact.yaml";
 
@@ -161,7 +161,7 @@ fn manifests_validate_and_wire_each_pod_to_its_shard() {
 
 #[test]
 fn the_pods_scripts_run_the_shards_and_the_merge() {
-    let _serial = serial();
+    let _permit = permit();
     let bin = venv_bin();
     let served = Served::start(&[
         "--dialect",

@@ -221,7 +221,7 @@ fn assert_grown(earlier: &Scrape, later: &Scrape) {
 
 #[test]
 fn a_run_serves_growing_figures_and_at_the_end_the_report_s() {
-    let _serial = common::serial();
+    let _permit = common::permit();
     // Drops a fifth of the broadcasts: violations by rule id to count.
     let run = LiveRun::start(
         "tests/scenarios/dorm-exact.yaml",
@@ -338,7 +338,7 @@ fn a_busy_or_bad_address_is_a_usage_error_before_any_connection() {
 
 #[test]
 fn with_two_workers_the_parent_serves_their_sum() {
-    let _serial = common::serial();
+    let _permit = common::permit();
     let run = LiveRun::start("tests/scenarios/dorm-exact.yaml", &["--workers", "2"]);
     // Each worker drives one room of 4: 8 connections, and 8 connect latencies, seen live are
     // both workers' together.
@@ -372,7 +372,7 @@ fn with_two_workers_the_parent_serves_their_sum() {
 /// its end its own report's.
 #[test]
 fn a_shard_serves_its_own_figures() {
-    let _serial = common::serial();
+    let _permit = common::permit();
     let server = common::Served::start(&[
         "--dialect",
         "dorm",

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{repo_file, serial};
+use common::{permit, repo_file};
 
 /// The browser, installed when missing.
 fn chromium() -> PathBuf {
@@ -84,7 +84,7 @@ fn roomrig(args: &[&str]) -> std::process::Output {
 fn the_report_page_renders_in_chromium_with_a_point_per_interval() {
     let browser = chromium();
     let run = {
-        let _serial = serial();
+        let _permit = permit();
         common::roomrig_run(
             &repo_file("tests/scenarios/dorm-faults.yaml"),
             &[
@@ -221,7 +221,7 @@ fn check_writes_its_results_and_a_page_with_a_row_per_case() {
         "dorm/action/broadcast-and-cancel",
     ];
     let o = {
-        let _serial = serial();
+        let _permit = permit();
         roomrig(&[
             "check",
             "--dialect",

@@ -3,10 +3,10 @@
 
 mod common;
 
-use common::{repo_file, roomrig_run, serial};
+use common::{permit, repo_file, roomrig_run};
 
 fn smoke(eio: &str) {
-    let _serial = serial();
+    let _permit = permit();
     let o = roomrig_run(&repo_file("scenarios/chat-smoke.yaml"), &["--eio", eio]);
     assert_eq!(o.code, 0, "{}", o.explain());
     let s = o.report();
@@ -36,7 +36,7 @@ fn chat_smoke_passes_eio4() {
 /// delivery latency (send → `saoff`) is measured for each.
 #[test]
 fn kept_messages_are_handed_over_once_with_their_latency() {
-    let _serial = serial();
+    let _permit = permit();
     let o = roomrig_run(&repo_file("src/check/cases/chat-offline.yaml"), &[]);
     assert_eq!(o.code, 0, "{}", o.explain());
     let s = o.report();
@@ -53,7 +53,7 @@ const RESTART: &str = "scenarios/edge-cases/chat-restart-with-1000-pending.yaml"
 /// come once after the restart, and the drops and reconnects it causes are no violations.
 #[test]
 fn a_restart_keeps_1000_pending_messages_and_hands_each_over_once() {
-    let _serial = serial();
+    let _permit = permit();
     let o = roomrig_run(&repo_file(RESTART), &[]);
     assert_eq!(o.code, 0, "{}", o.explain());
     let s = o.report();
@@ -69,7 +69,7 @@ fn a_restart_keeps_1000_pending_messages_and_hands_each_over_once() {
 /// messages: the handover after the restart is judged against what was kept before it.
 #[test]
 fn a_store_lost_in_a_restart_is_caught() {
-    let _serial = serial();
+    let _permit = permit();
     let o = roomrig_run(
         &repo_file(RESTART),
         &["--server-fault", "chat-volatile-store"],
@@ -104,7 +104,7 @@ fn restart_server_against_a_target_is_refused_naming_the_step() {
 /// answer hands over nothing, and gets each exactly once.
 #[test]
 fn a_10000_message_backlog_is_handed_over_in_parts_each_message_once() {
-    let _serial = serial();
+    let _permit = permit();
     let o = roomrig_run(
         &repo_file("scenarios/edge-cases/chat-offline-backlog-10000.yaml"),
         &[],

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use common::{repo_file, serial, Outcome};
+use common::{permit, repo_file, Outcome};
 
 fn scenario(name: &str) -> PathBuf {
     repo_file("tests/scenarios").join(name)
@@ -15,7 +15,7 @@ fn scenario(name: &str) -> PathBuf {
 
 /// Runs `roomrig run ARGS...` (the scenario first), one load at a time.
 fn roomrig_run(args: &[&str]) -> Outcome {
-    let _serial = serial();
+    let _permit = permit();
     common::roomrig_run(std::path::Path::new(args[0]), &args[1..])
 }
 

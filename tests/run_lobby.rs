@@ -3,10 +3,10 @@
 
 mod common;
 
-use common::{repo_file, roomrig_run, serial};
+use common::{permit, repo_file, roomrig_run, side_by_side};
 
 fn exact(eio: &str) {
-    let _serial = serial();
+    let _permit = permit();
     let o = roomrig_run(
         &repo_file("tests/scenarios/lobby-exact.yaml"),
         &["--eio", eio],
@@ -44,7 +44,7 @@ fn exact_counts_and_no_violation_eio4() {
 
 #[test]
 fn lobby_smoke_passes() {
-    let _serial = serial();
+    let _permit = permit();
     let o = roomrig_run(&repo_file("scenarios/lobby-smoke.yaml"), &[]);
     assert_eq!(o.code, 0, "{}", o.explain());
     let s = o.report();
@@ -75,8 +75,7 @@ fn oracle_catches_each_lobby_fault() {
             "lobby/connection/heartbeat-timeout-missing",
         ),
     ];
-    for (scenario, fault, rule) in cases {
-        let _serial = serial();
+    side_by_side(&cases, |&(scenario, fault, rule)| {
         let path = repo_file(&format!("scenarios/edge-cases/{scenario}"));
         let o = roomrig_run(&path, &["--server-fault", fault]);
         assert_eq!(o.code, 1, "{fault}: {}", o.explain());
@@ -85,7 +84,7 @@ fn oracle_catches_each_lobby_fault() {
             "{fault}: expected {rule}, got {:?}",
             o.rules()
         );
-    }
+    });
 }
 
 /// For both Engine.IO versions: a member whose heartbeat dies is closed inside its window and
@@ -93,8 +92,7 @@ fn oracle_catches_each_lobby_fault() {
 /// same load are never closed.
 #[test]
 fn dead_heartbeat_is_closed_and_announced_eio3_and_eio4() {
-    for eio in ["3", "4"] {
-        let _serial = serial();
+    side_by_side(&["3", "4"], |&eio| {
         let o = roomrig_run(
             &repo_file("scenarios/edge-cases/lobby-heartbeat-dies.yaml"),
             &["--eio", eio],
@@ -120,5 +118,5 @@ fn dead_heartbeat_is_closed_and_announced_eio3_and_eio4() {
             "EIO {eio}: notice within the window: {latest} ms"
         );
         assert_eq!(s["clients"]["unexpected_closes"], 0, "EIO {eio}");
-    }
+    });
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{repo_file, roomrig_run, serial};
+use common::{permit, repo_file, roomrig_run, side_by_side};
 
 fn count(s: &serde_json::Value, metric: &str) -> u64 {
     s["metrics"][metric]["co"]["count"].as_u64().unwrap_or(0)
@@ -11,7 +11,7 @@ fn count(s: &serde_json::Value, metric: &str) -> u64 {
 
 #[test]
 fn push_smoke_passes() {
-    let _serial = serial();
+    let _permit = permit();
     let o = roomrig_run(&repo_file("scenarios/push-smoke.yaml"), &[]);
     assert_eq!(o.code, 0, "{}", o.explain());
     let s = o.report();
@@ -31,16 +31,18 @@ fn push_smoke_passes() {
 /// The edge cases pass, and they do exercise what they are about.
 #[test]
 fn push_edge_cases_pass() {
-    for (scenario, metric) in [
-        ("push-when-last-storm.yaml", "downmsg-2005.fanout"),
-        ("push-kicked-reconnect-loop.yaml", "downmsg-2005.fanout"),
-        ("push-member-vanishes.yaml", "push.http"),
-    ] {
-        let _serial = serial();
-        let o = roomrig_run(&repo_file(&format!("scenarios/edge-cases/{scenario}")), &[]);
-        assert_eq!(o.code, 0, "{scenario}: {}", o.explain());
-        assert!(count(&o.report(), metric) > 0, "{scenario}: {metric}");
-    }
+    side_by_side(
+        &[
+            ("push-when-last-storm.yaml", "downmsg-2005.fanout"),
+            ("push-kicked-reconnect-loop.yaml", "downmsg-2005.fanout"),
+            ("push-member-vanishes.yaml", "push.http"),
+        ],
+        |&(scenario, metric)| {
+            let o = roomrig_run(&repo_file(&format!("scenarios/edge-cases/{scenario}")), &[]);
+            assert_eq!(o.code, 0, "{scenario}: {}", o.explain());
+            assert!(count(&o.report(), metric) > 0, "{scenario}: {metric}");
+        },
+    );
 }
 
 // Each push defect of the reference server is proved against its check case in tests/check.rs.
@@ -50,7 +52,7 @@ fn push_edge_cases_pass() {
 /// all 20 connections; and a server that alters the data is caught on the backend's pushes.
 #[test]
 fn push_backend_at_a_rate() {
-    let _serial = serial();
+    let _permit = permit();
     let scenario = repo_file("scenarios/push-backend.yaml");
     let o = roomrig_run(&scenario, &[]);
     assert_eq!(o.code, 0, "{}", o.explain());
@@ -107,7 +109,7 @@ fn push_backend_errors_are_located() {
 /// whoever the server took first; a server that admits them all is caught by the race.
 #[test]
 fn a_first_login_race_is_judged_as_a_race() {
-    let _serial = serial();
+    let _permit = permit();
     let scenario = repo_file("scenarios/edge-cases/push-first-login-race.yaml");
     let o = roomrig_run(&scenario, &[]);
     assert_eq!(o.code, 0, "{}", o.explain());

@@ -9,13 +9,13 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use common::{repo_file, serial, Outcome};
+use common::{permit, repo_file, Outcome};
 
 /// Runs `roomrig run SCENARIO ARGS...` (scenario relative to the repository), one load at a time.
 /// These tests are about splitting and merging, not timing: a generator slowed by other jobs
 /// on the machine must not turn a run invalid, so the lateness bound is far away.
 fn run(scenario: &str, args: &[&str]) -> Outcome {
-    let _serial = serial();
+    let _permit = permit();
     let mut all = args.to_vec();
     all.extend(["--max-lateness-ms", "60000"]);
     common::roomrig_run(&repo_file(scenario), &all)
@@ -229,7 +229,7 @@ fn workers_are_refused_where_they_cannot_judge_everything() {
 /// report of what ran.
 #[test]
 fn interrupt_with_workers_still_writes_the_merged_report() {
-    let _serial = serial();
+    let _permit = permit();
     let r = common::interrupted_run("scenarios/dorm-smoke.yaml", &["--workers", "2"]);
     assert_eq!(r.code, Some(130), "{}", r.output);
     let s = &r.summary;
@@ -248,7 +248,7 @@ fn interrupt_with_workers_still_writes_the_merged_report() {
 /// written, the code is 143, and no worker or server outlives the run.
 #[test]
 fn sigterm_with_workers_leaves_no_process_behind() {
-    let _serial = serial();
+    let _permit = permit();
     let r = common::signalled_run(
         "scenarios/dorm-smoke.yaml",
         &["--workers", "2", "--server-procs", "2"],

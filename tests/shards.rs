@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use common::{repo_file, serial, Served};
+use common::{permit, repo_file, Served};
 
 const SCENARIO: &str = "tests/scenarios/dorm-exact.yaml";
 
@@ -148,7 +148,7 @@ fn altered(dir: &Path, to: &Path, field: &str, value: Value) -> PathBuf {
 
 #[test]
 fn shards_merge_into_the_run_of_one_process() {
-    let _serial = serial();
+    let _permit = permit();
     let served = server();
     let tmp = tempfile::tempdir().unwrap();
     let dirs: Vec<PathBuf> = (0..2)
@@ -252,7 +252,7 @@ fn shards_merge_into_the_run_of_one_process() {
 
 #[test]
 fn a_shard_killed_mid_run_makes_the_merged_run_invalid_and_the_rest_still_reports() {
-    let _serial = serial();
+    let _permit = permit();
     let served = server();
     let tmp = tempfile::tempdir().unwrap();
     let dirs: Vec<PathBuf> = (0..2)
@@ -305,7 +305,7 @@ fn a_shard_killed_mid_run_makes_the_merged_run_invalid_and_the_rest_still_report
 
 #[test]
 fn a_shard_ready_after_its_start_bound_runs_nothing_and_is_invalid() {
-    let _serial = serial();
+    let _permit = permit();
     let served = server();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("late");

@@ -8,7 +8,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{repo_file, serial, Outcome};
+use common::{permit, repo_file, Outcome};
 
 fn scenario(name: &str) -> PathBuf {
     repo_file("tests/scenarios").join(name)
@@ -20,7 +20,7 @@ fn run_with_env(
     args: &[&str],
     env: &[(&str, Option<&str>)],
 ) -> Outcome {
-    let _serial = serial();
+    let _permit = permit();
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_roomrig"));
     cmd.arg("run")
