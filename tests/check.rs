@@ -12,41 +12,15 @@ use common::Served;
 /// not depend on how loaded the machine is anyway, and a flaky case here would say they do.
 const RUNS_AT_ONCE: usize = 8;
 
-/// A permit to run one `check` (and its server): a counting semaphore over the whole binary.
-struct Permit;
+/// The `check` runs (each with its server) of this binary.
+static CHECK_RUNS: common::Pool = common::Pool::new(RUNS_AT_ONCE);
 
-static PERMITS: (std::sync::Mutex<usize>, std::sync::Condvar) =
-    (std::sync::Mutex::new(0), std::sync::Condvar::new());
-
-fn permit() -> Permit {
-    let (lock, freed) = &PERMITS;
-    let mut running = lock.lock().unwrap_or_else(|e| e.into_inner());
-    while *running >= RUNS_AT_ONCE {
-        running = freed.wait(running).unwrap_or_else(|e| e.into_inner());
-    }
-    *running += 1;
-    Permit
+fn permit() -> common::Permit<'static> {
+    CHECK_RUNS.permit()
 }
 
-impl Drop for Permit {
-    fn drop(&mut self) {
-        let (lock, freed) = &PERMITS;
-        *lock.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
-        freed.notify_one();
-    }
-}
-
-/// Runs `each` for every item on its own thread (each takes a permit), and fails if any did.
 fn side_by_side<T: Sync>(items: &[T], each: impl Fn(&T) + Sync) {
-    std::thread::scope(|s| {
-        for item in items {
-            let each = &each;
-            s.spawn(move || {
-                let _permit = permit();
-                each(item)
-            });
-        }
-    });
+    CHECK_RUNS.side_by_side(items, each)
 }
 
 struct Checked {
@@ -90,6 +64,20 @@ fn served(args: &[&str]) -> Served {
     all.extend_from_slice(&["--chat-db", ":memory:"]);
     all.extend_from_slice(args);
     Served::start(&all)
+}
+
+/// `check --dialect DIALECT --target URL --case CASE EXTRA...`
+fn check_one(dialect: &str, url: &str, case: &str, extra: &[&str]) -> Checked {
+    let mut args = vec!["--dialect", dialect, "--target", url, "--case", case];
+    args.extend_from_slice(extra);
+    roomrig_check(&args)
+}
+
+/// The run exited `code` and `case` ended `status` with exactly `rules` violated.
+fn assert_case(c: &Checked, case: &str, code: i32, status: &str, rules: &[&str]) {
+    assert_eq!(c.code, code, "{}\n{}", c.stdout, c.stderr);
+    assert_eq!(status_of(c, case), status, "{}", c.stdout);
+    assert_eq!(rules_of(c, case), rules, "{}", c.stdout);
 }
 
 fn status_of<'a>(c: &'a Checked, id: &str) -> &'a str {
@@ -416,16 +404,12 @@ fn voice_idle_never_fails_the_silent_client_case() {
         "--ping-timeout-ms",
         "19000",
     ]);
-    let c = roomrig_check(&[
-        "--dialect",
+    let c = check_one(
         "voice",
-        "--target",
         &server.url,
-        "--case",
         case,
-        "--heartbeat-deadline-ms",
-        "30000",
-    ]);
+        &["--heartbeat-deadline-ms", "30000"],
+    );
     assert_eq!(c.code, 1, "{}\n{}", c.stdout, c.stderr);
     assert_eq!(status_of(&c, case), "fail", "{}", c.stdout);
     let rules = rules_of(&c, case);
@@ -443,21 +427,13 @@ fn a_short_advertised_interval_makes_a_short_silence_a_warning() {
     let _permit = permit();
     let case = "voice/connection/silent-client-closed";
     let server = served(&["--dialect", "voice"]);
-    let c = roomrig_check(&[
-        "--dialect",
-        "voice",
-        "--target",
-        &server.url,
-        "--case",
+    let c = check_one("voice", &server.url, case, &[]);
+    assert_case(
+        &c,
         case,
-    ]);
-    assert_eq!(c.code, 0, "{}\n{}", c.stdout, c.stderr);
-    assert_eq!(status_of(&c, case), "warn", "{}", c.stdout);
-    assert_eq!(
-        rules_of(&c, case),
-        vec!["voice/connection/heartbeat-timeout-short".to_string()],
-        "{}",
-        c.stdout
+        0,
+        "warn",
+        &["voice/connection/heartbeat-timeout-short"],
     );
 }
 
@@ -469,38 +445,19 @@ fn a_longer_unstated_report_window_is_late_not_missing() {
     let _permit = permit();
     let case = "voice/exit_room/fail-over-when-unreported";
     let server = served(&["--dialect", "voice", "--exit-report-timeout-ms", "8000"]);
-    let c = roomrig_check(&[
-        "--dialect",
-        "voice",
-        "--target",
-        &server.url,
-        "--case",
-        case,
-    ]);
-    assert_eq!(c.code, 0, "{}\n{}", c.stdout, c.stderr);
-    assert_eq!(status_of(&c, case), "warn", "{}", c.stdout);
-    assert_eq!(
-        rules_of(&c, case),
-        vec!["voice/exit_room/late".to_string()],
-        "{}",
-        c.stdout
-    );
+    let c = check_one("voice", &server.url, case, &[]);
+    assert_case(&c, case, 0, "warn", &["voice/exit_room/late"]);
     // A fresh server: the first one may still tell the case's users of the first run's last
     // departures (its own 8 s report windows), which the second run would rightly call unknown.
     drop(server);
     let server = served(&["--dialect", "voice", "--exit-report-timeout-ms", "8000"]);
-    let c = roomrig_check(&[
-        "--dialect",
+    let c = check_one(
         "voice",
-        "--target",
         &server.url,
-        "--case",
         case,
-        "--exit-report-timeout-ms",
-        "8000",
-    ]);
-    assert_eq!(c.code, 0, "{}\n{}", c.stdout, c.stderr);
-    assert_eq!(status_of(&c, case), "pass", "{}", c.stdout);
+        &["--exit-report-timeout-ms", "8000"],
+    );
+    assert_case(&c, case, 0, "pass", &[]);
 }
 
 /// Defects of what the seeds do not state (per-sender order): the case warns with the SHOULD

@@ -47,52 +47,85 @@ impl Outcome {
 /// verdicts must not depend on the load anyway; a flaky run side by side would say they do.
 pub const RUNS_AT_ONCE: usize = 2;
 
-static RUNNING: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+/// A counting semaphore over a test binary's load runs.
+pub struct Pool {
+    size: usize,
+    running: Mutex<usize>,
+    freed: Condvar,
+}
 
-/// A permit for one load run (see [`RUNS_AT_ONCE`]); released on drop.
-pub struct Permit(usize);
+/// A share of a [`Pool`], given back on drop.
+pub struct Permit<'a> {
+    pool: &'a Pool,
+    n: usize,
+}
 
-impl Drop for Permit {
+impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        let (lock, freed) = &RUNNING;
-        *lock.lock().unwrap_or_else(|e| e.into_inner()) -= self.0;
-        freed.notify_all();
+        *self.pool.running.lock().unwrap_or_else(|e| e.into_inner()) -= self.n;
+        self.pool.freed.notify_all();
     }
 }
 
-fn take(n: usize) -> Permit {
-    let (lock, freed) = &RUNNING;
-    let mut running = lock.lock().unwrap_or_else(|e| e.into_inner());
-    while *running + n > RUNS_AT_ONCE {
-        running = freed.wait(running).unwrap_or_else(|e| e.into_inner());
+impl Pool {
+    pub const fn new(size: usize) -> Pool {
+        Pool {
+            size,
+            running: Mutex::new(0),
+            freed: Condvar::new(),
+        }
     }
-    *running += n;
-    Permit(n)
+
+    fn take(&self, n: usize) -> Permit<'_> {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        while *running + n > self.size {
+            running = self.freed.wait(running).unwrap_or_else(|e| e.into_inner());
+        }
+        *running += n;
+        Permit { pool: self, n }
+    }
+
+    /// One run's permit.
+    pub fn permit(&self) -> Permit<'_> {
+        self.take(1)
+    }
+
+    /// The whole pool, for a run that measures time (a latency or a window).
+    pub fn alone(&self) -> Permit<'_> {
+        self.take(self.size)
+    }
+
+    /// Runs `each` for every item on its own thread, each with a permit, and fails if any
+    /// did. The caller must hold no permit of this pool itself.
+    pub fn side_by_side<T: Sync>(&self, items: &[T], each: impl Fn(&T) + Sync) {
+        std::thread::scope(|s| {
+            for item in items {
+                let each = &each;
+                s.spawn(move || {
+                    let _permit = self.permit();
+                    each(item)
+                });
+            }
+        });
+    }
 }
+
+/// The load runs of this test binary: [`RUNS_AT_ONCE`].
+pub static LOAD_RUNS: Pool = Pool::new(RUNS_AT_ONCE);
 
 /// One load run's permit: at most [`RUNS_AT_ONCE`] at once per test binary.
-pub fn permit() -> Permit {
-    take(1)
+pub fn permit() -> Permit<'static> {
+    LOAD_RUNS.permit()
 }
 
-/// The whole machine's share for a run that measures time (a latency or a window): no other
-/// load run of this binary goes on meanwhile.
-pub fn alone() -> Permit {
-    take(RUNS_AT_ONCE)
+/// No other load run of this binary goes on meanwhile: for a run that measures time.
+pub fn alone() -> Permit<'static> {
+    LOAD_RUNS.alone()
 }
 
-/// Runs `each` for every item on its own thread, each with a [`permit`], and fails if any did.
-/// The caller must hold no permit itself.
+/// [`Pool::side_by_side`] over [`LOAD_RUNS`].
 pub fn side_by_side<T: Sync>(items: &[T], each: impl Fn(&T) + Sync) {
-    std::thread::scope(|s| {
-        for item in items {
-            let each = &each;
-            s.spawn(move || {
-                let _permit = permit();
-                each(item)
-            });
-        }
-    });
+    LOAD_RUNS.side_by_side(items, each)
 }
 
 /// Runs `roomrig run SCENARIO ARGS... --no-progress` with a private report directory.
