@@ -460,6 +460,26 @@ fn a_longer_unstated_report_window_is_late_not_missing() {
     assert_case(&c, case, 0, "pass", &[]);
 }
 
+/// A healthy server 150 ms away (each way) passes the cases where a distant target once
+/// gave false alarms: a login cut off by its own disconnect, whose departure the server may
+/// announce (lobby), and `users_me` asked after the client's connection ended, whose HTTP
+/// response comes after the flow's end (voice).
+#[test]
+fn a_distant_healthy_server_passes_the_racy_cases() {
+    side_by_side(
+        &[
+            ("lobby", "lobby/login/reconnect-right-after-login"),
+            ("voice", "voice/users_me/room-emptied-on-departure"),
+        ],
+        |&(dialect, case)| {
+            let server = served(&["--dialect", dialect]);
+            let relay = common::delaying_proxy(&server.url, std::time::Duration::from_millis(150));
+            let c = check_one(dialect, &relay, case, &["--strict"]);
+            assert_case(&c, case, 0, "pass", &[]);
+        },
+    );
+}
+
 /// Defects of what the seeds do not state (per-sender order): the case warns with the SHOULD
 /// rule, and fails only with `--strict`.
 const SHOULD_DEFECTS: &[(&str, &str, &str, &str)] = &[

@@ -641,22 +641,29 @@ impl Judge<'_> {
             }
             return;
         }
-        // A login the server never confirmed (assumed) announces nothing.
-        if c.departure_announced
-            || !c.joined.iter().any(|(r, _)| *r == me)
-            || c.assumed.contains(&me)
-        {
+        // A login the server never confirmed (assumed) announces nothing. One still unanswered
+        // when the connection ended may have been taken by the server before the departure
+        // (its reply in flight: a distant target, 150 ms each way, gave a false MUST
+        // `unknown` here): then the others may be told, but are owed nothing.
+        let logged_in = c.joined.iter().any(|(r, _)| *r == me) && !c.assumed.contains(&me);
+        let login_in_flight = !logged_in && c.joining.iter().any(|(r, _)| *r == me);
+        if c.departure_announced || !(logged_in || login_in_flight) {
             return;
         }
         c.departure_announced = true;
         let session = c.session;
+        let unless = if logged_in {
+            Precondition::None
+        } else {
+            Precondition::Refused
+        };
         let send = |room, event, value| Outgoing {
             sender: c.me,
             session,
             room,
             event,
             include_sender: false,
-            unless: Precondition::None,
+            unless,
             seq: None,
             value,
             intended: at,

@@ -250,8 +250,11 @@ impl Vu {
         }
         // What is due to this client must arrive or run out of time before it leaves: a client
         // that left while a broadcast to it was still in flight would prove nothing.
+        // An HTTP request needs no connection: its response is waited for after a `vanish`
+        // too (a 150 ms target answered `users_me` after the flow had ended, which was then
+        // charged `reply-missing`).
         let flow_end = self.shared.now();
-        while !self.ended && self.conn.is_some() {
+        while !self.ended && (self.conn.is_some() || self.client.has_pending()) {
             let Some(until) = self.shared.judge().settled_at(&self.client, flow_end) else {
                 break;
             };

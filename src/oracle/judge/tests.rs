@@ -588,6 +588,53 @@ fn an_unannounced_departure_is_missing_at_the_others() {
     ]);
 }
 
+/// lobby: client 2 connects and sends `login` at 20 ms, and its connection ends at 21 ms,
+/// before the reply (a distant target). The server may have taken the login first; then the
+/// others are told of both the login and the departure.
+fn login_cut_by_its_departure() -> Rig {
+    let mut rig = lobby(&[0, 1], &[]);
+    rig.connect(2, 19 * MS);
+    rig.op(2, "login", json!({}), 20 * MS);
+    let (j, c) = rig.judge(2);
+    j.departed(c, 21 * MS);
+    rig
+}
+
+/// The server took the login before the departure: the departure notice is allowed.
+#[test]
+fn a_login_in_flight_at_a_departure_may_be_announced() {
+    let mut rig = login_cut_by_its_departure();
+    rig.deliver(
+        &[0, 1],
+        "otherLogedin",
+        json!({"username": name(2), "numusers": 3}),
+        20 * MS + MS / 2,
+    );
+    rig.deliver(
+        &[0, 1],
+        "otherLogedout",
+        json!({"username": name(2), "numusers": 2}),
+        21 * MS + MS / 2,
+    );
+    rig.finish();
+    rig.assert_clean();
+}
+
+/// Near miss: the server took the login but dropped the connection without telling the
+/// others (its handler raced the close): the departure notice is not owed.
+#[test]
+fn a_login_in_flight_at_a_departure_owes_no_notice() {
+    let mut rig = login_cut_by_its_departure();
+    rig.deliver(
+        &[0, 1],
+        "otherLogedin",
+        json!({"username": name(2), "numusers": 3}),
+        20 * MS + MS / 2,
+    );
+    rig.finish();
+    rig.assert_clean();
+}
+
 #[test]
 fn an_announced_departure_is_clean() {
     let mut rig = lobby(&[0, 1], &[0, 1]);
