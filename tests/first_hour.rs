@@ -171,14 +171,7 @@ fn a_schedule_that_leaves_out_clients_is_warned() {
 #[test]
 fn a_users_file_that_does_not_match_the_server_stops_the_run() {
     let _one = permit();
-    let server = Served::start(&[
-        "--dialect",
-        "dorm",
-        "--generate-users",
-        "8",
-        "--room-size",
-        "4",
-    ]);
+    let server = Served::dorm_of_eight();
     let dir = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(scenario())
         .unwrap()

@@ -163,14 +163,7 @@ fn manifests_validate_and_wire_each_pod_to_its_shard() {
 fn the_pods_scripts_run_the_shards_and_the_merge() {
     let _permit = permit();
     let bin = venv_bin();
-    let served = Served::start(&[
-        "--dialect",
-        "dorm",
-        "--generate-users",
-        "8",
-        "--room-size",
-        "4",
-    ]);
+    let served = Served::dorm_of_eight();
     let tmp = tempfile::tempdir().unwrap();
     let out = k8s(&[
         "--shards",

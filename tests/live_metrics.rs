@@ -381,14 +381,7 @@ fn with_two_workers_the_parent_serves_their_sum() {
 #[test]
 fn a_shard_serves_its_own_figures() {
     let _permit = common::permit();
-    let server = common::Served::start(&[
-        "--dialect",
-        "dorm",
-        "--generate-users",
-        "8",
-        "--room-size",
-        "4",
-    ]);
+    let server = common::Served::dorm_of_eight();
     // The parser first: on a clean machine its install takes longer than the start margin,
     // which made the shard start late (exit 4, no endpoint left to scrape) in CI.
     python();

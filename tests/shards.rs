@@ -24,14 +24,7 @@ fn roomrig() -> Command {
 
 /// The dorm server of the scenario's users, in its own process.
 fn server() -> Served {
-    Served::start(&[
-        "--dialect",
-        "dorm",
-        "--generate-users",
-        "8",
-        "--room-size",
-        "4",
-    ])
+    Served::dorm_of_eight()
 }
 
 /// Unix seconds `ahead` from now: the start every shard is given. Far enough ahead that a

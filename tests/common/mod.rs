@@ -207,6 +207,18 @@ pub struct Served {
 }
 
 impl Served {
+    /// The dorm server of the 8 users in rooms of 4 that the small dorm scenarios use.
+    pub fn dorm_of_eight() -> Served {
+        Served::start(&[
+            "--dialect",
+            "dorm",
+            "--generate-users",
+            "8",
+            "--room-size",
+            "4",
+        ])
+    }
+
     pub fn start(args: &[&str]) -> Served {
         use std::io::BufRead as _;
         use std::process::Stdio;
