@@ -84,9 +84,7 @@ pub fn window(
     }
     .saturating_sub(slack);
     let earliest_sure = if adv.timeout_assumed {
-        (earliest + slack)
-            .saturating_sub(timeout)
-            .saturating_sub(slack)
+        earliest.saturating_sub(timeout)
     } else {
         earliest
     };
